@@ -1,0 +1,70 @@
+"""asteroids: the classify CLI on the three kinds of input, and the bad-input behaviour the issue names."""
+import os, subprocess, sys
+from pathlib import Path
+import numpy as np, pandas as pd
+import pytest
+from astropy.io import fits
+from astronb import asteroids as ast
+
+ASTRONB = Path(sys.executable).parent / "astronb"
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    "Weights of a briefly trained xception experiment-2 model (the CLI, not the skill, is under test)."
+    d = tmp_path_factory.mktemp("w")
+    sim = ast.simulate_cutouts(64, seed=0)
+    m, _ = ast.train_classifier("xception", 2, sim.subset(range(48)), sim.subset(range(48, 64)), epochs=1, batch=16, verbose=0)
+    m.save_weights(str(d / "x2.weights.h5"))
+    return d / "x2.weights.h5"
+
+
+def run(*args):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([str(ASTRONB), *map(str, args)], capture_output=True, text=True, timeout=600, env=env)
+
+
+def test_classify_ztf_alerts_and_a_corrupt_packet(weights, shared_mirror, tmp_path):
+    alerts = sorted((shared_mirror / "ztf-alerts").glob("*.avro"))[:12]
+    bad = tmp_path / "broken.avro"; bad.write_bytes(alerts[0].read_bytes()[:500])
+    out = tmp_path / "scores.csv"
+    r = run("classify", *alerts, bad, "--model", "xception", "--experiment", 2, "--weights", weights, "--out", out)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "broken.avro" in r.stdout + r.stderr                       # reported by name, not silently dropped
+    df = pd.read_csv(out)
+    assert len(df) == 12 and df.asteroid_probability.between(0, 1).all() and {"objectId", "source", "label"} <= set(df.columns)
+
+
+def test_classify_fits_with_detections_flags_the_edge(weights, tmp_path):
+    img = np.random.default_rng(0).normal(100, 5, (80, 80)).astype(np.float32)
+    fits.PrimaryHDU(img).writeto(tmp_path / "frame.fits")
+    pd.DataFrame({"x": [40, 2], "y": [40, 79]}).to_csv(tmp_path / "det.csv", index=False)
+    out = tmp_path / "s.csv"
+    r = run("classify", f"{tmp_path / 'frame.fits'}:{tmp_path / 'det.csv'}", "--model", "xception", "--experiment", 2,
+            "--weights", weights, "--out", out)
+    assert r.returncode == 0, r.stderr[-2000:]
+    df = pd.read_csv(out)
+    assert df.edge.tolist() == [False, True] and df.nan_fraction.iloc[1] > 0 and df.x.tolist() == [40, 2]
+
+
+def test_classify_fits_without_data_fails_clearly(weights, tmp_path):
+    fits.PrimaryHDU().writeto(tmp_path / "empty.fits")
+    pd.DataFrame({"x": [1], "y": [1]}).to_csv(tmp_path / "det.csv", index=False)
+    r = run("classify", f"{tmp_path / 'empty.fits'}:{tmp_path / 'det.csv'}", "--model", "xception", "--experiment", 2,
+            "--weights", weights, "--out", tmp_path / "s.csv")
+    assert r.returncode == 2 and "empty.fits" in r.stderr and "no HDU holds image data" in r.stderr
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_classify_cutout_set(weights, tmp_path):
+    sim = ast.simulate_cutouts(10, seed=5); sim.save(tmp_path / "set")
+    r = run("classify", tmp_path / "set.npy", "--model", "xception", "--experiment", 2, "--weights", weights, "--out", tmp_path / "s.csv")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert len(pd.read_csv(tmp_path / "s.csv")) == 10
+
+
+def test_group_split_never_splits_an_object(shared_mirror):
+    cs, _ = ast.ztf_cutouts(sorted((shared_mirror / "ztf-alerts").glob("*.avro")), report=lambda m: None)
+    sp = ast.group_split(cs.index.objectId, cs.y, (0.6, 0.2, 0.2), seed=0)
+    per_object = pd.Series(sp).groupby(cs.index.objectId.to_numpy()).nunique()
+    assert (per_object == 1).all() and set(sp) == {"train", "val", "test"} and cs.y.sum() == 75
