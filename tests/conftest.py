@@ -8,9 +8,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
-    "Every test gets its own download cache and results folder; nothing touches the checkout's."
+    "Every test gets its own download cache, results and build folders; nothing touches the checkout's."
     monkeypatch.setenv("ASTRONB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("ASTRONB_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("ASTRONB_BUILD", str(tmp_path / "build"))
     monkeypatch.delenv("ASTRONB_DATA_MIRROR", raising=False)
 
 

@@ -69,7 +69,7 @@ def test_reproduce_reports_failing_cell_and_runs_the_rest(toy_project, tmp_path)
     assert (res / "b_works" / "table.md").exists()                       # the other study still ran
     man = json.loads((res / "b_works" / "manifest.json").read_text())
     assert man["params"] == {"n": 2} and man["outputs"] == ["table.csv", "table.md"]
-    assert (toy_project / "build" / "executed" / "a_broken.ipynb").exists()   # executed copy, not over the source
+    assert (Path(os.environ["ASTRONB_BUILD"]) / "executed" / "a_broken.ipynb").exists()   # executed copy, not over the source
 
 
 def test_reproduce_detects_undeclared_output(toy_project, tmp_path):
