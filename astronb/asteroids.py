@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import atomic_write, atomic_save
-from .io import FormatError, read_fits_image, read_ztf_alerts
+from .io import FormatError, read_fits_image, read_ztf_alerts, ztf_crossmatch_valid
 
 # %% auto #0
-__all__ = ['ZTF_CHANNELS', 'MODELS', 'EXPERIMENTS', 'cutout', 'normalise', 'CutoutSet', 'cutouts_from_fits', 'ztf_cutouts',
-           'group_split', 'class_weights', 'simulate_cutouts', 'find_layer', 'build_model', 'train_classifier',
-           'predict_proba', 'load_items', 'classify_items']
+__all__ = ['ZTF_CHANNELS', 'TRIPLET_KINDS', 'MODELS', 'EXPERIMENTS', 'cutout', 'normalise', 'CutoutSet', 'cutouts_from_fits',
+           'ztf_cutouts', 'group_split', 'class_weights', 'simulate_cutouts', 'dihedral', 'simulate_triplets',
+           'find_layer', 'build_model', 'train_classifier', 'predict_proba', 'load_items', 'classify_items']
 
 # %% ../nbs/20_asteroids.ipynb #1148912e
 def cutout(img: np.ndarray, x: float, y: float, size: int = 32):
@@ -37,7 +37,9 @@ def cutout(img: np.ndarray, x: float, y: float, size: int = 32):
     return out, bool(edge), frac
 
 def normalise(stamp: np.ndarray, method: str = "minmax") -> np.ndarray:
-    "Scale a cutout to [0, 1]: 'minmax' as in the paper, or 'robust' (median / MAD, asinh, 0.5-99.5 percentiles)."
+    """Scale a cutout to [0, 1]: 'minmax' as in the paper; 'robust' (median / MAD, asinh, 0.5-99.5 percentiles);
+    'significance' (asinh of (pixel - median) / (1.4826 MAD), -8..8 mapped to 0..1: an empty stamp stays flat grey,
+    a negative source stays dark; for the three ZTF stamps, whose relative brightness matters)."""
     s = np.asarray(stamp, np.float32)
     if method == "minmax":
         lo, hi = float(s.min()), float(s.max())
@@ -47,7 +49,10 @@ def normalise(stamp: np.ndarray, method: str = "minmax") -> np.ndarray:
         a = np.arcsinh((s - med) / (3 * mad))
         lo, hi = np.percentile(a, [0.5, 99.5])
         return np.clip((a - lo) / (hi - lo), 0, 1).astype(np.float32) if hi > lo else np.zeros_like(s)
-    raise ValueError(f"normalisation must be 'minmax' or 'robust', got {method!r}")
+    if method == "significance":
+        med = float(np.median(s)); sig = 1.4826 * float(np.median(np.abs(s - med))) or 1.0
+        return ((np.clip(np.arcsinh((s - med) / sig), -8, 8) + 8) / 16).astype(np.float32)
+    raise ValueError(f"normalisation must be 'minmax', 'robust' or 'significance', got {method!r}")
 
 # %% ../nbs/20_asteroids.ipynb #f9b9aecc
 @dataclass
@@ -97,8 +102,9 @@ def _ztf_centre(stamp_shape, cand, full=63):
     row = half if h == full else min(half, int(round(cand.get("ypos", half + 1))) - 1)
     return col, row
 
-def ztf_cutouts(files, size: int = 32, channels=("science",), norm: str = "minmax", report=print):
-    "(CutoutSet, bad) from ZTF alert files; label 1 = known asteroid; group = objectId for splitting."
+def ztf_cutouts(files, size: int = 32, channels=("science",), norm: str | None = None, report=print):
+    "(CutoutSet, bad) from ZTF alert files; label 1 = known asteroid; group = objectId for splitting; `crossmatch_valid` flags trustworthy labels."
+    norm = norm or ("minmax" if len(channels) == 1 else "significance")   # the paper's for one band; relative levels kept for several
     X, rows, bad = [], [], []
     for f in files:
         try: alerts = read_ztf_alerts(f)
@@ -115,7 +121,8 @@ def ztf_cutouts(files, size: int = 32, channels=("science",), norm: str = "minma
             X.append(np.stack(chans, -1))
             c = a["candidate"]
             rows.append(dict(source=Path(f).name, objectId=a["objectId"], candid=a["candid"], label=int(a["asteroid"]),
-                             ssnamenr=c.get("ssnamenr"), ssdistnr=c.get("ssdistnr"), magpsf=c.get("magpsf"),
+                             ssnamenr=c.get("ssnamenr"), ssdistnr=c.get("ssdistnr"), magpsf=c.get("magpsf"), isdiffpos=c.get("isdiffpos"),
+                             crossmatch_valid=ztf_crossmatch_valid(c),
                              x=c.get("xpos"), y=c.get("ypos"), edge=edge, nan_fraction=frac, group=a["objectId"]))
     return CutoutSet(np.array(X, np.float32).reshape(-1, size, size, len(channels)), pd.DataFrame(rows)), bad
 
@@ -193,6 +200,87 @@ def simulate_cutouts(n: int = 1000, asteroid_fraction: float = 0.36, size: int =
         rows.append(dict(source="simulated", kind=kind, label=label, group=f"sim{seed}:{i}", edge=False, nan_fraction=0.0))
     return CutoutSet(np.array(X, np.float32), pd.DataFrame(rows))
 
+# %% ../nbs/20_asteroids.ipynb #66170049
+def dihedral(cs: CutoutSet) -> CutoutSet:
+    "The 8 rotations and reflections of every cutout (an asteroid has no preferred orientation); index rows repeated, `aug` 0-7 added."
+    Xs = [np.rot90(cs.X, k, axes=(1, 2)) for k in range(4)]
+    Xs += [x[:, :, ::-1] for x in Xs]
+    idx = pd.concat([cs.index.assign(aug=k) for k in range(8)], ignore_index=True)
+    return CutoutSet(np.ascontiguousarray(np.concatenate(Xs)), idx)
+
+# %% ../nbs/20_asteroids.ipynb #920ef799
+TRIPLET_KINDS = {"asteroid": 1.0, "variable_star": 0.3, "host_transient": 0.15, "subtraction_residual": 0.2,
+                 "cosmic_ray": 0.15, "hot_pixel": 0.1, "noise": 0.1}
+
+def simulate_triplets(n: int = 1000, asteroid_fraction: float = 0.36, size: int = 32, seed: int = 0) -> CutoutSet:
+    "Simulated ZTF-like (science, template, difference) cutouts; label 1 = asteroid; channels normalised by significance."
+    rng = np.random.default_rng(seed)
+    c = size // 2                                   # where ztf_cutouts puts the candidate
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    kinds = [k for k in TRIPLET_KINDS if k != "asteroid"]
+    pk = np.array([TRIPLET_KINDS[k] for k in kinds]); pk /= pk.sum()
+    X, rows = [], []
+    for i in range(n):
+        fs, ft = rng.uniform(1.6, 3.5), rng.uniform(1.5, 2.5)          # science and template seeing (px FWHM)
+        ss, st = 1.0, rng.uniform(0.2, 0.6)                             # noise: the template is a deep coadd
+        area = np.pi * (fs / 2.355) ** 2 * 4
+        sci = np.zeros((size, size), np.float32); tpl = np.zeros_like(sci); tpl_m = np.zeros_like(sci)  # tpl_m: template at science seeing
+        def static(x, y, flux, fw_extra=0.0, e=0.0, ang=0.0):
+            for img, fw in ((sci, fs), (tpl, ft), (tpl_m, fs)):
+                img += _gauss(xx, yy, x, y, np.hypot(fw, fw_extra), flux, e, ang)
+        for _ in range(rng.poisson(rng.uniform(0, 5))):                 # the static field around the candidate
+            x, y = rng.uniform(0, size, 2)
+            if np.hypot(x - c, y - c) < 4: continue
+            static(x, y, np.exp(rng.uniform(np.log(10), np.log(5000))))
+        for _ in range(rng.poisson(0.5)):
+            x, y = rng.uniform(0, size, 2)
+            static(x, y, np.exp(rng.uniform(np.log(50), np.log(3000))), rng.uniform(2, 6), rng.uniform(0, 0.6), rng.uniform(0, np.pi))
+        extra = np.zeros_like(sci)                                      # what only the science image holds
+        kind = "asteroid" if rng.random() < asteroid_fraction else str(rng.choice(kinds, p=pk))
+        snr = np.exp(rng.uniform(np.log(5), np.log(100))); flux = snr * ss * np.sqrt(area)
+        ox, oy = rng.uniform(-0.5, 0.5, 2)
+        if kind == "asteroid":
+            extra += _psf(size, c + ox, c + oy, fs, flux, trail=rng.uniform(0, 3), angle=rng.uniform(0, np.pi))
+        elif kind == "variable_star":
+            f0 = np.exp(rng.uniform(np.log(20), np.log(5000)))
+            static(c + ox, c + oy, f0)
+            extra += _gauss(xx, yy, c + ox, c + oy, fs, rng.choice([-1, 1]) * min(flux, 0.9 * f0) if rng.random() < 0.5 else flux)
+        elif kind == "host_transient":
+            gx, gy = c + rng.uniform(-3, 3), c + rng.uniform(-3, 3)
+            static(gx, gy, np.exp(rng.uniform(np.log(100), np.log(5000))), rng.uniform(1.5, 5), rng.uniform(0, 0.6), rng.uniform(0, np.pi))
+            extra += _gauss(xx, yy, c + ox, c + oy, fs, flux)
+        elif kind == "subtraction_residual":
+            f0 = np.exp(rng.uniform(np.log(500), np.log(50000)))
+            static(c + ox, c + oy, f0)
+            d, ang = rng.uniform(0.2, 1.0), rng.uniform(0, np.pi)       # misregistration and PSF mismatch
+            sci -= _gauss(xx, yy, c + ox, c + oy, fs, f0)
+            sci += _gauss(xx, yy, c + ox + d * np.cos(ang), c + oy + d * np.sin(ang), fs * rng.uniform(0.85, 1.15), f0)
+        elif kind == "cosmic_ray":
+            L = int(rng.integers(0, 5)); ang = rng.uniform(0, np.pi); amp = flux * rng.uniform(0.2, 0.6)
+            for s in np.linspace(0, L, 2 * L + 1):
+                xi, yi = int(round(c + ox + s * np.cos(ang))), int(round(c + oy + s * np.sin(ang)))
+                if 0 <= xi < size and 0 <= yi < size: extra[yi, xi] += amp
+        elif kind == "hot_pixel":
+            extra[c, c] += flux * rng.uniform(0.3, 1.0)
+        else:                                                           # a noise peak
+            extra[c, c] += rng.uniform(3, 6) * ss
+        ns = rng.normal(0, 1, sci.shape).astype(np.float32) * ss * np.sqrt(1 + np.maximum(sci + extra, 0) / 200)
+        nt = rng.normal(0, 1, sci.shape).astype(np.float32) * st
+        S, T = sci + extra + ns, tpl + nt
+        D = S - (tpl_m + nt)                                            # PSF-matched subtraction
+        X.append(np.stack([normalise(S, "significance"), normalise(T, "significance"), normalise(D, "significance")], -1))
+        rows.append(dict(source="simulated", kind=kind, label=int(kind == "asteroid"), group=f"simztf{seed}:{i}",
+                         snr=round(float(snr), 2), edge=False, nan_fraction=0.0))
+    return CutoutSet(np.array(X, np.float32), pd.DataFrame(rows))
+
+def _gauss(xx, yy, x, y, fwhm, flux, e=0.0, ang=0.0):
+    "An elliptical Gaussian of total flux `flux` (e: ellipticity, ang: position angle)."
+    sa = fwhm / 2.355; sb = sa * (1 - e)
+    ca, sn = np.cos(ang), np.sin(ang)
+    u = (xx - x) * ca + (yy - y) * sn; v = -(xx - x) * sn + (yy - y) * ca
+    g = np.exp(-0.5 * ((u / sa) ** 2 + (v / sb) ** 2))
+    return (flux / (2 * np.pi * sa * sb) * g).astype(np.float32)
+
 # %% ../nbs/20_asteroids.ipynb #4ddc75d9
 MODELS = {
     "inceptionv3": dict(app="InceptionV3", size=75, bottleneck="mixed2", unfreeze="mixed0",
@@ -227,7 +315,7 @@ def _load_base_weights(base, spec, weights):
     base.load_weights(str(f))
 
 def build_model(name: str = "inceptionv3", experiment: int = 1, weights=None, input_size: int = 32, channels: int = 1,
-                dense: int = 256, dropout: float = 0.5, unfreeze_from: str | None = None):
+                dense: int = 256, dropout: float = 0.5, unfreeze_from: str | None = None, bn_momentum: float | None = None):
     "The paper's classifier: [replicate to 3 channels] -> Resizing -> base (cut at the experiment's layer) -> Flatten -> Dense -> Dropout -> softmax."
     import keras
     from keras import layers
@@ -238,6 +326,9 @@ def build_model(name: str = "inceptionv3", experiment: int = 1, weights=None, in
     kw = "imagenet" if weights == "imagenet" else None
     base = app(include_top=False, weights=kw, input_shape=(spec["size"], spec["size"], 3))
     if weights not in (None, "imagenet"): _load_base_weights(base, spec, weights)
+    if bn_momentum is not None:                          # see the note above: from scratch, 0.99 lags behind the weights
+        for l in base.layers:
+            if isinstance(l, layers.BatchNormalization): l.momentum = bn_momentum
     if experiment == 1: feat = base
     else: feat = keras.Model(base.input, find_layer(base, spec["bottleneck"]).output, name=f"{name}_bottleneck")
     feat.trainable = experiment == 3
@@ -264,13 +355,14 @@ def _strategy():
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
 def train_classifier(name, experiment, train: CutoutSet, val: CutoutSet, epochs=10, batch=64, lr=1e-4, weights=None,
-                     patience=3, seed=0, verbose=2, model=None):
-    "Build (or continue) and fit a classifier; returns (model, history dict)."
+                     patience=3, seed=0, verbose=2, model=None, bn_momentum="auto"):
+    "Build (or continue) and fit a classifier; returns (model, history dict). bn_momentum 'auto': 0.9 without pretrained weights, Keras's otherwise."
     import keras
     from astronb.core import seed_everything
     seed_everything(seed, frameworks=("tensorflow",))
     with _strategy().scope():
-        if model is None: model = build_model(name, experiment, weights, train.X.shape[1], train.X.shape[-1])
+        if bn_momentum == "auto": bn_momentum = 0.9 if weights is None else None
+        if model is None: model = build_model(name, experiment, weights, train.X.shape[1], train.X.shape[-1], bn_momentum=bn_momentum)
         model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     cb = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)]
     h = model.fit(train.X, train.y, validation_data=(val.X, val.y), epochs=epochs, batch_size=batch,
@@ -296,7 +388,7 @@ def load_items(items, size: int = 32, channels: int = 1, report=print) -> Cutout
             sets.append(CutoutSet.load(p)); continue
         raise ValueError(f"{it}: not a cutout set (.npy + .csv), a 'frame.fits:detections.csv' pair or a ZTF .avro packet")
     if avro:
-        cs, _ = ztf_cutouts(avro, size, ZTF_CHANNELS if channels == 3 else ("science",), report=report)
+        cs, _ = ztf_cutouts(avro, size, ZTF_CHANNELS if channels == 3 else ("science",), report=report)  # each with its default normalisation
         sets.append(cs)
     if not sets: raise ValueError("nothing to classify")
     X = np.concatenate([s.X for s in sets]); idx = pd.concat([s.index for s in sets], ignore_index=True)

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['FormatError', 'read_fits_image', 'read_truth_list', 'read_sextractor_catalog', 'ztf_is_asteroid', 'read_ztf_alerts']
+__all__ = ['FormatError', 'read_fits_image', 'read_truth_list', 'read_sextractor_catalog', 'ztf_is_asteroid',
+           'ztf_crossmatch_valid', 'read_ztf_alerts']
 
 # %% ../nbs/02_io.ipynb #b681b0d5
 class FormatError(ValueError):
@@ -88,6 +89,15 @@ def ztf_is_asteroid(candidate: dict, max_dist: float = 10.0) -> bool:
     name, d = candidate.get("ssnamenr"), candidate.get("ssdistnr")
     if name in (None, "", "null") or d is None: return False
     return 0 <= float(d) < max_dist
+
+def ztf_crossmatch_valid(candidate: dict) -> bool:
+    "False when the solar-system or PS1 cross-match fields hold values the ZTF schema cannot produce (rewritten records)."
+    for k in ("ssdistnr", "distpsnr1"):
+        v = candidate.get(k)
+        if v is None: continue
+        v = float(v)
+        if not (v == -999.0 or 0 <= v <= 30): return False
+    return True
 
 def _stamp(cut: dict | None, path, which: str):
     if not cut or not cut.get("stampData"): return None

@@ -68,3 +68,16 @@ def test_group_split_never_splits_an_object(shared_mirror):
     sp = ast.group_split(cs.index.objectId, cs.y, (0.6, 0.2, 0.2), seed=0)
     per_object = pd.Series(sp).groupby(cs.index.objectId.to_numpy()).nunique()
     assert (per_object == 1).all() and set(sp) == {"train", "val", "test"} and cs.y.sum() == 75
+
+
+def test_ztf_label_audit_on_the_real_alerts(shared_mirror):
+    "The cross-match check flags the rewritten records, never a labelled asteroid; real asteroids have an empty template."
+    files = sorted((shared_mirror / "ztf-alerts").glob("*.avro"))
+    cs, bad = ast.ztf_cutouts(files, channels=ast.ZTF_CHANNELS, report=lambda m: None)
+    idx = cs.index
+    assert not bad and len(cs) == 390 and idx.label.sum() == 75
+    assert (~idx.crossmatch_valid).sum() == 259 and idx.label[~idx.crossmatch_valid].sum() == 0
+    assert (idx.ssdistnr[~idx.crossmatch_valid] > 30).all() and idx.ssdistnr[idx.crossmatch_valid].isin([-999.0]).sum() > 0
+    tpl = np.sinh(cs.X[:, 14:19, 14:19, 1] * 16 - 8).sum((1, 2)) / 5       # template signal at the candidate, in sigma
+    assert np.mean(tpl[idx.label == 1] < 5) > 0.9 and np.mean(tpl[idx.label == 0] < 5) < 0.5
+    assert abs(float(np.median(cs.X[idx.label == 1][..., 1])) - 0.5) < 0.05   # an empty template stays flat grey
