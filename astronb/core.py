@@ -110,14 +110,14 @@ def package_versions(names=STACK) -> dict:
     return out
 
 def git_info(root=None) -> dict:
-    "Commit and dirty flag of the checkout (None when it is not a git clone)."
+    "Commit and dirty flag of the checkout (None when it is not a git clone); rewritten study outputs (results/) do not count as dirty."
     root = Path(root or project_root())
     def git(*a):
         return subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, timeout=30)
     try:
         r = git("rev-parse", "HEAD")
         if r.returncode: return {"commit": None, "dirty": None}
-        st = git("status", "--porcelain", "--untracked-files=no")
+        st = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
         return {"commit": r.stdout.strip(), "dirty": bool(st.stdout.strip())}
     except (OSError, subprocess.TimeoutExpired): return {"commit": None, "dirty": None}
 
