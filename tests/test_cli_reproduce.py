@@ -93,3 +93,18 @@ def test_data_inventory_study_end_to_end(shared_mirror, tmp_path):
     assert inv.loc["wfsat", "checksums_verified"] == "6/6" and inv.loc["deepspaceyolo", "source"] == "unavailable"
     man = json.loads((res / "data_inventory" / "manifest.json").read_text())
     assert set(man["outputs"]) == {"inventory.csv", "inventory.md", "samples.png"} and len(man["inputs"]) == 7
+
+
+def test_git_info_dirty_ignores_rewritten_results(tmp_path):
+    "A study rewriting its tracked outputs under results/ leaves the manifest's checkout clean; a code change does not."
+    import subprocess
+    from astronb.core import git_info
+    g = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+    g("init", "-q"); (tmp_path / "results").mkdir()
+    (tmp_path / "code.py").write_text("x = 1\n"); (tmp_path / "results" / "t.md").write_text("| a |\n")
+    g("add", "."); g("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    assert git_info(tmp_path)["dirty"] is False
+    (tmp_path / "results" / "t.md").write_text("| b |\n")
+    assert git_info(tmp_path)["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_info(tmp_path)["dirty"] is True
