@@ -68,20 +68,20 @@ def bench_softnms(sizes=(100, 500, 2500, 10000), repeats=7, oracle_max=2500, sig
     return df
 
 # %% ../nbs/06_bench.ipynb #9f8c1f29
-def bench_detect(backbones=("resnet18", "resnet50"), frames=3, weights=None, repeats=3, verbose=True) -> pd.DataFrame:
-    "Seconds per 500x500 frame: network (per backbone) and sep, measured side by side."
+def bench_detect(backbones=("resnet18", "resnet50"), frames=3, weights=None, repeats=3, verbose=True, fpn_widths=(128,)) -> pd.DataFrame:
+    "Seconds per 500x500 frame: network (per backbone and FPN width, or per trained checkpoint) and sep, measured side by side."
     from astronb import starfield as sf
     cfg = sf.SimConfig(gain=2.5, zero_point=31.6, fwhm=(3.7, 5.0), sources_per_frame=184)
     imgs = [sf.simulate_frame(cfg, seed=100 + i)[0] for i in range(frames)]
     sep_s = _median_ms(lambda: [sf.detect_sep(im) for im in imgs], repeats) / 1e3 / frames
     rows = []
     for bb in backbones:
-        m = sf.build_detector(bb).eval()
-        if weights and bb in weights:
-            st = torch.load(weights[bb], map_location="cpu", weights_only=False)
-            m.load_state_dict(st["model"] if "model" in st else st)
-        net_s = _median_ms(lambda: [sf.detect_frame(m, im) for im in imgs], repeats) / 1e3 / frames
-        rows.append(dict(backbone=bb, network_s_per_frame=net_s, sep_s_per_frame=sep_s, ratio_network_vs_sep=net_s / sep_s,
-                         threads=torch.get_num_threads(), trained=bool(weights and bb in weights)))
-        if verbose: print(f"{bb:9s} network {net_s:6.3f} s/frame   sep {sep_s:6.3f} s/frame   ratio {net_s / sep_s:7.1f}", flush=True)
+        trained = bool(weights and bb in weights)
+        models = [sf.load_detector(weights[bb])] if trained else [sf.build_detector(bb, fpn_channels=w).eval() for w in fpn_widths]
+        for m in models:
+            net_s = _median_ms(lambda: [sf.detect_frame(m, im) for im in imgs], repeats) / 1e3 / frames
+            fpn = m.backbone.out_channels
+            rows.append(dict(backbone=bb, fpn_channels=fpn, network_s_per_frame=net_s, sep_s_per_frame=sep_s,
+                             ratio_network_vs_sep=net_s / sep_s, threads=torch.get_num_threads(), trained=trained))
+            if verbose: print(f"{bb:9s} FPN {fpn:3d}  network {net_s:6.3f} s/frame   sep {sep_s:6.3f} s/frame   ratio {net_s / sep_s:7.1f}", flush=True)
     return pd.DataFrame(rows)

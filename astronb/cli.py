@@ -50,7 +50,7 @@ def _cmd_bench(a):
     if a.what == "detect":
         from astronb.bench import bench_detect
         w = dict(x.split("=", 1) for x in (a.weights or []))
-        df = bench_detect(a.backbones, a.frames, w or None, min(a.repeats, 3))
+        df = bench_detect(a.backbones, a.frames, w or None, min(a.repeats, 3), fpn_widths=a.fpn)
         print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         if a.out: df.to_csv(a.out, index=False)
         return 0
@@ -153,17 +153,14 @@ def _cmd_detect(a):
         model = None
         if a.baseline is None:
             if not a.weights: print("error: pass --weights (a checkpoint from training) or --baseline sep|sextractor", file=sys.stderr); return 2
-            if not Path(a.weights).is_file(): print(f"error: weights file {a.weights} not found", file=sys.stderr); return 2
-            model = sf.build_detector(a.backbone)
-            st = torch.load(a.weights, map_location="cpu", weights_only=False)
-            model.load_state_dict(st["model"] if "model" in st else st); model.eval()
+            model = sf.load_detector(a.weights)              # the architecture is read from the weights
         for f in a.frames:
             img, hdr = read_fits_image(f)
             if a.baseline == "sep": c = sf.detect_sep(img, a.thresh, a.minarea)[["x", "y", "flux"]]; sf._add_radec(c, hdr)
             elif a.baseline == "sextractor": c = sf.detect_sextractor(f, a.thresh, a.minarea)[["x", "y", "flux"]]; sf._add_radec(c, hdr)
             else: c = sf.detect_frame(model, img, a.norm, score_min=a.score_min, header=hdr)
             c.insert(0, "frame", Path(f).name); cats.append(c)
-    except (FormatError, FileNotFoundError, RuntimeError) as e: print(f"error: {e}", file=sys.stderr); return 2
+    except (FormatError, FileNotFoundError, RuntimeError, ValueError) as e: print(f"error: {e}", file=sys.stderr); return 2
     cat = pd.concat(cats, ignore_index=True)
     with atomic_write(a.out) as fh: cat.to_csv(fh, index=False)
     print(f"{len(cat)} source(s) in {len(a.frames)} frame(s) written to {a.out}")
@@ -185,6 +182,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("bench", help="benchmarks that print ratios measured side by side")
     s.add_argument("what", choices=["softnms", "detect"])
     s.add_argument("--backbones", nargs="+", default=["resnet18", "resnet50"], help="detect: backbones to time")
+    s.add_argument("--fpn", nargs="+", type=int, default=[128], help="detect: FPN widths to time side by side (torchvision's is 256)")
     s.add_argument("--frames", type=int, default=3, help="detect: simulated 500x500 frames")
     s.add_argument("--weights", nargs="*", metavar="BACKBONE=CKPT", help="detect: trained checkpoints (from the study's build/ folder)")
     s.add_argument("--sizes", type=int, nargs="+", default=[100, 500, 2500, 10000])
@@ -225,7 +223,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--mirror"); s.set_defaults(fn=_cmd_simulate)
     s = sub.add_parser("detect", help="detect and classify stars and galaxies in FITS frames (network, sep or SExtractor)")
     s.add_argument("frames", nargs="+"); s.add_argument("--weights", help="detector checkpoint (.pt)")
-    s.add_argument("--backbone", default="resnet50", choices=["resnet50", "resnet18"]); s.add_argument("--norm", default="asinh")
+    s.add_argument("--norm", default="asinh")
     s.add_argument("--score-min", type=float, default=0.5); s.add_argument("--baseline", choices=["sep", "sextractor"])
     s.add_argument("--thresh", type=float, default=1.5); s.add_argument("--minarea", type=int, default=5)
     s.add_argument("--out", default="catalog.csv"); s.set_defaults(fn=_cmd_detect)

@@ -17,8 +17,8 @@ from .metrics import match_points, detection_scores
 # %% auto #0
 __all__ = ['CLASSES', 'HALF', 'detect_sep', 'aperture_mag', 'frame_stats', 'SimConfig', 'sample_magnitudes', 'simulate_frame',
            'write_frame', 'calibrate', 'sextractor_binary', 'detect_sextractor', 'normalise_frame', 'NativeTransform',
-           'build_detector', 'truth_boxes', 'Frame', 'make_frame', 'random_crop', 'train_detector', 'detect_frame',
-           'score_by_magnitude', 'score_frame', 'choose_score_threshold']
+           'build_detector', 'detector_config', 'load_detector', 'truth_boxes', 'Frame', 'make_frame', 'random_crop',
+           'train_detector', 'detect_frame', 'score_by_magnitude', 'score_frame', 'choose_score_threshold']
 
 # %% ../nbs/30_starfield.ipynb #c17b7230
 def _prep(img):
@@ -229,12 +229,17 @@ CLASSES = {1: "star", 2: "galaxy"}
 HALF = {1: 5.0, 2: 6.0}          # the paper's boxes: star x±5, galaxy x±6
 
 def build_detector(backbone: str = "resnet50", pretrained_backbone=None, nms: str = "soft", detections: int = 2500,
-                   proposals: int = 500, representation: int | None = None):
+                   proposals: int = 500, representation: int | None = None, fpn_channels: int = 128):
     "Faster R-CNN + FPN for stars (1) and galaxies (2) at native resolution, with soft-NMS or hard NMS."
     from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.faster_rcnn import TwoMLPHead, FastRCNNPredictor
+    from torchvision.ops import FeaturePyramidNetwork
+    from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
     bb = resnet_fpn_backbone(backbone_name=backbone, weights=None, trainable_layers=5, returned_layers=[1, 2, 3, 4])
+    if fpn_channels != bb.out_channels:        # torchvision's FPN is 256 wide; see above for why ours is narrower
+        bb.fpn = FeaturePyramidNetwork([blk[0].in_channels for blk in bb.fpn.inner_blocks], fpn_channels, extra_blocks=LastLevelMaxPool())
+        bb.out_channels = fpn_channels
     if pretrained_backbone:
         p = Path(pretrained_backbone)
         if not p.is_file(): raise FileNotFoundError(f"backbone weights {p} not found (a torchvision ImageNet {backbone} .pth file)")
@@ -254,6 +259,29 @@ def build_detector(backbone: str = "resnet50", pretrained_backbone=None, nms: st
     elif nms == "hard": m.roi_heads.nms_thresh = 0.3
     else: raise ValueError(f"nms must be 'soft' or 'hard', got {nms!r}")
     return m
+
+def detector_config(state: dict) -> dict:
+    "The `build_detector` arguments (backbone, FPN width, box-head width) that a state dict was made with."
+    if "backbone.body.layer1.0.conv1.weight" not in state: raise ValueError("not a starfield detector state dict (no backbone.body.layer1)")
+    layers = {k.split(".")[3] for k in state if k.startswith("backbone.body.layer3.")}
+    deep = "backbone.body.layer1.0.conv3.weight" in state
+    names = {(False, 2): "resnet18", (False, 6): "resnet34", (True, 6): "resnet50", (True, 23): "resnet101"}
+    backbone = names.get((deep, len(layers)))
+    if backbone is None: raise ValueError(f"unknown ResNet with {len(layers)} blocks in layer3")
+    return dict(backbone=backbone, fpn_channels=state["backbone.fpn.layer_blocks.0.0.weight"].shape[0],
+                representation=state["roi_heads.box_head.fc6.weight"].shape[0])
+
+def load_detector(path, nms: str = "soft", **kw):
+    "A detector rebuilt from a checkpoint or state-dict file (architecture read from the weights) and put in eval mode."
+    p = Path(path)
+    if not p.is_file(): raise FileNotFoundError(f"weights file {p} not found (a checkpoint written by train_detector or torch.save(model.state_dict()))")
+    st = torch.load(p, map_location="cpu", weights_only=False)
+    st = st["model"] if isinstance(st, dict) and "model" in st else st
+    try: cfg = detector_config(st)
+    except (ValueError, KeyError, AttributeError) as e: raise ValueError(f"{p}: {e}") from None
+    m = build_detector(**cfg, nms=nms, **kw)
+    m.load_state_dict(st)
+    return m.eval()
 
 def truth_boxes(truth: pd.DataFrame, shape, border: float = 5.0):
     "Boxes (continuous pixel coordinates) and labels from a truth list; objects within `border` px of the edge are dropped."
@@ -306,7 +334,10 @@ def train_detector(model, frames: list, steps: int = 200, crop: int = 160, batch
     start = 0
     if ckpt and Path(ckpt).exists():
         st = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"]); start = st["step"]
+        try: model.load_state_dict(st["model"])
+        except RuntimeError: raise ValueError(f"checkpoint {ckpt} was written by another architecture ({detector_config(st['model'])}); "
+                                              "delete it to start afresh, or pass another ckpt path") from None
+        opt.load_state_dict(st["opt"]); start = st["step"]
         rng.bit_generator.state = st["rng"]; torch.set_rng_state(st["torch_rng"])
         if log: log(f"resumed from {ckpt} at step {start}")
     warm = max(1, min(100, steps // 10))

@@ -21,7 +21,7 @@ def test_simulate_and_detect_cli(tmp_path):
     cat = pd.read_csv(tmp_path / "cat.csv")
     assert set(cat.frame) == {f.name for f in frames} and {"x", "y"} <= set(cat.columns)
     m = sf.build_detector("resnet18"); torch.save({"model": m.state_dict()}, tmp_path / "w.pt")
-    r = run("detect", frames[0], "--weights", tmp_path / "w.pt", "--backbone", "resnet18", "--score-min", 0.0, "--out", tmp_path / "net.csv")
+    r = run("detect", frames[0], "--weights", tmp_path / "w.pt", "--score-min", 0.0, "--out", tmp_path / "net.csv")
     assert r.returncode == 0, r.stderr
     assert list(pd.read_csv(tmp_path / "net.csv").columns[:5]) == ["frame", "x", "y", "cls", "score"]
 
@@ -75,3 +75,6 @@ def test_training_checkpoint_resumes(tmp_path):
     lb = sf.train_detector(b, frames, steps=6, crop=96, batch=1, ckpt=ck, ckpt_every=2, progress=False, log=logs.append)
     assert len(la) == 4 and len(lb) == 2 and "resumed" in logs[0] and "step 4" in logs[0]
     assert torch.load(ck, weights_only=False)["step"] == 6
+    c = sf.build_detector("resnet18", fpn_channels=256)                  # a checkpoint of another architecture is refused by name
+    with pytest.raises(ValueError, match="ck.pt.*another architecture.*delete it"):
+        sf.train_detector(c, frames, steps=8, crop=96, batch=1, ckpt=ck, progress=False)
