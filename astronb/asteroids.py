@@ -14,9 +14,10 @@ from .core import atomic_write, atomic_save
 from .io import FormatError, read_fits_image, read_ztf_alerts, ztf_crossmatch_valid
 
 # %% auto #0
-__all__ = ['ZTF_CHANNELS', 'TRIPLET_KINDS', 'MODELS', 'EXPERIMENTS', 'cutout', 'normalise', 'CutoutSet', 'cutouts_from_fits',
-           'ztf_cutouts', 'group_split', 'class_weights', 'simulate_cutouts', 'dihedral', 'simulate_triplets',
-           'find_layer', 'build_model', 'train_classifier', 'predict_proba', 'load_items', 'classify_items']
+__all__ = ['SIG_CLIP', 'ZTF_CHANNELS', 'TRIPLET_KINDS', 'MODELS', 'EXPERIMENTS', 'cutout', 'normalise', 'significance_sigma',
+           'CutoutSet', 'cutouts_from_fits', 'ztf_cutouts', 'group_split', 'class_weights', 'simulate_cutouts',
+           'dihedral', 'simulate_triplets', 'find_layer', 'build_model', 'train_classifier', 'predict_proba',
+           'load_items', 'classify_items']
 
 # %% ../nbs/20_asteroids.ipynb #1148912e
 def cutout(img: np.ndarray, x: float, y: float, size: int = 32):
@@ -51,8 +52,14 @@ def normalise(stamp: np.ndarray, method: str = "minmax") -> np.ndarray:
         return np.clip((a - lo) / (hi - lo), 0, 1).astype(np.float32) if hi > lo else np.zeros_like(s)
     if method == "significance":
         med = float(np.median(s)); sig = 1.4826 * float(np.median(np.abs(s - med))) or 1.0
-        return ((np.clip(np.arcsinh((s - med) / sig), -8, 8) + 8) / 16).astype(np.float32)
+        return ((np.clip(np.arcsinh((s - med) / sig), -SIG_CLIP, SIG_CLIP) + SIG_CLIP) / (2 * SIG_CLIP)).astype(np.float32)
     raise ValueError(f"normalisation must be 'minmax', 'robust' or 'significance', got {method!r}")
+
+SIG_CLIP = 8.0          # 'significance' keeps asinh(sigma) within +-8, i.e. about +-1500 sigma
+
+def significance_sigma(x: np.ndarray) -> np.ndarray:
+    "The inverse of `normalise(..., 'significance')`: pixel values back in sigma above the stamp's median (clipped ones stay clipped)."
+    return np.sinh(np.asarray(x, np.float64) * 2 * SIG_CLIP - SIG_CLIP)
 
 # %% ../nbs/20_asteroids.ipynb #f9b9aecc
 @dataclass

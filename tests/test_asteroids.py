@@ -78,6 +78,6 @@ def test_ztf_label_audit_on_the_real_alerts(shared_mirror):
     assert not bad and len(cs) == 390 and idx.label.sum() == 75
     assert (~idx.crossmatch_valid).sum() == 259 and idx.label[~idx.crossmatch_valid].sum() == 0
     assert (idx.ssdistnr[~idx.crossmatch_valid] > 30).all() and idx.ssdistnr[idx.crossmatch_valid].isin([-999.0]).sum() > 0
-    tpl = np.sinh(cs.X[:, 14:19, 14:19, 1] * 16 - 8).sum((1, 2)) / 5       # template signal at the candidate, in sigma
+    tpl = ast.significance_sigma(cs.X[:, 14:19, 14:19, 1]).sum((1, 2)) / 5      # template signal at the candidate, in sigma
     assert np.mean(tpl[idx.label == 1] < 5) > 0.9 and np.mean(tpl[idx.label == 0] < 5) < 0.5
     assert abs(float(np.median(cs.X[idx.label == 1][..., 1])) - 0.5) < 0.05   # an empty template stays flat grey
