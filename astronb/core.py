@@ -141,17 +141,21 @@ def hardware_info() -> dict:
 def _now(): return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 def write_manifest(out_dir, study: str, params: dict, seed, inputs=(), outputs=(), started=None, notebook=None,
-                   extra=None) -> Path:
-    "Write `out_dir/manifest.json` atomically; `inputs` are files whose SHA-256 is recorded."
+                   extra=None, git=None) -> Path:
+    """Write `out_dir/manifest.json` atomically; `inputs` are files whose SHA-256 is recorded.
+    `git`: the checkout as it was when the run started (`git_info()` then); when the checkout changed during the run,
+    the manifest also records it at the end as `git_at_finish`."""
     out_dir = Path(out_dir)
     finished = _now()
-    man = {"study": study, "notebook": notebook, "params": params, "seed": seed, "git": git_info(),
+    now = git_info()
+    man = {"study": study, "notebook": notebook, "params": params, "seed": seed, "git": git or now,
            "packages": package_versions(), "hardware": hardware_info(),
            "inputs": {str(p): file_digest(p) for p in inputs},
            "outputs": sorted(str(Path(o).relative_to(out_dir)) if Path(o).is_absolute() else str(o) for o in outputs),
            "started": started or finished, "finished": finished}
     if started:
         man["duration_s"] = round((_dt.datetime.fromisoformat(finished) - _dt.datetime.fromisoformat(started)).total_seconds(), 1)
+    if git and git != now: man["git_at_finish"] = now
     if extra: man.update(extra)
     with atomic_write(out_dir/"manifest.json") as f: json.dump(man, f, indent=2, default=str)
     return out_dir/"manifest.json"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 import numpy as np, pandas as pd
-from .core import atomic_save, atomic_write, paths, write_manifest, _now
+from .core import atomic_save, atomic_write, git_info, paths, write_manifest, _now
 
 # %% auto #0
 __all__ = ['markdown_table', 'StudyRun']
@@ -40,6 +40,7 @@ class StudyRun:
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir/"manifest.json").unlink(missing_ok=True)  # an unfinished run must not look complete
         self.started, self.outputs, self.inputs, self.extra = _now(), [], [], {}
+        self.git = git_info()                                # the code this run starts from
 
     def table(self, df: pd.DataFrame, name: str, digits: int = 3, index: bool = False) -> pd.DataFrame:
         "Write `name.csv` and `name.md`."
@@ -68,4 +69,4 @@ class StudyRun:
         missing = [str(p) for p in self.outputs if not Path(p).exists()]
         if missing: raise RuntimeError(f"study {self.study}: outputs registered but not written: {missing}")
         return write_manifest(self.dir, self.study, self.params, self.seed, inputs=self.inputs,
-                              outputs=self.outputs, started=self.started, notebook=self.notebook, extra=self.extra)
+                              outputs=self.outputs, started=self.started, notebook=self.notebook, extra=self.extra, git=self.git)
