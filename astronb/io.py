@@ -42,7 +42,8 @@ def read_fits_image(path, hdu: int | None = None, dtype=np.float32):
 
 # %% ../nbs/02_io.ipynb #8d76bf2c
 def read_truth_list(path) -> pd.DataFrame:
-    "Read a `code x y` truth list; columns code, cls ('star'/'galaxy'), x, y (1-based), x0, y0 (0-based)."
+    """Read a `code x y [mag]` truth list; columns code, cls ('star'/'galaxy'), x, y (1-based), x0, y0 (0-based),
+    and mag when every line has a fourth number (the simulator's lists; the real ones have three)."""
     rows = []
     for i, line in enumerate(Path(path).read_text().splitlines(), 1):
         s = line.split("#", 1)[0].strip()
@@ -50,15 +51,15 @@ def read_truth_list(path) -> pd.DataFrame:
         parts = s.split()
         try:
             if len(parts) < 3: raise ValueError("fewer than 3 numbers")
-            code, x, y = float(parts[0]), float(parts[1]), float(parts[2])
-            if not np.isfinite([code, x, y]).all(): raise ValueError("not finite")
+            vals = [float(v) for v in parts[:4]]
+            if not np.isfinite(vals[:3]).all(): raise ValueError("not finite")
         except ValueError as e:
-            raise FormatError(f"{path}, line {i}: expected 'code x y' (three numbers), got {line!r} ({e})") from None
-        rows.append((int(code), x, y))
-    df = pd.DataFrame(rows, columns=["code", "x", "y"])
+            raise FormatError(f"{path}, line {i}: expected 'code x y' or 'code x y mag' (numbers), got {line!r} ({e})") from None
+        rows.append((int(vals[0]), vals[1], vals[2], vals[3] if len(vals) > 3 else np.nan))
+    df = pd.DataFrame(rows, columns=["code", "x", "y", "mag"])
     df["cls"] = np.where(df.code == 100, "star", "galaxy")
     df["x0"], df["y0"] = df.x - 1, df.y - 1
-    return df
+    return df if len(df) and df.mag.notna().all() else df.drop(columns="mag")
 
 # %% ../nbs/02_io.ipynb #2dcb785b
 def read_sextractor_catalog(path) -> pd.DataFrame:

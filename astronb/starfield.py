@@ -18,7 +18,8 @@ from .metrics import match_points, detection_scores
 __all__ = ['CLASSES', 'HALF', 'detect_sep', 'aperture_mag', 'frame_stats', 'SimConfig', 'sample_magnitudes', 'simulate_frame',
            'write_frame', 'calibrate', 'sextractor_binary', 'detect_sextractor', 'normalise_frame', 'NativeTransform',
            'build_detector', 'detector_config', 'load_detector', 'truth_boxes', 'Frame', 'make_frame', 'random_crop',
-           'train_detector', 'detect_frame', 'score_by_magnitude', 'score_frame', 'choose_score_threshold']
+           'TrainHistory', 'train_detector', 'box_centres', 'detect_frame', 'score_by_magnitude', 'score_frame',
+           'choose_score_threshold']
 
 # %% ../nbs/30_starfield.ipynb #c17b7230
 def _prep(img):
@@ -320,28 +321,35 @@ def random_crop(fr: Frame, size: int, rng) -> tuple:
     ok = (b[:, 2] - b[:, 0] >= 1) & (b[:, 3] - b[:, 1] >= 1)
     return np.ascontiguousarray(im), b[ok].astype(np.float32), lab[ok]
 
-def _save_ckpt(path, model, opt, step, rng):
+class TrainHistory(list):
+    "Per-step losses of the whole training (NaN for steps whose loss an older checkpoint did not keep), with `seconds` of training and `start_step`."
+    seconds: float | None = None
+    start_step: int = 0
+
+def _save_ckpt(path, model, opt, step, rng, hist):
     atomic_save(path, lambda p: torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                                            "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, p))
+                                            "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                                            "losses": list(hist), "seconds": hist.seconds}, p))
 
 def train_detector(model, frames: list, steps: int = 200, crop: int = 160, batch: int = 4, lr: float = 0.01,
                    ckpt: str | Path | None = None, ckpt_every: int = 50, seed: int = 0, progress: bool = True, log=None):
-    "Train on random crops with SGD; resumes from `ckpt` when it exists. Returns the per-step losses."
+    "Train on random crops with SGD; resumes from `ckpt` when it exists. Returns the `TrainHistory` of all steps, resumed ones included."
     from tqdm.auto import tqdm
     rng = np.random.default_rng(seed); torch.manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4)
-    start = 0
+    start, hist = 0, TrainHistory(); hist.seconds = 0.0
     if ckpt and Path(ckpt).exists():
         st = torch.load(ckpt, map_location="cpu", weights_only=False)
         try: model.load_state_dict(st["model"])
         except RuntimeError: raise ValueError(f"checkpoint {ckpt} was written by another architecture ({detector_config(st['model'])}); "
                                               "delete it to start afresh, or pass another ckpt path") from None
-        opt.load_state_dict(st["opt"]); start = st["step"]
+        opt.load_state_dict(st["opt"]); start = hist.start_step = st["step"]
+        hist += st.get("losses") or [float("nan")] * start          # checkpoints before the history was kept have none
+        hist.seconds = st.get("seconds")
         rng.bit_generator.state = st["rng"]; torch.set_rng_state(st["torch_rng"])
         if log: log(f"resumed from {ckpt} at step {start}")
     warm = max(1, min(100, steps // 10))
-    losses = []
     model.train()
     for step in tqdm(range(start, steps), initial=start, total=steps, disable=not progress, desc="train"):
         for g in opt.param_groups: g["lr"] = lr * min(1.0, (step + 1) / warm) * (0.1 if step >= 0.8 * steps else 1.0)
@@ -350,14 +358,30 @@ def train_detector(model, frames: list, steps: int = 200, crop: int = 160, batch
             fr = frames[rng.integers(len(frames))]
             im, b, l = random_crop(fr, crop, rng)
             ims.append(torch.from_numpy(im)); tgs.append({"boxes": torch.from_numpy(b).reshape(-1, 4), "labels": torch.from_numpy(l).long()})
+        t0 = time.perf_counter()
         loss = sum(model(ims, tgs).values())
         opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 10.0); opt.step()
-        losses.append(float(loss.detach()))
-        if ckpt and ((step + 1) % ckpt_every == 0 or step + 1 == steps): _save_ckpt(Path(ckpt), model, opt, step + 1, rng)
+        hist.append(float(loss.detach()))
+        if hist.seconds is not None: hist.seconds += time.perf_counter() - t0
+        if ckpt and ((step + 1) % ckpt_every == 0 or step + 1 == steps): _save_ckpt(Path(ckpt), model, opt, step + 1, rng, hist)
     model.eval()
-    return losses
+    return hist
 
 # %% ../nbs/30_starfield.ipynb #8dc20652
+def box_centres(boxes, labels, shape, eps: float = 1e-3):
+    """Centres (continuous pixel coordinates) of detection boxes. A box cut by the frame edge is short on that side,
+    so its middle lies inward of the source: every class has a fixed box size (`HALF`), so such a box's centre is
+    taken from its inner side instead."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    half = np.array([HALF.get(int(v), 5.0) for v in labels])
+    out = []
+    for lo, hi, n in ((b[:, 0], b[:, 2], shape[1]), (b[:, 1], b[:, 3], shape[0])):
+        c = (lo + hi) / 2
+        short = hi - lo < 2 * half
+        at_lo, at_hi = short & (lo <= eps) & (hi < n - eps), short & (hi >= n - eps) & (lo > eps)
+        out.append(np.where(at_lo, hi - half, np.where(at_hi, lo + half, c)))
+    return out[0], out[1]
+
 @torch.no_grad()
 def detect_frame(model, img, norm="asinh", score_min: float = 0.05, tile: int = 1024, overlap: float = 0.1, header=None) -> pd.DataFrame:
     "Detections of a whole frame as a catalogue (x, y 1-based; class; score; ra, dec when there is a WCS)."
@@ -374,7 +398,8 @@ def detect_frame(model, img, norm="asinh", score_min: float = 0.05, tile: int = 
         b, s, c = sliced_predict(hwc, lambda p: predict(np.moveaxis(p, -1, 0)), tile, overlap, method="gaussian", sigma=0.6, iou=0.3)
     k = s >= score_min
     b, s, c = b[k], s[k], c[k]
-    cat = pd.DataFrame(dict(x=(b[:, 0] + b[:, 2]) / 2 + 0.5, y=(b[:, 1] + b[:, 3]) / 2 + 0.5,
+    cx, cy = box_centres(b, c, (H, W))
+    cat = pd.DataFrame(dict(x=cx + 0.5, y=cy + 0.5,
                             cls=[CLASSES.get(int(v), str(v)) for v in c], score=s))
     _add_radec(cat, header)
     return cat

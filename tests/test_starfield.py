@@ -73,7 +73,8 @@ def test_training_checkpoint_resumes(tmp_path):
     b = sf.build_detector("resnet18")                                   # a fresh process would start like this
     logs = []
     lb = sf.train_detector(b, frames, steps=6, crop=96, batch=1, ckpt=ck, ckpt_every=2, progress=False, log=logs.append)
-    assert len(la) == 4 and len(lb) == 2 and "resumed" in logs[0] and "step 4" in logs[0]
+    assert len(la) == 4 and len(lb) == 6 and lb[:4] == la and lb.start_step == 4 and "resumed" in logs[0] and "step 4" in logs[0]
+    assert 0 < la.seconds < lb.seconds                                  # training time adds up across runs
     assert torch.load(ck, weights_only=False)["step"] == 6
     c = sf.build_detector("resnet18", fpn_channels=256)                  # a checkpoint of another architecture is refused by name
     with pytest.raises(ValueError, match="ck.pt.*another architecture.*delete it"):
