@@ -305,11 +305,12 @@ def make_frame(img, truth, norm="asinh") -> Frame:
     b, l = truth_boxes(truth, np.asarray(img).shape)
     return Frame(normalise_frame(img, norm), b, l)
 
-def random_crop(fr: Frame, size: int, rng) -> tuple:
-    "A crop of a frame with its boxes (centre inside), flipped and rotated at random."
+def random_crop(fr: Frame, size: int, rng, focus=None) -> tuple:
+    "A crop of a frame with its boxes (centre inside), flipped and rotated at random; `focus` (x, y) is a point the crop must contain."
     _, H, W = fr.image.shape
     s = min(size, H, W)
-    x0, y0 = rng.integers(0, W - s + 1), rng.integers(0, H - s + 1)
+    if focus is None: x0, y0 = rng.integers(0, W - s + 1), rng.integers(0, H - s + 1)
+    else: x0, y0 = (int(np.clip(int(f) - rng.integers(0, s), 0, n - s)) for f, n in zip(focus, (W, H)))
     im = fr.image[:, y0:y0 + s, x0:x0 + s]
     b = fr.boxes - [x0, y0, x0, y0]
     cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
@@ -332,8 +333,11 @@ def _save_ckpt(path, model, opt, step, rng, hist):
                                             "losses": list(hist), "seconds": hist.seconds}, p))
 
 def train_detector(model, frames: list, steps: int = 200, crop: int = 160, batch: int = 4, lr: float = 0.01,
-                   ckpt: str | Path | None = None, ckpt_every: int = 50, seed: int = 0, progress: bool = True, log=None):
-    "Train on random crops with SGD; resumes from `ckpt` when it exists. Returns the `TrainHistory` of all steps, resumed ones included."
+                   ckpt: str | Path | None = None, ckpt_every: int = 50, seed: int = 0, progress: bool = True, log=None,
+                   galaxy_crops: float = 0.0):
+    """Train on random crops with SGD; resumes from `ckpt` when it exists. Returns the `TrainHistory` of all steps, resumed ones included.
+    `galaxy_crops`: the fraction of crops centred near a random galaxy (galaxies are a few percent of the sources)."""
+    gals = [(i, (b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for i, f in enumerate(frames) for b, l in zip(f.boxes, f.labels) if l == 2]
     from tqdm.auto import tqdm
     rng = np.random.default_rng(seed); torch.manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -355,8 +359,10 @@ def train_detector(model, frames: list, steps: int = 200, crop: int = 160, batch
         for g in opt.param_groups: g["lr"] = lr * min(1.0, (step + 1) / warm) * (0.1 if step >= 0.8 * steps else 1.0)
         ims, tgs = [], []
         for _ in range(batch):
-            fr = frames[rng.integers(len(frames))]
-            im, b, l = random_crop(fr, crop, rng)
+            fr, focus = frames[rng.integers(len(frames))], None
+            if galaxy_crops and gals and rng.random() < galaxy_crops:      # no extra random draw when off: old runs replay exactly
+                i, gx, gy = gals[rng.integers(len(gals))]; fr, focus = frames[i], (gx, gy)
+            im, b, l = random_crop(fr, crop, rng, focus)
             ims.append(torch.from_numpy(im)); tgs.append({"boxes": torch.from_numpy(b).reshape(-1, 4), "labels": torch.from_numpy(l).long()})
         t0 = time.perf_counter()
         loss = sum(model(ims, tgs).values())
