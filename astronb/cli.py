@@ -143,7 +143,7 @@ def _cmd_simulate(a):
     return 0
 
 def _cmd_detect(a):
-    import pandas as pd, torch
+    import pandas as pd
     from pathlib import Path
     from astronb import starfield as sf
     from astronb.core import atomic_write
