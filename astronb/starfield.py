@@ -17,9 +17,9 @@ from .metrics import match_points, detection_scores
 # %% auto #0
 __all__ = ['CLASSES', 'HALF', 'detect_sep', 'aperture_mag', 'frame_stats', 'SimConfig', 'sample_magnitudes', 'simulate_frame',
            'write_frame', 'calibrate', 'sextractor_binary', 'detect_sextractor', 'normalise_frame', 'NativeTransform',
-           'build_detector', 'detector_config', 'load_detector', 'truth_boxes', 'Frame', 'make_frame', 'random_crop',
-           'TrainHistory', 'train_detector', 'box_centres', 'detect_frame', 'score_by_magnitude', 'score_frame',
-           'choose_score_threshold']
+           'build_detector', 'SourceRoIHeads', 'prior_odds', 'set_galaxy_prior', 'detector_config', 'load_detector',
+           'truth_boxes', 'Frame', 'make_frame', 'random_crop', 'TrainHistory', 'train_detector', 'box_centres',
+           'detect_frame', 'score_by_magnitude', 'score_frame', 'classification_by_magnitude', 'choose_score_threshold']
 
 # %% ../nbs/30_starfield.ipynb #c17b7230
 def _prep(img):
@@ -220,7 +220,9 @@ def normalise_frame(img, method: str = "asinh") -> np.ndarray:
 import torch
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
-from .softnms import use_soft_nms
+from .softnms import use_soft_nms, SoftNMSRoIHeads, batched_soft_nms
+from torchvision.ops import boxes as box_ops
+import torch.nn.functional as F
 
 class NativeTransform(GeneralizedRCNNTransform):
     "Batching and padding only: frames keep their native pixel scale."
@@ -231,7 +233,7 @@ HALF = {1: 5.0, 2: 6.0}          # the paper's boxes: star x±5, galaxy x±6
 
 def build_detector(backbone: str = "resnet50", pretrained_backbone=None, nms: str = "soft", detections: int = 2500,
                    proposals: int = 500, representation: int | None = None, fpn_channels: int = 128):
-    "Faster R-CNN + FPN for stars (1) and galaxies (2) at native resolution, with soft-NMS or hard NMS."
+    "Faster R-CNN + FPN for stars (1) and galaxies (2) at native resolution, one detection per proposal (`SourceRoIHeads`), with soft-NMS or hard NMS."
     from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.faster_rcnn import TwoMLPHead, FastRCNNPredictor
@@ -256,10 +258,54 @@ def build_detector(backbone: str = "resnet50", pretrained_backbone=None, nms: st
                    box_batch_size_per_image=128, box_score_thresh=0.05,
                    box_head=TwoMLPHead(bb.out_channels * 7 * 7, rep), box_predictor=FastRCNNPredictor(rep, 3))
     m.transform = NativeTransform(min_size=1, max_size=100000, image_mean=[0.0] * 3, image_std=[1.0] * 3, size_divisible=32)
-    if nms == "soft": use_soft_nms(m, "gaussian", sigma=0.6, iou_threshold=0.3, score_threshold=0.001)
-    elif nms == "hard": m.roi_heads.nms_thresh = 0.3
-    else: raise ValueError(f"nms must be 'soft' or 'hard', got {nms!r}")
+    if nms not in ("soft", "hard"): raise ValueError(f"nms must be 'soft' or 'hard', got {nms!r}")
+    use_soft_nms(m, "gaussian", sigma=0.6, iou_threshold=0.3, score_threshold=0.001)
+    m.roi_heads.__class__ = SourceRoIHeads
+    m.roi_heads.soft = nms == "soft"
+    m.roi_heads.register_buffer("galaxy_odds", torch.tensor(1.0))      # saved with the weights; see set_galaxy_prior
     return m
+
+class SourceRoIHeads(SoftNMSRoIHeads):
+    """RoI heads that give one detection per proposal: a source is one object of one class.
+    Score: P(star) + P(galaxy) = 1 - P(background). Class: galaxy when `galaxy_odds` x P(galaxy) > P(star).
+    Box: that class's regression. Suppression: over both classes at once, soft (Gaussian) or hard."""
+    soft = True
+    def postprocess_detections(self, class_logits, box_regression, proposals, image_shapes):
+        n = [len(p) for p in proposals]
+        boxes_all, probs_all = self.box_coder.decode(box_regression, proposals), F.softmax(class_logits, -1)
+        out_b, out_s, out_l = [], [], []
+        for boxes, pr, shape in zip(boxes_all.split(n, 0), probs_all.split(n, 0), image_shapes):
+            score = 1 - pr[:, 0]
+            lab = torch.where(self.galaxy_odds * pr[:, 2] > pr[:, 1], 2, 1)
+            b = box_ops.clip_boxes_to_image(boxes[torch.arange(len(lab)), lab], shape)
+            k = torch.where(score > self.score_thresh)[0]
+            b, score, lab = b[k], score[k], lab[k]
+            k = box_ops.remove_small_boxes(b, min_size=1e-2)
+            b, score, lab = b[k], score[k], lab[k]
+            if self.soft:
+                keep, score = batched_soft_nms(b, score, torch.zeros_like(lab), self.softnms_method, self.softnms_sigma,
+                                               self.nms_thresh, self.softnms_score_threshold, self.softnms_legacy)
+            else:
+                keep = box_ops.nms(b, score, self.nms_thresh); score = score[keep]
+            keep, score = keep[:self.detections_per_img], score[:self.detections_per_img]
+            out_b.append(b[keep]); out_s.append(score); out_l.append(lab[keep])
+        return out_b, out_s, out_l
+
+def prior_odds(train_fraction: float, prior: float) -> float:
+    "The factor on P(galaxy) that turns a classifier trained with `train_fraction` galaxies into one for a sky with `prior` galaxies (Bayes)."
+    for name, f in (("train_fraction", train_fraction), ("prior", prior)):
+        if not 0 < f < 1: raise ValueError(f"{name} must be a fraction in (0, 1), got {f}")
+    return (prior / (1 - prior)) / (train_fraction / (1 - train_fraction))
+
+def set_galaxy_prior(model, train_fraction: float, prior: float):
+    "Set the detector's galaxy odds (kept in its state dict) for a sky with `prior` galaxies; returns the model."
+    model.roi_heads.galaxy_odds.fill_(prior_odds(train_fraction, prior))
+    return model
+
+def _fill_state(st: dict) -> dict:
+    "Weights saved before the galaxy odds were a buffer get the neutral 1."
+    if "roi_heads.box_predictor.cls_score.weight" in st and "roi_heads.galaxy_odds" not in st: st = st | {"roi_heads.galaxy_odds": torch.tensor(1.0)}
+    return st
 
 def detector_config(state: dict) -> dict:
     "The `build_detector` arguments (backbone, FPN width, box-head width) that a state dict was made with."
@@ -281,7 +327,7 @@ def load_detector(path, nms: str = "soft", **kw):
     try: cfg = detector_config(st)
     except (ValueError, KeyError, AttributeError) as e: raise ValueError(f"{p}: {e}") from None
     m = build_detector(**cfg, nms=nms, **kw)
-    m.load_state_dict(st)
+    m.load_state_dict(_fill_state(st))
     return m.eval()
 
 def truth_boxes(truth: pd.DataFrame, shape, border: float = 5.0):
@@ -345,7 +391,7 @@ def train_detector(model, frames: list, steps: int = 200, crop: int = 160, batch
     start, hist = 0, TrainHistory(); hist.seconds = 0.0
     if ckpt and Path(ckpt).exists():
         st = torch.load(ckpt, map_location="cpu", weights_only=False)
-        try: model.load_state_dict(st["model"])
+        try: model.load_state_dict(_fill_state(st["model"]))
         except RuntimeError: raise ValueError(f"checkpoint {ckpt} was written by another architecture ({detector_config(st['model'])}); "
                                               "delete it to start afresh, or pass another ckpt path") from None
         opt.load_state_dict(st["opt"]); start = hist.start_step = st["step"]
@@ -453,6 +499,24 @@ def score_frame(det: pd.DataFrame, truth: pd.DataFrame, radius: float = 1.5) -> 
         for a in ("star", "galaxy"):
             for b in ("star", "galaxy"): out[f"true_{a}_as_{b}"] = int(((tc == a) & (dc == b)).sum())
     return out
+
+def classification_by_magnitude(pairs, bins, radius: float = 1.5) -> pd.DataFrame:
+    """Star/galaxy confusion among matched sources, per magnitude bin of the true source, summed over (detections, truth) pairs.
+    galaxy_recall: matched galaxies called galaxies; galaxy_precision: of the matched sources called galaxies, the true ones."""
+    tm, tc, dc = [], [], []
+    for det, tr in pairs:
+        m = match_points(det[["x", "y"]].to_numpy(), tr[["x", "y"]].to_numpy(), radius)
+        cls = tr.cls.to_numpy() if "cls" in tr else np.where(tr.code == 100, "star", "galaxy")
+        tm.append(tr.mag.to_numpy()[m[:, 1]]); tc.append(cls[m[:, 1]]); dc.append(det.cls.to_numpy()[m[:, 0]])
+    tm, tc, dc = (np.concatenate(a) if a else np.array([]) for a in (tm, tc, dc))
+    rows = []
+    for lo, hi in zip(bins[:-1], bins[1:]):
+        k = (tm >= lo) & (tm < hi)
+        gg, gs = int((k & (tc == "galaxy") & (dc == "galaxy")).sum()), int((k & (tc == "galaxy") & (dc == "star")).sum())
+        sg, ss = int((k & (tc == "star") & (dc == "galaxy")).sum()), int((k & (tc == "star") & (dc == "star")).sum())
+        rows.append(dict(mag_lo=lo, mag_hi=hi, galaxies=gg + gs, galaxies_as_galaxy=gg, stars=ss + sg, stars_as_galaxy=sg,
+                         galaxy_recall=gg / (gg + gs) if gg + gs else np.nan, galaxy_precision=gg / (gg + sg) if gg + sg else np.nan))
+    return pd.DataFrame(rows)
 
 # %% ../nbs/30_starfield.ipynb #b56e3c53
 def choose_score_threshold(model, frames, norm="asinh", grid=np.round(np.arange(0.05, 0.96, 0.05), 2), radius: float = 1.5) -> tuple:
