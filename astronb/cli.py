@@ -136,6 +136,9 @@ def _cmd_simulate(a):
         wf = fetch("wfsat", mirror=a.mirror, progress=False).files
         cfg, _ = sf.calibrate([read_fits_image(wf[f"{n}.fits"])[0] for n in (242, 244)], [read_truth_list(wf[f"{n}.list"]) for n in (242, 244)])
     cfg.size = a.size
+    if a.galaxy_fraction is not None:
+        if not 0 <= a.galaxy_fraction <= 1: print(f"error: --galaxy-fraction must be between 0 and 1, got {a.galaxy_fraction}", file=sys.stderr); return 2
+        cfg.galaxy_fraction = a.galaxy_fraction       # e.g. galaxy-rich frames to train a classifier (see the starfield study)
     for i in range(a.n):
         img, tr, pr = sf.simulate_frame(cfg, seed=a.seed + i)
         sf.write_frame(Path(a.out)/f"sim_{a.seed + i:05d}.fits", img, tr, pr)
@@ -220,6 +223,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("what", choices=["starfield"]); s.add_argument("--n", type=int, default=10); s.add_argument("--size", type=int, default=500)
     s.add_argument("--seed", type=int, default=0); s.add_argument("--out", default="simulated")
     s.add_argument("--calibrate", action="store_true", help="calibrate on the real wfsat frames (needs the data or a mirror)")
+    s.add_argument("--galaxy-fraction", type=float, help="fraction of sources that are galaxies (default: 0.1, or the calibrated one)")
     s.add_argument("--mirror"); s.set_defaults(fn=_cmd_simulate)
     s = sub.add_parser("detect", help="detect and classify stars and galaxies in FITS frames (network, sep or SExtractor)")
     s.add_argument("frames", nargs="+"); s.add_argument("--weights", help="detector checkpoint (.pt)")

@@ -16,6 +16,12 @@ def test_simulate_and_detect_cli(tmp_path):
     assert r.returncode == 0, r.stderr
     frames = sorted((tmp_path / "sim").glob("*.fits"))
     assert len(frames) == 2 and all(f.with_suffix(".list").exists() for f in frames)
+    r = run("simulate", "starfield", "--n", 1, "--size", 200, "--galaxy-fraction", 0.6, "--out", tmp_path / "gal")
+    assert r.returncode == 0, r.stderr
+    codes = pd.read_csv(next((tmp_path / "gal").glob("*.list")), sep=" ", header=None)[0]
+    assert 0.45 < (codes != 100).mean() < 0.75          # 250 sources drawn at 0.6 (default 0.1)
+    r = run("simulate", "starfield", "--n", 1, "--galaxy-fraction", 1.5, "--out", tmp_path / "bad")
+    assert r.returncode == 2 and "--galaxy-fraction" in r.stderr
     r = run("detect", *frames, "--baseline", "sep", "--out", tmp_path / "cat.csv")
     assert r.returncode == 0, r.stderr
     cat = pd.read_csv(tmp_path / "cat.csv")
