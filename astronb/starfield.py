@@ -486,11 +486,15 @@ def score_by_magnitude(det: pd.DataFrame, truth: pd.DataFrame, det_mag: np.ndarr
     df["f1"] = 2 * p * r / (p + r); df["f2"] = 5 * p * r / (4 * p + r)
     return df
 
+def _true_classes(truth: pd.DataFrame) -> np.ndarray:
+    "'star'/'galaxy' per truth row: the simulator's `cls` column, or the list's code (100 = star)."
+    return truth.cls.to_numpy() if "cls" in truth else np.where(truth.code == 100, "star", "galaxy")
+
 def score_frame(det: pd.DataFrame, truth: pd.DataFrame, radius: float = 1.5) -> dict:
     "Overall and per-class scores, and the star/galaxy confusion among matched sources."
     m = match_points(det[["x", "y"]].to_numpy(), truth[["x", "y"]].to_numpy(), radius)
     out = detection_scores(len(det), len(truth), len(m))
-    tcls = truth.cls.to_numpy() if "cls" in truth else np.where(truth.code == 100, "star", "galaxy")
+    tcls = _true_classes(truth)
     for c in ("star", "galaxy"):
         n_true = int((tcls == c).sum()); hit = int((tcls[m[:, 1]] == c).sum()) if len(m) else 0
         out[f"recall_{c}"] = hit / n_true if n_true else np.nan
@@ -506,7 +510,7 @@ def classification_by_magnitude(pairs, bins, radius: float = 1.5) -> pd.DataFram
     tm, tc, dc = [], [], []
     for det, tr in pairs:
         m = match_points(det[["x", "y"]].to_numpy(), tr[["x", "y"]].to_numpy(), radius)
-        cls = tr.cls.to_numpy() if "cls" in tr else np.where(tr.code == 100, "star", "galaxy")
+        cls = _true_classes(tr)
         tm.append(tr.mag.to_numpy()[m[:, 1]]); tc.append(cls[m[:, 1]]); dc.append(det.cls.to_numpy()[m[:, 0]])
     tm, tc, dc = (np.concatenate(a) if a else np.array([]) for a in (tm, tc, dc))
     rows = []
