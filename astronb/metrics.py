@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['confusion', 'classification_report', 'threshold_for_recall', 'match_points', 'detection_scores']
+__all__ = ['confusion', 'classification_report', 'threshold_for_recall', 'match_points', 'detection_scores', 'wilson',
+           'with_wilson', 'bootstrap', 'verdict', 'block_counts', 'f_score', 'detection_interval']
 
 # %% ../nbs/07_metrics.ipynb #7f01f56f
 def confusion(y_true, y_pred, n_classes: int = 2) -> np.ndarray:
@@ -72,3 +73,72 @@ def detection_scores(n_det: int, n_true: int, n_match: int) -> dict:
     p = _safe_div(n_match, n_det); r = _safe_div(n_match, n_true)
     f = lambda b: _safe_div((1 + b * b) * p * r, b * b * p + r) if p == p and r == r and (p or r) else float("nan")
     return dict(n_det=n_det, n_true=n_true, matched=n_match, precision=p, recall=r, f1=f(1), f2=f(2))
+
+# %% ../nbs/07_metrics.ipynb #c430f241
+def wilson(k, n, conf: float = 0.95) -> tuple:
+    "Wilson score interval (lo, hi) of the proportion k/n (astropy); (nan, nan) when n is 0."
+    from astropy.stats import binom_conf_interval
+    k, n = np.asarray(k, float), np.asarray(n, float)
+    safe = np.where(n > 0, n, 1)
+    lo, hi = binom_conf_interval(np.minimum(k, safe), safe, confidence_level=conf, interval="wilson")
+    return np.where(n > 0, lo, np.nan)[()], np.where(n > 0, hi, np.nan)[()]
+
+# %% ../nbs/07_metrics.ipynb #c072604d
+def with_wilson(df: pd.DataFrame, name: str, k: str, n: str, conf: float = 0.95) -> pd.DataFrame:
+    "Add `name` = df[k] / df[n] and its Wilson interval as `name_lo`, `name_hi` (a copy of df)."
+    out = df.copy()
+    kk, nn = out[k].to_numpy(float), out[n].to_numpy(float)
+    out[name] = np.where(nn > 0, kk / np.where(nn > 0, nn, 1), np.nan)
+    out[f"{name}_lo"], out[f"{name}_hi"] = wilson(kk, nn, conf)
+    return out
+
+# %% ../nbs/07_metrics.ipynb #c1c12a92
+def bootstrap(stat, n_units: int, n_boot: int = 1000, seed: int = 0, conf: float = 0.95, strata=None) -> tuple:
+    """Seeded percentile bootstrap: (lo, hi) of `stat(idx)` over `n_boot` resamples of the unit indices `idx`.
+    `strata`: a label per unit; units are then resampled within each stratum (e.g. blocks within each frame)."""
+    rng = np.random.default_rng(seed)
+    groups = [np.arange(n_units)] if strata is None else [np.flatnonzero(np.asarray(strata) == s) for s in pd.unique(np.asarray(strata))]
+    vals = np.array([stat(np.concatenate([g[rng.integers(0, len(g), len(g))] for g in groups])) for _ in range(n_boot)], float)
+    vals = vals[np.isfinite(vals)]
+    if not len(vals): return float("nan"), float("nan")
+    a = (1 - conf) / 2
+    return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
+
+# %% ../nbs/07_metrics.ipynb #e11b26af
+def verdict(lo, hi, bound, higher_is_better: bool = True) -> str:
+    "'met' when the interval [lo, hi] is entirely on the good side of `bound`, 'not met' when entirely on the bad side, else 'not established'."
+    if not (np.isfinite(lo) and np.isfinite(hi)): return "not established"
+    if not higher_is_better: lo, hi, bound = -hi, -lo, -bound
+    return "met" if lo >= bound else "not met" if hi < bound else "not established"
+
+# %% ../nbs/07_metrics.ipynb #84d1d59c
+def block_counts(det_xy, true_xy, matches, shape, block: int = 100) -> np.ndarray:
+    "(n_blocks, 3) counts of detections, true sources and matches per `block` x `block` px cell of a frame of `shape` (H, W); x, y 1-based."
+    H, W = shape
+    ny, nx = -(-H // block), -(-W // block)
+    def cell_of(xy):
+        xy = np.asarray(xy, float).reshape(-1, 2)
+        cx = np.clip(((xy[:, 0] - 0.5) // block).astype(int), 0, nx - 1); cy = np.clip(((xy[:, 1] - 0.5) // block).astype(int), 0, ny - 1)
+        return cy * nx + cx
+    t_cell = cell_of(true_xy)
+    m = np.asarray(matches, int).reshape(-1, 2)
+    return np.stack([np.bincount(cell_of(det_xy), minlength=nx * ny), np.bincount(t_cell, minlength=nx * ny),
+                     np.bincount(t_cell[m[:, 1]], minlength=nx * ny)], 1)
+
+# %% ../nbs/07_metrics.ipynb #fb416e9d
+def f_score(n_det, n_true, n_match, beta: float = 1.0) -> float:
+    "F-beta from counts: (1 + b²) m / (n_det + b² n_true); nan when there is nothing to score."
+    d = n_det + beta * beta * n_true
+    return (1 + beta * beta) * n_match / d if d else float("nan")
+
+def detection_interval(counts, stat: str = "f1", other=None, strata=None, n_boot: int = 1000, seed: int = 0) -> dict:
+    """A detection score on summed block counts and its bootstrap interval: stat is 'f1', 'f2', 'precision' or 'recall'.
+    With `other` (the block counts of a second method on the same blocks), the ratio of the two scores, resampled in pairs."""
+    c = np.asarray(counts, float); o = None if other is None else np.asarray(other, float)
+    def score(x):
+        d, t, m = x.sum(0)
+        return {"f1": f_score(d, t, m), "f2": f_score(d, t, m, 2.0), "precision": m / d if d else np.nan, "recall": m / t if t else np.nan}[stat]
+    def value(i):
+        return score(c[i]) / score(o[i]) if o is not None else score(c[i])
+    lo, hi = bootstrap(value, len(c), n_boot, seed, strata=strata)
+    return dict(value=float(value(np.arange(len(c)))), lo=lo, hi=hi)
