@@ -10,7 +10,8 @@ import numpy as np, pandas as pd
 
 # %% auto #0
 __all__ = ['confusion', 'classification_report', 'threshold_for_recall', 'match_points', 'detection_scores', 'wilson',
-           'with_wilson', 'bootstrap', 'verdict', 'block_counts', 'f_score', 'detection_interval']
+           'with_wilson', 'bootstrap', 'verdict', 'block_counts', 'f_score', 'detection_interval',
+           'fold_ratio_interval']
 
 # %% ../nbs/07_metrics.ipynb #7f01f56f
 def confusion(y_true, y_pred, n_classes: int = 2) -> np.ndarray:
@@ -131,14 +132,28 @@ def f_score(n_det, n_true, n_match, beta: float = 1.0) -> float:
     d = n_det + beta * beta * n_true
     return (1 + beta * beta) * n_match / d if d else float("nan")
 
+def _count_score(x, stat: str) -> float:
+    d, t, m = np.asarray(x, float).reshape(-1, 3).sum(0)
+    if stat == "f1": return f_score(d, t, m)
+    if stat == "f2": return f_score(d, t, m, 2.0)
+    if stat == "precision": return m / d if d else float("nan")
+    if stat == "recall": return m / t if t else float("nan")
+    raise ValueError(f"stat must be 'f1', 'f2', 'precision' or 'recall', got {stat!r}")
+
 def detection_interval(counts, stat: str = "f1", other=None, strata=None, n_boot: int = 1000, seed: int = 0) -> dict:
     """A detection score on summed block counts and its bootstrap interval: stat is 'f1', 'f2', 'precision' or 'recall'.
     With `other` (the block counts of a second method on the same blocks), the ratio of the two scores, resampled in pairs."""
     c = np.asarray(counts, float); o = None if other is None else np.asarray(other, float)
-    def score(x):
-        d, t, m = x.sum(0)
-        return {"f1": f_score(d, t, m), "f2": f_score(d, t, m, 2.0), "precision": m / d if d else np.nan, "recall": m / t if t else np.nan}[stat]
-    def value(i):
-        return score(c[i]) / score(o[i]) if o is not None else score(c[i])
+    value = lambda i: _count_score(c[i], stat) / _count_score(o[i], stat) if o is not None else _count_score(c[i], stat)
     lo, hi = bootstrap(value, len(c), n_boot, seed, strata=strata)
     return dict(value=float(value(np.arange(len(c)))), lo=lo, hi=hi)
+
+# %% ../nbs/07_metrics.ipynb #da44bb07
+def fold_ratio_interval(folds, stat: str = "f1", n_boot: int = 1000, seed: int = 0) -> dict:
+    "Mean over folds of score(method) / score(baseline); each fold is (method block counts, baseline block counts) on its test frame."
+    A = np.concatenate([np.asarray(a, float) for a, _ in folds]); B = np.concatenate([np.asarray(b, float) for _, b in folds])
+    strata = np.repeat(np.arange(len(folds)), [len(a) for a, _ in folds])
+    def value(i):
+        return float(np.mean([_count_score(A[i[strata[i] == k]], stat) / _count_score(B[i[strata[i] == k]], stat) for k in range(len(folds))]))
+    lo, hi = bootstrap(value, len(A), n_boot, seed, strata=strata)
+    return dict(value=value(np.arange(len(A))), lo=lo, hi=hi, folds=len(folds))
