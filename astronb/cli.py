@@ -153,15 +153,20 @@ def _cmd_detect(a):
     from astronb.io import FormatError, read_fits_image
     cats = []
     try:
-        model = None
+        model, norm, score_min = None, a.norm or "asinh", a.score_min if a.score_min is not None else 0.5
         if a.baseline is None:
-            if not a.weights: print("error: pass --weights (a checkpoint from training) or --baseline sep|sextractor", file=sys.stderr); return 2
-            model = sf.load_detector(a.weights)              # the architecture is read from the weights
+            if not a.weights: print("error: pass --weights (a model card, or a checkpoint from training) or --baseline sep|sextractor", file=sys.stderr); return 2
+            from astronb.cards import read_card
+            card, weights = read_card(a.weights)            # a card gives the preprocessing and the operating point chosen on validation data
+            if card:
+                norm = a.norm or card["preprocessing"].get("normalisation", "asinh")
+                score_min = a.score_min if a.score_min is not None else card["operating_point"]["score_min"]
+            model = sf.load_detector(weights)              # the architecture is read from the weights
         for f in a.frames:
             img, hdr = read_fits_image(f)
             if a.baseline == "sep": c = sf.detect_sep(img, a.thresh, a.minarea)[["x", "y", "flux"]]; sf._add_radec(c, hdr)
             elif a.baseline == "sextractor": c = sf.detect_sextractor(f, a.thresh, a.minarea)[["x", "y", "flux"]]; sf._add_radec(c, hdr)
-            else: c = sf.detect_frame(model, img, a.norm, score_min=a.score_min, header=hdr)
+            else: c = sf.detect_frame(model, img, norm, score_min=score_min, header=hdr)
             c.insert(0, "frame", Path(f).name); cats.append(c)
     except (FormatError, FileNotFoundError, RuntimeError, ValueError) as e: print(f"error: {e}", file=sys.stderr); return 2
     cat = pd.concat(cats, ignore_index=True)
@@ -226,9 +231,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--galaxy-fraction", type=float, help="fraction of sources that are galaxies (default: 0.1, or the calibrated one)")
     s.add_argument("--mirror"); s.set_defaults(fn=_cmd_simulate)
     s = sub.add_parser("detect", help="detect and classify stars and galaxies in FITS frames (network, sep or SExtractor)")
-    s.add_argument("frames", nargs="+"); s.add_argument("--weights", help="detector checkpoint (.pt)")
-    s.add_argument("--norm", default="asinh")
-    s.add_argument("--score-min", type=float, default=0.5); s.add_argument("--baseline", choices=["sep", "sextractor"])
+    s.add_argument("frames", nargs="+")
+    s.add_argument("--weights", help="a model card (.card.json) saved by the starfield study, or a detector checkpoint (.pt); "
+                   "the card's normalisation and score cut are used unless --norm / --score-min are given")
+    s.add_argument("--norm", choices=["asinh", "paper"], help="frame normalisation (default: the card's, else asinh)")
+    s.add_argument("--score-min", type=float, help="keep detections scoring at least this, 0-1 (default: the card's cut, else 0.5)"); s.add_argument("--baseline", choices=["sep", "sextractor"])
     s.add_argument("--thresh", type=float, default=1.5); s.add_argument("--minarea", type=int, default=5)
     s.add_argument("--out", default="catalog.csv"); s.set_defaults(fn=_cmd_detect)
     return p
