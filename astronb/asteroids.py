@@ -385,7 +385,7 @@ def load_items(items, size: int = 32, channels: int = 1, report=print) -> Cutout
     "One CutoutSet from cutout sets, 'frame.fits:detections.csv' pairs and ZTF .avro packets."
     sets, avro = [], []
     for it in map(str, items):
-        if it.endswith(".avro"): avro.append(Path(it)); continue
+        if it.endswith((".avro", ".parquet")): avro.append(Path(it)); continue
         if ":" in it and it.split(":", 1)[0].lower().endswith((".fits", ".fit", ".fz", ".fits.gz")):
             f, d = it.split(":", 1)
             if channels != 1: raise ValueError(f"{it}: a FITS frame gives one band; use a 1-channel model")
@@ -393,7 +393,7 @@ def load_items(items, size: int = 32, channels: int = 1, report=print) -> Cutout
         p = Path(it)
         if p.suffix in (".npy", ".csv") or p.with_suffix(".npy").exists():
             sets.append(CutoutSet.load(p)); continue
-        raise ValueError(f"{it}: not a cutout set (.npy + .csv), a 'frame.fits:detections.csv' pair or a ZTF .avro packet")
+        raise ValueError(f"{it}: not a cutout set (.npy + .csv), a 'frame.fits:detections.csv' pair, a ZTF .avro packet or a Parquet alert table")
     if avro:
         cs, _ = ztf_cutouts(avro, size, ZTF_CHANNELS if channels == 3 else ("science",), report=report)  # each with its default normalisation
         sets.append(cs)
@@ -402,15 +402,25 @@ def load_items(items, size: int = 32, channels: int = 1, report=print) -> Cutout
     if X.shape[-1] != channels: raise ValueError(f"the items have {X.shape[-1]} channel(s) but the model takes {channels}")
     return CutoutSet(X, idx)
 
-def classify_items(items, name="inceptionv3", experiment=3, weights_file=None, channels=1, threshold=0.5, out=None) -> pd.DataFrame:
-    "Asteroid probabilities (and decisions at `threshold`) for the cutouts of `items`."
-    if weights_file is None or not Path(weights_file).is_file():
-        raise FileNotFoundError(f"trained weights {weights_file} not found: save them with model.save_weights('x.weights.h5')")
+def classify_items(items, name=None, experiment=None, weights_file=None, channels=None, threshold=None, out=None) -> pd.DataFrame:
+    """Asteroid scores and decisions for the cutouts of `items`, one row per alert or cutout.
+    `weights_file`: a model card (`.card.json`, saved by the asteroid study) or Keras weights (`.weights.h5`). The card gives the
+    model, experiment, channels and the threshold chosen on validation alerts; arguments that are not None override it.
+    Without a card: inceptionv3, experiment 3, 1 channel, threshold 0.5."""
+    from astronb.cards import read_card
+    if weights_file is None: raise FileNotFoundError("pass the trained model: its card (.card.json) or weights (.weights.h5)")
+    card, w = read_card(weights_file)
+    arch, op = (card["architecture"], card["operating_point"]) if card else ({}, {})
+    name, experiment = name or arch.get("model", "inceptionv3"), experiment or arch.get("experiment", 3)
+    channels = channels or card and card["preprocessing"].get("channels") or 1
+    threshold = threshold if threshold is not None else op.get("threshold", 0.5)
     cs = load_items(items, 32, channels)
     model = build_model(name, experiment, None, cs.X.shape[1], channels)
-    model.load_weights(str(weights_file))
+    model.load_weights(str(w))
     df = cs.index.copy()
-    df["asteroid_probability"] = predict_proba(model, cs); df["asteroid"] = (df.asteroid_probability >= threshold).astype(int)
+    df["score"] = predict_proba(model, cs); df["asteroid"] = (df.score >= threshold).astype(int)
+    first = [c for c in ("source", "candid", "objectId", "score", "asteroid", "crossmatch_valid") if c in df]
+    df = df[first + [c for c in df if c not in first]]
     if out:
         with atomic_write(out) as f: df.to_csv(f, index=False)
     return df

@@ -40,6 +40,17 @@ def _cmd_reproduce(a):
     bad = [r for r in results if not r.ok]
     print(f"\n{len(results) - len(bad)} of {len(results)} studies reproduced at '{a.params}' scale.")
     for r in bad: print(f"FAILED {r.study}: {r.error}", file=sys.stderr)
+    if a.check and not bad:
+        from astronb.reproduce import check
+        from astronb.core import atomic_write, paths
+        drift, ok = check([r.study for r in results])
+        with atomic_write(paths().build/"drift.csv") as f: drift.to_csv(f, index=False)
+        summary = drift.groupby(["study", "table"]).status.agg(lambda s: "unchecked" if (s == "unchecked").all() else
+                                                                 f"{(s == 'ok').sum()} metric(s) inside the interval, {s.str.startswith('violation').sum()} violation(s)")
+        print("\ndrift against the committed results (all rows: build/drift.csv):\n" + summary.to_string())
+        v = drift[drift.status.str.startswith("violation")]
+        if len(v): print("\nVIOLATIONS:\n" + v.to_string(index=False), file=sys.stderr); return 1
+        print("check passed: exact columns identical, trained-model metrics inside the committed 95% intervals")
     return 1 if bad else 0
 
 def _cmd_bench(a):
@@ -123,7 +134,7 @@ def _cmd_classify(a):
     try:
         df = classify_items(a.items, a.model, a.experiment, a.weights, a.channels, a.threshold, a.out)
     except (ValueError, FileNotFoundError, FormatError) as e: print(f"error: {e}", file=sys.stderr); return 2
-    print(f"{len(df)} cutout(s) scored, {int(df.asteroid.sum())} above {a.threshold}; written to {a.out}")
+    print(f"{len(df)} cutout(s) scored, {int(df.asteroid.sum())} flagged as asteroids; written to {a.out}")
     return 0
 
 def _cmd_simulate(a):
@@ -185,7 +196,10 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("reproduce", help="execute the study notebooks with papermill")
     s.add_argument("--params", default="smoke", help="parameter scale: smoke (CI, CPU) or full (the papers' scale)")
     s.add_argument("--only", nargs="+", metavar="STUDY", help="run only these studies")
-    s.add_argument("--kernel", default="python3"); s.add_argument("--verbose", action="store_true", help="stream cell output")
+    s.add_argument("--kernel", default="python3", help="Jupyter kernel that runs the notebooks (default: python3)")
+    s.add_argument("--verbose", action="store_true", help="stream cell output")
+    s.add_argument("--check", action="store_true", help="then compare with the committed results (params/<study>/outputs.yaml 'check:'); "
+                   "exit 1 on an exact column that changed or a metric outside its committed 95%% interval")
     s.set_defaults(fn=_cmd_reproduce)
     s = sub.add_parser("bench", help="benchmarks that print ratios measured side by side")
     s.add_argument("what", choices=["softnms", "detect"])
@@ -217,12 +231,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu"); s.add_argument("--overlap", type=float, default=0.25)
     s.set_defaults(fn=_cmd_annotate)
     s = sub.add_parser("classify", help="asteroid or not: score cutout sets, FITS:detections pairs or ZTF alerts")
-    s.add_argument("items", nargs="+"); s.add_argument("--model", default="inceptionv3",
-                   choices=["inceptionv3", "xception", "inceptionresnetv2", "resnet152v2"])
-    s.add_argument("--experiment", type=int, default=3, choices=[1, 2, 3])
-    s.add_argument("--weights", required=True, help="trained weights (*.weights.h5)")
-    s.add_argument("--channels", type=int, default=1, choices=[1, 3], help="1: science band; 3: ZTF science/template/difference")
-    s.add_argument("--threshold", type=float, default=0.5); s.add_argument("--out", default="scores.csv")
+    s.add_argument("items", nargs="+", help="ZTF alerts (.avro packets, Parquet tables), cutout sets (.npy) or frame.fits:detections.csv")
+    s.add_argument("--model", choices=["inceptionv3", "xception", "inceptionresnetv2", "resnet152v2"],
+                   help="architecture (default: the card's, else inceptionv3)")
+    s.add_argument("--experiment", type=int, choices=[1, 2, 3], help="the paper's experiment (default: the card's, else 3)")
+    s.add_argument("--weights", required=True, help="the model card (.card.json) saved by the asteroid study, or Keras weights (.weights.h5)")
+    s.add_argument("--channels", type=int, choices=[1, 3], help="1: science band; 3: ZTF science/template/difference (default: the card's, else 1)")
+    s.add_argument("--threshold", type=float, help="asteroid when score >= this, 0-1 (default: the card's, chosen on validation alerts, else 0.5)")
+    s.add_argument("--out", default="scores.csv", help="output CSV, one row per alert or cutout (default: scores.csv)")
     s.set_defaults(fn=_cmd_classify)
     s = sub.add_parser("simulate", help="simulated wide-field frames with truth lists")
     s.add_argument("what", choices=["starfield"]); s.add_argument("--n", type=int, default=10); s.add_argument("--size", type=int, default=500)

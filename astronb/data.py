@@ -52,15 +52,15 @@ class Dataset:
     files: list = field(default_factory=list)
 
 def _registry_files(name: str, url_pattern: str) -> list:
-    "Read `data/registry/<name>.tsv` (name, size, sha256)."
+    "Read `data/registry/<name>.tsv` (name, size, sha256, and optionally the file's own URL when the files come from several places)."
     tsv = paths().registry/f"{name}.tsv"
     out = []
     for i, line in enumerate(tsv.read_text().splitlines(), 1):
         if not line.strip() or line.startswith("#"): continue
         parts = line.split("\t")
-        if len(parts) != 3: raise ValueError(f"{tsv}:{i}: expected 'name<TAB>size<TAB>sha256', got {line!r}")
-        fn, size, digest = parts
-        out.append(RemoteFile(fn, url_pattern.format(name=fn), f"sha256:{digest}", int(size)))
+        if len(parts) not in (3, 4): raise ValueError(f"{tsv}:{i}: expected 'name<TAB>size<TAB>sha256[<TAB>url]', got {line!r}")
+        fn, size, digest = parts[:3]
+        out.append(RemoteFile(fn, parts[3] if len(parts) == 4 else url_pattern.format(name=fn), f"sha256:{digest}", int(size)))
     return out
 
 # %% ../nbs/01_data.ipynb #ad40021a
@@ -98,6 +98,13 @@ def _declare() -> dict:
                 url_pattern=_GH.format(repo="astrolabsoftware/fink-broker", commit="2e5c4c414e418d2362a7f1b50e3dbad5e4e51380",
                                        folder="datasim/basic_alerts/all_distribute_topics"),
                 description="390 alerts (75 known asteroids) with science/template/difference cutouts."),
+        Dataset("ztf-alerts-extra", "More real ZTF alerts (Avro packets and Fink Parquet tables), none rewritten",
+                licence="Apache-2.0 (fink-science and fink-broker repositories); ZTF public alert data",
+                citation="Bellm, E. C. et al. (2019). The Zwicky Transient Facility. PASP 131, 018002; "
+                         "Möller, A. et al. (2021). FINK. MNRAS 501, 3272.",
+                homepage="https://github.com/astrolabsoftware/fink-science", url_pattern="{name}",   # each file's URL is in the registry
+                description="184 distinct alerts (196 rows) from several nights in 2019-2024, 182 with no known solar-system object "
+                            "within 30 arcsec: trustworthy negatives. Avro files hold one alert; Parquet files many."),
     ]
     for d in ds:
         if d.url_pattern: d.files = _registry_files(d.name, d.url_pattern)

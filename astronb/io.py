@@ -107,23 +107,33 @@ def _stamp(cut: dict | None, path, which: str):
     img, _ = read_fits_image(raw)
     return img
 
-def read_ztf_alerts(path, stamps: bool = True) -> list:
-    "Alerts of one Avro file as dicts: objectId, candid, candidate fields, label, and the three stamps as arrays."
+def _alert_records(path):
+    "Alert records of an Avro packet file or of a Parquet file (Fink's layout: one row per alert, same fields)."
+    if str(path).endswith(".parquet"):
+        import pyarrow.parquet as pq
+        cols = ["objectId", "candid", "candidate", "cutoutScience", "cutoutTemplate", "cutoutDifference"]
+        names = pq.ParquetFile(path).schema_arrow.names
+        if "candidate" not in names: raise FormatError(f"{path}: a Parquet file without a 'candidate' column is not a ZTF alert table")
+        yield from pq.read_table(path, columns=[c for c in cols if c in names]).to_pylist()
+        return
     import fastavro
+    with open(path, "rb") as f: yield from fastavro.reader(f)
+
+def read_ztf_alerts(path, stamps: bool = True) -> list:
+    "Alerts of one Avro or Parquet file as dicts: objectId, candid, candidate fields, label, and the three stamps as arrays."
     out = []
     try:
-        with open(path, "rb") as f:
-            for rec in fastavro.reader(f):
-                cand = rec.get("candidate") or {}
-                a = {"objectId": rec.get("objectId"), "candid": rec.get("candid") or cand.get("candid"),
-                     "file": Path(path).name, "candidate": cand, "asteroid": ztf_is_asteroid(cand)}
-                if stamps:
-                    for k in ("Science", "Template", "Difference"):
-                        a[k.lower()] = _stamp(rec.get(f"cutout{k}"), path, k.lower())
-                out.append(a)
+        for rec in _alert_records(path):
+            cand = rec.get("candidate") or {}
+            a = {"objectId": rec.get("objectId"), "candid": rec.get("candid") or cand.get("candid"),
+                 "file": Path(path).name, "candidate": cand, "asteroid": ztf_is_asteroid(cand)}
+            if stamps:
+                for k in ("Science", "Template", "Difference"):
+                    a[k.lower()] = _stamp(rec.get(f"cutout{k}"), path, k.lower())
+            out.append(a)
     except FormatError: raise
     except Exception as e:  # fastavro raises several types for a damaged file
-        raise FormatError(f"{path}: not a readable Avro alert packet ({type(e).__name__}: {e}); "
+        raise FormatError(f"{path}: not a readable Avro alert packet or Parquet alert table ({type(e).__name__}: {e}); "
                           "re-download it or leave it out") from None
-    if not out: raise FormatError(f"{path}: the Avro file holds no alert record")
+    if not out: raise FormatError(f"{path}: the file holds no alert record")
     return out

@@ -13,7 +13,7 @@ import yaml
 from .core import paths
 
 # %% auto #0
-__all__ = ['study_names', 'load_params', 'declared_outputs', 'StudyResult', 'run_study', 'reproduce']
+__all__ = ['study_names', 'load_params', 'declared_outputs', 'StudyResult', 'run_study', 'reproduce', 'committed_table', 'check']
 
 # %% ../nbs/04_reproduce.ipynb #f127bf37
 def study_names() -> list:
@@ -102,3 +102,60 @@ def reproduce(scale: str = "smoke", only=None, kernel: str = "python3", log_outp
               + ("" if r.ok else f"\n  {r.error}\n  executed notebook: {r.executed}"), flush=True)
         results.append(r)
     return results
+
+# %% ../nbs/04_reproduce.ipynb #07c89dcc
+def committed_table(path):
+    "The version of a results CSV in git's HEAD as a DataFrame of strings, or None when it is not committed."
+    import subprocess, io, pandas as pd
+    root = paths().root
+    try: rel = Path(path).resolve().relative_to(root)
+    except ValueError: return None
+    r = subprocess.run(["git", "show", f"HEAD:{rel.as_posix()}"], cwd=root, capture_output=True, timeout=60)
+    return pd.read_csv(io.BytesIO(r.stdout), dtype=str, keep_default_na=False) if r.returncode == 0 else None
+
+# %% ../nbs/04_reproduce.ipynb #366d55a5
+def _check_table(study, name, rule, fresh_path):
+    import pandas as pd, numpy as np
+    rows = []
+    def add(col, key, status, committed="", fresh="", kind=""):
+        rows.append(dict(study=study, table=name, row=key, column=col, kind=kind, committed=committed, fresh=fresh, status=status))
+    old = committed_table(fresh_path)
+    if old is None: add("", "", "violation: no committed table to compare with"); return rows
+    new = pd.read_csv(fresh_path, dtype=str, keep_default_na=False)
+    keys = rule.get("key", [])
+    kf = lambda df: [" / ".join(r) for r in df[keys].itertuples(index=False)] if keys else [str(i) for i in range(len(df))]
+    old.index, new.index = kf(old), kf(new)
+    if set(old.index) != set(new.index):
+        add("", "", f"violation: rows differ (only committed: {sorted(set(old.index) - set(new.index))[:5]}, only fresh: {sorted(set(new.index) - set(old.index))[:5]})")
+        return rows
+    metric, volatile = set(rule.get("metric", [])), set(rule.get("volatile", []))
+    volatile |= {f"{m}_{s}" for m in metric for s in ("lo", "hi")}      # a fresh run's own interval is not compared
+    for col in new.columns:
+        if col in keys or col in volatile: continue
+        kind = "metric" if col in metric else "exact"
+        if col not in old.columns: add(col, "", "violation: column not in the committed table", kind=kind); continue
+        for k in new.index:
+            a, b = old.at[k, col], new.at[k, col]
+            if kind == "exact":
+                if a != b: add(col, k, "violation: exact column changed", a, b, kind)
+                continue
+            lo, hi = old.at[k, f"{col}_lo"] if f"{col}_lo" in old else "", old.at[k, f"{col}_hi"] if f"{col}_hi" in old else ""
+            if b == "" and a == "": continue
+            try: inside = float(lo) - 1e-12 <= float(b) <= float(hi) + 1e-12
+            except ValueError: inside = a == b        # no committed interval for this row: only the same value passes
+            add(col, k, "ok" if inside else "violation: outside the committed 95% interval", a if inside else f"{a} [{lo}, {hi}]", b, kind)
+    return rows
+
+def check(studies=None) -> tuple:
+    "(drift table, ok): the fresh results of `studies` against the committed ones, as declared in outputs.yaml's `check:`."
+    import pandas as pd
+    rows = []
+    for s in studies or study_names():
+        decl = _yaml(paths().params/s/"outputs.yaml", "an outputs declaration")
+        rules = decl.get("check", {}) or {}
+        for t in [f for f in decl.get("tables", []) if f.endswith(".csv")]:
+            name = t[:-4]
+            if name not in rules: rows.append(dict(study=s, table=name, row="", column="", kind="", committed="", fresh="", status="unchecked")); continue
+            rows += _check_table(s, name, rules[name], paths().results/s/t)
+    df = pd.DataFrame(rows, columns=["study", "table", "row", "column", "kind", "committed", "fresh", "status"])
+    return df, not df.status.str.startswith("violation").any()

@@ -32,7 +32,8 @@ def test_classify_ztf_alerts_and_a_corrupt_packet(weights, shared_mirror, tmp_pa
     assert r.returncode == 0, r.stderr[-2000:]
     assert "broken.avro" in r.stdout + r.stderr                       # reported by name, not silently dropped
     df = pd.read_csv(out)
-    assert len(df) == 12 and df.asteroid_probability.between(0, 1).all() and {"objectId", "source", "label"} <= set(df.columns)
+    assert len(df) == 12 and df.score.between(0, 1).all() and {"objectId", "source", "label"} <= set(df.columns)
+    assert df.columns[:6].tolist() == ["source", "candid", "objectId", "score", "asteroid", "crossmatch_valid"]
 
 
 def test_classify_fits_with_detections_flags_the_edge(weights, tmp_path):
@@ -81,3 +82,21 @@ def test_ztf_label_audit_on_the_real_alerts(shared_mirror):
     tpl = ast.significance_sigma(cs.X[:, 14:19, 14:19, 1]).sum((1, 2)) / 5      # template signal at the candidate, in sigma
     assert np.mean(tpl[idx.label == 1] < 5) > 0.9 and np.mean(tpl[idx.label == 0] < 5) < 0.5
     assert abs(float(np.median(cs.X[idx.label == 1][..., 1])) - 0.5) < 0.05   # an empty template stays flat grey
+
+
+def test_classify_parquet_alerts_with_a_card(weights, shared_mirror, tmp_path):
+    "A Fink Parquet table gives one row per alert; the card's architecture and threshold are used, a flag overrides the threshold."
+    from astronb.cards import write_card
+    import shutil
+    w = tmp_path / "x2.weights.h5"; shutil.copy(weights, w)
+    card = write_card(w, "asteroids", dict(model="xception", experiment=2), dict(channels=1), dict(threshold=0.0), {})
+    pq = sorted((shared_mirror / "ztf-alerts-extra").glob("*.parquet"))[-2]        # a small table (3 alerts)
+    r = run("classify", pq, "--weights", card, "--out", tmp_path / "s.csv")
+    assert r.returncode == 0, r.stderr[-2000:]
+    df = pd.read_csv(tmp_path / "s.csv")
+    assert len(df) == 3 and (df.source == pq.name).all() and df.asteroid.all()          # threshold 0 from the card: every alert flagged
+    r = run("classify", pq, "--weights", card, "--threshold", 1.01, "--out", tmp_path / "s2.csv")
+    assert r.returncode == 0 and not pd.read_csv(tmp_path / "s2.csv").asteroid.any()
+    w.write_bytes(b"not these weights")
+    r = run("classify", pq, "--weights", card, "--out", tmp_path / "s3.csv")
+    assert r.returncode == 2 and "SHA-256" in r.stderr and not (tmp_path / "s3.csv").exists()

