@@ -140,21 +140,23 @@ def test_train_resumes_an_interrupted_run(tmp_path):
     "Kill a training run after its first checkpoint; the same command resumes it instead of starting over."
     import time, signal
     env = {**os.environ, "ASTRONB_CACHE": str(tmp_path / "cache"), "YOLO_OFFLINE": "1"}
-    cmd = [str(ASTRONB), "train", "deepspace", "--source", "synthetic", "--n-images", "16", "--epochs", "4", "--imgsz", "64",
+    cmd = [str(ASTRONB), "train", "deepspace", "--source", "synthetic", "--n-images", "16", "--epochs", "8", "--imgsz", "64",
            "--batch", "4", "--project", str(tmp_path / "runs"), "--name", "r"]
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     last = tmp_path / "runs" / "r" / "weights" / "last.pt"
     t0 = time.time()
     while not last.exists() and p.poll() is None and time.time() - t0 < 300: time.sleep(0.2)
     assert last.exists(), "no checkpoint was written"
+    size = -1                                   # Ultralytics writes last.pt in place: kill after it is complete, not mid-write
+    while last.stat().st_size != size and p.poll() is None: size = last.stat().st_size; time.sleep(0.1)
     os.killpg(p.pid, signal.SIGKILL); p.wait()
     import pandas as pd
     res = tmp_path / "runs" / "r" / "results.csv"
     done_before = len(pd.read_csv(res)) if res.exists() else 0
-    assert done_before < 4
+    assert done_before < 8
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Resuming training" in r.stdout + r.stderr
-    assert len(pd.read_csv(res)) == 4 and (tmp_path / "runs" / "r" / "weights" / "best.pt").exists()
+    assert len(pd.read_csv(res)) == 8 and (tmp_path / "runs" / "r" / "weights" / "best.pt").exists()
     r2 = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)   # finished: not trained again
     assert r2.returncode == 0 and "Resuming" not in r2.stdout + r2.stderr and "Epoch" not in r2.stdout + r2.stderr
