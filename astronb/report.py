@@ -31,6 +31,14 @@ def markdown_table(df: pd.DataFrame, digits: int = 3, index: bool = False) -> st
     return "\n".join([head, sep, *rows]) + "\n"
 
 # %% ../nbs/03_report.ipynb #46bce646
+def _show_png(path):
+    "Show the PNG just written in the running notebook, whatever matplotlib's backend; nothing outside IPython (scripts, tests)."
+    try: from IPython import get_ipython
+    except ImportError: return
+    if get_ipython() is not None:
+        from IPython.display import Image, display
+        display(Image(filename=str(path)))
+
 class StudyRun:
     "Collects a study's outputs under `results/<study>/` and writes the manifest last."
     def __init__(self, study: str, params: dict, seed: int = 0, notebook: str | None = None, out_dir=None):
@@ -50,9 +58,10 @@ class StudyRun:
         return df
 
     def figure(self, fig, name: str, dpi: int = 120):
-        "Write `name.png` (and close the figure)."
+        "Write `name.png`, show the figure inline when running in a notebook (JupyterLab, papermill), and close it."
         import matplotlib.pyplot as plt
         atomic_save(self.dir/f"{name}.png", lambda p: fig.savefig(p, dpi=dpi, bbox_inches="tight"))
+        _show_png(self.dir/f"{name}.png")
         self.outputs.append(self.dir/f"{name}.png")
         plt.close(fig)
         return self.dir/f"{name}.png"
