@@ -116,14 +116,15 @@ def _cmd_train(a):
         data_yaml = prep.data_yaml
     best = ds.train_yolo(data_yaml, a.model, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch, device=a.device,
                          project=a.project, name=a.name, seed=a.seed)
-    ev = ds.evaluate_yolo(best, data_yaml, "test", imgsz=a.imgsz, batch=a.batch, device=a.device); ev.pop("curves")
-    print(f"best weights: {best}")
-    print("test: " + ", ".join(f"{k} {v:.3f}" for k, v in ev.items()))
+    ev = ds.evaluate_yolo(best, data_yaml, imgsz=a.imgsz, batch=a.batch, device=a.device, seed=a.seed)
+    card = ds.write_yolo_card(best, ev, a.imgsz, params={k: v for k, v in vars(a).items() if k != "fn"})
+    print(f"best weights: {best}\nmodel card: {card} (operating confidence {ev['conf']:.3f}, chosen on the {ev['conf_chosen_on']} split)")
+    print("test: " + ", ".join(f"{k} {v:.3f}" for k, v in ev.items() if isinstance(v, float)))
     return 0
 
 def _cmd_annotate(a):
     from astronb.deepspace import annotate
-    try: df = annotate(a.images, a.weights, a.out, imgsz=a.imgsz, conf=a.conf, device=a.device, overlap=a.overlap)
+    try: df = annotate(a.images, a.weights, a.out, imgsz=a.imgsz, conf=a.conf, device=a.device, tile=a.tile, overlap=a.overlap)
     except (ValueError, FileNotFoundError) as e: print(f"error: {e}", file=sys.stderr); return 2
     print(f"{len(df)} detection(s) in {len(a.images)} image(s); annotated PNG, CSV and YOLO txt in {a.out}")
     return 0
@@ -226,9 +227,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--project", default="runs/deepspace"); s.add_argument("--name")
     s.add_argument("--seed", type=int, default=0); s.add_argument("--mirror"); s.set_defaults(fn=_cmd_train)
     s = sub.add_parser("annotate", help="detect deep-sky objects in whole frames (sliced inference when large)")
-    s.add_argument("images", nargs="+"); s.add_argument("--weights", required=True); s.add_argument("--out", default="annotated")
-    s.add_argument("--imgsz", type=int, default=608); s.add_argument("--conf", type=float, default=0.25)
-    s.add_argument("--device", default="cpu"); s.add_argument("--overlap", type=float, default=0.25)
+    s.add_argument("images", nargs="+", help="images (PNG, JPEG, TIFF) of any size")
+    s.add_argument("--weights", required=True, help="YOLO .pt weights or their .card.json (from the deepspace study or `astronb train`)")
+    s.add_argument("--out", default="annotated", help="folder for <image>.png, .csv and YOLO .txt (default: annotated)")
+    s.add_argument("--imgsz", type=int, help="model input size in px (default: the card's, else 608)")
+    s.add_argument("--tile", type=int, help="tile size in px for frames larger than a tile (default: the card's training patch size, else imgsz)")
+    s.add_argument("--conf", type=float, help="confidence cut (default: the card's operating point chosen on validation images, else 0.25)")
+    s.add_argument("--device", default="cpu", help="cpu, or a CUDA device number")
+    s.add_argument("--overlap", type=float, help="fraction of a tile shared with its neighbour (default: the card's, else 0.25)")
     s.set_defaults(fn=_cmd_annotate)
     s = sub.add_parser("classify", help="asteroid or not: score cutout sets, FITS:detections pairs or ZTF alerts")
     s.add_argument("items", nargs="+", help="ZTF alerts (.avro packets, Parquet tables), cutout sets (.npy) or frame.fits:detections.csv")

@@ -17,8 +17,8 @@ IMG_EXT = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 # %% auto #0
 __all__ = ['IMG_EXT', 'synthetic_frame', 'to_yolo', 'from_yolo', 'write_synthetic_archive', 'Issue', 'find_pairs',
            'validate_label_file', 'validate_image', 'Prepared', 'prepare_dataset', 'tile_origins', 'tile_boxes',
-           'tile_image', 'merge_tiles', 'sliced_predict', 'train_yolo', 'evaluate_yolo', 'yolo_predictor', 'draw_boxes',
-           'annotate']
+           'tile_image', 'merge_tiles', 'sliced_predict', 'train_yolo', 'yolo_val', 'max_f1_conf', 'image_counts',
+           'map_interval', 'evaluate_yolo', 'write_yolo_card', 'yolo_predictor', 'draw_boxes', 'annotate']
 
 # %% ../nbs/10_deepspace.ipynb #1b35c4c6
 def _add_gauss(img, x, y, sig, flux, color):
@@ -337,7 +337,8 @@ def _yolo():
 def _finished(run_dir: Path, epochs: int) -> bool:
     res = run_dir/"results.csv"
     if not (run_dir/"weights"/"best.pt").exists() or not res.exists(): return False
-    try: return len(pd.read_csv(res)) >= epochs
+    try: return int(pd.read_csv(res)["epoch"].max()) >= epochs   # an epoch cut by a kill can appear twice after resuming
+
     except Exception: return False
 
 def train_yolo(data_yaml, model="yolov8n.yaml", epochs=3, imgsz=608, batch=8, device="cpu", project="runs/deepspace",
@@ -362,24 +363,85 @@ def train_yolo(data_yaml, model="yolov8n.yaml", epochs=3, imgsz=608, batch=8, de
     YOLO(str(model)).train(**args)
     return run_dir/"weights"/"best.pt"
 
-# %% ../nbs/10_deepspace.ipynb #68e35cd8
-def evaluate_yolo(weights, data_yaml, split="test", imgsz=608, batch=8, device="cpu", conf_fixed=0.25) -> dict:
-    "Metrics of a trained model on a split, plus its PR / F1 curves."
-    YOLO = _yolo()
-    m = YOLO(str(weights)).val(data=str(data_yaml), split=split, imgsz=imgsz, batch=batch, device=device, plots=False,
-                               conf=0.001, iou=0.7, verbose=False, workers=0)
-    box = m.box
+# %% ../nbs/10_deepspace.ipynb #e7c5903e
+def yolo_val(weights, data_yaml, split="val", imgsz=608, batch=8, device="cpu") -> tuple:
+    """Ultralytics' validation of `weights` on a split: (its metrics, the per-image matches it computed them from, a dict of
+    lists `tp` (n_pred, 10 IoU thresholds), `conf`, `pred_cls`, `target_cls`, one entry per image)."""
+    model = _yolo()(str(weights))
+    per_image = {}
+    def keep(v): per_image.update({k: list(x) for k, x in v.metrics.stats.items()})   # Ultralytics clears them after the last batch
+    model.add_callback("on_val_batch_end", keep)
+    m = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=batch, device=device, plots=False,
+                  conf=0.001, iou=0.7, verbose=False, workers=0)
+    return m, per_image
+
+# %% ../nbs/10_deepspace.ipynb #cab00f7c
+def max_f1_conf(metrics) -> float:
+    "The confidence Ultralytics reports P, R and F1 at: the maximum of the class-mean F1 curve, smoothed as `ap_per_class` does."
+    from ultralytics.utils.metrics import smooth
+    f1 = np.asarray(metrics.box.f1_curve)
+    return float(np.asarray(metrics.box.px)[int(smooth(f1.mean(0), 0.1).argmax())]) if f1.size else 0.25
+
+# %% ../nbs/10_deepspace.ipynb #3a6291f3
+def image_counts(per_image: dict, conf: float) -> np.ndarray:
+    "(n_images, 3) counts per image of predictions with confidence >= `conf`, true boxes, and predictions matched at IoU 0.5."
+    return np.array([[int((c >= conf).sum()), len(t), int(tp[c >= conf, 0].sum())]
+                     for tp, c, t in zip(per_image["tp"], per_image["conf"], per_image["target_cls"])], int).reshape(-1, 3)
+
+# %% ../nbs/10_deepspace.ipynb #e484dd08
+def map_interval(per_image: dict, n_boot: int = 1000, seed: int = 0) -> dict:
+    "mAP50 and mAP50-95 of the per-image matches (Ultralytics' `ap_per_class`) with seeded bootstrap intervals over images."
+    from ultralytics.utils.metrics import ap_per_class
+    from astronb.metrics import bootstrap
+    keys = ("tp", "conf", "pred_cls", "target_cls")
+    def ap(idx):
+        a = {k: np.concatenate([per_image[k][i] for i in idx], 0) for k in keys}
+        return ap_per_class(a["tp"], a["conf"], a["pred_cls"], a["target_cls"])[5] if len(a["target_cls"]) else np.full((1, 10), np.nan)
+    out, n = {}, len(per_image["tp"])
+    for name, col in (("map50", lambda x: x[:, 0].mean()), ("map50_95", lambda x: x.mean())):
+        lo, hi = bootstrap(lambda i: col(ap(i)), n, n_boot, seed)
+        out |= {name: float(col(ap(np.arange(n)))), f"{name}_lo": lo, f"{name}_hi": hi}
+    return out
+
+# %% ../nbs/10_deepspace.ipynb #b31144ea
+def evaluate_yolo(weights, data_yaml, conf=None, imgsz=608, batch=8, device="cpu", n_boot=1000, seed=0,
+                  val_split="val", test_split="test") -> dict:
+    """Test metrics of a trained model at an operating confidence chosen on `val_split` (or the given `conf`), with intervals:
+    Wilson for precision and recall, bootstrap over test images for F1, mAP50 and mAP50-95; plus the test PR / F1 curves."""
+    from astronb.metrics import wilson, detection_interval
+    chosen_on, val = "given", {}
+    if conf is None:
+        mv = yolo_val(weights, data_yaml, val_split, imgsz, batch, device)[0]
+        conf, chosen_on = max_f1_conf(mv), val_split
+        val = dict(val_map50=float(mv.box.map50), val_map50_95=float(mv.box.map))   # for choosing among models, on validation data
+    m, per = yolo_val(weights, data_yaml, test_split, imgsz, batch, device)
+    c = image_counts(per, conf)
+    d, t, k = (int(v) for v in c.sum(0))
+    out = dict(conf=float(conf), conf_chosen_on=chosen_on, **val, test_images=len(c), test_boxes=t, detections=d, matched=k)
+    for name, n in (("precision", d), ("recall", t)):
+        lo, hi = wilson(k, n)
+        out |= {name: k / n if n else float("nan"), f"{name}_lo": float(lo), f"{name}_hi": float(hi)}
+    f = detection_interval(c, "f1", n_boot=n_boot, seed=seed)
+    out |= dict(f1=f["value"], f1_lo=f["lo"], f1_hi=f["hi"]) | map_interval(per, n_boot, seed)
+    box = m.box   # Ultralytics' own summary: confidence tuned on the test split itself, as the papers report it
+    out |= dict(ultralytics_test_conf=max_f1_conf(m), ultralytics_test_precision=float(box.mp), ultralytics_test_recall=float(box.mr))
     px = np.asarray(box.px)
-    f1c = np.asarray(box.f1_curve).mean(0) if np.size(box.f1_curve) else np.zeros_like(px)
-    pc = np.asarray(box.p_curve).mean(0) if np.size(box.p_curve) else np.zeros_like(px)
-    rc = np.asarray(box.r_curve).mean(0) if np.size(box.r_curve) else np.zeros_like(px)
-    i = int(f1c.argmax()) if f1c.size else 0
-    j = int(np.abs(px - conf_fixed).argmin())
-    prec = np.asarray(box.prec_values).mean(0) if np.size(box.prec_values) else np.zeros_like(px)
-    return dict(precision=float(pc[i]), recall=float(rc[i]), f1=float(f1c[i]), conf_best=float(px[i]),
-                precision_at_025=float(pc[j]), recall_at_025=float(rc[j]), f1_at_025=float(f1c[j]),
-                map50=float(box.map50), map50_95=float(box.map),
-                curves=dict(recall=px.tolist(), precision=prec.tolist(), conf=px.tolist(), f1=f1c.tolist()))
+    mean = lambda a: np.asarray(a).mean(0) if np.size(a) else np.zeros_like(px)
+    out["curves"] = dict(recall=px.tolist(), precision=mean(box.prec_values).tolist(), conf=px.tolist(), f1=mean(box.f1_curve).tolist())
+    return out
+
+# %% ../nbs/10_deepspace.ipynb #79b17765
+def write_yolo_card(weights, ev: dict, imgsz: int, tile: int = 608, overlap: float = 0.25, params: dict | None = None,
+                    training_data: dict | None = None) -> Path:
+    """Write the model card of trained YOLO `weights` from its `evaluate_yolo` result; returns the card's path.
+    `tile`: the size of the training patches (608 px in DeepSpaceYoloDataset), the tile size for sliced inference on whole frames."""
+    from astronb.cards import write_card
+    names = _yolo()(str(weights)).names
+    op = dict(conf=ev["conf"], chosen_on=ev["conf_chosen_on"], rule="maximum of Ultralytics' smoothed class-mean F1 curve")
+    return write_card(weights, "deepspace", dict(framework="ultralytics", task="detect", names={int(k): v for k, v in names.items()}),
+                      dict(imgsz=int(imgsz), tile=int(tile), overlap=float(overlap),
+                           input="RGB image; frames larger than a tile are cut into overlapping tiles, each resized to imgsz (sliced inference)"),
+                      op, {k: v for k, v in ev.items() if k != "curves"}, training_data=training_data, params=params)
 
 # %% ../nbs/10_deepspace.ipynb #859a6d6a
 def yolo_predictor(weights, imgsz=608, conf=0.25, device="cpu"):
@@ -407,13 +469,21 @@ def draw_boxes(rgb: np.ndarray, boxes, scores=None, labels=None, color=(255, 200
             d.text((float(b[0]) + 2, max(0.0, float(b[1]) - 11)), txt, fill=color)
     return np.asarray(im)
 
-def annotate(images, weights, out_dir, imgsz=608, conf=0.25, device="cpu", tile=None, overlap=0.25, merge="hard") -> pd.DataFrame:
-    "Detect on each image (sliced when larger than the model input); write <stem>.png, <stem>.csv and <stem>.txt."
+def annotate(images, weights, out_dir, imgsz=None, conf=None, device="cpu", tile=None, overlap=None, merge="hard") -> pd.DataFrame:
+    """Detect on each image (sliced when larger than the model input); write <stem>.png, <stem>.csv and <stem>.txt.
+    `weights`: a .pt file or its model card; the card's image size, tile size, overlap and operating confidence apply unless given
+    (without a card: 608 px, tiles of imgsz, overlap 0.25, confidence 0.25)."""
     for p in map(Path, images):       # check every input before any work
         bad = validate_image(p)
         if bad: raise ValueError(str(bad))
+    from astronb.cards import read_card
+    card, weights = read_card(weights)
+    pre = (card or {}).get("preprocessing", {})
+    imgsz = imgsz or pre.get("imgsz", 608)
+    conf = conf if conf is not None else (card or {}).get("operating_point", {}).get("conf", 0.25)
     predict = yolo_predictor(weights, imgsz, conf, device)
-    tile = tile or imgsz
+    tile = tile or pre.get("tile", imgsz)
+    overlap = overlap if overlap is not None else pre.get("overlap", 0.25)
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for p in map(Path, images):

@@ -53,3 +53,15 @@ def test_classify_with_the_card_reproduces_the_test_alerts(shared_mirror, tmp_pa
     row = res[res.variant.str.endswith(chosen) & (res.threshold_rule != "0.5") & (res.test_alerts_used == "cross-match valid")].iloc[0]
     v = got[got.crossmatch_valid]
     assert int((v.asteroid_cli & (v.label == 1)).sum()) == row.found and int(v.asteroid_cli.sum()) == row.flagged
+
+
+def test_annotate_with_the_card_reproduces_the_whole_frame(tmp_path):
+    card = card_of("deepspace", json.loads((RESULTS / "deepspace" / "manifest.json").read_text()).get("selected_model", ""))
+    frame = Path(json.loads((RESULTS / "deepspace" / "manifest.json").read_text())["whole_frame"])
+    if not frame.is_file(): pytest.fail(f"the study's whole frame {frame} is missing: run `astronb reproduce --only deepspace`")
+    r = run("annotate", frame, "--weights", card, "--out", tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = pd.read_csv(tmp_path / f"{frame.stem}.csv")
+    want = pd.read_csv(RESULTS / "deepspace" / "whole_frame_detections.csv")
+    assert len(got) == len(want) and np.allclose(got[["x1", "y1", "x2", "y2", "confidence"]], want[["x1", "y1", "x2", "y2", "confidence"]], atol=1e-3)
+    assert got.confidence.min() >= json.loads(Path(card).read_text())["operating_point"]["conf"]
