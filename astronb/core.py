@@ -40,8 +40,10 @@ def paths() -> SimpleNamespace:
                            cache=cache, build=build)
 
 # %% ../nbs/00_core.ipynb #7189ac65
-def seed_everything(seed: int, frameworks=("torch", "tensorflow")) -> dict:
-    "Seed Python, NumPy and the named deep-learning frameworks; returns what was seeded."
+def seed_everything(seed: int, frameworks=("torch", "tensorflow"), deterministic: bool = True) -> dict:
+    """Seed Python, NumPy and the named deep-learning frameworks; returns what was seeded and which determinism switches are on.
+    `deterministic`: PyTorch's deterministic algorithms (a warning where an op has none), cuDNN without autotuning, and
+    TensorFlow's op determinism, so that one machine gives the same bytes on every run."""
     import numpy as np
     if not isinstance(seed, int) or seed < 0: raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     os.environ["PYTHONHASHSEED"] = str(seed)
@@ -52,10 +54,18 @@ def seed_everything(seed: int, frameworks=("torch", "tensorflow")) -> dict:
         torch.manual_seed(seed)
         if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
         done["torch"] = seed
+        if deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")      # what deterministic cuBLAS needs on GPUs
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+            done["torch_deterministic"] = True
     if "tensorflow" in frameworks:
         import tensorflow as tf
         tf.keras.utils.set_random_seed(seed)
         done["tensorflow"] = seed
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
+            done["tensorflow_op_determinism"] = True
     return done
 
 # %% ../nbs/00_core.ipynb #b32ac5af
