@@ -391,10 +391,13 @@ def map_interval(per_image: dict, n_boot: int = 1000, seed: int = 0) -> dict:
     "mAP50 and mAP50-95 of the per-image matches (Ultralytics' `ap_per_class`) with seeded bootstrap intervals over images."
     from ultralytics.utils.metrics import ap_per_class
     from astronb.metrics import bootstrap
-    keys = ("tp", "conf", "pred_cls", "target_cls")
-    def ap(idx):
-        a = {k: np.concatenate([per_image[k][i] for i in idx], 0) for k in keys}
-        return ap_per_class(a["tp"], a["conf"], a["pred_cls"], a["target_cls"])[5] if len(a["target_cls"]) else np.full((1, 10), np.nan)
+    keys, seen = ("tp", "conf", "pred_cls", "target_cls"), {}
+    def ap(idx):   # both bootstraps draw the same resamples (same seed): compute AP once per resample
+        key = np.asarray(idx).tobytes()
+        if key not in seen:
+            a = {k: np.concatenate([per_image[k][i] for i in idx], 0) for k in keys}
+            seen[key] = ap_per_class(a["tp"], a["conf"], a["pred_cls"], a["target_cls"])[5] if len(a["target_cls"]) else np.full((1, 10), np.nan)
+        return seen[key]
     out, n = {}, len(per_image["tp"])
     for name, col in (("map50", lambda x: x[:, 0].mean()), ("map50_95", lambda x: x.mean())):
         lo, hi = bootstrap(lambda i: col(ap(i)), n, n_boot, seed)

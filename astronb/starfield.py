@@ -66,8 +66,9 @@ def psf_fwhm(img, det=None, half: int = 7, saturation: float = 65535, max_stars:
     bkg = sep.Background(data, mask=mask, bw=64, bh=64, fw=3, fh=3)
     sub, rms = data - bkg.back(), bkg.globalrms
     H, W = sub.shape
+    from scipy.spatial import cKDTree
     xy = det[["x0", "y0"]].to_numpy(float)
-    nearest = np.sort(np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1)), 1)[:, 1] if len(xy) > 1 else np.full(len(xy), np.inf)
+    nearest = cKDTree(xy).query(xy, k=2)[0][:, 1] if len(xy) > 1 else np.full(len(xy), np.inf)   # no N x N matrix on big frames
     ok = (det.flag == 0) & (det.peak < 0.5 * saturation) & (det.peak > 10 * rms) & (det.b / det.a > 0.7) & (det.npix >= 12) & \
          (nearest > 1.5 * half) & (det.x0 > half) & (det.y0 > half) & (det.x0 < W - half - 1) & (det.y0 < H - half - 1)
     yy, xx = np.mgrid[-half:half + 1, -half:half + 1].astype(float)
