@@ -145,9 +145,11 @@ def group_split(groups, labels, fractions=(0.7, 0.15, 0.15), seed: int = 0) -> n
     return np.array([out[g] for g in groups])
 
 def class_weights(y) -> dict:
-    "Balanced class weights n / (2 n_c)."
-    y = np.asarray(y, int); n = len(y)
-    return {c: n / (2.0 * max(1, (y == c).sum())) for c in (0, 1)}
+    "Balanced class weights n / (2 n_c) from sklearn's compute_class_weight, as the dict Keras' `class_weight` takes."
+    from sklearn.utils.class_weight import compute_class_weight
+    y = np.asarray(y, int)
+    if len(np.unique(y)) < 2: raise ValueError(f"training labels hold only class {np.unique(y).tolist()}: both classes (0, 1) are needed")
+    return {c: float(w) for c, w in zip((0, 1), compute_class_weight("balanced", classes=np.array([0, 1]), y=y))}
 
 # %% ../nbs/20_asteroids.ipynb #e39210f0
 def _psf(size, x, y, fwhm, flux, trail=0.0, angle=0.0, n=9):

@@ -155,13 +155,15 @@ def _cmd_simulate(a):
     print(f"{a.n} frame(s) ({a.size}x{a.size}) with .list truth files written to {a.out}")
     return 0
 
+_ZP_KEYS = ("MAGZPT", "MAGZP", "MAGZERO", "ZEROPT", "ZP")
+
 def _cmd_detect(a):
-    import pandas as pd
+    import numpy as np, pandas as pd
     from pathlib import Path
-    from astronb import starfield as sf
-    from astronb.core import atomic_write
-    from astronb.io import FormatError, read_fits_image
-    cats = []
+    from astronb import starfield as sf, __version__
+    from astronb.core import file_digest
+    from astronb.io import FormatError, read_fits_image, write_catalogue
+    cats, frames, card = [], [], None
     try:
         model, norm, score_min = None, a.norm or "asinh", a.score_min if a.score_min is not None else 0.5
         if a.baseline is None:
@@ -176,13 +178,34 @@ def _cmd_detect(a):
             img, hdr = read_fits_image(f)
             if a.baseline == "sep": c = sf.detect_sep(img, a.thresh, a.minarea)[["x", "y", "flux"]]; sf._add_radec(c, hdr)
             elif a.baseline == "sextractor": c = sf.detect_sextractor(f, a.thresh, a.minarea)[["x", "y", "flux"]]; sf._add_radec(c, hdr)
-            else: c = sf.detect_frame(model, img, norm, score_min=score_min, header=hdr)
+            else:
+                c = sf.detect_frame(model, img, norm, score_min=score_min, header=hdr)
+                c["flux"] = sf.aperture_flux(img, c.x, c.y, 3.0) if len(c) else []
+            zp = a.zero_point if a.zero_point is not None else next((float(hdr[k]) for k in _ZP_KEYS if k in hdr), None)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                c["mag"] = np.where(c.flux > 0, (zp or 0.0) - 2.5 * np.log10(np.where(c.flux > 0, c.flux, 1.0)), np.nan)
             c.insert(0, "frame", Path(f).name); cats.append(c)
+            frames.append(dict(path=str(Path(f).resolve()), sha256=file_digest(f), zero_point=zp if zp is not None else "none: instrumental magnitudes",
+                               flux_unit=str(hdr.get("BUNIT", "adu"))))
     except (FormatError, FileNotFoundError, RuntimeError, ValueError) as e: print(f"error: {e}", file=sys.stderr); return 2
     cat = pd.concat(cats, ignore_index=True)
-    with atomic_write(a.out) as fh: cat.to_csv(fh, index=False)
+    if a.baseline: method = dict(method=a.baseline, thresh_sigma=a.thresh, minarea_px=a.minarea,
+                                 flux="sep's isophotal flux" if a.baseline == "sep" else "SExtractor's FLUX_AUTO")
+    else: method = dict(method="network", weights=str(Path(a.weights).resolve()), normalisation=norm, score_min=score_min,
+                        flux="background-subtracted sum in a 3 px radius aperture (sep.sum_circle)",
+                        card={k: card[k] for k in ("study", "architecture", "preprocessing", "operating_point", "fine_tuned_on", "git") if k in card} if card else None)
+    meta = dict(astronb_version=__version__, command="astronb detect", frames=frames, **method,
+                columns="x, y: 1-based pixel centre (FITS convention); mag = zero_point - 2.5 log10(flux)")
+    units = {"flux": "adu"} if len({fr["flux_unit"] for fr in frames}) != 1 else {"flux": _flux_unit(frames[0]["flux_unit"])}
+    write_catalogue(cat, a.out, meta, units)
     print(f"{len(cat)} source(s) in {len(a.frames)} frame(s) written to {a.out}")
     return 0
+
+def _flux_unit(bunit: str) -> str:
+    "The frame's BUNIT when astropy understands it, else ADU."
+    import astropy.units as u
+    try: return str(u.Unit(bunit, parse_strict="raise")) if bunit.strip() else "adu"
+    except ValueError: return "adu"
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="astronb", description="Deep learning for astronomical images: the three studies.")
@@ -256,8 +279,11 @@ def parser() -> argparse.ArgumentParser:
                    "the card's normalisation and score cut are used unless --norm / --score-min are given")
     s.add_argument("--norm", choices=["asinh", "paper"], help="frame normalisation (default: the card's, else asinh)")
     s.add_argument("--score-min", type=float, help="keep detections scoring at least this, 0-1 (default: the card's cut, else 0.5)"); s.add_argument("--baseline", choices=["sep", "sextractor"])
-    s.add_argument("--thresh", type=float, default=1.5); s.add_argument("--minarea", type=int, default=5)
-    s.add_argument("--out", default="catalog.csv"); s.set_defaults(fn=_cmd_detect)
+    s.add_argument("--thresh", type=float, default=1.5, help="baselines: detection threshold in units of the background rms (default: 1.5)")
+    s.add_argument("--minarea", type=int, default=5, help="baselines: minimum connected pixels above the threshold (default: 5)")
+    s.add_argument("--zero-point", type=float, help="magnitude of a source of total flux 1 (default: the header's MAGZPT/MAGZP/MAGZERO/ZEROPT/ZP, else 0: instrumental)")
+    s.add_argument("--out", default="catalog.ecsv", help="catalogue: .ecsv (astropy Table with units and provenance, default catalog.ecsv), .fits, or .csv (no units)")
+    s.set_defaults(fn=_cmd_detect)
     return p
 
 def main(argv=None) -> int:

@@ -5,6 +5,7 @@
 # %% ../nbs/10_deepspace.ipynb #b197c2fc
 from __future__ import annotations
 import csv, json, math, os, random, shutil, zipfile
+import yaml
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -226,9 +227,9 @@ def prepare_dataset(src, out, split=(0.8, 0.1, 0.1), seed: int = 0, fraction: fl
         w = csv.writer(f); w.writerow(["file", "line", "reason"])
         for i in issues: w.writerow([i.file, i.line or "", i.reason])
     yml = out/"data.yaml"
-    with atomic_write(yml) as f:
-        f.write(f"path: {out.resolve()}\ntrain: images/train\nval: images/val\ntest: images/test\n"
-                f"names:\n" + "".join(f"  {i}: {n}\n" for i, n in enumerate(names)))
+    with atomic_write(yml) as f:       # Ultralytics' dataset file; yaml quotes any class name that needs it
+        yaml.safe_dump(dict(path=str(out.resolve()), train="images/train", val="images/val", test="images/test",
+                            names=dict(enumerate(names))), f, sort_keys=False)
     return Prepared(out, yml, df.drop(columns="lines"), issues)
 
 # %% ../nbs/10_deepspace.ipynb #08b7c6ce

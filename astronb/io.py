@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['FormatError', 'read_fits_image', 'read_truth_list', 'read_sextractor_catalog', 'ztf_is_asteroid',
-           'ztf_crossmatch_valid', 'read_ztf_alerts']
+__all__ = ['CATALOGUE_UNITS', 'FormatError', 'read_fits_image', 'read_truth_list', 'read_sextractor_catalog', 'write_catalogue',
+           'ztf_is_asteroid', 'ztf_crossmatch_valid', 'read_ztf_alerts']
 
 # %% ../nbs/02_io.ipynb #b681b0d5
 class FormatError(ValueError):
@@ -61,26 +61,44 @@ def read_truth_list(path) -> pd.DataFrame:
 
 # %% ../nbs/02_io.ipynb #2dcb785b
 def read_sextractor_catalog(path) -> pd.DataFrame:
-    "Read a SExtractor ASCII_HEAD catalogue into a DataFrame named by its header."
-    cols, data = [], []
-    for i, line in enumerate(Path(path).read_text().splitlines(), 1):
-        if line.startswith("#"):
-            p = line[1:].split()
-            if len(p) >= 2 and p[0].isdigit(): cols.append((int(p[0]), p[1]))
-            continue
-        if line.strip():
-            try: data.append([float(v) for v in line.split()])
-            except ValueError: raise FormatError(f"{path}, line {i}: non-numeric value in {line!r}") from None
-    if not cols: raise FormatError(f"{path}: no '# N NAME' header lines; expected a SExtractor ASCII_HEAD catalogue")
-    ncol = max((len(r) for r in data), default=cols[-1][0])
-    names = [None] * ncol
-    bounds = [c[0] for c in cols] + [ncol + 1]
-    for (pos, nm), nxt in zip(cols, bounds[1:]):
-        for k in range(pos, nxt):
-            if k - 1 < ncol: names[k - 1] = nm if k == pos else f"{nm}_{k - pos}"
-    bad = [i for i, r in enumerate(data) if len(r) != ncol]
-    if bad: raise FormatError(f"{path}: row {bad[0] + 1} of the table has {len(data[bad[0]])} values, expected {ncol}")
-    return pd.DataFrame(data, columns=names)
+    "A SExtractor ASCII_HEAD catalogue as a DataFrame, read by astropy's `ascii.sextractor` reader; the column units are in `df.attrs['units']`."
+    from astropy.table import Table
+    if not Path(path).exists(): raise FileNotFoundError(f"{path}: no such SExtractor catalogue")
+    try: t = Table.read(str(path), format="ascii.sextractor")
+    except Exception as e:
+        raise FormatError(f"{path}: not a SExtractor ASCII_HEAD catalogue ({type(e).__name__}: {e}); write it with CATALOG_TYPE ASCII_HEAD") from None
+    text = [c for c in t.colnames if t[c].dtype.kind not in "iuf"]
+    if text: raise FormatError(f"{path}: column {text[0]} holds text ({t[text[0]][0]!r}); a SExtractor catalogue holds only numbers")
+    df = t.to_pandas()
+    df.attrs["units"] = {c: str(t[c].unit) for c in t.colnames if t[c].unit is not None}
+    return df
+
+# %% ../nbs/02_io.ipynb #4637a6ab
+CATALOGUE_UNITS = dict(x="pix", y="pix", ra="deg", dec="deg", flux="adu", flux_err="adu", mag="mag", fwhm="pix", r50="pix")
+
+def write_catalogue(df: pd.DataFrame, path, meta: dict | None = None, units: dict | None = None) -> Path:
+    """Write a source catalogue atomically as ECSV (default), FITS (by extension) or CSV; `units` (column -> unit string)
+    extend `CATALOGUE_UNITS`; `meta` goes into the table's metadata (FITS: one header card per key, nested values as JSON)."""
+    import json
+    from astropy.table import Table
+    import astropy.units as u
+    from astronb.core import atomic_save, atomic_write
+    path = Path(path); name = path.name.lower()
+    if name.endswith(".csv"):
+        with atomic_write(path) as f: df.to_csv(f, index=False)
+        return path
+    fmt = "fits" if name.endswith((".fits", ".fit", ".fits.gz")) else "ascii.ecsv"
+    t = Table.from_pandas(df.reset_index(drop=True))
+    for c, un in {**CATALOGUE_UNITS, **(units or {})}.items():
+        if c in t.colnames and un: t[c].unit = u.Unit(un)
+    meta = dict(meta or {})
+    if fmt == "fits": meta = {k: v if isinstance(v, (str, int, float, bool)) else json.dumps(v, default=str) for k, v in meta.items()}
+    t.meta.update(meta)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # FITS: keys longer than 8 characters become HIERARCH cards, as intended
+        atomic_save(path, lambda p: t.write(p, format=fmt, overwrite=True))
+    return path
 
 # %% ../nbs/02_io.ipynb #5c88ae63
 def ztf_is_asteroid(candidate: dict, max_dist: float = 10.0) -> bool:

@@ -7,49 +7,31 @@ from __future__ import annotations
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['confusion', 'classification_report', 'threshold_for_recall', 'match_points', 'detection_scores', 'wilson',
-           'with_wilson', 'bootstrap', 'verdict', 'block_counts', 'f_score', 'detection_interval',
+__all__ = ['threshold_for_recall', 'match_points', 'detection_scores', 'wilson', 'with_wilson', 'bootstrap', 'verdict',
+           'confusion', 'classification_report', 'ranking_scores', 'block_counts', 'f_score', 'detection_interval',
            'fold_ratio_interval']
 
-# %% ../nbs/07_metrics.ipynb #7f01f56f
-def confusion(y_true, y_pred, n_classes: int = 2) -> np.ndarray:
-    "Confusion matrix, rows = true class, columns = predicted class."
-    m = np.zeros((n_classes, n_classes), int)
-    np.add.at(m, (np.asarray(y_true, int), np.asarray(y_pred, int)), 1)
-    return m
-
-def _safe_div(a, b): return float(a) / float(b) if b else float("nan")
-
-def classification_report(y_true, y_pred, names=("other", "asteroid"), proba=None) -> pd.DataFrame:
-    "Per-class precision, recall, F1, support; rows 'accuracy' and 'loss' at the end."
-    y_true = np.asarray(y_true, int); y_pred = np.asarray(y_pred, int)
-    m = confusion(y_true, y_pred, len(names))
-    rows = []
-    for k, n in enumerate(names):
-        tp, fp, fn = m[k, k], m[:, k].sum() - m[k, k], m[k, :].sum() - m[k, k]
-        p, r = _safe_div(tp, tp + fp), _safe_div(tp, tp + fn)
-        rows.append(dict(cls=n, precision=p, recall=r, f1=_safe_div(2 * p * r, p + r) if p == p and r == r else float("nan"),
-                         support=int(m[k, :].sum())))
-    rows.append(dict(cls="accuracy", precision=np.nan, recall=np.nan, f1=_safe_div(np.trace(m), m.sum()), support=int(m.sum())))
-    if proba is not None:
-        pr = np.clip(np.asarray(proba, float), 1e-7, 1 - 1e-7)
-        pr = np.stack([1 - pr, pr], 1) if pr.ndim == 1 else pr
-        rows.append(dict(cls="loss", precision=np.nan, recall=np.nan, f1=float(-np.log(pr[np.arange(len(y_true)), y_true]).mean()),
-                         support=int(len(y_true))))
-    return pd.DataFrame(rows)
+# %% ../nbs/07_metrics.ipynb #033215ff
+def _check_labels(y, n_classes: int, what: str) -> np.ndarray:
+    "Integer class labels 0..n_classes-1, or a ValueError saying which values are not."
+    y = np.asarray(y)
+    bad = sorted(set(np.unique(y).tolist()) - set(range(n_classes)))
+    if bad: raise ValueError(f"{what}: labels must be 0..{n_classes - 1}, found {bad[:5]}; map other labels to a class first")
+    return y.astype(int)
 
 # %% ../nbs/07_metrics.ipynb #6dcdf90c
 def threshold_for_recall(y_true, score, target: float = 0.95) -> dict:
-    "Highest threshold t with recall(score >= t) >= target, and the precision and recall there."
-    y = np.asarray(y_true, int); s = np.asarray(score, float)
-    pos = s[y == 1]
-    if not len(pos): return dict(threshold=float("nan"), recall=float("nan"), precision=float("nan"))
-    k = int(np.ceil(target * len(pos)))                     # need at least k positives at or above t
-    t = float(np.sort(pos)[::-1][max(k, 1) - 1])
-    pred = s >= t
-    return dict(threshold=t, recall=_safe_div((pred & (y == 1)).sum(), len(pos)), precision=_safe_div((pred & (y == 1)).sum(), pred.sum()))
+    "Highest threshold t with recall(score >= t) >= target (from sklearn's precision_recall_curve), and the precision and recall there."
+    from sklearn.metrics import precision_recall_curve
+    y = _check_labels(y_true, 2, "y_true"); s = np.asarray(score, float)
+    if not y.sum(): return dict(threshold=float("nan"), recall=float("nan"), precision=float("nan"))
+    prec, rec, thr = precision_recall_curve(y, s, drop_intermediate=False)   # thresholds ascending, recall falling
+    i = int(np.flatnonzero(rec[:-1] >= target)[-1])
+    return dict(threshold=float(thr[i]), recall=float(rec[i]), precision=float(prec[i]))
 
 # %% ../nbs/07_metrics.ipynb #4bcaab1d
+def _safe_div(a, b): return float(a) / float(b) if b else float("nan")
+
 def match_points(det_xy, true_xy, radius: float = 1.5, metric: str = "box"):
     "One-to-one greedy matching; returns (det index, true index) pairs of the matches."
     d = np.asarray(det_xy, float).reshape(-1, 2); t = np.asarray(true_xy, float).reshape(-1, 2)
@@ -109,6 +91,52 @@ def verdict(lo, hi, bound, higher_is_better: bool = True) -> str:
     if not (np.isfinite(lo) and np.isfinite(hi)): return "not established"
     if not higher_is_better: lo, hi, bound = -hi, -lo, -bound
     return "met" if lo >= bound else "not met" if hi < bound else "not established"
+
+# %% ../nbs/07_metrics.ipynb #7f01f56f
+def confusion(y_true, y_pred, n_classes: int = 2) -> np.ndarray:
+    "sklearn's confusion matrix (rows = true class, columns = predicted) over the classes 0..n_classes-1."
+    from sklearn.metrics import confusion_matrix
+    return confusion_matrix(_check_labels(y_true, n_classes, "y_true"), _check_labels(y_pred, n_classes, "y_pred"), labels=list(range(n_classes)))
+
+# %% ../nbs/07_metrics.ipynb #0c69de8c
+def classification_report(y_true, y_pred, names=("other", "asteroid"), proba=None, conf: float = 0.95, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """sklearn's classification report as a DataFrame: per class precision, recall (Wilson intervals), F1 (bootstrap interval
+    over the samples) and support; then 'accuracy' (in the f1 column, Wilson interval) and, with probabilities, 'loss'
+    (sklearn's log loss, in the f1 column, bootstrap interval)."""
+    from sklearn.metrics import classification_report as sk_report, log_loss
+    k = len(names)
+    yt, yp = _check_labels(y_true, k, "y_true"), _check_labels(y_pred, k, "y_pred")
+    d = sk_report(yt, yp, labels=list(range(k)), target_names=list(names), output_dict=True, zero_division=np.nan)
+    m = confusion(yt, yp, k)
+    rows = []
+    for c, n in enumerate(names):
+        tp, n_pred, n_true = m[c, c], m[:, c].sum(), m[c, :].sum()
+        # F1 = 2 tp / (n_pred + n_true), per resample from the per-sample indicators (sklearn's f1_score 1000 times is too slow)
+        t_, p_ = (yt == c).astype(float), (yp == c).astype(float)
+        f1 = lambda i: 2 * (t_[i] * p_[i]).sum() / s if (s := t_[i].sum() + p_[i].sum()) else np.nan
+        f_lo, f_hi = bootstrap(f1, len(yt), n_boot, seed, conf)
+        (p_lo, r_lo), (p_hi, r_hi) = wilson([tp, tp], [n_pred, n_true], conf)
+        rows.append(dict(cls=n, precision=d[n]["precision"], precision_lo=p_lo, precision_hi=p_hi, recall=d[n]["recall"], recall_lo=r_lo,
+                         recall_hi=r_hi, f1=d[n]["f1-score"], f1_lo=f_lo, f1_hi=f_hi, support=int(n_true)))
+    a_lo, a_hi = wilson(np.trace(m), m.sum(), conf)
+    rows.append(dict(cls="accuracy", f1=d["accuracy"], f1_lo=float(a_lo), f1_hi=float(a_hi), support=int(m.sum())))
+    if proba is not None:
+        pr = np.asarray(proba, float)
+        ll = lambda i: log_loss(yt[i], pr[i], labels=list(range(k)))
+        l_lo, l_hi = bootstrap(ll, len(yt), n_boot, seed, conf)
+        rows.append(dict(cls="loss", f1=float(ll(np.arange(len(yt)))), f1_lo=l_lo, f1_hi=l_hi, support=int(len(yt))))
+    return pd.DataFrame(rows, columns=["cls", "precision", "precision_lo", "precision_hi", "recall", "recall_lo", "recall_hi", "f1", "f1_lo", "f1_hi", "support"])
+
+# %% ../nbs/07_metrics.ipynb #57ed7559
+def ranking_scores(y_true, score, n_boot: int = 1000, seed: int = 0, conf: float = 0.95) -> dict:
+    "Threshold-free scores from sklearn: ROC AUC and average precision (area under the PR curve), each with a seeded bootstrap interval over the samples."
+    from sklearn.metrics import roc_auc_score, average_precision_score
+    y, s = _check_labels(y_true, 2, "y_true"), np.asarray(score, float)
+    out = {}
+    for name, fn in (("roc_auc", roc_auc_score), ("average_precision", average_precision_score)):
+        f = lambda i: fn(y[i], s[i]) if 0 < y[i].sum() < len(i) else np.nan     # needs both classes in the resample
+        out[name] = f(np.arange(len(y))); out[f"{name}_lo"], out[f"{name}_hi"] = bootstrap(f, len(y), n_boot, seed, conf)
+    return out
 
 # %% ../nbs/07_metrics.ipynb #84d1d59c
 def block_counts(det_xy, true_xy, matches, shape, block: int = 100) -> np.ndarray:

@@ -29,13 +29,28 @@ def markdown_table(df: pd.DataFrame, digits: int = 3, index: bool = False) -> st
     return "\n".join([head, sep, *rows]) + "\n"
 
 # %% ../nbs/03_report.ipynb #46bce646
+def _inline_image(path, max_width: int = 900, max_bytes: int = 250_000):
+    """The bytes and format to show a saved PNG inline: as is when small; else at most `max_width` px wide and, when still
+    large (images of the sky compress badly as PNG), as JPEG. The file on disk keeps its full resolution."""
+    data = Path(path).read_bytes()
+    if len(data) <= max_bytes: return data, "png"
+    import io
+    from PIL import Image as PILImage
+    im = PILImage.open(io.BytesIO(data)).convert("RGB")
+    if im.width > max_width: im = im.resize((max_width, round(im.height * max_width / im.width)), PILImage.LANCZOS)
+    buf = io.BytesIO(); im.save(buf, "PNG", optimize=True)
+    if buf.tell() <= max_bytes: return buf.getvalue(), "png"
+    buf = io.BytesIO(); im.save(buf, "JPEG", quality=85)
+    return buf.getvalue(), "jpeg"
+
 def _show_png(path):
-    "Show the PNG just written in the running notebook, whatever matplotlib's backend; nothing outside IPython (scripts, tests)."
+    "Show the PNG just written in the running notebook (small enough to keep the executed notebook light), whatever matplotlib's backend; nothing outside IPython."
     try: from IPython import get_ipython
     except ImportError: return
     if get_ipython() is not None:
         from IPython.display import Image, display
-        display(Image(filename=str(path)))
+        data, fmt = _inline_image(path)
+        display(Image(data=data, format=fmt))
 
 class StudyRun:
     "Collects a study's outputs under `results/<study>/` and writes the manifest last."

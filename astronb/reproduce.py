@@ -11,7 +11,8 @@ import yaml
 from .core import paths
 
 # %% auto #0
-__all__ = ['study_names', 'load_params', 'declared_outputs', 'StudyResult', 'run_study', 'reproduce', 'committed_table', 'check']
+__all__ = ['study_names', 'load_params', 'declared_outputs', 'publish_notebook', 'StudyResult', 'run_study', 'reproduce',
+           'committed_table', 'check']
 
 # %% ../nbs/04_reproduce.ipynb #f127bf37
 def study_names() -> list:
@@ -31,6 +32,28 @@ def declared_outputs(study: str) -> list:
     "Files (relative to results/<study>/) that a run of the study must write."
     d = _yaml(paths().params/study/"outputs.yaml", "an outputs declaration")
     return [*d.get("tables", []), *d.get("figures", []), *d.get("files", [])]
+
+# %% ../nbs/04_reproduce.ipynb #dcd45da7
+def publish_notebook(executed, out_dir, study: str) -> list:
+    "Copy an executed study notebook to `out_dir/<study>.ipynb`, render `<study>.html` with nbconvert, add both to the manifest; returns their paths."
+    import json, nbformat
+    from nbconvert import HTMLExporter
+    from astronb.core import atomic_write
+    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.read(str(executed), as_version=4)
+    for c in nb.cells:
+        for k in ("papermill", "execution"): c.metadata.pop(k, None)
+    nb.metadata.pop("papermill", None)
+    ipynb, html = out_dir/f"{study}.ipynb", out_dir/f"{study}.html"
+    with atomic_write(ipynb) as f: nbformat.write(nb, f)
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb, resources={"metadata": {"name": f"astronb: {study}"}})
+    with atomic_write(html) as f: f.write(body)
+    man = out_dir/"manifest.json"
+    if man.exists():
+        m = json.loads(man.read_text())
+        m["outputs"] = sorted(set(m.get("outputs", [])) | {ipynb.name, html.name})
+        with atomic_write(man) as f: json.dump(m, f, indent=2, default=str)
+    return [ipynb, html]
 
 # %% ../nbs/04_reproduce.ipynb #94b0c0cb
 @dataclass
@@ -75,6 +98,8 @@ def run_study(study: str, scale: str = "smoke", kernel: str = "python3", log_out
     except Exception as e:
         return StudyResult(study, False, time.time() - t0, executed, _describe_failure(e, nb.relative_to(p.root)))
     out_dir = p.results/study
+    if (out_dir/"manifest.json").exists() and (out_dir/"manifest.json").stat().st_mtime >= t0 - 1:
+        publish_notebook(executed, out_dir, study)          # only a run that finished publishes its notebook
     missing = [f for f in outputs if not (out_dir/f).exists() or (out_dir/f).stat().st_mtime < t0 - 1]
     man = out_dir/"manifest.json"
     if not man.exists() or man.stat().st_mtime < t0 - 1: missing.append("manifest.json")
@@ -139,6 +164,8 @@ def _check_table(study, name, rule, fresh_path):
                 continue
             lo, hi = old.at[k, f"{col}_lo"] if f"{col}_lo" in old else "", old.at[k, f"{col}_hi"] if f"{col}_hi" in old else ""
             if b == "" and a == "": continue
+            if (a == "") != (b == ""):      # a rate with nothing to divide by in one run (e.g. precision when nothing was flagged)
+                add(col, k, "unchecked: undefined in one of the two runs", a, b, kind); continue
             try: inside = float(lo) - 1e-12 <= float(b) <= float(hi) + 1e-12
             except ValueError: inside = a == b        # no committed interval for this row: only the same value passes
             add(col, k, "ok" if inside else "violation: outside the committed 95% interval", a if inside else f"{a} [{lo}, {hi}]", b, kind)

@@ -13,11 +13,11 @@ from .io import read_fits_image, read_truth_list, FormatError
 from .metrics import match_points, detection_scores
 
 # %% auto #0
-__all__ = ['CLASSES', 'HALF', 'detect_sep', 'aperture_mag', 'psf_fwhm', 'noise_correlation', 'frame_stats', 'SimConfig',
-           'sample_magnitudes', 'simulate_frame', 'write_frame', 'calibrate', 'sextractor_binary', 'detect_sextractor',
-           'normalise_frame', 'NativeTransform', 'build_detector', 'SourceRoIHeads', 'prior_odds', 'set_galaxy_prior',
-           'detector_config', 'load_detector', 'truth_boxes', 'Frame', 'make_frame', 'random_crop', 'TrainHistory',
-           'train_detector', 'box_centres', 'detect_frame', 'score_by_magnitude', 'score_frame',
+__all__ = ['CLASSES', 'HALF', 'detect_sep', 'aperture_flux', 'aperture_mag', 'psf_fwhm', 'noise_correlation', 'frame_stats',
+           'SimConfig', 'sample_magnitudes', 'simulate_frame', 'write_frame', 'calibrate', 'sextractor_binary',
+           'detect_sextractor', 'normalise_frame', 'NativeTransform', 'build_detector', 'SourceRoIHeads', 'prior_odds',
+           'set_galaxy_prior', 'detector_config', 'load_detector', 'truth_boxes', 'Frame', 'make_frame', 'random_crop',
+           'TrainHistory', 'train_detector', 'box_centres', 'detect_frame', 'score_by_magnitude', 'score_frame',
            'classification_by_magnitude', 'choose_score_threshold']
 
 # %% ../nbs/30_starfield.ipynb #c17b7230
@@ -47,13 +47,17 @@ def detect_sep(img, thresh: float = 1.5, minarea: int = 5, deblend_cont: float =
     df.attrs.update(back=float(bkg.globalback), rms=float(bkg.globalrms))
     return df
 
-def aperture_mag(img, x, y, zero_point: float, r: float = 3.0):
-    "Magnitude from background-subtracted flux in a circular aperture (x, y 1-based)."
+def aperture_flux(img, x, y, r: float = 3.0) -> np.ndarray:
+    "Background-subtracted flux (image units) in a circular aperture of radius `r` px (sep.sum_circle; x, y 1-based)."
     import sep
     data, mask = _prep(img)
     bkg = sep.Background(data, mask=mask)
     f, _, _ = sep.sum_circle(data - bkg.back(), np.asarray(x, float) - 1, np.asarray(y, float) - 1, r)
-    return zero_point - 2.5 * np.log10(np.clip(f, 1e-3, None))
+    return f
+
+def aperture_mag(img, x, y, zero_point: float, r: float = 3.0):
+    "Magnitude from background-subtracted flux in a circular aperture (x, y 1-based)."
+    return zero_point - 2.5 * np.log10(np.clip(aperture_flux(img, x, y, r), 1e-3, None))
 
 # %% ../nbs/30_starfield.ipynb #4174cee4
 def psf_fwhm(img, det=None, half: int = 7, saturation: float = 65535, max_stars: int = 40) -> np.ndarray:

@@ -4,6 +4,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import pytest, torch
 from astropy.io import fits
+from astropy.table import Table
+from astronb.core import file_digest
 from astronb import starfield as sf
 from astronb.io import FormatError, read_fits_image, read_truth_list
 
@@ -42,6 +44,14 @@ def test_detect_adds_radec_when_the_header_has_a_wcs(tmp_path):
     assert r.returncode == 0, r.stderr
     c = pd.read_csv(tmp_path / "c.csv")
     assert {"ra", "dec"} <= set(c.columns) and c.ra.between(149.9, 150.1).all()
+    # the default catalogue is an astropy Table with units and the run's provenance
+    r = run("detect", tmp_path / "wcs.fits", "--baseline", "sep", "--zero-point", 25, "--out", tmp_path / "c.ecsv")
+    assert r.returncode == 0, r.stderr
+    t = Table.read(tmp_path / "c.ecsv")
+    assert (str(t["x"].unit), str(t["ra"].unit), str(t["mag"].unit)) == ("pix", "deg", "mag") and len(t) == len(c)
+    assert np.allclose(t["ra"], c.ra) and np.allclose(t["mag"], 25 - 2.5 * np.log10(c.flux), equal_nan=True)
+    assert t.meta["method"] == "sep" and t.meta["frames"][0]["sha256"] == file_digest(tmp_path / "wcs.fits")
+    assert t.meta["frames"][0]["zero_point"] == 25
 
 
 def test_fits_robustness(tmp_path):
