@@ -109,3 +109,35 @@ def test_a_study_notebook_runs_in_jupyterlab_and_shows_figures_and_tables(lab):
     time.sleep(1)
     left = [c for c in procs_mentioning(str(lab["runtime"]))]
     assert not left, f"processes left behind: {left}"
+
+
+def chromium():
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def test_jupyterlab_shows_an_executed_study_notebook_with_its_figure(lab, tmp_path):
+    """A headless browser (Debian's chromium) opens the published executed notebook in this JupyterLab; the screenshot
+    (saved as build/jupyterlab_screenshot.png) must show the notebook's figure of sky frames."""
+    exe = chromium()
+    if exe is None:
+        if os.environ.get("ASTRONB_REQUIRE_CHROMIUM") == "1": pytest.fail("chromium is required (ASTRONB_REQUIRE_CHROMIUM=1): apt-get install chromium")
+        pytest.skip("no chromium on this machine (apt-get install chromium); .ci/run installs it and sets ASTRONB_REQUIRE_CHROMIUM=1")
+    executed = ROOT / "results" / STUDY / f"{STUDY}.ipynb"
+    assert executed.exists(), f"{executed} is missing: run `astronb reproduce --only {STUDY}`"
+    shutil.copy(executed, lab["work"] / "executed.ipynb")
+    shot = ROOT / "build" / "jupyterlab_screenshot.png"; shot.parent.mkdir(parents=True, exist_ok=True); shot.unlink(missing_ok=True)
+    url = f"{lab['base']}/lab/tree/executed.ipynb?token={lab['token']}&reset"
+    r = subprocess.run([exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run",
+                        f"--user-data-dir={tmp_path / 'chromium'}", "--window-size=1400,6000", "--virtual-time-budget=60000",
+                        f"--screenshot={shot}", url], capture_output=True, text=True, timeout=300)
+    assert shot.exists(), f"chromium wrote no screenshot (exit {r.returncode}): {r.stderr[-1500:]}"
+    from PIL import Image
+    import numpy as np
+    g = np.asarray(Image.open(shot).convert("L"), float)
+    assert g.std() > 10, "the screenshot is blank"
+    # images of the sky are textured mid-grey: 16x16 blocks with std > 20 and mean < 170. JupyterLab's light theme, code and
+    # tables give a few dozen such blocks at most (18 measured), the notebook's figure of 20 frames and stamps thousands (3900)
+    b = 16; H, W = (np.array(g.shape) // b) * b
+    blocks = g[:H, :W].reshape(H // b, b, W // b, b).swapaxes(1, 2).reshape(H // b, W // b, -1)
+    n = int(((blocks.std(-1) > 20) & (blocks.mean(-1) < 170)).sum())
+    assert n > 1000, f"no figure visible in the screenshot ({n} image-like 16x16 blocks): see {shot}"
