@@ -68,7 +68,11 @@ def test_reproduce_reports_failing_cell_and_runs_the_rest(toy_project, tmp_path)
     assert "1 of 2 studies reproduced" in r.stdout
     assert (res / "b_works" / "table.md").exists()                       # the other study still ran
     man = json.loads((res / "b_works" / "manifest.json").read_text())
-    assert man["params"] == {"n": 2} and man["outputs"] == ["table.csv", "table.md"]
+    assert man["params"] == {"n": 2} and man["outputs"] == ["b_works.html", "b_works.ipynb", "table.csv", "table.md"]
+    import nbformat                                                       # the executed notebook is published with its outputs
+    pub = nbformat.read(str(res / "b_works" / "b_works.ipynb"), as_version=4)
+    assert any(c.get("outputs") for c in pub.cells) and "<html" in (res / "b_works" / "b_works.html").read_text()
+    assert not (res / "a_broken" / "a_broken.ipynb").exists()            # a failed run publishes nothing
     assert (Path(os.environ["ASTRONB_BUILD"]) / "executed" / "a_broken.ipynb").exists()   # executed copy, not over the source
 
 
@@ -92,7 +96,8 @@ def test_data_inventory_study_end_to_end(shared_mirror, tmp_path):
     assert inv.loc["ztf-alerts", "files"] == 390 and "asteroids 75" in inv.loc["ztf-alerts", "labels"]
     assert inv.loc["wfsat", "checksums_verified"] == "6/6" and inv.loc["deepspaceyolo", "source"] == "unavailable"
     man = json.loads((res / "data_inventory" / "manifest.json").read_text())
-    assert set(man["outputs"]) == {"inventory.csv", "inventory.md", "samples.png"} and len(man["inputs"]) == 7
+    assert set(man["outputs"]) == {"inventory.csv", "inventory.md", "samples.png", "data_inventory.ipynb", "data_inventory.html"}
+    assert len(man["inputs"]) == 7
 
 
 def test_git_info_dirty_ignores_rewritten_results(tmp_path):
