@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_report.ipynb #d64869cd
 from __future__ import annotations
-import math
+import math, os
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import atomic_save, atomic_write, git_info, paths, write_manifest, _now
@@ -57,7 +57,8 @@ class StudyRun:
     def __init__(self, study: str, params: dict, seed: int = 0, notebook: str | None = None, out_dir=None):
         self.study, self.params, self.seed = study, dict(params), seed
         self.notebook = notebook or f"nbs/studies/{study}.ipynb"
-        self.dir = Path(out_dir) if out_dir else paths().results/study
+        env_dir = os.environ.get("ASTRONB_STUDY_DIR")               # set by `astronb reproduce` for the runs of extra seeds
+        self.dir = Path(out_dir) if out_dir else Path(env_dir) if env_dir else paths().results/study
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir/"manifest.json").unlink(missing_ok=True)  # an unfinished run must not look complete
         self.started, self.outputs, self.inputs, self.extra = _now(), [], [], {}

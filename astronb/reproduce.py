@@ -11,8 +11,8 @@ import yaml
 from .core import paths
 
 # %% auto #0
-__all__ = ['study_names', 'load_params', 'declared_outputs', 'publish_notebook', 'StudyResult', 'run_study', 'reproduce',
-           'committed_table', 'check']
+__all__ = ['study_names', 'load_params', 'study_dir', 'declared_outputs', 'publish_notebook', 'seed_summary', 'StudyResult',
+           'run_study', 'reproduce', 'committed_table', 'check']
 
 # %% ../nbs/04_reproduce.ipynb #f127bf37
 def study_names() -> list:
@@ -27,6 +27,10 @@ def _yaml(p: Path, what: str):
 def load_params(study: str, scale: str = "smoke") -> dict:
     "Parameters of a study at a scale, from params/<study>/<scale>.yaml."
     return _yaml(paths().params/study/f"{scale}.yaml", f"a '{scale}' parameter file")
+
+def study_dir(study: str, scale: str = "smoke") -> Path:
+    "Where a run's outputs go: `results/<study>/` at smoke scale (committed, checked by CI), `results/<scale>/<study>/` otherwise."
+    return paths().results/study if scale == "smoke" else paths().results/scale/study
 
 def declared_outputs(study: str) -> list:
     "Files (relative to results/<study>/) that a run of the study must write."
@@ -55,6 +59,41 @@ def publish_notebook(executed, out_dir, study: str) -> list:
         with atomic_write(man) as f: json.dump(m, f, indent=2, default=str)
     return [ipynb, html]
 
+# %% ../nbs/04_reproduce.ipynb #bd46502b
+def seed_summary(study: str, seeds, rules: dict | None = None, base=None) -> Path:
+    """Mean and sample standard deviation over seeds of every trained-model metric (the `metric` columns of outputs.yaml's
+    `check:`), with the per-seed values beside them: `<base>/seeds.csv` and `.md`, added to the manifest. The first seed's
+    outputs are in `base` (default `results/<study>/`), the others' in `<base>/seeds/seed_<k>/`."""
+    import json, numpy as np, pandas as pd
+    from astronb.core import atomic_write
+    from astronb.report import markdown_table
+    base = Path(base) if base else paths().results/study
+    if rules is None: rules = _yaml(paths().params/study/"outputs.yaml", "an outputs declaration").get("check") or {}
+    dirs = {k: base if i == 0 else base/"seeds"/f"seed_{k}" for i, k in enumerate(seeds)}
+    rows = []
+    for name, rule in rules.items():
+        metric = rule.get("metric", [])
+        if not metric or not (base/f"{name}.csv").exists(): continue
+        keys = rule.get("key", [])
+        tabs = {k: pd.read_csv(d/f"{name}.csv", keep_default_na=True) for k, d in dirs.items()}
+        for k, t in tabs.items(): t.index = [" / ".join(map(str, r)) for r in t[keys].itertuples(index=False)] if keys else range(len(t))
+        for row in tabs[seeds[0]].index:
+            for col in metric:
+                v = [float(tabs[k].at[row, col]) if row in tabs[k].index and col in tabs[k] else np.nan for k in seeds]
+                ok = np.isfinite(v)
+                rows.append(dict(table=name, row=row, column=col, **{f"seed_{k}": x for k, x in zip(seeds, v)}, seeds=int(ok.sum()),
+                                 mean=float(np.mean(np.asarray(v)[ok])) if ok.any() else np.nan,
+                                 sd=float(np.std(np.asarray(v)[ok], ddof=1)) if ok.sum() > 1 else np.nan))
+    df = pd.DataFrame(rows)
+    with atomic_write(base/"seeds.csv") as f: df.to_csv(f, index=False)
+    with atomic_write(base/"seeds.md") as f: f.write(markdown_table(df, 3, False))
+    man = base/"manifest.json"
+    if man.exists():
+        m = json.loads(man.read_text())
+        m["outputs"] = sorted(set(m.get("outputs", [])) | {"seeds.csv", "seeds.md"}); m["seeds"] = list(seeds)
+        with atomic_write(man) as f: json.dump(m, f, indent=2, default=str)
+    return base/"seeds.csv"
+
 # %% ../nbs/04_reproduce.ipynb #94b0c0cb
 @dataclass
 class StudyResult:
@@ -82,22 +121,30 @@ def _describe_failure(e, nb: Path) -> str:
     return f"{nb}: {type(e).__name__}: {e}"
 
 def run_study(study: str, scale: str = "smoke", kernel: str = "python3", log_output: bool = False,
-              extra_params: dict | None = None) -> StudyResult:
-    "Execute one study notebook with papermill and check its declared outputs."
+              extra_params: dict | None = None, out_dir=None) -> StudyResult:
+    """Execute one study notebook with papermill and check its declared outputs. `out_dir` (default `results/<study>/`)
+    receives the outputs: the kernel finds it in `ASTRONB_STUDY_DIR`, which `StudyRun` honours."""
     import papermill as pm
     p = paths()
     nb = p.studies/f"{study}.ipynb"
-    executed = p.build/"executed"/f"{study}.ipynb"
+    out_dir = Path(out_dir) if out_dir else study_dir(study, scale)
+    tag = "" if out_dir == p.results/study else f"_{scale}" + ("" if out_dir == study_dir(study, scale) else "_" + out_dir.name)
+    executed = p.build/"executed"/f"{study}{tag}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
+    old = os.environ.get("ASTRONB_STUDY_DIR")
     try:
         params = {**load_params(study, scale), **(extra_params or {})}
+        params.pop("seeds", None)                        # read by `reproduce`, not a notebook parameter
         outputs = declared_outputs(study)
+        if tag: os.environ["ASTRONB_STUDY_DIR"] = str(out_dir)
         pm.execute_notebook(str(nb), str(executed), parameters=params, kernel_name=kernel, cwd=str(p.root),
                             progress_bar=False, log_output=log_output, report_mode=False)
     except Exception as e:
         return StudyResult(study, False, time.time() - t0, executed, _describe_failure(e, nb.relative_to(p.root)))
-    out_dir = p.results/study
+    finally:
+        if old is None: os.environ.pop("ASTRONB_STUDY_DIR", None)
+        else: os.environ["ASTRONB_STUDY_DIR"] = old
     if (out_dir/"manifest.json").exists() and (out_dir/"manifest.json").stat().st_mtime >= t0 - 1:
         publish_notebook(executed, out_dir, study)          # only a run that finished publishes its notebook
     missing = [f for f in outputs if not (out_dir/f).exists() or (out_dir/f).stat().st_mtime < t0 - 1]
@@ -119,11 +166,19 @@ def reproduce(scale: str = "smoke", only=None, kernel: str = "python3", log_outp
         names = [s for s in names if s in only]
     results = []
     for s in names:
-        print(f"[astronb reproduce] {s} ({scale}) ...", flush=True)
-        r = run_study(s, scale, kernel, log_output)
-        print(f"[astronb reproduce] {s}: {'ok' if r.ok else 'FAILED'} in {r.seconds:.0f} s"
-              + ("" if r.ok else f"\n  {r.error}\n  executed notebook: {r.executed}"), flush=True)
-        results.append(r)
+        seeds = load_params(s, scale).get("seeds")
+        runs = [(None, None)] if not seeds else [({"seed": k}, None if i == 0 else study_dir(s, scale)/"seeds"/f"seed_{k}") for i, k in enumerate(seeds)]
+        rs = []
+        for extra, out in runs:
+            what = f"{s} ({scale}{'' if not extra else ', seed %d' % extra['seed']})"
+            print(f"[astronb reproduce] {what} ...", flush=True)
+            r = run_study(s, scale, kernel, log_output, extra_params=extra, out_dir=out)
+            print(f"[astronb reproduce] {what}: {'ok' if r.ok else 'FAILED'} in {r.seconds:.0f} s"
+                  + ("" if r.ok else f"\n  {r.error}\n  executed notebook: {r.executed}"), flush=True)
+            rs.append(r)
+        if seeds and all(r.ok for r in rs): print(f"[astronb reproduce] {s}: {seed_summary(s, seeds, base=study_dir(s, scale))}", flush=True)
+        bad = [r for r in rs if not r.ok]
+        results.append(bad[0] if bad else StudyResult(s, True, sum(r.seconds for r in rs), rs[0].executed))
     return results
 
 # %% ../nbs/04_reproduce.ipynb #07c89dcc

@@ -113,3 +113,27 @@ def test_git_info_dirty_ignores_rewritten_results(tmp_path):
     assert git_info(tmp_path)["dirty"] is False
     (tmp_path / "code.py").write_text("x = 2\n")
     assert git_info(tmp_path)["dirty"] is True
+
+
+def test_reproduce_runs_every_seed_and_summarises_them(tmp_path):
+    "A parameter file with `seeds:` runs the study once per seed; the metrics get mean and sd next to the per-seed values."
+    root = tmp_path / "proj"; (root / "nbs" / "studies").mkdir(parents=True); (root / "pyproject.toml").write_text("[tool.nbdev]\n")
+    _notebook(root / "nbs" / "studies" / "c_seeds.ipynb",
+              ["import pandas as pd\nfrom astronb.report import StudyRun\nrun = StudyRun('c_seeds', {'seed': seed}, seed=seed)\n"
+               "run.table(pd.DataFrame({'variant': ['a'], 'recall': [0.5 + 0.1 * seed], 'recall_lo': [0.0], 'recall_hi': [1.0]}), 'res')\n"
+               "run.finish()"], "seed = 0")
+    (root / "params" / "c_seeds").mkdir(parents=True)
+    (root / "params" / "c_seeds" / "full.yaml").write_text("seed: 0\nseeds: [0, 1, 2]\n")
+    (root / "params" / "c_seeds" / "outputs.yaml").write_text("tables: [res.csv, res.md]\ncheck:\n  res: {key: [variant], metric: [recall]}\n")
+    res = tmp_path / "res"
+    r = astronb("reproduce", "--params", "full", env={"ASTRONB_HOME": str(root), "ASTRONB_RESULTS": str(res)})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "c_seeds (full, seed 2): ok" in r.stdout and not (res / "c_seeds").exists()     # full scale never overwrites smoke results
+    import pandas as pd
+    assert pd.read_csv(res / "full" / "c_seeds" / "res.csv").recall[0] == 0.5                      # the first seed's results in place
+    assert pd.read_csv(res / "full" / "c_seeds" / "seeds" / "seed_2" / "res.csv").recall[0] == 0.7
+    s = pd.read_csv(res / "full" / "c_seeds" / "seeds.csv").iloc[0]
+    assert (s["seed_0"], s["seed_1"], s["seed_2"]) == (0.5, 0.6, 0.7) and abs(s["mean"] - 0.6) < 1e-12 and abs(s["sd"] - 0.1) < 1e-12
+    man = json.loads((res / "full" / "c_seeds" / "manifest.json").read_text())
+    assert man["seeds"] == [0, 1, 2] and {"seeds.csv", "seeds.md", "c_seeds.ipynb"} <= set(man["outputs"])
+    assert json.loads((res / "full" / "c_seeds" / "seeds" / "seed_1" / "manifest.json").read_text())["seed"] == 1
