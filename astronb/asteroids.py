@@ -12,10 +12,11 @@ from .core import atomic_write, atomic_save
 from .io import FormatError, read_fits_image, read_ztf_alerts, ztf_crossmatch_valid
 
 # %% auto #0
-__all__ = ['SIG_CLIP', 'ZTF_CHANNELS', 'TRIPLET_KINDS', 'MODELS', 'EXPERIMENTS', 'cutout', 'normalise', 'significance_sigma',
-           'CutoutSet', 'cutouts_from_fits', 'ztf_cutouts', 'group_split', 'class_weights', 'simulate_cutouts',
-           'dihedral', 'simulate_triplets', 'find_layer', 'build_model', 'train_classifier', 'predict_proba',
-           'load_items', 'classify_items']
+__all__ = ['SIG_CLIP', 'ALERT_FEATURES', 'FORBIDDEN_FEATURES', 'ZTF_CHANNELS', 'TRIPLET_KINDS', 'MODELS', 'EXPERIMENTS', 'cutout',
+           'normalise', 'significance_sigma', 'CutoutSet', 'cutouts_from_fits', 'check_features', 'alert_features',
+           'train_feature_classifier', 'ztf_cutouts', 'group_split', 'class_weights', 'simulate_cutouts', 'dihedral',
+           'simulate_triplets', 'find_layer', 'build_model', 'train_classifier', 'predict_proba', 'load_items',
+           'classify_items']
 
 # %% ../nbs/20_asteroids.ipynb #1148912e
 def cutout(img: np.ndarray, x: float, y: float, size: int = 32):
@@ -97,6 +98,50 @@ def cutouts_from_fits(path, detections: pd.DataFrame, size: int = 32, coord_base
                          nan_fraction=frac, group=f"{Path(path).name}:{k}"))
     return CutoutSet(np.array(X, np.float32).reshape(-1, size, size, 1), pd.DataFrame(rows))
 
+# %% ../nbs/20_asteroids.ipynb #775ff704
+ALERT_FEATURES = ("ecl_lat_abs", "ndethist", "ncovhist", "days_since_first", "sgscore1", "distpsnr1", "magpsf", "sigmapsf",
+                  "fwhm", "elong", "classtar", "isdiffpos", "rb", "drb")
+FORBIDDEN_FEATURES = ("ssnamenr", "ssdistnr", "ssmagnr", "jd", "jdstarthist", "jdendhist", "nid", "pid", "field", "rcid",
+                      "programid", "ra", "dec", "candid", "objectId")
+
+def check_features(columns) -> list:
+    "The feature names, or a ValueError naming any that leaks the label or the night/field (`FORBIDDEN_FEATURES`)."
+    cols = [str(c) for c in columns]
+    bad = [c for c in cols if c.removeprefix("feat_") in FORBIDDEN_FEATURES]
+    if bad: raise ValueError(f"features {bad} must not reach a model: they carry the label or name the night/field (see FORBIDDEN_FEATURES)")
+    return cols
+
+# %% ../nbs/20_asteroids.ipynb #a213b368
+def alert_features(candidates) -> pd.DataFrame:
+    "Detection-time features (`ALERT_FEATURES`, floats, NaN where missing) of ZTF alert `candidate` records, one row each."
+    from astropy.coordinates import SkyCoord
+    import astropy.units as u
+    c = pd.DataFrame([dict(x) for x in candidates])
+    num = lambda k: pd.to_numeric(c[k], errors="coerce") if k in c else pd.Series(np.nan, index=c.index, dtype=float)
+    f = pd.DataFrame(index=c.index)
+    ra, dec = num("ra").to_numpy(float), num("dec").to_numpy(float)
+    ok = np.isfinite(ra) & np.isfinite(dec)
+    lat = np.full(len(c), np.nan)
+    if ok.any(): lat[ok] = SkyCoord(ra=ra[ok] * u.deg, dec=dec[ok] * u.deg).barycentrictrueecliptic.lat.deg
+    f["ecl_lat_abs"] = np.abs(lat)
+    f["ndethist"], f["ncovhist"] = num("ndethist"), num("ncovhist")
+    f["days_since_first"] = num("jd") - num("jdstarthist")
+    for k in ("sgscore1", "distpsnr1", "magpsf", "sigmapsf", "fwhm", "elong", "classtar", "rb", "drb"): f[k] = num(k)
+    for k in ("sgscore1", "distpsnr1"): f.loc[f[k] < 0, k] = np.nan          # -999: no PS1 source within 30 arcsec
+    sign = c["isdiffpos"].astype(str).str.lower() if "isdiffpos" in c else pd.Series("", index=c.index)
+    f["isdiffpos"] = sign.map({"t": 1.0, "1": 1.0, "f": 0.0, "0": 0.0})
+    return f[list(ALERT_FEATURES)].astype(float)
+
+# %% ../nbs/20_asteroids.ipynb #4a3568c8
+def train_feature_classifier(F: pd.DataFrame, y, seed: int = 0):
+    """scikit-learn's `HistGradientBoostingClassifier` on a table of alert features (missing values allowed, classes
+    balanced, seeded); a forbidden field (`check_features`) is refused before anything is fitted."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    check_features(F.columns)
+    m = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=5,
+                                       l2_regularization=1.0, class_weight="balanced", random_state=seed)
+    return m.fit(F, np.asarray(y, int))
+
 # %% ../nbs/20_asteroids.ipynb #9a043a9e
 ZTF_CHANNELS = ("science", "template", "difference")
 
@@ -110,7 +155,7 @@ def _ztf_centre(stamp_shape, cand, full=63):
 def ztf_cutouts(files, size: int = 32, channels=("science",), norm: str | None = None, report=print):
     "(CutoutSet, bad) from ZTF alert files; label 1 = known asteroid; group = objectId for splitting; `crossmatch_valid` flags trustworthy labels."
     norm = norm or ("minmax" if len(channels) == 1 else "significance")   # the paper's for one band; relative levels kept for several
-    X, rows, bad = [], [], []
+    X, rows, bad, cands = [], [], [], []
     for f in files:
         try: alerts = read_ztf_alerts(f)
         except FormatError as e: bad.append(str(e)); report(f"left out: {e}"); continue
@@ -129,7 +174,10 @@ def ztf_cutouts(files, size: int = 32, channels=("science",), norm: str | None =
                              ssnamenr=c.get("ssnamenr"), ssdistnr=c.get("ssdistnr"), magpsf=c.get("magpsf"), isdiffpos=c.get("isdiffpos"),
                              crossmatch_valid=ztf_crossmatch_valid(c),
                              x=c.get("xpos"), y=c.get("ypos"), edge=edge, nan_fraction=frac, group=a["objectId"]))
-    return CutoutSet(np.array(X, np.float32).reshape(-1, size, size, len(channels)), pd.DataFrame(rows)), bad
+            cands.append(c)
+    index = pd.DataFrame(rows)
+    if len(index): index = pd.concat([index, alert_features(cands).add_prefix("feat_")], axis=1)   # detection-time features (below)
+    return CutoutSet(np.array(X, np.float32).reshape(-1, size, size, len(channels)), index), bad
 
 # %% ../nbs/20_asteroids.ipynb #f354675d
 def group_split(groups, labels, fractions=(0.7, 0.15, 0.15), seed: int = 0) -> np.ndarray:
