@@ -100,3 +100,17 @@ def test_classify_parquet_alerts_with_a_card(weights, shared_mirror, tmp_path):
     w.write_bytes(b"not these weights")
     r = run("classify", pq, "--weights", card, "--out", tmp_path / "s3.csv")
     assert r.returncode == 2 and "SHA-256" in r.stderr and not (tmp_path / "s3.csv").exists()
+
+
+def test_no_label_or_night_field_reaches_the_feature_model(shared_mirror):
+    "The alert features of real alerts hold none of the forbidden fields, and the trainer refuses a table that does."
+    import glob
+    import pandas as pd
+    from astronb import asteroids as ast
+    files = sorted(glob.glob(str(shared_mirror / "ztf-alerts-extra" / "*.avro")))[:20]
+    cs, bad = ast.ztf_cutouts(files, channels=ast.ZTF_CHANNELS, report=lambda m: None)
+    F = cs.index[[f"feat_{k}" for k in ast.ALERT_FEATURES]].rename(columns=lambda c: c.removeprefix("feat_"))
+    assert not set(F.columns) & set(ast.FORBIDDEN_FEATURES) and len(F) == len(cs)
+    for leak in ("ssdistnr", "ssnamenr", "jd", "nid", "field", "rcid", "ra"):
+        with pytest.raises(ValueError, match=leak):
+            ast.train_feature_classifier(F.assign(**{leak: 1.0}), [0, 1] * (len(F) // 2) + [0] * (len(F) % 2))
