@@ -37,10 +37,21 @@ def declared_outputs(study: str) -> list:
     d = _yaml(paths().params/study/"outputs.yaml", "an outputs declaration")
     return [*d.get("tables", []), *d.get("figures", []), *d.get("files", [])]
 
+# %% ../nbs/04_reproduce.ipynb #622cc24f
+def _add_to_manifest(out_dir, names, **extra):
+    "Add output file `names` (and `extra` fields) to `out_dir/manifest.json`, atomically; nothing when the study did not finish (no manifest)."
+    import json
+    from astronb.core import atomic_write
+    man = Path(out_dir)/"manifest.json"
+    if not man.exists(): return
+    m = json.loads(man.read_text())
+    m["outputs"] = sorted(set(m.get("outputs", [])) | set(names)); m.update(extra)
+    with atomic_write(man) as f: json.dump(m, f, indent=2, default=str)
+
 # %% ../nbs/04_reproduce.ipynb #dcd45da7
 def publish_notebook(executed, out_dir, study: str) -> list:
     "Copy an executed study notebook to `out_dir/<study>.ipynb`, render `<study>.html` with nbconvert, add both to the manifest; returns their paths."
-    import json, nbformat
+    import nbformat
     from nbconvert import HTMLExporter
     from astronb.core import atomic_write
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
@@ -52,11 +63,7 @@ def publish_notebook(executed, out_dir, study: str) -> list:
     with atomic_write(ipynb) as f: nbformat.write(nb, f)
     body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb, resources={"metadata": {"name": f"astronb: {study}"}})
     with atomic_write(html) as f: f.write(body)
-    man = out_dir/"manifest.json"
-    if man.exists():
-        m = json.loads(man.read_text())
-        m["outputs"] = sorted(set(m.get("outputs", [])) | {ipynb.name, html.name})
-        with atomic_write(man) as f: json.dump(m, f, indent=2, default=str)
+    _add_to_manifest(out_dir, [ipynb.name, html.name])
     return [ipynb, html]
 
 # %% ../nbs/04_reproduce.ipynb #bd46502b
@@ -64,7 +71,7 @@ def seed_summary(study: str, seeds, rules: dict | None = None, base=None) -> Pat
     """Mean and sample standard deviation over seeds of every trained-model metric (the `metric` columns of outputs.yaml's
     `check:`), with the per-seed values beside them: `<base>/seeds.csv` and `.md`, added to the manifest. The first seed's
     outputs are in `base` (default `results/<study>/`), the others' in `<base>/seeds/seed_<k>/`."""
-    import json, numpy as np, pandas as pd
+    import numpy as np, pandas as pd
     from astronb.core import atomic_write
     from astronb.report import markdown_table
     base = Path(base) if base else paths().results/study
@@ -87,11 +94,7 @@ def seed_summary(study: str, seeds, rules: dict | None = None, base=None) -> Pat
     df = pd.DataFrame(rows)
     with atomic_write(base/"seeds.csv") as f: df.to_csv(f, index=False)
     with atomic_write(base/"seeds.md") as f: f.write(markdown_table(df, 3, False))
-    man = base/"manifest.json"
-    if man.exists():
-        m = json.loads(man.read_text())
-        m["outputs"] = sorted(set(m.get("outputs", [])) | {"seeds.csv", "seeds.md"}); m["seeds"] = list(seeds)
-        with atomic_write(man) as f: json.dump(m, f, indent=2, default=str)
+    _add_to_manifest(base, ["seeds.csv", "seeds.md"], seeds=list(seeds))
     return base/"seeds.csv"
 
 # %% ../nbs/04_reproduce.ipynb #94b0c0cb
@@ -128,8 +131,9 @@ def run_study(study: str, scale: str = "smoke", kernel: str = "python3", log_out
     p = paths()
     nb = p.studies/f"{study}.ipynb"
     out_dir = Path(out_dir) if out_dir else study_dir(study, scale)
-    tag = "" if out_dir == p.results/study else f"_{scale}" + ("" if out_dir == study_dir(study, scale) else "_" + out_dir.name)
-    executed = p.build/"executed"/f"{study}{tag}.ipynb"
+    try: name = out_dir.relative_to(p.results).as_posix().replace("/", "_")      # starfield, full_starfield, full_starfield_seeds_seed_1
+    except ValueError: name = f"{study}_{scale}"
+    executed = p.build/"executed"/f"{name}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     old = os.environ.get("ASTRONB_STUDY_DIR")
@@ -137,7 +141,7 @@ def run_study(study: str, scale: str = "smoke", kernel: str = "python3", log_out
         params = {**load_params(study, scale), **(extra_params or {})}
         params.pop("seeds", None)                        # read by `reproduce`, not a notebook parameter
         outputs = declared_outputs(study)
-        if tag: os.environ["ASTRONB_STUDY_DIR"] = str(out_dir)
+        os.environ["ASTRONB_STUDY_DIR"] = str(out_dir)
         pm.execute_notebook(str(nb), str(executed), parameters=params, kernel_name=kernel, cwd=str(p.root),
                             progress_bar=False, log_output=log_output, report_mode=False)
     except Exception as e:
@@ -145,11 +149,11 @@ def run_study(study: str, scale: str = "smoke", kernel: str = "python3", log_out
     finally:
         if old is None: os.environ.pop("ASTRONB_STUDY_DIR", None)
         else: os.environ["ASTRONB_STUDY_DIR"] = old
-    if (out_dir/"manifest.json").exists() and (out_dir/"manifest.json").stat().st_mtime >= t0 - 1:
-        publish_notebook(executed, out_dir, study)          # only a run that finished publishes its notebook
-    missing = [f for f in outputs if not (out_dir/f).exists() or (out_dir/f).stat().st_mtime < t0 - 1]
     man = out_dir/"manifest.json"
-    if not man.exists() or man.stat().st_mtime < t0 - 1: missing.append("manifest.json")
+    finished = man.exists() and man.stat().st_mtime >= t0 - 1
+    if finished: publish_notebook(executed, out_dir, study)          # only a run that finished publishes its notebook
+    missing = [f for f in outputs if not (out_dir/f).exists() or (out_dir/f).stat().st_mtime < t0 - 1]
+    if not finished: missing.append("manifest.json")
     else:
         import json
         listed = set(json.loads(man.read_text()).get("outputs", []))
