@@ -6,7 +6,7 @@
 from __future__ import annotations
 import json
 from pathlib import Path
-from .core import atomic_write, file_digest, git_info, package_versions, _now
+from .core import atomic_write, file_digest, git_info, package_versions, utc_now
 
 # %% auto #0
 __all__ = ['CARD_VERSION', 'card_path', 'write_card', 'read_card']
@@ -28,7 +28,7 @@ def write_card(weights, study: str, architecture: dict, preprocessing: dict, ope
     training_data: {file: sha256} of the training inputs; params: the run's parameters."""
     w = Path(weights)
     if not w.is_file(): raise FileNotFoundError(f"cannot write a card for {w}: the weights file does not exist")
-    card = dict(card_version=CARD_VERSION, study=study, weights=w.name, weights_sha256=file_digest(w), created=_now(),
+    card = dict(card_version=CARD_VERSION, study=study, weights=w.name, weights_sha256=file_digest(w), created=utc_now(),
                 git=git_info(), packages={k: v for k, v in package_versions().items() if v}, architecture=architecture,
                 preprocessing=preprocessing, operating_point=operating_point, test_metrics=test_metrics,
                 training_data=training_data or {}, params=params or {}, **extra)

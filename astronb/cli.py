@@ -70,7 +70,8 @@ def _cmd_tile(a):
     from pathlib import Path
     from PIL import Image
     from astronb.core import atomic_save, atomic_write
-    from astronb.deepspace import from_yolo, tile_image, to_yolo, validate_image, validate_label_file
+    from astronb.deepspace import from_yolo, to_yolo, validate_image, validate_label_file
+    from astronb.sliced import tile_image
     out = Path(a.out); n = 0
     for p in map(Path, a.images):
         bad = validate_image(p)
@@ -176,8 +177,8 @@ def _cmd_detect(a):
             model = sf.load_detector(weights)              # the architecture is read from the weights
         for f in a.frames:
             img, hdr = read_fits_image(f)
-            if a.baseline == "sep": c = sf.detect_sep(img, a.thresh, a.minarea)[["x", "y", "flux"]]; sf._add_radec(c, hdr)
-            elif a.baseline == "sextractor": c = sf.detect_sextractor(f, a.thresh, a.minarea)[["x", "y", "flux"]]; sf._add_radec(c, hdr)
+            if a.baseline == "sep": c = sf.detect_sep(img, a.thresh, a.minarea)[["x", "y", "flux"]]; sf.add_radec(c, hdr)
+            elif a.baseline == "sextractor": c = sf.detect_sextractor(f, a.thresh, a.minarea)[["x", "y", "flux"]]; sf.add_radec(c, hdr)
             else:
                 c = sf.detect_frame(model, img, norm, score_min=score_min, header=hdr)
                 c["flux"] = sf.aperture_flux(img, c.x, c.y, 3.0) if len(c) else []
@@ -269,7 +270,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--model", choices=["inceptionv3", "xception", "inceptionresnetv2", "resnet152v2"],
                    help="architecture (default: the card's, else inceptionv3)")
     s.add_argument("--experiment", type=int, choices=[1, 2, 3], help="the paper's experiment (default: the card's, else 3)")
-    s.add_argument("--weights", required=True, help="the model card (.card.json) saved by the asteroid study, or Keras weights (.weights.h5)")
+    s.add_argument("--weights", required=True, help="the model card (.card.json) saved by the asteroid study (a CNN on the stamps, one on stamps and alert features, or trees on the alert features), or Keras weights (.weights.h5)")
     s.add_argument("--channels", type=int, choices=[1, 3], help="1: science band; 3: ZTF science/template/difference (default: the card's, else 1)")
     s.add_argument("--threshold", type=float, help="asteroid when score >= this, 0-1 (default: the card's, chosen on validation alerts, else 0.5)")
     s.add_argument("--out", default="scores.csv", help="output CSV, one row per alert or cutout (default: scores.csv)")

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 # %% auto #0
 __all__ = ['STACK', 'project_root', 'paths', 'seed_everything', 'atomic_write', 'atomic_save', 'file_digest', 'package_versions',
-           'git_info', 'hardware_info', 'write_manifest']
+           'git_info', 'hardware_info', 'utc_now', 'write_manifest']
 
 # %% ../nbs/00_core.ipynb #4d51cb65
 def project_root() -> Path:
@@ -146,7 +146,9 @@ def hardware_info() -> dict:
     return {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
             "cpu_count": os.cpu_count(), "memory_gib": mem, "gpus": gpus}
 
-def _now(): return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+def utc_now() -> str:
+    "The current UTC time, ISO 8601 to the second (manifests, cards)."
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 def write_manifest(out_dir, study: str, params: dict, seed, inputs=(), outputs=(), started=None, notebook=None,
                    extra=None, git=None) -> Path:
@@ -154,7 +156,7 @@ def write_manifest(out_dir, study: str, params: dict, seed, inputs=(), outputs=(
     `git`: the checkout as it was when the run started (`git_info()` then); when the checkout changed during the run,
     the manifest also records it at the end as `git_at_finish`."""
     out_dir = Path(out_dir)
-    finished = _now()
+    finished = utc_now()
     now = git_info()
     man = {"study": study, "notebook": notebook, "params": params, "seed": seed, "git": git or now,
            "packages": package_versions(), "hardware": hardware_info(),

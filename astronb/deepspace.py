@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from PIL import Image, ImageDraw
 from .core import atomic_write, atomic_save
+from .sliced import draw_boxes, sliced_predict    # shared with the starfield study: astronb.sliced
 IMG_EXT = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 
 # %% auto #0
 __all__ = ['IMG_EXT', 'synthetic_frame', 'to_yolo', 'from_yolo', 'write_synthetic_archive', 'Issue', 'find_pairs',
-           'validate_label_file', 'validate_image', 'Prepared', 'prepare_dataset', 'tile_origins', 'tile_boxes',
-           'tile_image', 'merge_tiles', 'sliced_predict', 'train_yolo', 'yolo_val', 'max_f1_conf', 'image_counts',
-           'map_interval', 'evaluate_yolo', 'write_yolo_card', 'yolo_predictor', 'draw_boxes', 'annotate']
+           'validate_label_file', 'validate_image', 'Prepared', 'prepare_dataset', 'train_yolo', 'yolo_val',
+           'max_f1_conf', 'image_counts', 'map_interval', 'evaluate_yolo', 'write_yolo_card', 'yolo_predictor',
+           'annotate']
 
 # %% ../nbs/10_deepspace.ipynb #1b35c4c6
 def _add_gauss(img, x, y, sig, flux, color):
@@ -232,99 +233,6 @@ def prepare_dataset(src, out, split=(0.8, 0.1, 0.1), seed: int = 0, fraction: fl
                             names=dict(enumerate(names))), f, sort_keys=False)
     return Prepared(out, yml, df.drop(columns="lines"), issues)
 
-# %% ../nbs/10_deepspace.ipynb #08b7c6ce
-def tile_origins(length: int, tile: int = 608, overlap: float = 0.2) -> list:
-    "Start offsets of tiles covering [0, length), the last one flush with the end."
-    if not 0 <= overlap < 1: raise ValueError(f"overlap must be in [0, 1), got {overlap}")
-    if length <= tile: return [0]
-    stride = max(1, int(round(tile * (1 - overlap))))
-    starts = list(range(0, length - tile, stride))
-    return starts + [length - tile]
-
-def tile_boxes(boxes, x0, y0, tile, min_visible=0.5):
-    "Boxes (N, 4+) in image pixels -> (clipped boxes in tile pixels, kept row indices)."
-    b = np.asarray(boxes, float).reshape(-1, np.asarray(boxes).shape[-1] if len(boxes) else 4)
-    if not len(b): return np.zeros((0, 4)), np.zeros(0, int)
-    c = np.stack([np.clip(b[:, 0] - x0, 0, tile), np.clip(b[:, 1] - y0, 0, tile),
-                  np.clip(b[:, 2] - x0, 0, tile), np.clip(b[:, 3] - y0, 0, tile)], 1)
-    area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    vis = (c[:, 2] - c[:, 0]) * (c[:, 3] - c[:, 1])
-    keep = np.flatnonzero((vis > 0) & (vis >= min_visible * np.maximum(area, 1e-12)))
-    return c[keep], keep
-
-def tile_image(img: np.ndarray, boxes=(), tile: int = 608, overlap: float = 0.2, min_visible: float = 0.5, pad_value=0):
-    "Yield (x0, y0, patch tile x tile (padded at the border), boxes in patch pixels, their row indices) for every tile."
-    h, w = img.shape[:2]
-    for y0 in tile_origins(h, tile, overlap):
-        for x0 in tile_origins(w, tile, overlap):
-            patch = np.full((tile, tile) + img.shape[2:], pad_value, img.dtype)
-            crop = img[y0:y0 + tile, x0:x0 + tile]
-            patch[:crop.shape[0], :crop.shape[1]] = crop
-            bb, keep = tile_boxes(boxes, x0, y0, tile, min_visible)
-            yield x0, y0, patch, bb, keep
-
-# %% ../nbs/10_deepspace.ipynb #29a33275
-from .softnms import soft_nms, batched_soft_nms
-
-def merge_tiles(dets: list, image_size, iou=0.5, method="hard", sigma=0.5, contain=0.8, eps=1.0):
-    """Merge per-tile detections. `dets`: list of (x0, y0, tile_w, tile_h, boxes (N,4) in tile pixels, scores, classes).
-    Returns (boxes (M,4) in image pixels, scores, classes)."""
-    W, H = image_size
-    B, S, C, frag = [], [], [], []
-    for x0, y0, tw, th, b, s, c in dets:
-        b = np.asarray(b, float).reshape(-1, 4)
-        if not len(b): continue
-        touch = ((b[:, 0] <= eps) & (x0 > 0)) | ((b[:, 1] <= eps) & (y0 > 0)) | \
-                ((b[:, 2] >= tw - eps) & (x0 + tw < W)) | ((b[:, 3] >= th - eps) & (y0 + th < H))
-        B.append(b + [x0, y0, x0, y0]); S.append(np.asarray(s, float)); C.append(np.asarray(c, int)); frag.append(touch)
-    if not B: return np.zeros((0, 4)), np.zeros(0), np.zeros(0, int)
-    B, S, C, frag = np.concatenate(B), np.concatenate(S), np.concatenate(C), np.concatenate(frag)
-    w = ~frag
-    keep, ks = batched_soft_nms(B[w], S[w], C[w], method, sigma, iou, 0.0 if method == "hard" else 0.001)
-    WB, WS, WC = B[w][keep], ks, C[w][keep]
-    FB, FS, FC = B[frag], S[frag], C[frag]
-    if len(FB) and len(WB):
-        ix1 = np.maximum(FB[:, None, 0], WB[None, :, 0]); iy1 = np.maximum(FB[:, None, 1], WB[None, :, 1])
-        ix2 = np.minimum(FB[:, None, 2], WB[None, :, 2]); iy2 = np.minimum(FB[:, None, 3], WB[None, :, 3])
-        inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-        own = np.maximum((FB[:, 2] - FB[:, 0]) * (FB[:, 3] - FB[:, 1]), 1e-12)
-        inside = ((inter / own[:, None]) >= contain) & (FC[:, None] == WC[None, :])
-        rest = ~inside.any(1)
-        FB, FS, FC = FB[rest], FS[rest], FC[rest]
-    # join touching fragments of a class into their union (union-find over overlapping pairs)
-    parent = list(range(len(FB)))
-    def find(i):
-        while parent[i] != i: parent[i] = parent[parent[i]]; i = parent[i]
-        return i
-    for i in range(len(FB)):
-        for j in range(i + 1, len(FB)):
-            if FC[i] == FC[j] and FB[i, 0] <= FB[j, 2] + eps and FB[j, 0] <= FB[i, 2] + eps and \
-               FB[i, 1] <= FB[j, 3] + eps and FB[j, 1] <= FB[i, 3] + eps:
-                parent[find(i)] = find(j)
-    groups = {}
-    for i in range(len(FB)): groups.setdefault(find(i), []).append(i)
-    UB = [np.r_[FB[g, :2].min(0), FB[g, 2:].max(0)] for g in groups.values()]
-    US = [FS[g].max() for g in groups.values()]; UC = [FC[g[0]] for g in groups.values()]
-    outB = np.vstack([WB, *UB]) if UB else WB
-    outS = np.r_[WS, US]; outC = np.r_[WC, UC].astype(int)
-    o = np.argsort(-outS, kind="stable")
-    return outB[o], outS[o], outC[o]
-
-def sliced_predict(img: np.ndarray, predict, tile: int = 608, overlap: float = 0.25, **merge_kw):
-    "Run `predict(patch) -> (boxes, scores, classes)` on overlapping tiles of `img` and merge to image pixels."
-    h, w = img.shape[:2]
-    if h <= tile and w <= tile:
-        b, s, c = predict(img); return np.asarray(b, float).reshape(-1, 4), np.asarray(s, float), np.asarray(c, int)
-    dets = []
-    for x0, y0, patch, _, _ in tile_image(img, (), tile, overlap):
-        b, s, c = predict(patch)
-        tw, th = min(tile, w - x0), min(tile, h - y0)
-        b = np.asarray(b, float).reshape(-1, 4)
-        if len(b):   # detections in the padding are clipped to the real image part of the tile
-            b = np.clip(b, 0, [tw, th, tw, th])
-        dets.append((x0, y0, tw, th, b, s, c))
-    return merge_tiles(dets, (w, h), **merge_kw)
-
 # %% ../nbs/10_deepspace.ipynb #78823290
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -458,18 +366,6 @@ def yolo_predictor(weights, imgsz=608, conf=0.25, device="cpu"):
         return b.xyxy.cpu().numpy(), b.conf.cpu().numpy(), b.cls.cpu().numpy().astype(int)
     predict.names = model.names
     return predict
-
-def draw_boxes(rgb: np.ndarray, boxes, scores=None, labels=None, color=(255, 200, 0), width=2, truth=None):
-    "An annotated copy of an image (predicted boxes in colour, optional true boxes in green)."
-    im = Image.fromarray(rgb).convert("RGB"); d = ImageDraw.Draw(im)
-    for b in (truth if truth is not None else []):
-        d.rectangle([float(v) for v in b[:4]], outline=(80, 255, 80), width=width)
-    for k, b in enumerate(np.asarray(boxes).reshape(-1, 4)):
-        d.rectangle([float(v) for v in b], outline=color, width=width)
-        if scores is not None:
-            txt = (f"{labels[k]} " if labels is not None else "") + f"{scores[k]:.2f}"
-            d.text((float(b[0]) + 2, max(0.0, float(b[1]) - 11)), txt, fill=color)
-    return np.asarray(im)
 
 def annotate(images, weights, out_dir, imgsz=None, conf=None, device="cpu", tile=None, overlap=None, merge="hard") -> pd.DataFrame:
     """Detect on each image (sliced when larger than the model input); write <stem>.png, <stem>.csv and <stem>.txt.

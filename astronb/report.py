@@ -7,7 +7,7 @@ from __future__ import annotations
 import math, os
 from pathlib import Path
 import numpy as np, pandas as pd
-from .core import atomic_save, atomic_write, git_info, paths, write_manifest, _now
+from .core import atomic_save, atomic_write, git_info, paths, write_manifest, utc_now
 
 # %% auto #0
 __all__ = ['markdown_table', 'StudyRun']
@@ -61,7 +61,7 @@ class StudyRun:
         self.dir = Path(out_dir) if out_dir else Path(env_dir) if env_dir else paths().results/study
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir/"manifest.json").unlink(missing_ok=True)  # an unfinished run must not look complete
-        self.started, self.outputs, self.inputs, self.extra = _now(), [], [], {}
+        self.started, self.outputs, self.inputs, self.extra = utc_now(), [], [], {}
         self.git = git_info()                                # the code this run starts from
 
     def table(self, df: pd.DataFrame, name: str, digits: int = 3, index: bool = False) -> pd.DataFrame:

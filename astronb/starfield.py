@@ -17,8 +17,8 @@ __all__ = ['CLASSES', 'HALF', 'detect_sep', 'aperture_flux', 'aperture_mag', 'ps
            'SimConfig', 'sample_magnitudes', 'simulate_frame', 'write_frame', 'calibrate', 'sextractor_binary',
            'detect_sextractor', 'normalise_frame', 'NativeTransform', 'build_detector', 'SourceRoIHeads', 'prior_odds',
            'set_galaxy_prior', 'detector_config', 'load_detector', 'truth_boxes', 'Frame', 'make_frame', 'random_crop',
-           'TrainHistory', 'train_detector', 'box_centres', 'detect_frame', 'score_by_magnitude', 'score_frame',
-           'classification_by_magnitude', 'choose_score_threshold']
+           'TrainHistory', 'train_detector', 'box_centres', 'detect_frame', 'add_radec', 'score_by_magnitude',
+           'score_frame', 'classification_by_magnitude', 'choose_score_threshold']
 
 # %% ../nbs/30_starfield.ipynb #c17b7230
 def _prep(img):
@@ -508,7 +508,7 @@ def box_centres(boxes, labels, shape, eps: float = 1e-3):
 @torch.no_grad()
 def detect_frame(model, img, norm="asinh", score_min: float = 0.05, tile: int = 1024, overlap: float = 0.1, header=None) -> pd.DataFrame:
     "Detections of a whole frame as a catalogue (x, y 1-based; class; score; ra, dec when there is a WCS)."
-    from astronb.deepspace import sliced_predict
+    from astronb.sliced import sliced_predict
     model.eval()
     x = normalise_frame(img, norm)
     def predict(chw):
@@ -524,10 +524,11 @@ def detect_frame(model, img, norm="asinh", score_min: float = 0.05, tile: int = 
     cx, cy = box_centres(b, c, (H, W))
     cat = pd.DataFrame(dict(x=cx + 0.5, y=cy + 0.5,
                             cls=[CLASSES.get(int(v), str(v)) for v in c], score=s))
-    _add_radec(cat, header)
+    add_radec(cat, header)
     return cat
 
-def _add_radec(cat, header):
+def add_radec(cat, header):
+    "Add ra, dec columns (deg) to a catalogue with 1-based x, y when the FITS header has a celestial WCS; else leave it as it is."
     if header is None: return
     from astropy.wcs import WCS
     try:

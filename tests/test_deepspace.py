@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 from astronb import deepspace as ds
+from astronb import sliced as sl
 
 ASTRONB = Path(sys.executable).parent / "astronb"
 
@@ -33,24 +34,24 @@ def scenes(draw):
 def test_tile_then_merge_recovers_every_box_exactly(scene):
     W, H, tile, overlap, truth = scene
     img = np.zeros((H, W, 3), np.uint8)
-    tiles = iter(list(ds.tile_image(img, truth, tile, overlap, min_visible=0.0)))
+    tiles = iter(list(sl.tile_image(img, truth, tile, overlap, min_visible=0.0)))
     def ideal(patch):                       # a perfect detector: the visible part of every true box in the tile
         x0, y0, p, bb, keep = next(tiles)
         return bb, np.linspace(0.9, 0.5, len(bb)), np.zeros(len(bb), int)
-    got, _, _ = ds.sliced_predict(img, ideal, tile, overlap)
+    got, _, _ = sl.sliced_predict(img, ideal, tile, overlap)
     assert sorted(map(tuple, np.round(got, 6))) == sorted(map(tuple, truth))
 
 
 def test_tiles_cover_the_image_and_pad_the_border():
     img = (np.arange(700 * 1000 * 3) % 251).astype(np.uint8).reshape(700, 1000, 3)
     seen = np.zeros((700, 1000), bool)
-    for x0, y0, patch, _, _ in ds.tile_image(img, (), 608, 0.2):
+    for x0, y0, patch, _, _ in sl.tile_image(img, (), 608, 0.2):
         assert patch.shape == (608, 608, 3)
         h, w = min(608, 700 - y0), min(608, 1000 - x0)
         assert (patch[:h, :w] == img[y0:y0 + h, x0:x0 + w]).all()
         seen[y0:y0 + h, x0:x0 + w] = True
     assert seen.all()
-    (x0, y0, patch, _, _), = list(ds.tile_image(img[:300, :400], (), 608, 0.2))   # smaller than a tile: one padded tile
+    (x0, y0, patch, _, _), = list(sl.tile_image(img[:300, :400], (), 608, 0.2))   # smaller than a tile: one padded tile
     assert (patch[300:, :] == 0).all() and (patch[:, 400:] == 0).all()
 
 
