@@ -14,9 +14,10 @@ from .io import FormatError, read_fits_image, read_ztf_alerts, ztf_crossmatch_va
 # %% auto #0
 __all__ = ['SIG_CLIP', 'ALERT_FEATURES', 'FORBIDDEN_FEATURES', 'ZTF_CHANNELS', 'TRIPLET_KINDS', 'MODELS', 'EXPERIMENTS', 'cutout',
            'normalise', 'significance_sigma', 'CutoutSet', 'cutouts_from_fits', 'check_features', 'alert_features',
-           'train_feature_classifier', 'ztf_cutouts', 'group_split', 'class_weights', 'simulate_cutouts', 'dihedral',
-           'simulate_triplets', 'find_layer', 'build_model', 'train_classifier', 'predict_proba', 'load_items',
-           'classify_items']
+           'train_feature_classifier', 'save_feature_classifier', 'alert_feature_table', 'feature_scaling',
+           'feature_width', 'feature_matrix', 'model_inputs', 'ztf_cutouts', 'group_split', 'class_weights',
+           'simulate_cutouts', 'dihedral', 'simulate_triplets', 'find_layer', 'build_model', 'transfer_weights',
+           'train_classifier', 'predict_proba', 'load_items', 'classify_items']
 
 # %% ../nbs/20_asteroids.ipynb #1148912e
 def cutout(img: np.ndarray, x: float, y: float, size: int = 32):
@@ -141,6 +142,53 @@ def train_feature_classifier(F: pd.DataFrame, y, seed: int = 0):
     m = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=5,
                                        l2_regularization=1.0, class_weight="balanced", random_state=seed)
     return m.fit(F, np.asarray(y, int))
+
+# %% ../nbs/20_asteroids.ipynb #a99b67bf
+def save_feature_classifier(model, path) -> Path:
+    "Save a fitted scikit-learn classifier with joblib, atomically; load it through its model card (`classify_items`)."
+    import joblib
+    return atomic_save(path, lambda p: joblib.dump(model, p))
+
+# %% ../nbs/20_asteroids.ipynb #dbd5469a
+def alert_feature_table(index: pd.DataFrame) -> pd.DataFrame:
+    "The `ALERT_FEATURES` columns of a cutout index (its `feat_` columns) or of a feature table; a ValueError when they are absent."
+    if all(f"feat_{k}" in index for k in ALERT_FEATURES):
+        return index[[f"feat_{k}" for k in ALERT_FEATURES]].rename(columns=lambda c: c.removeprefix("feat_"))
+    if all(k in index for k in ALERT_FEATURES): return index[list(ALERT_FEATURES)]
+    raise ValueError("these items carry no ZTF alert features: a model on alert features needs ZTF alerts (.avro packets or Parquet tables)")
+
+# %% ../nbs/20_asteroids.ipynb #b23dc21c
+def feature_scaling(F: pd.DataFrame) -> dict:
+    "Robust centre (median) and scale (IQR / 1.349, else 1) of each alert feature, from training alerts; JSON-ready for a model card."
+    F = alert_feature_table(F)
+    check_features(F.columns)
+    centre, scale = [], []
+    for k in F:
+        v = F[k].to_numpy(float); v = v[np.isfinite(v)]
+        c = float(np.median(v)) if len(v) else 0.0
+        s = float(np.subtract(*np.percentile(v, [75, 25])) / 1.349) if len(v) else 0.0
+        centre.append(c); scale.append(s if s > 0 else 1.0)
+    return dict(features=list(F.columns), centre=centre, scale=scale, clip=10.0, missing_indicators=True)
+
+# %% ../nbs/20_asteroids.ipynb #8d87f8e6
+def feature_width(scaling) -> int:
+    "Width of `feature_matrix`'s output: each feature and its missing-value indicator; 0 without a scaling."
+    return 2 * len(scaling["features"]) if scaling else 0
+
+# %% ../nbs/20_asteroids.ipynb #d4a57b49
+def feature_matrix(F: pd.DataFrame, scaling: dict) -> np.ndarray:
+    "Scaled features (clipped; a missing value at the centre) and their 0/1 missing indicators, float32 (n, `feature_width`)."
+    F = alert_feature_table(F)
+    if list(F.columns) != list(scaling["features"]): raise ValueError(f"features {list(F.columns)} differ from the model's {scaling['features']}")
+    v = F.to_numpy(float)
+    miss = ~np.isfinite(v)
+    z = np.clip((v - np.asarray(scaling["centre"])) / np.asarray(scaling["scale"]), -scaling["clip"], scaling["clip"])
+    return np.concatenate([np.where(miss, 0.0, z), miss.astype(float)], axis=1).astype(np.float32)
+
+# %% ../nbs/20_asteroids.ipynb #d208ffac
+def model_inputs(cs, scaling=None):
+    "What a classifier takes: the stamps, or [stamps, `feature_matrix`] for a model with a feature branch."
+    return cs.X if scaling is None else [cs.X, feature_matrix(cs.index, scaling)]
 
 # %% ../nbs/20_asteroids.ipynb #9a043a9e
 ZTF_CHANNELS = ("science", "template", "difference")
@@ -370,8 +418,11 @@ def _load_base_weights(base, spec, weights):
     base.load_weights(str(f))
 
 def build_model(name: str = "inceptionv3", experiment: int = 1, weights=None, input_size: int = 32, channels: int = 1,
-                dense: int = 256, dropout: float = 0.5, unfreeze_from: str | None = None, bn_momentum: float | None = None):
-    "The paper's classifier: [replicate to 3 channels] -> Resizing -> base (cut at the experiment's layer) -> Flatten -> Dense -> Dropout -> softmax."
+                dense: int = 256, dropout: float = 0.5, unfreeze_from: str | None = None, bn_momentum: float | None = None,
+                n_features: int = 0, feature_units: int = 32):
+    """The paper's classifier: [replicate to 3 channels] -> Resizing -> base (cut at the experiment's layer) -> Flatten -> Dense -> Dropout -> softmax.
+    n_features > 0 adds ALeRCE's second input: the scaled alert features (`feature_matrix`) -> Dense(feature_units, relu),
+    concatenated with the flattened stamp features before the head; the model then takes [stamps, features]."""
     import keras
     from keras import layers
     if name not in MODELS: raise ValueError(f"model must be one of {list(MODELS)}, got {name!r}")
@@ -399,9 +450,26 @@ def build_model(name: str = "inceptionv3", experiment: int = 1, weights=None, in
     elif channels != 3: raise ValueError(f"channels must be 1 or 3, got {channels}")
     if spec["size"] != input_size: x = layers.Resizing(spec["size"], spec["size"], name="upscale")(x)
     x = feat(x, training=False if experiment < 3 else None)
-    x = layers.Flatten()(x); x = layers.Dense(dense, activation="relu")(x); x = layers.Dropout(dropout)(x)
+    x = layers.Flatten()(x)
+    inputs = inp
+    if n_features:
+        finp = keras.Input((n_features,), name="alert_features")
+        f = layers.Dense(feature_units, activation="relu", name="feature_dense")(finp)
+        x = layers.Concatenate(name="stamps_and_features")([x, f]); inputs = [inp, finp]
+    x = layers.Dense(dense, activation="relu")(x); x = layers.Dropout(dropout)(x)
     out = layers.Dense(2, activation="softmax")(x)
-    return keras.Model(inp, out, name=f"{name}_exp{experiment}")
+    return keras.Model(inputs, out, name=f"{name}_exp{experiment}" + ("_features" if n_features else ""))
+
+# %% ../nbs/20_asteroids.ipynb #15e49ac7
+def transfer_weights(src, dst) -> list:
+    "Copy the weights of every layer of `src` that `dst` has under the same name and with the same shapes; returns the names copied."
+    done = []
+    for l in src.layers:
+        try: d = dst.get_layer(l.name)
+        except ValueError: continue
+        w = l.get_weights()
+        if w and [x.shape for x in w] == [x.shape for x in d.get_weights()]: d.set_weights(w); done.append(l.name)
+    return done
 
 # %% ../nbs/20_asteroids.ipynb #d8123bb0
 def _strategy():
@@ -410,23 +478,28 @@ def _strategy():
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
 def train_classifier(name, experiment, train: CutoutSet, val: CutoutSet, epochs=10, batch=64, lr=1e-4, weights=None,
-                     patience=3, seed=0, verbose=2, model=None, bn_momentum="auto"):
-    "Build (or continue) and fit a classifier; returns (model, history dict). bn_momentum 'auto': 0.9 without pretrained weights, Keras's otherwise."
+                     patience=3, seed=0, verbose=2, model=None, bn_momentum="auto", scaling=None):
+    """Build (or continue) and fit a classifier; returns (model, history dict).
+    name, experiment: the paper's configuration (`MODELS`, `EXPERIMENTS`); train, val: CutoutSets (val drives early stopping);
+    weights: None, "imagenet" or a folder of Keras notop files; model: a built model to train further instead of a new one;
+    bn_momentum 'auto': 0.9 without pretrained weights, Keras's otherwise; scaling: the alert-feature scaling (`feature_scaling`)
+    of a model with a feature branch, None for stamps only."""
     import keras
     from astronb.core import seed_everything
     seed_everything(seed, frameworks=("tensorflow",))
     with _strategy().scope():
         if bn_momentum == "auto": bn_momentum = 0.9 if weights is None else None
-        if model is None: model = build_model(name, experiment, weights, train.X.shape[1], train.X.shape[-1], bn_momentum=bn_momentum)
+        if model is None: model = build_model(name, experiment, weights, train.X.shape[1], train.X.shape[-1], bn_momentum=bn_momentum,
+                                              n_features=feature_width(scaling))
         model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     cb = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)]
-    h = model.fit(train.X, train.y, validation_data=(val.X, val.y), epochs=epochs, batch_size=batch,
+    h = model.fit(model_inputs(train, scaling), train.y, validation_data=(model_inputs(val, scaling), val.y), epochs=epochs, batch_size=batch,
                   class_weight=class_weights(train.y), callbacks=cb, verbose=verbose, shuffle=True)
     return model, {k: [float(v) for v in vs] for k, vs in h.history.items()}
 
-def predict_proba(model, cs: CutoutSet, batch: int = 256) -> np.ndarray:
-    "Asteroid probability per cutout."
-    return model.predict(cs.X, batch_size=batch, verbose=0)[:, 1]
+def predict_proba(model, cs: CutoutSet, batch: int = 256, scaling=None) -> np.ndarray:
+    "Asteroid probability per cutout (`scaling`: the alert-feature scaling of a model with a feature branch)."
+    return model.predict(model_inputs(cs, scaling), batch_size=batch, verbose=0)[:, 1]
 
 # %% ../nbs/20_asteroids.ipynb #2ed1d9b4
 def load_items(items, size: int = 32, channels: int = 1, report=print) -> CutoutSet:
@@ -452,21 +525,34 @@ def load_items(items, size: int = 32, channels: int = 1, report=print) -> Cutout
 
 def classify_items(items, name=None, experiment=None, weights_file=None, channels=None, threshold=None, out=None) -> pd.DataFrame:
     """Asteroid scores and decisions for the cutouts of `items`, one row per alert or cutout.
-    `weights_file`: a model card (`.card.json`, saved by the asteroid study) or Keras weights (`.weights.h5`). The card gives the
-    model, experiment, channels and the threshold chosen on validation alerts; arguments that are not None override it.
+    `weights_file`: a model card (`.card.json`, saved by the asteroid study) or Keras weights (`.weights.h5`). The card says which
+    of the study's models it is: a CNN on the stamps, a CNN on the stamps and the alert features (with the features' scaling),
+    or gradient-boosted trees on the alert features (a `.joblib` file, loaded only through its card); it gives the model,
+    experiment, channels and the threshold chosen on validation alerts, and arguments that are not None override them.
     Without a card: inceptionv3, experiment 3, 1 channel, threshold 0.5."""
     from astronb.cards import read_card
     if weights_file is None: raise FileNotFoundError("pass the trained model: its card (.card.json) or weights (.weights.h5)")
     card, w = read_card(weights_file)
-    arch, op = (card["architecture"], card["operating_point"]) if card else ({}, {})
-    name, experiment = name or arch.get("model", "inceptionv3"), experiment or arch.get("experiment", 3)
-    channels = channels or card and card["preprocessing"].get("channels") or 1
+    if card is None and w.suffix == ".joblib":
+        raise ValueError(f"{w}: a scikit-learn model is loaded only through its model card (.card.json), whose SHA-256 guards the pickle")
+    arch, pre, op = (card["architecture"], card["preprocessing"], card["operating_point"]) if card else ({}, {}, {})
     threshold = threshold if threshold is not None else op.get("threshold", 0.5)
-    cs = load_items(items, 32, channels)
-    model = build_model(name, experiment, None, cs.X.shape[1], channels)
-    model.load_weights(str(w))
+    if arch.get("framework") == "sklearn":
+        import joblib
+        cs = load_items(items, 32, 1)
+        F = alert_feature_table(cs.index)
+        check_features(F.columns)
+        score = joblib.load(w).predict_proba(F[list(pre.get("features", ALERT_FEATURES))])[:, 1]
+    else:
+        name, experiment = name or arch.get("model", "inceptionv3"), experiment or arch.get("experiment", 3)
+        channels = channels or pre.get("channels") or 1
+        scaling = pre.get("feature_scaling")
+        cs = load_items(items, 32, channels)
+        model = build_model(name, experiment, None, cs.X.shape[1], channels, n_features=feature_width(scaling))
+        model.load_weights(str(w))
+        score = predict_proba(model, cs, scaling=scaling)
     df = cs.index.copy()
-    df["score"] = predict_proba(model, cs); df["asteroid"] = (df.score >= threshold).astype(int)
+    df["score"] = score; df["asteroid"] = (df.score >= threshold).astype(int)
     first = [c for c in ("source", "candid", "objectId", "score", "asteroid", "crossmatch_valid") if c in df]
     df = df[first + [c for c in df if c not in first]]
     if out:

@@ -114,3 +114,36 @@ def test_no_label_or_night_field_reaches_the_feature_model(shared_mirror):
     for leak in ("ssdistnr", "ssnamenr", "jd", "nid", "field", "rcid", "ra"):
         with pytest.raises(ValueError, match=leak):
             ast.train_feature_classifier(F.assign(**{leak: 1.0}), [0, 1] * (len(F) // 2) + [0] * (len(F) % 2))
+
+
+def test_classify_with_feature_model_cards(shared_mirror, tmp_path):
+    """Trees on the alert features and a CNN with a feature branch, each applied through its card alone, give the scores of the
+    model in memory; a pickle without its card, and FITS cutouts given to a feature model, are refused with a clear error."""
+    from astronb.cards import write_card
+    files = sorted((shared_mirror / "ztf-alerts-extra").glob("*.avro"))[:24]
+    cs, _ = ast.ztf_cutouts(files, channels=ast.ZTF_CHANNELS, report=lambda m: None)
+    F = ast.alert_feature_table(cs.index)
+    y = (F.drb.fillna(0) > F.drb.median()).astype(int).to_numpy()           # any labels: the plumbing is under test
+    trees = ast.train_feature_classifier(F, y, seed=0)
+    jb = ast.save_feature_classifier(trees, tmp_path / "trees.joblib")
+    r = run("classify", *files, "--weights", jb, "--out", tmp_path / "x.csv")
+    assert r.returncode == 2 and "model card" in r.stderr and not (tmp_path / "x.csv").exists()
+    card = write_card(jb, "asteroids", dict(framework="sklearn"), dict(features=list(ast.ALERT_FEATURES)), dict(threshold=0.5), {})
+    r = run("classify", *files, "--weights", card, "--out", tmp_path / "t.csv")
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = pd.read_csv(tmp_path / "t.csv")
+    assert got.candid.tolist() == cs.index.candid.tolist() and np.allclose(got.score, trees.predict_proba(F)[:, 1], atol=1e-9)
+    assert (got.asteroid == (got.score >= 0.5)).all()
+    fits.PrimaryHDU(np.zeros((64, 64), np.float32)).writeto(tmp_path / "f.fits")
+    pd.DataFrame(dict(x=[30.0], y=[30.0])).to_csv(tmp_path / "d.csv", index=False)
+    r = run("classify", f"{tmp_path / 'f.fits'}:{tmp_path / 'd.csv'}", "--weights", card, "--out", tmp_path / "f.csv")
+    assert r.returncode == 2 and "ZTF alerts" in r.stderr
+    scaling = ast.feature_scaling(cs.index)
+    m = ast.build_model("xception", 2, channels=3, n_features=ast.feature_width(scaling))
+    m.save_weights(str(tmp_path / "xf.weights.h5"))
+    card = write_card(tmp_path / "xf.weights.h5", "asteroids", dict(model="xception", experiment=2, framework="keras", n_features=ast.feature_width(scaling)),
+                      dict(channels=3, feature_scaling=scaling), dict(threshold=0.3), {})
+    r = run("classify", *files, "--weights", card, "--out", tmp_path / "c.csv")
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = pd.read_csv(tmp_path / "c.csv")
+    assert np.allclose(got.score, ast.predict_proba(m, cs, scaling=scaling), atol=1e-5) and (got.asteroid == (got.score >= 0.3)).all()
