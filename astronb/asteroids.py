@@ -19,7 +19,7 @@ __all__ = ['SIG_CLIP', 'ALERT_FEATURES', 'FORBIDDEN_FEATURES', 'ZTF_CHANNELS', '
            'simulate_cutouts', 'dihedral', 'simulate_triplets', 'find_layer', 'build_model', 'transfer_weights',
            'train_classifier', 'predict_proba', 'load_items', 'classify_items']
 
-# %% ../nbs/20_asteroids.ipynb #1148912e
+# %% ../nbs/20_asteroids.ipynb #4814c5d5
 def cutout(img: np.ndarray, x: float, y: float, size: int = 32):
     "(stamp size x size float32, edge flag, NaN fraction); x, y are 0-based pixel coordinates of the centre."
     h, w = img.shape[:2]
@@ -37,6 +37,7 @@ def cutout(img: np.ndarray, x: float, y: float, size: int = 32):
         out[nan] = fill
     return out, bool(edge), frac
 
+# %% ../nbs/20_asteroids.ipynb #4ef787f8
 def normalise(stamp: np.ndarray, method: str = "minmax") -> np.ndarray:
     """Scale a cutout to [0, 1]: 'minmax' as in the paper; 'robust' (median / MAD, asinh, 0.5-99.5 percentiles);
     'significance' (asinh of (pixel - median) / (1.4826 MAD), -8..8 mapped to 0..1: an empty stamp stays flat grey,
@@ -55,13 +56,14 @@ def normalise(stamp: np.ndarray, method: str = "minmax") -> np.ndarray:
         return ((np.clip(np.arcsinh((s - med) / sig), -SIG_CLIP, SIG_CLIP) + SIG_CLIP) / (2 * SIG_CLIP)).astype(np.float32)
     raise ValueError(f"normalisation must be 'minmax', 'robust' or 'significance', got {method!r}")
 
+# %% ../nbs/20_asteroids.ipynb #2f94c307
 SIG_CLIP = 8.0          # 'significance' keeps asinh(sigma) within +-8, i.e. about +-1500 sigma
 
 def significance_sigma(x: np.ndarray) -> np.ndarray:
     "The inverse of `normalise(..., 'significance')`: pixel values back in sigma above the stamp's median (clipped ones stay clipped)."
     return np.sinh(np.asarray(x, np.float64) * 2 * SIG_CLIP - SIG_CLIP)
 
-# %% ../nbs/20_asteroids.ipynb #f9b9aecc
+# %% ../nbs/20_asteroids.ipynb #7f3849fe
 @dataclass
 class CutoutSet:
     X: np.ndarray
@@ -86,6 +88,7 @@ class CutoutSet:
 
     def subset(self, rows): rows = np.asarray(rows); return CutoutSet(self.X[rows], self.index.iloc[rows].reset_index(drop=True))
 
+# %% ../nbs/20_asteroids.ipynb #d616b6c7
 def cutouts_from_fits(path, detections: pd.DataFrame, size: int = 32, coord_base: int = 1, norm: str = "minmax") -> CutoutSet:
     "Cutouts around detections (columns x, y and optionally label) of a FITS image; x, y 1-based (FITS) by default."
     img, _ = read_fits_image(path)
@@ -227,7 +230,7 @@ def ztf_cutouts(files, size: int = 32, channels=("science",), norm: str | None =
     if len(index): index = pd.concat([index, alert_features(cands).add_prefix("feat_")], axis=1)   # detection-time features (below)
     return CutoutSet(np.array(X, np.float32).reshape(-1, size, size, len(channels)), index), bad
 
-# %% ../nbs/20_asteroids.ipynb #f354675d
+# %% ../nbs/20_asteroids.ipynb #bb6dafe8
 def group_split(groups, labels, fractions=(0.7, 0.15, 0.15), seed: int = 0) -> np.ndarray:
     "A 'train'/'val'/'test' label per row; groups never straddle splits; stratified by each group's majority label."
     groups = np.asarray(groups); labels = np.asarray(labels, int)
@@ -240,6 +243,7 @@ def group_split(groups, labels, fractions=(0.7, 0.15, 0.15), seed: int = 0) -> n
         for k, g in enumerate(gs): out[g] = "train" if k < a else "val" if k < b else "test"
     return np.array([out[g] for g in groups])
 
+# %% ../nbs/20_asteroids.ipynb #26c74182
 def class_weights(y) -> dict:
     "Balanced class weights n / (2 n_c) from sklearn's compute_class_weight, as the dict Keras' `class_weight` takes."
     from sklearn.utils.class_weight import compute_class_weight
@@ -384,7 +388,7 @@ def _gauss(xx, yy, x, y, fwhm, flux, e=0.0, ang=0.0):
     g = np.exp(-0.5 * ((u / sa) ** 2 + (v / sb) ** 2))
     return (flux / (2 * np.pi * sa * sb) * g).astype(np.float32)
 
-# %% ../nbs/20_asteroids.ipynb #4ddc75d9
+# %% ../nbs/20_asteroids.ipynb #e7634e4f
 MODELS = {
     "inceptionv3": dict(app="InceptionV3", size=75, bottleneck="mixed2", unfreeze="mixed0",
                         file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"),
@@ -395,6 +399,7 @@ MODELS = {
     "resnet152v2": dict(app="ResNet152V2", size=32, bottleneck="conv3_block8_1_relu", unfreeze="conv2_block3_2_conv",
                         file="resnet152v2_weights_tf_dim_ordering_tf_kernels_notop.h5"),
 }
+
 EXPERIMENTS = {1: "top output, base frozen", 2: "bottleneck layer, base frozen", 3: "bottleneck layer, base unfrozen from a named layer"}
 
 def find_layer(model, name: str):
@@ -409,6 +414,7 @@ def find_layer(model, name: str):
         if k < len(adds): return adds[k]
     raise ValueError(f"{model.name} has no layer {name!r}")
 
+# %% ../nbs/20_asteroids.ipynb #a288bdad
 def _load_base_weights(base, spec, weights):
     p = Path(weights)
     f = p/spec["file"] if p.is_dir() else p
@@ -471,7 +477,7 @@ def transfer_weights(src, dst) -> list:
         if w and [x.shape for x in w] == [x.shape for x in d.get_weights()]: d.set_weights(w); done.append(l.name)
     return done
 
-# %% ../nbs/20_asteroids.ipynb #d8123bb0
+# %% ../nbs/20_asteroids.ipynb #4f17a73e
 def _strategy():
     import tensorflow as tf
     gpus = tf.config.list_logical_devices("GPU")
@@ -497,11 +503,12 @@ def train_classifier(name, experiment, train: CutoutSet, val: CutoutSet, epochs=
                   class_weight=class_weights(train.y), callbacks=cb, verbose=verbose, shuffle=True)
     return model, {k: [float(v) for v in vs] for k, vs in h.history.items()}
 
+# %% ../nbs/20_asteroids.ipynb #a981e7ee
 def predict_proba(model, cs: CutoutSet, batch: int = 256, scaling=None) -> np.ndarray:
     "Asteroid probability per cutout (`scaling`: the alert-feature scaling of a model with a feature branch)."
     return model.predict(model_inputs(cs, scaling), batch_size=batch, verbose=0)[:, 1]
 
-# %% ../nbs/20_asteroids.ipynb #2ed1d9b4
+# %% ../nbs/20_asteroids.ipynb #eaa7f163
 def load_items(items, size: int = 32, channels: int = 1, report=print) -> CutoutSet:
     "One CutoutSet from cutout sets, 'frame.fits:detections.csv' pairs and ZTF .avro packets."
     sets, avro = [], []
@@ -523,6 +530,7 @@ def load_items(items, size: int = 32, channels: int = 1, report=print) -> Cutout
     if X.shape[-1] != channels: raise ValueError(f"the items have {X.shape[-1]} channel(s) but the model takes {channels}")
     return CutoutSet(X, idx)
 
+# %% ../nbs/20_asteroids.ipynb #ac006c5b
 def classify_items(items, name=None, experiment=None, weights_file=None, channels=None, threshold=None, out=None) -> pd.DataFrame:
     """Asteroid scores and decisions for the cutouts of `items`, one row per alert or cutout.
     `weights_file`: a model card (`.card.json`, saved by the asteroid study) or Keras weights (`.weights.h5`). The card says which

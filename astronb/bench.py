@@ -11,7 +11,7 @@ from .softnms import soft_nms, soft_nms_reference
 # %% auto #0
 __all__ = ['starfield_boxes', 'dense_boxes', 'bench_softnms', 'bench_detect']
 
-# %% ../nbs/06_bench.ipynb #50788cf3
+# %% ../nbs/06_bench.ipynb #22ba3618
 def starfield_boxes(n: int, frame: int = 500, seed: int = 0):
     "Star-field-like raw detections: n boxes, 4 per source (1 + 3 noisy duplicates)."
     rng = np.random.default_rng(seed)
@@ -23,6 +23,7 @@ def starfield_boxes(n: int, frame: int = 500, seed: int = 0):
     boxes = np.hstack([cc - ss[:, None] / 2, cc + ss[:, None] / 2])
     return boxes[:n].astype(np.float32), scores[:n].astype(np.float32)
 
+# %% ../nbs/06_bench.ipynb #05033aec
 def dense_boxes(n: int, seed: int = 0):
     "Worst case: n boxes that all overlap in one cluster."
     rng = np.random.default_rng(seed)

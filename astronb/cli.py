@@ -9,7 +9,7 @@ import argparse, sys
 # %% auto #0
 __all__ = ['parser', 'main']
 
-# %% ../nbs/99_cli.ipynb #d00d922c
+# %% ../nbs/99_cli.ipynb #da183799
 def _cmd_datasets(a):
     from astronb.data import REGISTRY
     for d in REGISTRY.values():
@@ -17,6 +17,7 @@ def _cmd_datasets(a):
         print(f"{d.name:15s} {src:22s} {d.licence:30s} {d.title}")
     return 0
 
+# %% ../nbs/99_cli.ipynb #61bc7dfe
 def _cmd_download(a):
     from astronb.data import DataError, REGISTRY, fetch
     names = list(REGISTRY) if a.all else a.names
@@ -31,6 +32,7 @@ def _cmd_download(a):
             print(f"error: {e}", file=sys.stderr); status = 2
     return status
 
+# %% ../nbs/99_cli.ipynb #c63b6d3d
 def _cmd_reproduce(a):
     from astronb.reproduce import reproduce
     try: results = reproduce(a.params, a.only, kernel=a.kernel, log_output=a.verbose)
@@ -51,6 +53,7 @@ def _cmd_reproduce(a):
         print("check passed: exact columns identical, trained-model metrics inside the committed 95% intervals")
     return 1 if bad else 0
 
+# %% ../nbs/99_cli.ipynb #2fb91a5d
 def _cmd_bench(a):
     if a.what == "softnms":
         from astronb.bench import bench_softnms
@@ -65,6 +68,7 @@ def _cmd_bench(a):
         return 0
     print(f"unknown benchmark {a.what!r}", file=sys.stderr); return 2
 
+# %% ../nbs/99_cli.ipynb #43ac485b
 def _cmd_tile(a):
     import numpy as np
     from pathlib import Path
@@ -95,6 +99,7 @@ def _cmd_tile(a):
     print(f"{n} tile(s) of {a.size}x{a.size} written to {out}/images and {out}/labels")
     return 0
 
+# %% ../nbs/99_cli.ipynb #6016e159
 def _cmd_train(a):
     from pathlib import Path
     from astronb import deepspace as ds
@@ -121,6 +126,7 @@ def _cmd_train(a):
     print("test: " + ", ".join(f"{k} {v:.3f}" for k, v in ev.items() if isinstance(v, float)))
     return 0
 
+# %% ../nbs/99_cli.ipynb #a5118e44
 def _cmd_annotate(a):
     from astronb.deepspace import annotate
     try: df = annotate(a.images, a.weights, a.out, imgsz=a.imgsz, conf=a.conf, device=a.device, tile=a.tile, overlap=a.overlap)
@@ -128,6 +134,7 @@ def _cmd_annotate(a):
     print(f"{len(df)} detection(s) in {len(a.images)} image(s); annotated PNG, CSV and YOLO txt in {a.out}")
     return 0
 
+# %% ../nbs/99_cli.ipynb #fe8ae832
 def _cmd_classify(a):
     from astronb.asteroids import classify_items
     from astronb.io import FormatError
@@ -137,6 +144,7 @@ def _cmd_classify(a):
     print(f"{len(df)} cutout(s) scored, {int(df.asteroid.sum())} flagged as asteroids; written to {a.out}")
     return 0
 
+# %% ../nbs/99_cli.ipynb #af324dbd
 def _cmd_simulate(a):
     from pathlib import Path
     from astronb import starfield as sf
@@ -156,6 +164,7 @@ def _cmd_simulate(a):
     print(f"{a.n} frame(s) ({a.size}x{a.size}) with .list truth files written to {a.out}")
     return 0
 
+# %% ../nbs/99_cli.ipynb #3ee4f7f1
 _ZP_KEYS = ("MAGZPT", "MAGZP", "MAGZERO", "ZEROPT", "ZP")
 
 def _cmd_detect(a):
@@ -208,6 +217,7 @@ def _flux_unit(bunit: str) -> str:
     try: return str(u.Unit(bunit, parse_strict="raise")) if bunit.strip() else "adu"
     except ValueError: return "adu"
 
+# %% ../nbs/99_cli.ipynb #02e274d8
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="astronb", description="Deep learning for astronomical images: the three studies.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -296,6 +306,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=_cmd_detect)
     return p
 
+# %% ../nbs/99_cli.ipynb #0e742c75
 def main(argv=None) -> int:
     a = parser().parse_args(argv)
     return a.fn(a)

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 __all__ = ['STACK', 'project_root', 'paths', 'seed_everything', 'atomic_write', 'atomic_save', 'file_digest', 'package_versions',
            'git_info', 'hardware_info', 'utc_now', 'write_manifest']
 
-# %% ../nbs/00_core.ipynb #4d51cb65
+# %% ../nbs/00_core.ipynb #572d53b7
 def project_root() -> Path:
     "The checkout that holds `pyproject.toml`, `nbs/` and `params/`, found from the package, not the working directory."
     env = os.environ.get("ASTRONB_HOME")
@@ -27,6 +27,7 @@ def project_root() -> Path:
     raise RuntimeError("Cannot find the astronb project folder: install it with `pip install -e .` from a clone, "
                        "or set ASTRONB_HOME to the clone's path.")
 
+# %% ../nbs/00_core.ipynb #a8db23b1
 def paths() -> SimpleNamespace:
     "All project folders in one place; `cache`, `results` and `build` honour `ASTRONB_CACHE`, `ASTRONB_RESULTS`, `ASTRONB_BUILD`."
     root = project_root()
@@ -66,7 +67,7 @@ def seed_everything(seed: int, frameworks=("torch", "tensorflow"), deterministic
             done["tensorflow_op_determinism"] = True
     return done
 
-# %% ../nbs/00_core.ipynb #b32ac5af
+# %% ../nbs/00_core.ipynb #926b039d
 @contextlib.contextmanager
 def atomic_write(path, mode: str = "w", **kw):
     "Open a temporary sibling of `path` for writing; rename it over `path` only if the block succeeds."
@@ -83,6 +84,7 @@ def atomic_write(path, mode: str = "w", **kw):
         with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
         raise
 
+# %% ../nbs/00_core.ipynb #4afe2f32
 def _umask() -> int:
     m = os.umask(0); os.umask(m); return m
 
@@ -105,7 +107,7 @@ def file_digest(path, algo: str = "sha256", chunk: int = 1 << 20) -> str:
         for b in iter(lambda: f.read(chunk), b""): h.update(b)
     return h.hexdigest()
 
-# %% ../nbs/00_core.ipynb #2dd1c783
+# %% ../nbs/00_core.ipynb #e2be618a
 STACK = ("astronb", "numpy", "pandas", "scipy", "astropy", "sep", "fastavro", "torch", "torchvision", "ultralytics",
          "tensorflow", "keras", "scikit-learn", "seaborn", "matplotlib", "papermill", "nbdev")
 
@@ -117,6 +119,7 @@ def package_versions(names=STACK) -> dict:
         except metadata.PackageNotFoundError: out[n] = None
     return out
 
+# %% ../nbs/00_core.ipynb #ca2dc71b
 def git_info(root=None) -> dict:
     "Commit and dirty flag of the checkout (None when it is not a git clone); rewritten study outputs (results/) do not count as dirty."
     root = Path(root or project_root())
@@ -129,6 +132,7 @@ def git_info(root=None) -> dict:
         return {"commit": r.stdout.strip(), "dirty": bool(st.stdout.strip())}
     except (OSError, subprocess.TimeoutExpired): return {"commit": None, "dirty": None}
 
+# %% ../nbs/00_core.ipynb #fee7bcc1
 def hardware_info() -> dict:
     "CPU, memory and GPU of this machine."
     cpu = platform.processor() or platform.machine()
@@ -146,10 +150,12 @@ def hardware_info() -> dict:
     return {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
             "cpu_count": os.cpu_count(), "memory_gib": mem, "gpus": gpus}
 
+# %% ../nbs/00_core.ipynb #0ca445e5
 def utc_now() -> str:
     "The current UTC time, ISO 8601 to the second (manifests, cards)."
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
+# %% ../nbs/00_core.ipynb #564dd24a
 def write_manifest(out_dir, study: str, params: dict, seed, inputs=(), outputs=(), started=None, notebook=None,
                    extra=None, git=None) -> Path:
     """Write `out_dir/manifest.json` atomically; `inputs` are files whose SHA-256 is recorded.

@@ -23,7 +23,7 @@ class DataError(RuntimeError):
         where = f"dataset '{dataset}'" + (f", file '{file}'" if file else "")
         super().__init__(f"{where}: {problem}\n  -> {fix}")
 
-# %% ../nbs/01_data.ipynb #59dba228
+# %% ../nbs/01_data.ipynb #2722573e
 @dataclass
 class RemoteFile:
     name: str            # path relative to the dataset folder
@@ -36,6 +36,7 @@ class RemoteFile:
     @property
     def digest(self): return self.checksum.split(":", 1)[1].lower()
 
+# %% ../nbs/01_data.ipynb #4cdb2597
 @dataclass
 class Dataset:
     name: str
@@ -110,7 +111,7 @@ def _declare() -> dict:
 
 REGISTRY = _declare()
 
-# %% ../nbs/01_data.ipynb #68c80b5e
+# %% ../nbs/01_data.ipynb #72742e60
 MIRROR_FOLDERS = {"sep-testdata": "sep"}
 
 def mirror_dir(mirror=None) -> Path | None:
@@ -118,11 +119,13 @@ def mirror_dir(mirror=None) -> Path | None:
     m = mirror or os.environ.get("ASTRONB_DATA_MIRROR")
     return Path(m).expanduser().resolve() if m else None
 
+# %% ../nbs/01_data.ipynb #16dbc763
 def zenodo_api() -> str: return os.environ.get("ASTRONB_ZENODO_API", "https://zenodo.org/api").rstrip("/")
 
+# %% ../nbs/01_data.ipynb #92e67149
 def dataset_dir(name: str) -> Path: return paths().cache/name
 
-# %% ../nbs/01_data.ipynb #302e0177
+# %% ../nbs/01_data.ipynb #82009e18
 def parse_zenodo_record(rec: dict, dataset: str, api: str) -> list:
     "RemoteFiles from a Zenodo record JSON."
     files = rec.get("files")
@@ -142,6 +145,7 @@ def parse_zenodo_record(rec: dict, dataset: str, api: str) -> list:
         out.append(RemoteFile(key, url, chk, f.get("size") or f.get("filesize")))
     return out
 
+# %% ../nbs/01_data.ipynb #25a6b924
 def zenodo_files(ds: Dataset, mirror=None, refresh=False) -> list:
     "List a Zenodo dataset's files from the (cached) API answer, or from the mirror's copy of it."
     fn = f"zenodo-{ds.zenodo_record}.json"
@@ -170,11 +174,13 @@ def zenodo_files(ds: Dataset, mirror=None, refresh=False) -> list:
     with atomic_write(cache) as f: json.dump(rec, f)
     return files
 
+# %% ../nbs/01_data.ipynb #cd978530
 def list_files(name: str, mirror=None) -> list:
     "The files of a registered dataset."
     ds = get_dataset(name)
     return zenodo_files(ds, mirror) if ds.zenodo_record else list(ds.files)
 
+# %% ../nbs/01_data.ipynb #9135aa5f
 def get_dataset(name: str) -> Dataset:
     if name not in REGISTRY:
         raise DataError(name, None, "no such dataset in the registry", f"choose one of: {', '.join(REGISTRY)}")
@@ -303,7 +309,7 @@ def safe_extract(archive: Path, dest: Path, dataset: str = "?") -> Path:
     os.replace(tmp, dest)
     return dest
 
-# %% ../nbs/01_data.ipynb #3bb7ef1f
+# %% ../nbs/01_data.ipynb #6039e1de
 @dataclass
 class Fetched:
     name: str
@@ -312,6 +318,7 @@ class Fetched:
     extracted: dict = field(default_factory=dict)  # archive name -> extraction folder
     source: str = "network"
 
+# %% ../nbs/01_data.ipynb #6c0f43ea
 def _extract_target(name: str, rf: RemoteFile) -> Path:
     stem = rf.name
     for suf in (".zip", ".tar.gz", ".tgz", ".tar"):
@@ -357,6 +364,7 @@ def fetch(name: str, mirror=None, progress=True, files=None) -> Fetched:
     root = (m/MIRROR_FOLDERS.get(name, name)) if m is not None else dataset_dir(name)
     return Fetched(name, root, out, ext, "mirror" if m is not None else "network")
 
+# %% ../nbs/01_data.ipynb #a7b66af7
 def default_mirror() -> Path | None:
     "The mirror named by ASTRONB_DATA_MIRROR, else `../shared/data` beside the checkout when it exists."
     m = mirror_dir()

@@ -78,7 +78,7 @@ def synthetic_frame(width=608, height=608, n_objects=(1, 4), seed=0, star_densit
     img = np.clip(np.arcsinh(img * 6) / np.arcsinh(6) * 255, 0, 255).astype(np.uint8)
     return img, boxes
 
-# %% ../nbs/10_deepspace.ipynb #1470261d
+# %% ../nbs/10_deepspace.ipynb #e367fe3a
 def to_yolo(boxes, width, height, cls=0):
     "Pixel boxes (x1, y1, x2, y2, ...) to YOLO label lines."
     out = []
@@ -87,6 +87,7 @@ def to_yolo(boxes, width, height, cls=0):
         out.append(f"{cls} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} {(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}")
     return out
 
+# %% ../nbs/10_deepspace.ipynb #93ce9b1c
 def from_yolo(lines, width, height):
     "YOLO label lines to an array of pixel boxes (x1, y1, x2, y2) and class ids."
     b, c = [], []
@@ -97,6 +98,7 @@ def from_yolo(lines, width, height):
         b.append([(xc - w / 2) * width, (yc - h / 2) * height, (xc + w / 2) * width, (yc + h / 2) * height]); c.append(k)
     return np.array(b, float).reshape(-1, 4), np.array(c, int)
 
+# %% ../nbs/10_deepspace.ipynb #c6dc320f
 def write_synthetic_archive(path, n_images=40, seed=0, size=608, background_fraction=0.1, top="DeepSpaceYoloDataset"):
     "A zip laid out like the real dataset (<top>/images/*.jpg, <top>/labels/*.txt), written atomically."
     path = Path(path)
@@ -110,7 +112,7 @@ def write_synthetic_archive(path, n_images=40, seed=0, size=608, background_frac
                 if not bg: z.writestr(f"{top}/labels/synth_{i:05d}.txt", "\n".join(to_yolo(bxs, size, size)) + "\n")
     return atomic_save(path, save)
 
-# %% ../nbs/10_deepspace.ipynb #1d6c3fec
+# %% ../nbs/10_deepspace.ipynb #2f6b052a
 @dataclass
 class Issue:
     file: str
@@ -118,6 +120,7 @@ class Issue:
     reason: str
     def __str__(self): return f"{self.file}" + (f", line {self.line}" if self.line else "") + f": {self.reason}"
 
+# %% ../nbs/10_deepspace.ipynb #b523e544
 def _label_candidates(img: Path, root: Path):
     rel = img.relative_to(root)
     parts = list(rel.parts)
@@ -140,7 +143,7 @@ def find_pairs(root):
     issues = [Issue(str(p.relative_to(root)), None, "label file without an image") for p in sorted(txts - used)]
     return pairs, issues
 
-# %% ../nbs/10_deepspace.ipynb #b24729e6
+# %% ../nbs/10_deepspace.ipynb #a9b58abc
 def validate_label_file(path, n_classes: int = 1) -> tuple:
     "(lines, issues): the valid label lines, and an Issue for each bad line (five numbers, known class, in [0, 1], positive size, no duplicate)."
     path = Path(path); good, issues, seen = [], [], set()
@@ -164,6 +167,7 @@ def validate_label_file(path, n_classes: int = 1) -> tuple:
         seen.add(key); good.append(f"{int(v[0])} {' '.join(p[1:])}")
     return good, issues
 
+# %% ../nbs/10_deepspace.ipynb #c1379a67
 def validate_image(path):
     "None when the image is complete RGB (or convertible greyscale), else an Issue saying what is wrong."
     try:
@@ -174,7 +178,7 @@ def validate_image(path):
         return Issue(str(path), None, f"unreadable or truncated image ({e})")
     return None
 
-# %% ../nbs/10_deepspace.ipynb #1812c021
+# %% ../nbs/10_deepspace.ipynb #39ee4e02
 @dataclass
 class Prepared:
     root: Path
@@ -182,6 +186,7 @@ class Prepared:
     split: pd.DataFrame
     issues: list
 
+# %% ../nbs/10_deepspace.ipynb #03b5b972
 def _link(src: Path, dst: Path):
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.exists() or dst.is_symlink(): dst.unlink()
@@ -353,7 +358,7 @@ def write_yolo_card(weights, ev: dict, imgsz: int, tile: int = 608, overlap: flo
                            input="RGB image; frames larger than a tile are cut into overlapping tiles, each resized to imgsz (sliced inference)"),
                       op, {k: v for k, v in ev.items() if k != "curves"}, training_data=training_data, params=params)
 
-# %% ../nbs/10_deepspace.ipynb #859a6d6a
+# %% ../nbs/10_deepspace.ipynb #0cd35cfc
 def yolo_predictor(weights, imgsz=608, conf=0.25, device="cpu"):
     "A `predict(rgb uint8 array) -> (boxes, scores, classes)` function for a YOLO weights file."
     if not Path(weights).is_file():   # Ultralytics would try to download an unknown name from the internet
@@ -367,6 +372,7 @@ def yolo_predictor(weights, imgsz=608, conf=0.25, device="cpu"):
     predict.names = model.names
     return predict
 
+# %% ../nbs/10_deepspace.ipynb #f5151f56
 def annotate(images, weights, out_dir, imgsz=None, conf=None, device="cpu", tile=None, overlap=None, merge="hard") -> pd.DataFrame:
     """Detect on each image (sliced when larger than the model input); write <stem>.png, <stem>.csv and <stem>.txt.
     `weights`: a .pt file or its model card; the card's image size, tile size, overlap and operating confidence apply unless given

@@ -115,12 +115,13 @@ def set_galaxy_prior(model, train_fraction: float, prior: float):
     model.roi_heads.galaxy_odds.fill_(prior_odds(train_fraction, prior))
     return model
 
-# %% ../nbs/30b_detector.ipynb #e082d0ff
+# %% ../nbs/30b_detector.ipynb #4e25451d
 def fill_state(st: dict) -> dict:
     "Weights saved before the galaxy odds were a buffer get the neutral 1."
     if "roi_heads.box_predictor.cls_score.weight" in st and "roi_heads.galaxy_odds" not in st: st = st | {"roi_heads.galaxy_odds": torch.tensor(1.0)}
     return st
 
+# %% ../nbs/30b_detector.ipynb #d667bbd2
 def detector_config(state: dict) -> dict:
     "The `build_detector` arguments (backbone, FPN width, box-head width) that a state dict was made with."
     if "backbone.body.layer1.0.conv1.weight" not in state: raise ValueError("not a starfield detector state dict (no backbone.body.layer1)")

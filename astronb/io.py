@@ -100,13 +100,14 @@ def write_catalogue(df: pd.DataFrame, path, meta: dict | None = None, units: dic
         atomic_save(path, lambda p: t.write(p, format=fmt, overwrite=True))
     return path
 
-# %% ../nbs/02_io.ipynb #5c88ae63
+# %% ../nbs/02_io.ipynb #0fd8521e
 def ztf_is_asteroid(candidate: dict, max_dist: float = 10.0) -> bool:
     "Known solar-system object within `max_dist` arcsec of the detection."
     name, d = candidate.get("ssnamenr"), candidate.get("ssdistnr")
     if name in (None, "", "null") or d is None: return False
     return 0 <= float(d) < max_dist
 
+# %% ../nbs/02_io.ipynb #55b6883b
 def ztf_crossmatch_valid(candidate: dict) -> bool:
     "False when the solar-system or PS1 cross-match fields hold values the ZTF schema cannot produce (rewritten records)."
     for k in ("ssdistnr", "distpsnr1"):
@@ -116,6 +117,7 @@ def ztf_crossmatch_valid(candidate: dict) -> bool:
         if not (v == -999.0 or 0 <= v <= 30): return False
     return True
 
+# %% ../nbs/02_io.ipynb #1a85571a
 def _stamp(cut: dict | None, path, which: str):
     if not cut or not cut.get("stampData"): return None
     try: raw = gzip.decompress(cut["stampData"])

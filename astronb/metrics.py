@@ -29,7 +29,7 @@ def threshold_for_recall(y_true, score, target: float = 0.95) -> dict:
     i = int(np.flatnonzero(rec[:-1] >= target)[-1])
     return dict(threshold=float(thr[i]), recall=float(rec[i]), precision=float(prec[i]))
 
-# %% ../nbs/07_metrics.ipynb #4bcaab1d
+# %% ../nbs/07_metrics.ipynb #f6c540b9
 def _safe_div(a, b): return float(a) / float(b) if b else float("nan")
 
 def match_points(det_xy, true_xy, radius: float = 1.5, metric: str = "box"):
@@ -49,6 +49,7 @@ def match_points(det_xy, true_xy, radius: float = 1.5, metric: str = "box"):
         used_d.add(i); used_t.add(j); out.append((i, j))
     return np.array(out, int).reshape(-1, 2)
 
+# %% ../nbs/07_metrics.ipynb #b30abdf1
 def detection_scores(n_det: int, n_true: int, n_match: int) -> dict:
     "Precision, recall, F1 and F2 from counts."
     p = _safe_div(n_match, n_det); r = _safe_div(n_match, n_true)
@@ -152,12 +153,13 @@ def block_counts(det_xy, true_xy, matches, shape, block: int = 100) -> np.ndarra
     return np.stack([np.bincount(cell_of(det_xy), minlength=nx * ny), np.bincount(t_cell, minlength=nx * ny),
                      np.bincount(t_cell[m[:, 1]], minlength=nx * ny)], 1)
 
-# %% ../nbs/07_metrics.ipynb #fb416e9d
+# %% ../nbs/07_metrics.ipynb #dbaad67d
 def f_score(n_det, n_true, n_match, beta: float = 1.0) -> float:
     "F-beta from counts: (1 + b²) m / (n_det + b² n_true); nan when there is nothing to score."
     d = n_det + beta * beta * n_true
     return (1 + beta * beta) * n_match / d if d else float("nan")
 
+# %% ../nbs/07_metrics.ipynb #a0afb2c4
 def _count_score(x, stat: str) -> float:
     d, t, m = np.asarray(x, float).reshape(-1, 3).sum(0)
     if stat == "f1": return f_score(d, t, m)

@@ -14,11 +14,12 @@ from .core import paths
 __all__ = ['study_names', 'load_params', 'study_dir', 'declared_outputs', 'publish_notebook', 'seed_summary', 'StudyResult',
            'run_study', 'reproduce', 'committed_table', 'check']
 
-# %% ../nbs/04_reproduce.ipynb #f127bf37
+# %% ../nbs/04_reproduce.ipynb #d6edeaff
 def study_names() -> list:
     "Studies are the notebooks in nbs/studies/, in name order."
     return sorted(p.stem for p in paths().studies.glob("*.ipynb") if not p.name.startswith((".", "_")))
 
+# %% ../nbs/04_reproduce.ipynb #d59c3470
 def _yaml(p: Path, what: str):
     if not p.exists(): raise FileNotFoundError(f"{p} is missing: every study needs {what}")
     try: return yaml.safe_load(p.read_text()) or {}
@@ -28,10 +29,12 @@ def load_params(study: str, scale: str = "smoke") -> dict:
     "Parameters of a study at a scale, from params/<study>/<scale>.yaml."
     return _yaml(paths().params/study/f"{scale}.yaml", f"a '{scale}' parameter file")
 
+# %% ../nbs/04_reproduce.ipynb #958bf646
 def study_dir(study: str, scale: str = "smoke") -> Path:
     "Where a run's outputs go: `results/<study>/` at smoke scale (committed, checked by CI), `results/<scale>/<study>/` otherwise."
     return paths().results/study if scale == "smoke" else paths().results/scale/study
 
+# %% ../nbs/04_reproduce.ipynb #a74e4e37
 def declared_outputs(study: str) -> list:
     "Files (relative to results/<study>/) that a run of the study must write."
     d = _yaml(paths().params/study/"outputs.yaml", "an outputs declaration")
@@ -97,7 +100,7 @@ def seed_summary(study: str, seeds, rules: dict | None = None, base=None) -> Pat
     _add_to_manifest(base, ["seeds.csv", "seeds.md"], seeds=list(seeds))
     return base/"seeds.csv"
 
-# %% ../nbs/04_reproduce.ipynb #94b0c0cb
+# %% ../nbs/04_reproduce.ipynb #3e8ef1ef
 @dataclass
 class StudyResult:
     study: str
@@ -107,6 +110,7 @@ class StudyResult:
     error: str = ""
     missing: list = field(default_factory=list)
 
+# %% ../nbs/04_reproduce.ipynb #3f5ffa88
 def _describe_failure(e, nb: Path) -> str:
     "Which cell failed and why, from papermill's exception."
     from papermill.exceptions import PapermillExecutionError
@@ -161,6 +165,7 @@ def run_study(study: str, scale: str = "smoke", kernel: str = "python3", log_out
     err = f"{nb.relative_to(p.root)} ran but did not regenerate: {', '.join(missing)}" if missing else ""
     return StudyResult(study, not missing, time.time() - t0, executed, err, missing)
 
+# %% ../nbs/04_reproduce.ipynb #7f67ccb6
 def reproduce(scale: str = "smoke", only=None, kernel: str = "python3", log_output: bool = False) -> list:
     "Run the studies (all, or `only`), one after the other; a failure does not stop the rest."
     names = study_names()

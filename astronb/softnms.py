@@ -164,7 +164,7 @@ def _soft_nms_sweep(b, s, idx, key, off, method_id, iou_threshold, sigma, thr, w
             for k in range((size - 2) // 2, -1, -1): _sift_down(heap, hpos, cur, idx, k, size)
     return out
 
-# %% ../nbs/05_softnms.ipynb #3fc49640
+# %% ../nbs/05_softnms.ipynb #bdf47503
 _METHOD_ID = {"gaussian": 0, "linear": 1, "hard": 2}
 
 def _as_numpy(x, dtype):
@@ -209,15 +209,18 @@ def soft_nms(boxes, scores, method="gaussian", sigma=0.5, iou_threshold=0.3, sco
     keep, kept = _run(boxes, scores, None, method, sigma, iou_threshold, score_threshold, legacy_plus_one)
     return _wrap(boxes, scores, keep, kept)
 
+# %% ../nbs/05_softnms.ipynb #73ddd631
 def batched_soft_nms(boxes, scores, groups, method="gaussian", sigma=0.5, iou_threshold=0.3, score_threshold=0.001,
                      legacy_plus_one=False):
     "Soft-NMS applied independently within each group (class or image), in one call; output sorted by decayed score."
     keep, kept = _run(boxes, scores, groups, method, sigma, iou_threshold, score_threshold, legacy_plus_one)
     return _wrap(boxes, scores, keep, kept)
 
-# %% ../nbs/05_softnms.ipynb #6837e86c
+# %% ../nbs/05_softnms.ipynb #1bb3186e
 from torchvision.models.detection.roi_heads import RoIHeads
+
 from torchvision.ops import boxes as box_ops
+
 import torch.nn.functional as F
 
 class SoftNMSRoIHeads(RoIHeads):
@@ -246,6 +249,7 @@ class SoftNMSRoIHeads(RoIHeads):
             out_boxes.append(boxes[keep]); out_scores.append(new_scores); out_labels.append(labels[keep])
         return out_boxes, out_scores, out_labels
 
+# %% ../nbs/05_softnms.ipynb #787183c9
 def use_soft_nms(model, method="gaussian", sigma=0.6, iou_threshold=0.3, score_threshold=0.001, legacy_plus_one=False,
                  detections_per_img=None):
     "Make a torchvision detection model's RoI heads use soft-NMS (in place); returns the model."

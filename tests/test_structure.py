@@ -70,3 +70,16 @@ def test_the_private_use_reader_sees_both_forms(tmp_path):
     f = tmp_path / "m.py"
     f.write_text("from .core import atomic_write, _now\nfrom astronb import starfield as sf\ndef g(c, h): sf._add_radec(c, h); sf.detect_sep()\n")
     assert private_uses(f) == ["_now", "sf._add_radec"]
+
+
+def test_one_public_definition_per_export_cell():
+    "Each export cell of a library notebook defines at most one public function or class (private helpers go with it)."
+    import json
+    many = []
+    for nb in sorted((PKG.parent / "nbs").glob("*.ipynb")):
+        for i, c in enumerate(json.loads(nb.read_text())["cells"]):
+            s = "".join(c["source"])
+            if c["cell_type"] != "code" or not s.startswith("#| export"): continue
+            pub = [n.name for n in ast.parse(s).body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and not n.name.startswith("_")]
+            if len(pub) > 1: many.append(f"{nb.name} cell {i}: {pub}")
+    assert not many, "split these export cells, one public definition each:\n" + "\n".join(many)
