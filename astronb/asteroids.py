@@ -17,7 +17,7 @@ __all__ = ['SIG_CLIP', 'ALERT_FEATURES', 'FORBIDDEN_FEATURES', 'ZTF_CHANNELS', '
            'train_feature_classifier', 'save_feature_classifier', 'alert_feature_table', 'feature_scaling',
            'feature_width', 'feature_matrix', 'model_inputs', 'ztf_cutouts', 'group_split', 'class_weights',
            'simulate_cutouts', 'dihedral', 'simulate_triplets', 'find_layer', 'build_model', 'transfer_weights',
-           'train_classifier', 'predict_proba', 'load_items', 'classify_items']
+           'train_classifier', 'predict_proba', 'load_items', 'classify_items', 'score_at_recall', 'VariantResults']
 
 # %% ../nbs/20_asteroids.ipynb #4814c5d5
 def cutout(img: np.ndarray, x: float, y: float, size: int = 32):
@@ -566,3 +566,48 @@ def classify_items(items, name=None, experiment=None, weights_file=None, channel
     if out:
         with atomic_write(out) as f: df.to_csv(f, index=False)
     return df
+
+# %% ../nbs/20_asteroids.ipynb #f93e8090
+def score_at_recall(variant: str, y_val, p_val, y_test, p_test, valid, recall_target: float = 0.95, seed: int = 0) -> tuple:
+    """(rows, threshold) for one variant. y_val, p_val: validation labels and asteroid scores (the threshold is chosen on them);
+    y_test, p_test: test labels and scores; valid: test alerts whose cross-match is trustworthy; seed: of the bootstrap intervals."""
+    from sklearn.metrics import average_precision_score
+    from astronb.metrics import ranking_scores, threshold_for_recall
+    y_val, p_val, y_test, p_test, valid = np.asarray(y_val), np.asarray(p_val), np.asarray(y_test), np.asarray(p_test), np.asarray(valid, bool)
+    th = threshold_for_recall(y_val, p_val, recall_target)
+    val_ap = float(average_precision_score(y_val, p_val))                  # breaks ties when a study's model is chosen
+    subsets = (("all", np.ones_like(valid)), ("cross-match valid", valid))
+    rank = {s: ranking_scores(y_test[m], p_test[m], seed=seed) for s, m in subsets}
+    out = []
+    for tname, t in (("recall>=%.2f on val" % recall_target, th["threshold"]), ("0.5", 0.5)):
+        for subset, m in subsets:
+            y, p = y_test[m], p_test[m]
+            pred = p >= t
+            out.append(dict(variant=variant, threshold_rule=tname, threshold=t, test_alerts_used=subset,
+                            test_asteroids=int(y.sum()), found=int((pred & (y == 1)).sum()), flagged=int(pred.sum()), test_alerts=len(y),
+                            false_positives=int((pred & (y == 0)).sum()), test_others=int((y == 0).sum()),
+                            val_recall_at_threshold=th["recall"] if t == th["threshold"] else np.nan,
+                            val_precision_at_threshold=th["precision"] if t == th["threshold"] else np.nan,
+                            val_average_precision=val_ap, **rank[subset]))
+    return out, th["threshold"]
+
+# %% ../nbs/20_asteroids.ipynb #49dc1e1c
+class VariantResults:
+    """The variants a study takes to real alerts, one `add` each: test rows (`score_at_recall`), test scores, thresholds and
+    saved weights. model_dir: where the weights go; recall_target and seed: as in `score_at_recall`."""
+    def __init__(self, model_dir, recall_target: float = 0.95, seed: int = 0):
+        self.model_dir, self.recall_target, self.seed = Path(model_dir), recall_target, seed
+        self.rows, self.scores, self.thresholds, self.saved = [], {}, {}, {}
+
+    def add(self, label: str, variant: str, predict, R: dict, val=None, model=None) -> float:
+        """Score `predict` (CutoutSet -> asteroid probabilities) on R["val"] (its valid alerts unless `val` is given) and
+        R["test"]; keep the rows under `variant` and the scores under `label`; save a Keras `model`'s weights atomically."""
+        val = R["val"].subset(np.flatnonzero(R["val"].index.crossmatch_valid)) if val is None else val   # trustworthy labels only
+        pv, pt = predict(val), predict(R["test"])
+        rows, th = score_at_recall(variant, val.y, pv, R["test"].y, pt, R["test"].index.crossmatch_valid.to_numpy(), self.recall_target, self.seed)
+        self.rows += rows; self.scores[label], self.thresholds[label] = pt, th
+        if model is not None:
+            p = self.model_dir/f"{label.replace(',', '').replace(' ', '_')}.weights.h5"; p.parent.mkdir(parents=True, exist_ok=True)
+            tmp = p.with_name(f".tmp_{p.name}")                  # Keras wants the .weights.h5 ending, so not atomic_save's name
+            model.save_weights(str(tmp)); os.replace(tmp, p); self.saved[label] = p
+        return th

@@ -13,7 +13,7 @@ from .core import atomic_write, file_digest, paths
 # %% auto #0
 __all__ = ['REGISTRY', 'MIRROR_FOLDERS', 'DataError', 'RemoteFile', 'Dataset', 'mirror_dir', 'zenodo_api', 'dataset_dir',
            'parse_zenodo_record', 'zenodo_files', 'list_files', 'get_dataset', 'verify', 'download_file',
-           'safe_extract', 'Fetched', 'fetch', 'default_mirror', 'available']
+           'safe_extract', 'Fetched', 'fetch', 'default_mirror', 'available', 'shape_summary']
 
 # %% ../nbs/01_data.ipynb #d3a9c43e
 class DataError(RuntimeError):
@@ -380,3 +380,10 @@ def available(mirror=None, progress=False) -> dict:
         try: out[n] = fetch(n, mirror=mirror, progress=progress)
         except DataError as e: out[n] = e
     return out
+
+# %% ../nbs/01_data.ipynb #2c3eeceb
+def shape_summary(shapes) -> str:
+    "Distinct image shapes with their counts, most common first, e.g. '500x500 (2), 63x63 (1)'."
+    import collections
+    c = collections.Counter("x".join(map(str, s)) for s in shapes)
+    return ", ".join(f"{k} ({v})" for k, v in c.most_common())

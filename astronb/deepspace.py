@@ -16,9 +16,9 @@ IMG_EXT = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 
 # %% auto #0
 __all__ = ['IMG_EXT', 'synthetic_frame', 'to_yolo', 'from_yolo', 'write_synthetic_archive', 'Issue', 'find_pairs',
-           'validate_label_file', 'validate_image', 'Prepared', 'prepare_dataset', 'train_yolo', 'yolo_val',
-           'max_f1_conf', 'image_counts', 'map_interval', 'evaluate_yolo', 'write_yolo_card', 'yolo_predictor',
-           'annotate']
+           'validate_label_file', 'validate_image', 'Prepared', 'prepare_dataset', 'box_sizes', 'train_yolo',
+           'yolo_val', 'max_f1_conf', 'image_counts', 'map_interval', 'evaluate_yolo', 'write_yolo_card',
+           'yolo_predictor', 'annotate']
 
 # %% ../nbs/10_deepspace.ipynb #1b35c4c6
 def _add_gauss(img, x, y, sig, flux, color):
@@ -238,6 +238,17 @@ def prepare_dataset(src, out, split=(0.8, 0.1, 0.1), seed: int = 0, fraction: fl
                             names=dict(enumerate(names))), f, sort_keys=False)
     return Prepared(out, yml, df.drop(columns="lines"), issues)
 
+# %% ../nbs/10_deepspace.ipynb #1b31a19a
+def box_sizes(prep: Prepared, images_root) -> pd.DataFrame:
+    "Width and height in pixels of every box of a prepared dataset (columns split, w, h), from its label files and the images' sizes."
+    rows = []
+    for r in prep.split.itertuples():
+        lab = prep.root/"labels"/r.split/(Path(r.image).with_suffix("").as_posix().replace("/", "__") + ".txt")
+        with Image.open(Path(images_root)/r.image) as im: W, H = im.size
+        b, _ = from_yolo(lab.read_text().splitlines(), W, H)
+        for x in b: rows.append(dict(split=r.split, w=x[2] - x[0], h=x[3] - x[1]))
+    return pd.DataFrame(rows, columns=["split", "w", "h"])
+
 # %% ../nbs/10_deepspace.ipynb #78823290
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
@@ -255,7 +266,11 @@ def _finished(run_dir: Path, epochs: int) -> bool:
 
 def train_yolo(data_yaml, model="yolov8n.yaml", epochs=3, imgsz=608, batch=8, device="cpu", project="runs/deepspace",
                name=None, seed=0, workers=0, fraction=1.0, patience=100, verbose=False, **kw) -> Path:
-    "Train (or resume, or reuse a finished) YOLO run; returns the path of its best weights."
+    """Train (or resume, or reuse a finished) YOLO run with Ultralytics; returns the path of its best weights.
+    data_yaml: the dataset file of `prepare_dataset`; model: an architecture `.yaml` (from scratch) or `.pt` weights;
+    epochs, imgsz, batch, patience: as in Ultralytics; device: "cpu", a GPU index or a list of them (Ultralytics' own DDP);
+    project/name: the run folder (a finished run there is reused, an interrupted one resumed); seed: Ultralytics' seed
+    (deterministic); workers: data-loader processes; fraction: of the training images; **kw: passed to `YOLO.train`."""
     YOLO = _yolo()
     name = name or Path(str(model)).stem
     run_dir = Path(project)/name

@@ -43,7 +43,10 @@ HALF = {1: 5.0, 2: 6.0}          # the paper's boxes: star x±5, galaxy x±6
 
 def build_detector(backbone: str = "resnet50", pretrained_backbone=None, nms: str = "soft", detections: int = 2500,
                    proposals: int = 500, representation: int | None = None, fpn_channels: int = 128):
-    "Faster R-CNN + FPN for stars (1) and galaxies (2) at native resolution, one detection per proposal (`SourceRoIHeads`), with soft-NMS or hard NMS."
+    """Faster R-CNN + FPN for stars (1) and galaxies (2) at native resolution, one detection per proposal (`SourceRoIHeads`).
+    backbone: "resnet50" (the paper's) or "resnet18"; pretrained_backbone: a local torchvision ImageNet `.pth` file or None;
+    nms: "soft" (the project's Gaussian soft-NMS) or "hard"; detections: most kept per frame; proposals: RPN proposals per
+    frame at inference; representation: box-head width (None: 1024 for resnet50 as in torchvision, 256 for resnet18); fpn_channels: FPN width (128 here, torchvision's 256)."""
     from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.faster_rcnn import TwoMLPHead, FastRCNNPredictor

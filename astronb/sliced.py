@@ -91,7 +91,10 @@ def merge_tiles(dets: list, image_size, iou=0.5, method="hard", sigma=0.5, conta
 
 # %% ../nbs/09_sliced.ipynb #cc6f71b5
 def sliced_predict(img: np.ndarray, predict, tile: int = 608, overlap: float = 0.25, **merge_kw):
-    "Run `predict(patch) -> (boxes, scores, classes)` on overlapping tiles of `img` and merge to image pixels."
+    """Run `predict(patch) -> (boxes, scores, classes)` on overlapping tiles of `img` and merge to image pixels.
+    img: (H, W[, C]) array; tile: tile size in pixels (an image no larger runs in one pass); overlap: fraction of a tile shared
+    with its neighbour (at least an object's size, so that each object is whole in some tile); **merge_kw: `merge_tiles`'
+    iou, method ("hard" or a soft-NMS), sigma, contain. Returns (boxes (N, 4) x1 y1 x2 y2, scores, classes)."""
     h, w = img.shape[:2]
     if h <= tile and w <= tile:
         b, s, c = predict(img); return np.asarray(b, float).reshape(-1, 4), np.asarray(s, float), np.asarray(c, int)

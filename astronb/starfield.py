@@ -21,7 +21,8 @@ from .detector import (normalise_frame, build_detector, SourceRoIHeads, prior_od
 
 # %% auto #0
 __all__ = ['Frame', 'make_frame', 'random_crop', 'TrainHistory', 'train_detector', 'box_centres', 'detect_frame', 'add_radec',
-           'score_by_magnitude', 'score_frame', 'classification_by_magnitude', 'choose_score_threshold']
+           'score_by_magnitude', 'score_frame', 'classification_by_magnitude', 'classification_counts',
+           'choose_score_threshold']
 
 # %% ../nbs/30_starfield.ipynb #60c8a3d2
 @dataclass
@@ -69,7 +70,11 @@ def train_detector(model, frames: list, steps: int = 200, crop: int = 160, batch
                    ckpt: str | Path | None = None, ckpt_every: int = 50, seed: int = 0, progress: bool = True, log=None,
                    galaxy_crops: float = 0.0):
     """Train on random crops with SGD; resumes from `ckpt` when it exists. Returns the `TrainHistory` of all steps, resumed ones included.
-    `galaxy_crops`: the fraction of crops centred near a random galaxy (galaxies are a few percent of the sources)."""
+    model: a `build_detector` network; frames: `make_frame` results; steps: optimiser steps in all (a resumed run stops there too);
+    crop: crop size in pixels; batch: crops per step; lr: learning rate (linear warm-up over the first 10% of steps, at most 100; divided by 10 for the last 20%); ckpt: checkpoint path,
+    written atomically every `ckpt_every` steps and at the end; seed: of the crops and of torch; progress: a tqdm bar;
+    log: a function for messages; galaxy_crops: the fraction of crops centred near a random galaxy (galaxies are a few percent
+    of the sources)."""
     gals = [(i, (b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for i, f in enumerate(frames) for b, l in zip(f.boxes, f.labels) if l == 2]
     from tqdm.auto import tqdm
     rng = np.random.default_rng(seed); torch.manual_seed(seed)
@@ -124,7 +129,10 @@ def box_centres(boxes, labels, shape, eps: float = 1e-3):
 # %% ../nbs/30_starfield.ipynb #96c26379
 @torch.no_grad()
 def detect_frame(model, img, norm="asinh", score_min: float = 0.05, tile: int = 1024, overlap: float = 0.1, header=None) -> pd.DataFrame:
-    "Detections of a whole frame as a catalogue (x, y 1-based; class; score; ra, dec when there is a WCS)."
+    """Detections of a whole frame as a catalogue (x, y 1-based; class; score; ra, dec when there is a WCS).
+    model: a trained detector; img: the frame (2-D array); norm: the normalisation it was trained with (`normalise_frame`);
+    score_min: the operating score cut (the model card's); tile, overlap: frames larger than `tile` px run on overlapping tiles
+    (`astronb.sliced.sliced_predict`, merged with the project's soft-NMS); header: the FITS header, for RA/Dec."""
     from astronb.sliced import sliced_predict
     model.eval()
     x = normalise_frame(img, norm)
@@ -213,6 +221,18 @@ def classification_by_magnitude(pairs, bins, radius: float = 1.5) -> pd.DataFram
         rows.append(dict(mag_lo=lo, mag_hi=hi, galaxies=gg + gs, galaxies_as_galaxy=gg, stars=ss + sg, stars_as_galaxy=sg,
                          galaxy_recall=gg / (gg + gs) if gg + gs else np.nan, galaxy_precision=gg / (gg + sg) if gg + sg else np.nan))
     return pd.DataFrame(rows)
+
+# %% ../nbs/30_starfield.ipynb #e2f6705c
+def classification_counts(pairs, radius: float = 1.5) -> dict:
+    """Star/galaxy confusion among matched sources, summed over (detections, truth) pairs: the four `true_<a>_as_<b>` counts,
+    star accuracy (matched stars called stars), galaxy recall and galaxy precision (nan when undefined)."""
+    t = {f"true_{a}_as_{b}": 0 for a in ("star", "galaxy") for b in ("star", "galaxy")}
+    for d, tr in pairs:
+        s = score_frame(d, tr, radius)
+        for k in t: t[k] += s.get(k, 0)
+    ss, sg, gs, gg = (t[f"true_{a}_as_{b}"] for a, b in (("star", "star"), ("star", "galaxy"), ("galaxy", "star"), ("galaxy", "galaxy")))
+    return dict(**t, star_accuracy=ss / max(ss + sg, 1), galaxy_recall=gg / (gs + gg) if gs + gg else np.nan,
+                galaxy_precision=gg / (sg + gg) if sg + gg else np.nan)
 
 # %% ../nbs/30_starfield.ipynb #725328fb
 def choose_score_threshold(model, frames, norm="asinh", grid=np.round(np.arange(0.05, 0.96, 0.05), 2), radius: float = 1.5) -> tuple:

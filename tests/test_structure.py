@@ -83,3 +83,15 @@ def test_one_public_definition_per_export_cell():
             pub = [n.name for n in ast.parse(s).body if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and not n.name.startswith("_")]
             if len(pub) > 1: many.append(f"{nb.name} cell {i}: {pub}")
     assert not many, "split these export cells, one public definition each:\n" + "\n".join(many)
+
+
+def test_study_notebooks_define_no_functions():
+    "Study notebooks call the library; a function or class defined in one belongs in a library notebook."
+    import json
+    defs = []
+    for nb in sorted((PKG.parent / "nbs" / "studies").glob("*.ipynb")):
+        for i, c in enumerate(json.loads(nb.read_text())["cells"]):
+            if c["cell_type"] != "code": continue
+            src = "\n".join(l for l in "".join(c["source"]).splitlines() if not l.lstrip().startswith(("%", "!")))
+            defs += [f"{nb.name} cell {i}: {n.name}" for n in ast.walk(ast.parse(src)) if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+    assert not defs, "move these into the library: " + ", ".join(defs)
