@@ -103,19 +103,10 @@ def _cmd_tile(a):
 def _cmd_train(a):
     from pathlib import Path
     from astronb import deepspace as ds
-    from astronb.core import paths
     if a.study != "deepspace": print("only 'deepspace' is trainable from here for now", file=sys.stderr); return 2
     data_yaml = Path(a.data) if a.data else None
     if data_yaml is None:
-        from astronb.data import fetch, safe_extract
-        work = paths().build/"deepspace"/(f"synthetic_n{a.n_images}_s{a.seed}" if a.source == "synthetic" else a.source)
-        if a.source == "synthetic":
-            arc = paths().cache/"synthetic"/f"deepspace_synth_n{a.n_images}_s{a.seed}.zip"
-            if not arc.exists(): ds.write_synthetic_archive(arc, n_images=a.n_images, seed=a.seed)
-            ext = safe_extract(arc, work/"extracted", "synthetic")
-        else:
-            ext = next(iter(fetch("deepspaceyolo", mirror=a.mirror).extracted.values()))
-        prep = ds.prepare_dataset(ext, work/"dataset", seed=a.seed, fraction=a.fraction)
+        prep, _, _ = ds.prepare_data(a.source, a.n_images, a.seed, a.fraction, a.mirror)     # the study's data step
         for i in prep.issues: print(f"reported: {i}", file=sys.stderr)
         data_yaml = prep.data_yaml
     best = ds.train_yolo(data_yaml, a.model, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch, device=a.device,

@@ -16,8 +16,8 @@ IMG_EXT = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 
 # %% auto #0
 __all__ = ['IMG_EXT', 'synthetic_frame', 'to_yolo', 'from_yolo', 'write_synthetic_archive', 'Issue', 'find_pairs',
-           'validate_label_file', 'validate_image', 'Prepared', 'prepare_dataset', 'box_sizes', 'train_yolo',
-           'yolo_val', 'max_f1_conf', 'image_counts', 'map_interval', 'evaluate_yolo', 'write_yolo_card',
+           'validate_label_file', 'validate_image', 'Prepared', 'prepare_dataset', 'box_sizes', 'prepare_data',
+           'train_yolo', 'yolo_val', 'max_f1_conf', 'image_counts', 'map_interval', 'evaluate_yolo', 'write_yolo_card',
            'yolo_predictor', 'annotate']
 
 # %% ../nbs/10_deepspace.ipynb #1b35c4c6
@@ -248,6 +248,24 @@ def box_sizes(prep: Prepared, images_root) -> pd.DataFrame:
         b, _ = from_yolo(lab.read_text().splitlines(), W, H)
         for x in b: rows.append(dict(split=r.split, w=x[2] - x[0], h=x[3] - x[1]))
     return pd.DataFrame(rows, columns=["split", "w", "h"])
+
+# %% ../nbs/10_deepspace.ipynb #bd6ae401
+def prepare_data(source: str = "synthetic", n_images: int = 80, seed: int = 0, fraction: float = 1.0, mirror=None) -> tuple:
+    """(Prepared, extracted folder, input files for the manifest). source: "synthetic" (a look-alike archive of `n_images`
+    made from `seed`) or "deepspaceyolo" (Zenodo record 8387071, from `mirror`, $ASTRONB_DATA_MIRROR or the network);
+    seed: also the split's; fraction: of the images kept (quick runs on the real data)."""
+    from astronb.core import paths
+    from astronb.data import default_mirror, fetch, safe_extract
+    if source not in ("synthetic", "deepspaceyolo"): raise ValueError(f"source must be 'synthetic' or 'deepspaceyolo', got {source!r}")
+    work = paths().build/"deepspace"/(f"synthetic_n{n_images}_s{seed}" if source == "synthetic" else source)
+    if source == "synthetic":
+        archive = paths().cache/"synthetic"/f"deepspace_synth_n{n_images}_s{seed}.zip"
+        if not archive.exists(): write_synthetic_archive(archive, n_images=n_images, seed=seed)
+        extracted, inputs = safe_extract(archive, work/"extracted", "synthetic"), [archive]
+    else:
+        got = fetch("deepspaceyolo", mirror=mirror or default_mirror())
+        extracted, inputs = next(iter(got.extracted.values())), list(got.files.values())
+    return prepare_dataset(extracted, work/"dataset", seed=seed, fraction=fraction), extracted, inputs
 
 # %% ../nbs/10_deepspace.ipynb #78823290
 os.environ.setdefault("YOLO_OFFLINE", "1")
