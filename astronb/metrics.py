@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['threshold_for_recall', 'match_points', 'detection_scores', 'wilson', 'with_wilson', 'bootstrap', 'verdict',
+__all__ = ['threshold_for_recall', 'match_points', 'f_beta', 'detection_scores', 'wilson', 'with_wilson', 'bootstrap', 'verdict',
            'confusion', 'classification_report', 'ranking_scores', 'block_counts', 'f_score', 'detection_interval',
            'fold_ratio_interval']
 
@@ -49,12 +49,20 @@ def match_points(det_xy, true_xy, radius: float = 1.5, metric: str = "box"):
         used_d.add(i); used_t.add(j); out.append((i, j))
     return np.array(out, int).reshape(-1, 2)
 
+# %% ../nbs/07_metrics.ipynb #945925f4
+def f_beta(p, r, beta: float = 1.0):
+    """F-beta from precision and recall, scalars or arrays: (1 + b²) p r / (b² p + r); nan where both are 0 or either is
+    undefined. The one place the formula is written: detection_scores, the starfield per-magnitude tables and the study use it."""
+    p, r = np.asarray(p, float), np.asarray(r, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f = (1 + beta * beta) * p * r / (beta * beta * p + r)
+    return float(f) if f.ndim == 0 else f
+
 # %% ../nbs/07_metrics.ipynb #b30abdf1
 def detection_scores(n_det: int, n_true: int, n_match: int) -> dict:
     "Precision, recall, F1 and F2 from counts."
     p = _safe_div(n_match, n_det); r = _safe_div(n_match, n_true)
-    f = lambda b: _safe_div((1 + b * b) * p * r, b * b * p + r) if p == p and r == r and (p or r) else float("nan")
-    return dict(n_det=n_det, n_true=n_true, matched=n_match, precision=p, recall=r, f1=f(1), f2=f(2))
+    return dict(n_det=n_det, n_true=n_true, matched=n_match, precision=p, recall=r, f1=f_beta(p, r, 1), f2=f_beta(p, r, 2))
 
 # %% ../nbs/07_metrics.ipynb #c430f241
 def wilson(k, n, conf: float = 0.95) -> tuple:

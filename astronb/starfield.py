@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from .core import atomic_write, atomic_save
 from .io import read_fits_image, read_truth_list, FormatError
-from .metrics import match_points, detection_scores
+from .metrics import match_points, detection_scores, f_beta
 import torch
 # the starfield pipeline in one namespace for the study and the CLI (`sf.<name>`); each is defined in its own module
 from .extract import (sep_input, detect_sep, aperture_flux, aperture_mag, psf_fwhm, noise_correlation, frame_stats,
@@ -181,7 +181,7 @@ def score_by_magnitude(det: pd.DataFrame, truth: pd.DataFrame, det_mag: np.ndarr
                          recall=tp / it.sum() if it.sum() else np.nan, precision=tp / (tp + fp) if tp + fp else np.nan))
     df = pd.DataFrame(rows)
     p, r = df.precision, df.recall
-    df["f1"] = 2 * p * r / (p + r); df["f2"] = 5 * p * r / (4 * p + r)
+    df["f1"], df["f2"] = f_beta(p, r, 1), f_beta(p, r, 2)
     return df
 
 # %% ../nbs/30_starfield.ipynb #4ba3ae8b
