@@ -156,17 +156,15 @@ def _cmd_simulate(a):
     return 0
 
 # %% ../nbs/99_cli.ipynb #3ee4f7f1
-_ZP_KEYS = ("MAGZPT", "MAGZP", "MAGZERO", "ZEROPT", "ZP")
-
 def _cmd_detect(a):
-    import numpy as np, pandas as pd
+    import pandas as pd
     from pathlib import Path
+    from functools import partial
     from astronb import starfield as sf, __version__
-    from astronb.core import file_digest
-    from astronb.io import FormatError, read_fits_image, write_catalogue
+    from astronb.io import FormatError, write_catalogue
     cats, frames, card = [], [], None
     try:
-        model, norm, score_min = None, a.norm or "asinh", a.score_min if a.score_min is not None else 0.5
+        norm, score_min = a.norm or "asinh", a.score_min if a.score_min is not None else 0.5
         if a.baseline is None:
             if not a.weights: print("error: pass --weights (a model card, or a checkpoint from training) or --baseline sep|sextractor", file=sys.stderr); return 2
             from astronb.cards import read_card
@@ -174,20 +172,14 @@ def _cmd_detect(a):
             if card:
                 norm = a.norm or card["preprocessing"].get("normalisation", "asinh")
                 score_min = a.score_min if a.score_min is not None else card["operating_point"]["score_min"]
-            model = sf.load_detector(weights)              # the architecture is read from the weights
-        for f in a.frames:
-            img, hdr = read_fits_image(f)
-            if a.baseline == "sep": c = sf.detect_sep(img, a.thresh, a.minarea)[["x", "y", "flux"]]; sf.add_radec(c, hdr)
-            elif a.baseline == "sextractor": c = sf.detect_sextractor(f, a.thresh, a.minarea)[["x", "y", "flux"]]; sf.add_radec(c, hdr)
-            else:
-                c = sf.detect_frame(model, img, norm, score_min=score_min, header=hdr)
-                c["flux"] = sf.aperture_flux(img, c.x, c.y, 3.0) if len(c) else []
-            zp = a.zero_point if a.zero_point is not None else next((float(hdr[k]) for k in _ZP_KEYS if k in hdr), None)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                c["mag"] = np.where(c.flux > 0, (zp or 0.0) - 2.5 * np.log10(np.where(c.flux > 0, c.flux, 1.0)), np.nan)
-            c.insert(0, "frame", Path(f).name); cats.append(c)
-            frames.append(dict(path=str(Path(f).resolve()), sha256=file_digest(f), zero_point=zp if zp is not None else "none: instrumental magnitudes",
-                               flux_unit=str(hdr.get("BUNIT", "adu"))))
+            weights = str(Path(weights).resolve())           # the architecture is read from the weights, once per process
+        step = partial(sf.catalogue_frame, baseline=a.baseline, weights=None if a.baseline else weights, norm=norm, score_min=score_min,
+                       thresh=a.thresh, minarea=a.minarea, zero_point=a.zero_point)
+        if a.workers > 1 or a.scheduler:                    # survey mode: Dask, one part per frame beside --out, resumable
+            from astronb.survey import run_frames
+            cats, frames = run_frames(a.frames, step, Path(str(a.out) + ".parts"), a.workers, a.scheduler, progress=sys.stderr.isatty())
+        else:
+            for f in a.frames: c, info = step(f); cats.append(c); frames.append(info)
     except (FormatError, FileNotFoundError, RuntimeError, ValueError) as e: print(f"error: {e}", file=sys.stderr); return 2
     cat = pd.concat(cats, ignore_index=True)
     if a.baseline: method = dict(method=a.baseline, thresh_sigma=a.thresh, minarea_px=a.minarea,
@@ -294,6 +286,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--minarea", type=int, default=5, help="baselines: minimum connected pixels above the threshold (default: 5)")
     s.add_argument("--zero-point", type=float, help="magnitude of a source of total flux 1 (default: the header's MAGZPT/MAGZP/MAGZERO/ZEROPT/ZP, else 0: instrumental)")
     s.add_argument("--out", default="catalog.ecsv", help="catalogue: .ecsv (astropy Table with units and provenance, default catalog.ecsv), .fits, or .csv (no units)")
+    s.add_argument("--workers", type=int, default=1, help="frames in parallel on a local Dask cluster of this many processes; each frame's catalogue "
+                   "is kept in OUT.parts/ as it finishes and reused on a re-run (default: 1, serial, no parts)")
+    s.add_argument("--scheduler", help="address of an existing Dask scheduler (e.g. tcp://host:8786) to run the frames on instead of a local cluster")
     s.set_defaults(fn=_cmd_detect)
     return p
 

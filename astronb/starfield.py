@@ -4,7 +4,7 @@
 
 # %% ../nbs/30_starfield.ipynb #9d5b0fcf
 from __future__ import annotations
-import math, os, shutil, subprocess, tempfile, time
+import functools, math, os, shutil, subprocess, tempfile, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -20,9 +20,9 @@ from .detector import (normalise_frame, build_detector, SourceRoIHeads, prior_od
                               load_detector, truth_boxes, CLASSES, HALF)
 
 # %% auto #0
-__all__ = ['Frame', 'make_frame', 'random_crop', 'TrainHistory', 'train_detector', 'box_centres', 'detect_frame', 'add_radec',
-           'score_by_magnitude', 'score_frame', 'classification_by_magnitude', 'classification_counts',
-           'choose_score_threshold']
+__all__ = ['ZERO_POINT_KEYS', 'Frame', 'make_frame', 'random_crop', 'TrainHistory', 'train_detector', 'box_centres',
+           'detect_frame', 'add_radec', 'catalogue_frame', 'score_by_magnitude', 'score_frame',
+           'classification_by_magnitude', 'classification_counts', 'choose_score_threshold']
 
 # %% ../nbs/30_starfield.ipynb #60c8a3d2
 @dataclass
@@ -163,6 +163,35 @@ def add_radec(cat, header):
         sky = w.celestial.all_pix2world(np.c_[cat.x, cat.y], 1)
         cat["ra"], cat["dec"] = sky[:, 0], sky[:, 1]
     except Exception: return
+
+# %% ../nbs/30_starfield.ipynb #cfbe7a51
+ZERO_POINT_KEYS = ("MAGZPT", "MAGZP", "MAGZERO", "ZEROPT", "ZP")
+
+@functools.lru_cache(maxsize=4)
+def _detector_once(weights: str):
+    return load_detector(weights)
+
+def catalogue_frame(frame, baseline: str | None = None, weights=None, norm: str = "asinh", score_min: float = 0.5,
+                    thresh: float = 1.5, minarea: int = 5, zero_point: float | None = None) -> tuple:
+    """(catalogue, info) of one FITS frame. baseline: None (the network in `weights`, a checkpoint), "sep" or "sextractor";
+    norm, score_min: the network's normalisation and score cut; thresh, minarea: the baselines' threshold (background sigmas)
+    and minimum area (pixels); zero_point: magnitude of a source of flux 1 (None: the header's, else instrumental).
+    info: the frame's path, SHA-256, zero point and flux unit, for the catalogue's provenance."""
+    from astronb.core import file_digest
+    img, hdr = read_fits_image(frame)
+    if baseline == "sep": c = detect_sep(img, thresh, minarea)[["x", "y", "flux"]]; add_radec(c, hdr)
+    elif baseline == "sextractor": c = detect_sextractor(frame, thresh, minarea)[["x", "y", "flux"]]; add_radec(c, hdr)
+    elif baseline is None:
+        c = detect_frame(_detector_once(str(weights)), img, norm, score_min=score_min, header=hdr)
+        c["flux"] = aperture_flux(img, c.x, c.y, 3.0) if len(c) else []
+    else: raise ValueError(f"baseline must be None, 'sep' or 'sextractor', got {baseline!r}")
+    zp = zero_point if zero_point is not None else next((float(hdr[k]) for k in ZERO_POINT_KEYS if k in hdr), None)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c["mag"] = np.where(c.flux > 0, (zp or 0.0) - 2.5 * np.log10(np.where(c.flux > 0, c.flux, 1.0)), np.nan)
+    c.insert(0, "frame", Path(frame).name)
+    info = dict(path=str(Path(frame).resolve()), sha256=file_digest(frame), zero_point=zp if zp is not None else "none: instrumental magnitudes",
+                flux_unit=str(hdr.get("BUNIT", "adu")))
+    return c, info
 
 # %% ../nbs/30_starfield.ipynb #302e1381
 def score_by_magnitude(det: pd.DataFrame, truth: pd.DataFrame, det_mag: np.ndarray, bins, radius: float = 1.5) -> pd.DataFrame:
