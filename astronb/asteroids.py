@@ -164,7 +164,6 @@ def alert_feature_table(index: pd.DataFrame) -> pd.DataFrame:
 def feature_scaling(F: pd.DataFrame) -> dict:
     "Robust centre (median) and scale (IQR / 1.349, else 1) of each alert feature, from training alerts; JSON-ready for a model card."
     F = alert_feature_table(F)
-    check_features(F.columns)
     centre, scale = [], []
     for k in F:
         v = F[k].to_numpy(float); v = v[np.isfinite(v)]
@@ -548,8 +547,7 @@ def classify_items(items, name=None, experiment=None, weights_file=None, channel
     if arch.get("framework") == "sklearn":
         import joblib
         cs = load_items(items, 32, 1)
-        F = alert_feature_table(cs.index)
-        check_features(F.columns)
+        F = alert_feature_table(cs.index)                  # ALERT_FEATURES only: nothing forbidden can reach the trees
         score = joblib.load(w).predict_proba(F[list(pre.get("features", ALERT_FEATURES))])[:, 1]
     else:
         name, experiment = name or arch.get("model", "inceptionv3"), experiment or arch.get("experiment", 3)
@@ -608,6 +606,5 @@ class VariantResults:
         self.rows += rows; self.scores[label], self.thresholds[label] = pt, th
         if model is not None:
             p = self.model_dir/f"{label.replace(',', '').replace(' ', '_')}.weights.h5"; p.parent.mkdir(parents=True, exist_ok=True)
-            tmp = p.with_name(f".tmp_{p.name}")                  # Keras wants the .weights.h5 ending, so not atomic_save's name
-            model.save_weights(str(tmp)); os.replace(tmp, p); self.saved[label] = p
+            self.saved[label] = atomic_save(p, lambda q: model.save_weights(str(q)))
         return th

@@ -89,9 +89,10 @@ def _umask() -> int:
     m = os.umask(0); os.umask(m); return m
 
 def atomic_save(path, save) -> Path:
-    "Call `save(tmp_path)` (for writers that want a file name, like `savefig`), then rename to `path`."
+    """Call `save(tmp_path)` (for writers that want a file name, like `savefig`), then rename to `path`. The temporary name
+    ends with the whole file name, so writers that read the ending (`x.weights.h5` for Keras, `.png` for savefig) accept it."""
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    tmp = path.with_name(f".tmp_{path.name}")
     try:
         save(tmp); os.replace(tmp, path)
     except BaseException:

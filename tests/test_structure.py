@@ -12,11 +12,9 @@ def imported_modules(path):
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             mod = node.module or ""
-            if node.level: pass                                       # `from .x import y`: x
-            elif mod.startswith("astronb."): mod = mod.removeprefix("astronb.")
-            elif mod == "astronb": out |= {a.name for a in node.names}; continue
-            else: continue
-            out.add(mod.split(".")[0])
+            if mod == "astronb": out |= {a.name for a in node.names}
+            elif node.level or mod.startswith("astronb."):          # `from .x import y` or `from astronb.x import y`
+                out.add(mod.removeprefix("astronb.").split(".")[0])
         elif isinstance(node, ast.Import):
             out |= {a.name.split(".")[1] for a in node.names if a.name.startswith("astronb.")}
     return out
