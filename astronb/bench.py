@@ -5,11 +5,12 @@
 # %% ../nbs/06_bench.ipynb #dd6ab891
 from __future__ import annotations
 import time
+from pathlib import Path
 import numpy as np, pandas as pd, torch
 from .softnms import soft_nms, soft_nms_reference
 
 # %% auto #0
-__all__ = ['starfield_boxes', 'dense_boxes', 'bench_softnms', 'bench_detect']
+__all__ = ['starfield_boxes', 'dense_boxes', 'bench_softnms', 'bench_detect', 'bench_frames', 'bench_runtimes', 'bench_workers']
 
 # %% ../nbs/06_bench.ipynb #22ba3618
 def starfield_boxes(n: int, frame: int = 500, seed: int = 0):
@@ -70,8 +71,7 @@ def bench_softnms(sizes=(100, 500, 2500, 10000), repeats=7, oracle_max=2500, sig
 def bench_detect(backbones=("resnet18", "resnet50"), frames=3, weights=None, repeats=3, verbose=True, fpn_widths=(128,)) -> pd.DataFrame:
     "Seconds per 500x500 frame: network (per backbone and FPN width, or per trained checkpoint) and sep, measured side by side."
     from astronb import starfield as sf
-    cfg = sf.SimConfig(gain=2.5, zero_point=31.6, fwhm=(3.7, 5.0), sources_per_frame=184)
-    imgs = [sf.simulate_frame(cfg, seed=100 + i)[0] for i in range(frames)]
+    imgs = [f[0] for f in bench_frames(frames)]
     sep_s = _median_ms(lambda: [sf.detect_sep(im) for im in imgs], repeats) / 1e3 / frames
     rows = []
     for bb in backbones:
@@ -84,3 +84,105 @@ def bench_detect(backbones=("resnet18", "resnet50"), frames=3, weights=None, rep
                              ratio_network_vs_sep=net_s / sep_s, threads=torch.get_num_threads(), trained=trained))
             if verbose: print(f"{bb:9s} FPN {fpn:3d}  network {net_s:6.3f} s/frame   sep {sep_s:6.3f} s/frame   ratio {net_s / sep_s:7.1f}", flush=True)
     return pd.DataFrame(rows)
+
+# %% ../nbs/06_bench.ipynb #a7fd945c
+def bench_frames(n: int, size: int = 500, seed: int = 100) -> list:
+    "n simulated (image, truth, params) size x size frames like the real wide-field ones (calibrated gain, zero point and seeing), with the source density of 184 per 500 x 500."
+    from astronb.simulator import SimConfig, simulate_frame
+    cfg = SimConfig(size=size, gain=2.5, zero_point=31.6, fwhm=(3.7, 5.0), sources_per_frame=184 * (size / 500) ** 2)
+    return [simulate_frame(cfg, seed=seed + i) for i in range(n)]
+
+# %% ../nbs/06_bench.ipynb #0bf76cc2
+def _interleaved_s(fns: dict, repeats: int) -> dict:
+    "Median seconds of each function, its runs alternating with the others' (one warm-up each first)."
+    for f in fns.values(): f()
+    ts = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, f in fns.items():
+            t0 = time.perf_counter(); f(); ts[k].append(time.perf_counter() - t0)
+    return {k: float(np.median(v)) for k, v in ts.items()}
+
+def _status_mib(key):
+    "A memory line of /proc/self/status (VmRSS: now, VmHWM: peak) in MiB."
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"): return int(line.split()[1]) / 1024
+    return float("nan")
+
+def _rss_of_one_frame(weights, frame_npy, norm, score_min):
+    "(MiB resident with the model loaded and the frame read, peak MiB during its detection): Linux's peak counter is reset in between."
+    from astronb.runtime import open_detector
+    from astronb.starfield import detect_frame
+    m, img = open_detector(weights), np.load(frame_npy)
+    loaded = _status_mib("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")         # reset VmHWM to the current RSS (Linux >= 4.0)
+    detect_frame(m, img, norm, score_min=score_min)
+    return loaded, _status_mib("VmHWM")
+
+def bench_runtimes(weights, onnx=None, frames: int = 3, size: int = 500, repeats: int = 3, peak_rss: bool = False,
+                   verbose: bool = True) -> tuple:
+    """(timings, agreement) of one trained starfield detector on eager torch and on ONNX Runtime, timed side by side.
+    weights: its card or checkpoint; onnx: its `.onnx` export (default: exported now into a temporary folder); frames, size:
+    simulated frames (`bench_frames`); repeats: timed passes over the frames, alternating runtimes; peak_rss: also each
+    runtime's peak memory on one frame, in a fresh process. timings: seconds per frame, ratio to torch, detections, threads
+    (and MiB); agreement: `catalogue_agreement` summed over the frames."""
+    import tempfile
+    from astronb.cards import read_card
+    from astronb.runtime import OnnxDetector, export_detector, catalogue_agreement
+    from astronb.detector import load_detector
+    from astronb.starfield import detect_frame
+    card, w = read_card(weights)
+    norm = (card or {}).get("preprocessing", {}).get("normalisation", "asinh")
+    score_min = (card or {}).get("operating_point", {}).get("score_min", 0.5)
+    imgs = [f[0] for f in bench_frames(frames, size)]
+    with tempfile.TemporaryDirectory() as d:
+        onnx = Path(onnx) if onnx else export_detector(w, Path(d)/"model_onnx.onnx")
+        models = {"torch": load_detector(w), "onnx": OnnxDetector(onnx)}
+        run = {k: (lambda m=m: [detect_frame(m, im, norm, score_min=score_min) for im in imgs]) for k, m in models.items()}
+        cats = {k: f() for k, f in run.items()}
+        secs = _interleaved_s(run, repeats)
+        rows = [dict(runtime=k, frame_px=f"{size}x{size}", s_per_frame=secs[k] / frames, ratio_vs_torch=secs[k] / secs["torch"],
+                     detections=sum(len(c) for c in cats[k]), threads=torch.get_num_threads()) for k in models]
+        if peak_rss:
+            import multiprocessing as mp
+            np.save(Path(d)/"frame.npy", imgs[0])
+            with mp.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
+                for r, path in zip(rows, (w, onnx)):
+                    r["rss_loaded_mib"], r["rss_peak_mib"] = pool.apply(_rss_of_one_frame, (str(path), str(Path(d)/"frame.npy"), norm, score_min))
+    agr = [catalogue_agreement(a, b) for a, b in zip(cats["torch"], cats["onnx"])]
+    tot = {k: sum(a[k] for a in agr) for k in ("n_a", "n_b", "matched", "agree")}
+    agreement = pd.DataFrame([dict(frames=frames, torch_detections=tot["n_a"], onnx_detections=tot["n_b"], matched_0p5px=tot["matched"],
+                                   same_class=tot["agree"], agreement=tot["agree"] / max(1, sum(max(a["n_a"], a["n_b"]) for a in agr)))])
+    timings = pd.DataFrame(rows)
+    if verbose:
+        print(timings.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        a = agreement.iloc[0]
+        print(f"ONNX Runtime / eager torch time per frame: {rows[1]['ratio_vs_torch']:.3f}; detections that agree "
+              f"(same source within 0.5 px, same class): {a.same_class}/{max(a.torch_detections, a.onnx_detections)} = {a.agreement:.4f}")
+    return timings, agreement
+
+# %% ../nbs/06_bench.ipynb #335864f4
+def bench_workers(weights, workers=(1, 2), frames: int = 8, size: int = 500, verbose: bool = True) -> pd.DataFrame:
+    """Frames per second of `survey.run_frames` over the same simulated FITS frames for each worker count, with the
+    throughput ratio to the first. weights: a starfield card, checkpoint or .onnx (the card's normalisation and score cut)."""
+    import tempfile
+    from functools import partial
+    from astronb.cards import read_card
+    from astronb.simulator import write_frame
+    from astronb.starfield import catalogue_frame
+    from astronb.survey import run_frames
+    card, w = read_card(weights)
+    step = partial(catalogue_frame, weights=str(Path(w).resolve()), norm=(card or {}).get("preprocessing", {}).get("normalisation", "asinh"),
+                   score_min=(card or {}).get("operating_point", {}).get("score_min", 0.5))
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        paths = [Path(d)/f"bench_{i:03d}.fits" for i in range(frames)]
+        for p, f in zip(paths, bench_frames(frames, size)): write_frame(p, *f)
+        for n in workers:
+            t0 = time.perf_counter()
+            cats, _ = run_frames(paths, step, Path(d)/f"parts_{n}", workers=n, progress=False, log=None)
+            dt = time.perf_counter() - t0
+            rows.append(dict(workers=n, frames=frames, seconds=dt, frames_per_s=frames / dt, sources=sum(len(c) for c in cats)))
+    df = pd.DataFrame(rows)
+    df["throughput_ratio"] = df.frames_per_s / df.frames_per_s.iloc[0]
+    if verbose: print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    return df

@@ -9,7 +9,7 @@ from pathlib import Path
 from .core import atomic_write, file_digest, git_info, package_versions, utc_now
 
 # %% auto #0
-__all__ = ['CARD_VERSION', 'card_path', 'write_card', 'read_card']
+__all__ = ['CARD_VERSION', 'card_path', 'write_card', 'read_card', 'export_path', 'write_export_card']
 
 # %% ../nbs/08_cards.ipynb #1ab83699
 def card_path(weights) -> Path:
@@ -56,3 +56,21 @@ def read_card(path) -> tuple:
         raise ValueError(f"{w} is not the model that {p} describes (SHA-256 differs): the weights were retrained or replaced; "
                          "use the card written with them")
     return card, w
+
+# %% ../nbs/08_cards.ipynb #c0d552a7
+def export_path(weights, out=None, suffix: str = ".onnx") -> Path:
+    """Where an export of `weights` goes: `out`, or `<stem>_onnx<suffix>` beside the weights. A name whose card would be the
+    source's card, or without `suffix`, is refused."""
+    w = Path(weights)
+    p = Path(out) if out else w.with_name(w.name.split(".")[0] + "_onnx" + suffix)
+    if p.suffix != suffix: raise ValueError(f"{p}: an exported file's name must end in {suffix}")
+    if card_path(p) == card_path(w): raise ValueError(f"{p}: its card would overwrite {card_path(w)}, the card of {w.name}; pick another name")
+    return p
+
+# %% ../nbs/08_cards.ipynb #b9ab7111
+def write_export_card(out, card: dict, source, **architecture) -> Path:
+    "The card of `out`, an export of `source` described by `card`: the same preprocessing, operating point and test metrics, with `architecture` added (runtime, opset...)."
+    arch = {**card.get("architecture", {}), **architecture, "exported_from": Path(source).name, "exported_from_sha256": card["weights_sha256"]}
+    return write_card(out, card.get("study", ""), arch, card["preprocessing"], card["operating_point"], card.get("test_metrics", {}),
+                      training_data=card.get("training_data"), params=card.get("params"),
+                      note="test_metrics were measured with the model this file was exported from")

@@ -59,6 +59,20 @@ def _cmd_bench(a):
         from astronb.bench import bench_softnms
         bench_softnms(sizes=a.sizes, repeats=a.repeats, oracle_max=a.oracle_max, out=a.out)
         return 0
+    if a.what == "detect" and (a.runtime or a.workers):
+        if not a.weights or len(a.weights) != 1 or "=" in a.weights[0]:
+            print("error: --runtime and --workers time one trained detector: pass --weights CARD (a starfield card, checkpoint or .onnx)", file=sys.stderr); return 2
+        from astronb import bench
+        try:
+            if a.runtime:
+                if sorted(set(a.runtime)) != ["onnx", "torch"]: print("error: --runtime compares the two: --runtime torch onnx", file=sys.stderr); return 2
+                df, agr = bench.bench_runtimes(a.weights[0], a.onnx, a.frames, a.size, min(a.repeats, 3), peak_rss=a.peak_rss)
+                if a.out: df.merge(agr, how="cross").to_csv(a.out, index=False)
+            if a.workers:
+                df = bench.bench_workers(a.weights[0], a.workers, max(a.frames, 2 * max(a.workers)), a.size)
+                if a.out: df.to_csv(a.out if not a.runtime else a.out.replace(".csv", "_workers.csv"), index=False)
+        except (FileNotFoundError, ValueError, RuntimeError) as e: print(f"error: {e}", file=sys.stderr); return 2
+        return 0
     if a.what == "detect":
         from astronb.bench import bench_detect
         w = dict(x.split("=", 1) for x in (a.weights or []))
@@ -123,6 +137,23 @@ def _cmd_annotate(a):
     try: df = annotate(a.images, a.weights, a.out, imgsz=a.imgsz, conf=a.conf, device=a.device, tile=a.tile, overlap=a.overlap)
     except (ValueError, FileNotFoundError) as e: print(f"error: {e}", file=sys.stderr); return 2
     print(f"{len(df)} detection(s) in {len(a.images)} image(s); annotated PNG, CSV and YOLO txt in {a.out}")
+    return 0
+
+# %% ../nbs/99_cli.ipynb #82b1e475
+def _cmd_export(a):
+    from astronb.cards import read_card, card_path
+    try:
+        card, _ = read_card(a.weights)
+        study = a.study or (card or {}).get("study")
+        if study == "starfield":
+            from astronb.runtime import export_detector
+            out = export_detector(a.weights, a.out, opset=a.opset)
+        elif study == "deepspace":
+            from astronb.deepspace import export_yolo
+            out = export_yolo(a.weights, a.out)
+        else: print(f"error: {a.weights} has no card saying which study's model it is: pass --study starfield or --study deepspace", file=sys.stderr); return 2
+    except (FileNotFoundError, ValueError, RuntimeError) as e: print(f"error: {e}", file=sys.stderr); return 2
+    print(f"{out} written" + (f", with its card {card_path(out)}" if card else " (the source has no card, so neither has the export)"))
     return 0
 
 # %% ../nbs/99_cli.ipynb #fe8ae832
@@ -222,8 +253,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("what", choices=["softnms", "detect"], help="softnms: our soft-NMS against the reference; detect: detector inference speed")
     s.add_argument("--backbones", nargs="+", default=["resnet18", "resnet50"], help="detect: backbones to time")
     s.add_argument("--fpn", nargs="+", type=int, default=[128], help="detect: FPN widths to time side by side (torchvision's is 256)")
-    s.add_argument("--frames", type=int, default=3, help="detect: simulated 500x500 frames")
-    s.add_argument("--weights", nargs="*", metavar="BACKBONE=CKPT", help="detect: trained checkpoints (from the study's build/ folder)")
+    s.add_argument("--frames", type=int, default=3, help="detect: simulated frames (--workers: at least 2 per worker)")
+    s.add_argument("--weights", nargs="*", metavar="BACKBONE=CKPT", help="detect: trained checkpoints (from the study's build/ folder); "
+                   "with --runtime or --workers: one trained detector's card, checkpoint or .onnx")
+    s.add_argument("--runtime", nargs="+", choices=["torch", "onnx"], help="detect: time eager torch and ONNX Runtime side by side (--runtime torch onnx) "
+                   "and print how far their catalogues agree")
+    s.add_argument("--onnx", help="detect --runtime: the .onnx export of --weights (default: exported now, into a temporary folder)")
+    s.add_argument("--size", type=int, default=500, help="detect --runtime/--workers: side of the simulated frames in px (default: 500; 4096 for a wide-field frame, run in tiles)")
+    s.add_argument("--peak-rss", action="store_true", help="detect --runtime: also each runtime's peak memory on one frame, in a fresh process")
+    s.add_argument("--workers", nargs="+", type=int, help="detect: frames per second of `astronb detect --workers N` for these N (e.g. --workers 1 2), and the ratio")
     s.add_argument("--sizes", type=int, nargs="+", default=[100, 500, 2500, 10000], help="softnms: numbers of boxes to time (default: 100 500 2500 10000)")
     s.add_argument("--repeats", type=int, default=7, help="timings per size; the median is reported (default: 7)")
     s.add_argument("--oracle-max", type=int, default=2500, help="softnms: largest size also run through the slow reference (default: 2500)")
@@ -250,7 +288,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)"); s.set_defaults(fn=_cmd_train)
     s = sub.add_parser("annotate", help="detect deep-sky objects in whole frames (sliced inference when large)")
     s.add_argument("images", nargs="+", help="images (PNG, JPEG, TIFF) of any size")
-    s.add_argument("--weights", required=True, help="YOLO .pt weights or their .card.json (from the deepspace study or `astronb train`)")
+    s.add_argument("--weights", required=True, help="YOLO .pt weights, their .onnx export (`astronb export`), or the .card.json of either (from the deepspace study or `astronb train`)")
     s.add_argument("--out", default="annotated", help="folder for <image>.png, .csv and YOLO .txt (default: annotated)")
     s.add_argument("--imgsz", type=int, help="model input size in px (default: the card's, else 608)")
     s.add_argument("--tile", type=int, help="tile size in px for frames larger than a tile (default: the card's training patch size, else imgsz)")
@@ -258,6 +296,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu", help="cpu, or a CUDA device number")
     s.add_argument("--overlap", type=float, help="fraction of a tile shared with its neighbour (default: the card's, else 0.25)")
     s.set_defaults(fn=_cmd_annotate)
+    s = sub.add_parser("export", help="write a trained model to ONNX, for `detect` / `annotate` on ONNX Runtime")
+    s.add_argument("weights", help="a starfield detector or a deepspace YOLO model: its card (.card.json), or its weights (.pt)")
+    s.add_argument("--out", help="the .onnx file (default: <weights stem>_onnx.onnx beside the weights; its card goes beside it)")
+    s.add_argument("--study", choices=["starfield", "deepspace"], help="which study's model (default: the card's)")
+    s.add_argument("--opset", type=int, default=17, help="starfield: ONNX opset (default: 17)"); s.set_defaults(fn=_cmd_export)
     s = sub.add_parser("classify", help="asteroid or not: score cutout sets, FITS:detections pairs or ZTF alerts")
     s.add_argument("items", nargs="+", help="ZTF alerts (.avro packets, Parquet tables), cutout sets (.npy) or frame.fits:detections.csv")
     s.add_argument("--model", choices=["inceptionv3", "xception", "inceptionresnetv2", "resnet152v2"],
@@ -278,7 +321,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)"); s.set_defaults(fn=_cmd_simulate)
     s = sub.add_parser("detect", help="detect and classify stars and galaxies in FITS frames (network, sep or SExtractor)")
     s.add_argument("frames", nargs="+", help="FITS frames (first image HDU; blanks and any size handled)")
-    s.add_argument("--weights", help="a model card (.card.json) saved by the starfield study, or a detector checkpoint (.pt); "
+    s.add_argument("--weights", help="a model card (.card.json) saved by the starfield study, a detector checkpoint (.pt), or an export (.onnx, run with ONNX Runtime); "
                    "the card's normalisation and score cut are used unless --norm / --score-min are given")
     s.add_argument("--norm", choices=["asinh", "paper"], help="frame normalisation (default: the card's, else asinh)")
     s.add_argument("--score-min", type=float, help="keep detections scoring at least this, 0-1 (default: the card's cut, else 0.5)"); s.add_argument("--baseline", choices=["sep", "sextractor"], help="run a classical extractor instead of the network")

@@ -18,7 +18,7 @@ IMG_EXT = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 __all__ = ['IMG_EXT', 'synthetic_frame', 'to_yolo', 'from_yolo', 'write_synthetic_archive', 'Issue', 'find_pairs',
            'validate_label_file', 'validate_image', 'Prepared', 'prepare_dataset', 'box_sizes', 'prepare_data',
            'train_yolo', 'yolo_val', 'max_f1_conf', 'image_counts', 'map_interval', 'evaluate_yolo', 'write_yolo_card',
-           'yolo_predictor', 'annotate']
+           'export_yolo', 'yolo_predictor', 'annotate']
 
 # %% ../nbs/10_deepspace.ipynb #1b35c4c6
 def _add_gauss(img, x, y, sig, flux, color):
@@ -391,11 +391,29 @@ def write_yolo_card(weights, ev: dict, imgsz: int, tile: int = 608, overlap: flo
                            input="RGB image; frames larger than a tile are cut into overlapping tiles, each resized to imgsz (sliced inference)"),
                       op, {k: v for k, v in ev.items() if k != "curves"}, training_data=training_data, params=params)
 
+# %% ../nbs/10_deepspace.ipynb #78b246c4
+def export_yolo(weights, out=None, dynamic: bool = True) -> Path:
+    """Export trained YOLO weights (a .pt file or its card) to ONNX with Ultralytics' own exporter, for `annotate` on ONNX
+    Runtime; returns the .onnx path. Written atomically; with a card, the export gets its own (`cards.write_export_card`:
+    same image size, tiles, overlap and operating confidence). out: default `<stem>_onnx.onnx` beside the weights;
+    dynamic: the file takes any input size (else only the card's imgsz)."""
+    import shutil, tempfile
+    from astronb.cards import read_card, export_path, write_export_card
+    card, w = read_card(weights)
+    out = export_path(w, out)
+    imgsz = int((card or {}).get("preprocessing", {}).get("imgsz", 608))
+    with tempfile.TemporaryDirectory() as d:         # Ultralytics writes beside its input: work on a copy
+        src = Path(d)/w.name; shutil.copy2(w, src)
+        got = _yolo()(str(src)).export(format="onnx", imgsz=imgsz, dynamic=dynamic, simplify=False, device="cpu", verbose=False)
+        atomic_save(out, lambda p: shutil.copyfile(got, p))
+    if card: write_export_card(out, card, w, runtime="onnxruntime", exporter="ultralytics", dynamic=dynamic)
+    return out
+
 # %% ../nbs/10_deepspace.ipynb #0cd35cfc
 def yolo_predictor(weights, imgsz=608, conf=0.25, device="cpu"):
     "A `predict(rgb uint8 array) -> (boxes, scores, classes)` function for a YOLO weights file."
     if not Path(weights).is_file():   # Ultralytics would try to download an unknown name from the internet
-        raise FileNotFoundError(f"weights file {weights} not found: train one with `astronb train deepspace` or pass a local .pt file")
+        raise FileNotFoundError(f"weights file {weights} not found: train one with `astronb train deepspace` or pass a local .pt file (or its .onnx export)")
     YOLO = _yolo()
     model = YOLO(str(weights))
     def predict(rgb):

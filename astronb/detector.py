@@ -15,8 +15,9 @@ import torch.nn.functional as F
 from .extract import sep_input
 
 # %% auto #0
-__all__ = ['CLASSES', 'HALF', 'normalise_frame', 'NativeTransform', 'build_detector', 'SourceRoIHeads', 'prior_odds',
-           'set_galaxy_prior', 'fill_state', 'detector_config', 'load_detector', 'truth_boxes']
+__all__ = ['CLASSES', 'HALF', 'normalise_frame', 'NativeTransform', 'build_detector', 'source_detections', 'postprocess_config',
+           'SourceRoIHeads', 'prior_odds', 'set_galaxy_prior', 'fill_state', 'detector_config', 'load_detector',
+           'truth_boxes']
 
 # %% ../nbs/30b_detector.ipynb #0c773b79
 def normalise_frame(img, method: str = "asinh") -> np.ndarray:
@@ -78,32 +79,49 @@ def build_detector(backbone: str = "resnet50", pretrained_backbone=None, nms: st
     m.roi_heads.register_buffer("galaxy_odds", torch.tensor(1.0))      # saved with the weights; see set_galaxy_prior
     return m
 
+# %% ../nbs/30b_detector.ipynb #3a297627
+def source_detections(class_logits, box_regression, proposals, image_shapes, box_coder, galaxy_odds, score_thresh: float,
+                      soft: bool, nms_thresh: float, detections: int, method: str = "gaussian", sigma: float = 0.6,
+                      score_threshold: float = 0.001, legacy: bool = False) -> tuple:
+    """(boxes, scores, labels), one list entry per image, from the box head's raw outputs: one detection per proposal, scored
+    1 - P(background), called a galaxy when galaxy_odds x P(galaxy) > P(star), with that class's box, suppressed over both
+    classes at once (soft-NMS with method/sigma/score_threshold/legacy when `soft`, else hard NMS at `nms_thresh`), at most
+    `detections` per image. The one home of the detector's post-processing: `SourceRoIHeads` and the ONNX runtime
+    (`astronb.export.OnnxDetector`) both call it."""
+    n = [len(p) for p in proposals]
+    boxes_all, probs_all = box_coder.decode(box_regression, proposals), F.softmax(class_logits, -1)
+    out_b, out_s, out_l = [], [], []
+    for boxes, pr, shape in zip(boxes_all.split(n, 0), probs_all.split(n, 0), image_shapes):
+        score = 1 - pr[:, 0]
+        lab = torch.where(galaxy_odds * pr[:, 2] > pr[:, 1], 2, 1)
+        b = box_ops.clip_boxes_to_image(boxes[torch.arange(len(lab)), lab], shape)
+        k = torch.where(score > score_thresh)[0]
+        b, score, lab = b[k], score[k], lab[k]
+        k = box_ops.remove_small_boxes(b, min_size=1e-2)
+        b, score, lab = b[k], score[k], lab[k]
+        if soft:
+            keep, score = batched_soft_nms(b, score, torch.zeros_like(lab), method, sigma, nms_thresh, score_threshold, legacy)
+        else:
+            keep = box_ops.nms(b, score, nms_thresh); score = score[keep]
+        keep, score = keep[:detections], score[:detections]
+        out_b.append(b[keep]); out_s.append(score); out_l.append(lab[keep])
+    return out_b, out_s, out_l
+
+# %% ../nbs/30b_detector.ipynb #1bded368
+def postprocess_config(heads) -> dict:
+    "The `source_detections` settings held by a detector's RoI heads, e.g. to run them after an exported network."
+    return dict(galaxy_odds=heads.galaxy_odds, score_thresh=heads.score_thresh, soft=heads.soft, nms_thresh=heads.nms_thresh,
+                detections=heads.detections_per_img, method=heads.softnms_method, sigma=heads.softnms_sigma,
+                score_threshold=heads.softnms_score_threshold, legacy=heads.softnms_legacy)
+
 # %% ../nbs/30b_detector.ipynb #8074a803
 class SourceRoIHeads(SoftNMSRoIHeads):
-    """RoI heads that give one detection per proposal: a source is one object of one class.
+    """RoI heads that give one detection per proposal: a source is one object of one class (`source_detections`).
     Score: P(star) + P(galaxy) = 1 - P(background). Class: galaxy when `galaxy_odds` x P(galaxy) > P(star).
     Box: that class's regression. Suppression: over both classes at once, soft (Gaussian) or hard."""
     soft = True
     def postprocess_detections(self, class_logits, box_regression, proposals, image_shapes):
-        n = [len(p) for p in proposals]
-        boxes_all, probs_all = self.box_coder.decode(box_regression, proposals), F.softmax(class_logits, -1)
-        out_b, out_s, out_l = [], [], []
-        for boxes, pr, shape in zip(boxes_all.split(n, 0), probs_all.split(n, 0), image_shapes):
-            score = 1 - pr[:, 0]
-            lab = torch.where(self.galaxy_odds * pr[:, 2] > pr[:, 1], 2, 1)
-            b = box_ops.clip_boxes_to_image(boxes[torch.arange(len(lab)), lab], shape)
-            k = torch.where(score > self.score_thresh)[0]
-            b, score, lab = b[k], score[k], lab[k]
-            k = box_ops.remove_small_boxes(b, min_size=1e-2)
-            b, score, lab = b[k], score[k], lab[k]
-            if self.soft:
-                keep, score = batched_soft_nms(b, score, torch.zeros_like(lab), self.softnms_method, self.softnms_sigma,
-                                               self.nms_thresh, self.softnms_score_threshold, self.softnms_legacy)
-            else:
-                keep = box_ops.nms(b, score, self.nms_thresh); score = score[keep]
-            keep, score = keep[:self.detections_per_img], score[:self.detections_per_img]
-            out_b.append(b[keep]); out_s.append(score); out_l.append(lab[keep])
-        return out_b, out_s, out_l
+        return source_detections(class_logits, box_regression, proposals, image_shapes, self.box_coder, **postprocess_config(self))
 
 # %% ../nbs/30b_detector.ipynb #25bfd542
 def prior_odds(train_fraction: float, prior: float) -> float:

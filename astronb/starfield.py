@@ -169,11 +169,12 @@ ZERO_POINT_KEYS = ("MAGZPT", "MAGZP", "MAGZERO", "ZEROPT", "ZP")
 
 @functools.lru_cache(maxsize=4)
 def _detector_once(weights: str):
-    return load_detector(weights)
+    from astronb.runtime import open_detector          # a checkpoint (eager torch) or an exported .onnx (ONNX Runtime)
+    return open_detector(weights)
 
 def catalogue_frame(frame, baseline: str | None = None, weights=None, norm: str = "asinh", score_min: float = 0.5,
                     thresh: float = 1.5, minarea: int = 5, zero_point: float | None = None) -> tuple:
-    """(catalogue, info) of one FITS frame. baseline: None (the network in `weights`, a checkpoint), "sep" or "sextractor";
+    """(catalogue, info) of one FITS frame. baseline: None (the network in `weights`, a checkpoint or an exported .onnx), "sep" or "sextractor";
     norm, score_min: the network's normalisation and score cut; thresh, minarea: the baselines' threshold (background sigmas)
     and minimum area (pixels); zero_point: magnitude of a source of flux 1 (None: the header's, else instrumental).
     info: the frame's path, SHA-256, zero point and flux unit, for the catalogue's provenance."""

@@ -82,3 +82,40 @@ def test_annotate_with_the_card_reproduces_the_whole_frame(tmp_path):
     want = pd.read_csv(RESULTS / "deepspace" / "whole_frame_detections.csv")
     assert len(got) == len(want) and np.allclose(got[["x1", "y1", "x2", "y2", "confidence"]], want[["x1", "y1", "x2", "y2", "confidence"]], atol=1e-3)
     assert got.confidence.min() >= json.loads(Path(card).read_text())["operating_point"]["conf"]
+
+
+def test_the_onnx_export_of_the_starfield_model_gives_the_same_catalogue(shared_mirror, tmp_path):
+    "`astronb export` of the study's detector, then `detect` with the export's card alone: the catalogue of the real test frame agrees with the eager model's."
+    from astronb.runtime import catalogue_agreement
+    card = card_of("starfield", "ft242")
+    r = run("export", card, "--out", tmp_path / "ft242_onnx.onnx")
+    assert r.returncode == 0, r.stderr[-2000:]
+    exported = json.loads((tmp_path / "ft242_onnx.card.json").read_text())
+    assert exported["architecture"]["runtime"] == "onnxruntime" and exported["operating_point"] == json.loads(Path(card).read_text())["operating_point"]
+    frame = shared_mirror / "wfsat" / "244.fits"
+    for w, out in ((card, "torch.csv"), (tmp_path / "ft242_onnx.card.json", "onnx.csv")):
+        r = run("detect", frame, "--weights", w, "--out", tmp_path / out)
+        assert r.returncode == 0, r.stderr[-2000:]
+    a, b = pd.read_csv(tmp_path / "torch.csv"), pd.read_csv(tmp_path / "onnx.csv")
+    agr = catalogue_agreement(a, b)
+    assert agr["fraction"] >= 0.99, agr
+    truth = read_truth_list(shared_mirror / "wfsat" / "244.list")
+    assert abs(sf.score_frame(a, truth)["f1"] - sf.score_frame(b, truth)["f1"]) <= 0.01
+
+
+def test_the_onnx_export_of_the_yolo_model_annotates_the_same(tmp_path):
+    "`astronb export` of the deepspace model (Ultralytics' exporter), then `annotate` with the export's card: the whole-frame boxes agree."
+    from astronb.runtime import catalogue_agreement
+    man = RESULTS / "deepspace" / "manifest.json"
+    man = json.loads(man.read_text()) if man.exists() else {}
+    card = card_of("deepspace", man.get("selected_model", ""))
+    r = run("export", card, "--out", tmp_path / "yolo_onnx.onnx")
+    assert r.returncode == 0, r.stderr[-2000:]
+    frame = Path(man["whole_frame"])
+    r = run("annotate", frame, "--weights", tmp_path / "yolo_onnx.card.json", "--out", tmp_path / "ann")
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = pd.read_csv(tmp_path / "ann" / f"{frame.stem}.csv")
+    want = pd.read_csv(RESULTS / "deepspace" / "whole_frame_detections.csv")
+    cat = lambda d: pd.DataFrame(dict(x=d.x_center, y=d.y_center, cls=d.class_id))
+    agr = catalogue_agreement(cat(want), cat(got))
+    assert len(want) > 0 and agr["fraction"] >= 0.99, agr

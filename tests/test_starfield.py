@@ -132,3 +132,27 @@ def test_detect_on_two_dask_workers_equals_serial_and_resumes(tmp_path):
     r = run("detect", *frames, "--baseline", "sep", "--zero-point", 25, "--workers", 2, "--out", tmp_path / "par.ecsv")
     assert r.returncode == 0 and "3 frame(s) already done" in r.stdout and "1 to go" in r.stdout, r.stdout
     assert Table.read(tmp_path / "par.ecsv").to_pandas().equals(serial)
+
+
+def test_export_to_onnx_then_detect_on_onnx_runtime(tmp_path):
+    "`astronb export` writes the detector to ONNX; `detect` runs the .onnx on ONNX Runtime and finds the eager model's sources; bad files are named."
+    from astronb.runtime import catalogue_agreement
+    r = run("simulate", "starfield", "--n", 1, "--size", 300, "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    frame = next(tmp_path.glob("*.fits"))
+    torch.manual_seed(0)
+    m = sf.set_galaxy_prior(sf.build_detector("resnet18"), 0.3, 0.05)
+    torch.nn.init.normal_(m.rpn.head.cls_logits.weight, std=0.5)      # an untrained RPN scores all anchors alike: no ties
+    torch.save({"model": m.state_dict()}, tmp_path / "w.pt")
+    r = run("export", tmp_path / "w.pt")
+    assert r.returncode == 2 and "--study starfield" in r.stderr            # no card says which study's model it is
+    r = run("export", tmp_path / "w.pt", "--study", "starfield")
+    assert r.returncode == 0 and (tmp_path / "w_onnx.onnx").is_file(), r.stderr
+    for w, out in (("w.pt", "torch.csv"), ("w_onnx.onnx", "onnx.csv")):
+        r = run("detect", frame, "--weights", tmp_path / w, "--score-min", 0.3, "--out", tmp_path / out)
+        assert r.returncode == 0, r.stderr
+    a, b = pd.read_csv(tmp_path / "torch.csv"), pd.read_csv(tmp_path / "onnx.csv")
+    assert len(a) > 10 and catalogue_agreement(a, b)["fraction"] >= 0.99
+    (tmp_path / "junk.onnx").write_bytes(b"not a model")
+    r = run("detect", frame, "--weights", tmp_path / "junk.onnx", "--out", tmp_path / "x.csv")
+    assert r.returncode == 2 and "junk.onnx" in r.stderr and "ONNX Runtime cannot load it" in r.stderr
