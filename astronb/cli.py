@@ -114,18 +114,53 @@ def _cmd_tile(a):
     return 0
 
 # %% ../nbs/99_cli.ipynb #6016e159
+def _train_starfield(a):
+    import torch
+    from pathlib import Path
+    from astronb import starfield as sf
+    from astronb.io import FormatError, read_fits_image, read_truth_list
+    if not a.frames: print("error: pass --frames: FITS frames with their truth lists (a .list beside each, as `astronb simulate` writes)", file=sys.stderr); return 2
+    def load(fs):
+        out = []
+        for f in map(Path, fs):
+            if not f.with_suffix(".list").is_file(): raise FileNotFoundError(f"{f.with_suffix('.list')}: the truth list of {f} is missing (lines of code x y mag, as `astronb simulate` writes)")
+            out.append((read_fits_image(f)[0], read_truth_list(f.with_suffix(".list"))))
+        return out
+    out = Path(a.out or "detector.pt"); ckpt = Path(a.ckpt) if a.ckpt else out.with_suffix(".ckpt")
+    try:
+        train, val = load(a.frames), load(a.val or [])
+        torch.manual_seed(a.seed)
+        model = sf.build_detector(a.backbone)
+        hist = sf.train_detector(model, [sf.make_frame(i, t, a.norm) for i, t in train], steps=a.steps, crop=a.crop, batch=a.batch or 4,
+                                 lr=a.lr, ckpt=ckpt, seed=a.seed, progress=sys.stderr.isatty(), log=print)
+    except (FormatError, FileNotFoundError, ValueError) as e: print(f"error: {e}", file=sys.stderr); return 2
+    if sf.ddp_rank_world()[0]: return 0                          # under torchrun, rank 0 writes the products
+    from astronb.core import atomic_save, file_digest
+    from astronb.cards import write_card
+    atomic_save(out, lambda p: torch.save(model.state_dict(), p))
+    print(f"{len(hist)} steps, last loss {hist[-1]:.4f}; weights {out} (checkpoint to resume from: {ckpt})")
+    if val:
+        thr, _ = sf.choose_score_threshold(model, val, a.norm)
+        card = write_card(out, "starfield", sf.detector_config(model.state_dict()) | dict(nms="soft (gaussian, sigma 0.6)", classes=sf.CLASSES),
+                          dict(input="one single-band FITS frame at its native pixel scale", normalisation=a.norm, channels=3),
+                          dict(score_min=thr, chosen_on=f"best F1 on the validation frames {', '.join(Path(f).name for f in a.val)}"),
+                          dict(note="none: `astronb train` keeps no test frames; score the model on yours with `astronb detect` and their truth lists"),
+                          training_data={Path(f).name: file_digest(f) for f in a.frames}, params={k: v for k, v in vars(a).items() if k != "fn"})
+        print(f"model card {card} (score cut {thr:.2f}, chosen on the validation frames)")
+    return 0
+
 def _cmd_train(a):
     from pathlib import Path
     from astronb import deepspace as ds
-    if a.study != "deepspace": print("only 'deepspace' is trainable from here for now", file=sys.stderr); return 2
+    if a.study == "starfield": return _train_starfield(a)
     data_yaml = Path(a.data) if a.data else None
     if data_yaml is None:
         prep, _, _ = ds.prepare_data(a.source, a.n_images, a.seed, a.fraction, a.mirror)     # the study's data step
         for i in prep.issues: print(f"reported: {i}", file=sys.stderr)
         data_yaml = prep.data_yaml
-    best = ds.train_yolo(data_yaml, a.model, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch, device=a.device,
+    best = ds.train_yolo(data_yaml, a.model, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch or 16, device=a.device,
                          project=a.project, name=a.name, seed=a.seed)
-    ev = ds.evaluate_yolo(best, data_yaml, imgsz=a.imgsz, batch=a.batch, device=a.device, seed=a.seed)
+    ev = ds.evaluate_yolo(best, data_yaml, imgsz=a.imgsz, batch=a.batch or 16, device=a.device, seed=a.seed)
     card = ds.write_yolo_card(best, ev, a.imgsz, params={k: v for k, v in vars(a).items() if k != "fn"})
     print(f"best weights: {best}\nmodel card: {card} (operating confidence {ev['conf']:.3f}, chosen on the {ev['conf_chosen_on']} split)")
     print("test: " + ", ".join(f"{k} {v:.3f}" for k, v in ev.items() if isinstance(v, float)))
@@ -273,15 +308,24 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--overlap", type=float, default=0.2, help="fraction of a patch shared with its neighbour (default: 0.2)"); s.add_argument("--min-visible", type=float, default=0.5,
                    help="keep a clipped box when at least this fraction of its area is in the patch")
     s.add_argument("--classes", type=int, default=1, help="number of classes; a label outside 0..classes-1 is reported (default: 1)"); s.set_defaults(fn=_cmd_tile)
-    s = sub.add_parser("train", help="train a detector (deepspace: Ultralytics YOLO)")
-    s.add_argument("study", choices=["deepspace"], help="the study whose model to train")
+    s = sub.add_parser("train", help="train a detector (deepspace: Ultralytics YOLO; starfield: the Faster R-CNN, on several processes with torchrun)")
+    s.add_argument("study", choices=["deepspace", "starfield"], help="the study whose model to train")
+    s.add_argument("--frames", nargs="+", help="starfield: FITS training frames, each with its truth list (.list) beside it")
+    s.add_argument("--val", nargs="+", help="starfield: validation frames (with .list) on which the score cut is chosen; then a model card is written")
+    s.add_argument("--backbone", default="resnet50", choices=["resnet18", "resnet50"], help="starfield: ResNet depth (default: resnet50, the paper's)")
+    s.add_argument("--steps", type=int, default=200, help="starfield: optimiser steps (default: 200)")
+    s.add_argument("--crop", type=int, default=160, help="starfield: training crop side in px (default: 160)")
+    s.add_argument("--lr", type=float, default=0.01, help="starfield: SGD learning rate (default: 0.01)")
+    s.add_argument("--norm", default="asinh", choices=["asinh", "paper"], help="starfield: frame normalisation (default: asinh)")
+    s.add_argument("--out", help="starfield: the trained weights (default: detector.pt)")
+    s.add_argument("--ckpt", help="starfield: checkpoint written as it trains and resumed from (default: OUT with suffix .ckpt)")
     s.add_argument("--model", default="yolov8n.yaml", help="Ultralytics architecture .yaml (from scratch) or local .pt weights (default: yolov8n.yaml)")
     s.add_argument("--data", help="an Ultralytics data.yaml (default: prepare --source)")
     s.add_argument("--source", default="synthetic", choices=["synthetic", "deepspaceyolo"], help="training images when --data is not given (default: synthetic)")
     s.add_argument("--n-images", type=int, default=60, help="synthetic: number of images (default: 60)")
     s.add_argument("--fraction", type=float, default=1.0, help="deepspaceyolo: fraction of the dataset to use, 0-1 (default: 1)")
     s.add_argument("--epochs", type=int, default=100, help="training epochs (default: 100)"); s.add_argument("--imgsz", type=int, default=608, help="input size in px (default: 608)")
-    s.add_argument("--batch", type=int, default=16, help="images per batch (default: 16)"); s.add_argument("--device", default="cpu", help="cpu, or a CUDA device number (default: cpu)")
+    s.add_argument("--batch", type=int, help="images per batch (default: deepspace 16, starfield 4 crops per step; under torchrun the global batch, split over the processes)"); s.add_argument("--device", default="cpu", help="cpu, or a CUDA device number (default: cpu)")
     s.add_argument("--project", default="runs/deepspace", help="Ultralytics project folder (default: runs/deepspace)")
     s.add_argument("--name", help="run name inside the project (default: Ultralytics' train, train2, ...)")
     s.add_argument("--seed", type=int, default=0, help="random seed for the split and the training (default: 0)")
@@ -339,3 +383,6 @@ def parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     a = parser().parse_args(argv)
     return a.fn(a)
+
+# %% ../nbs/99_cli.ipynb #62c61fe2
+if __name__ == "__main__": sys.exit(main())

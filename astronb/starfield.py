@@ -20,9 +20,9 @@ from .detector import (normalise_frame, build_detector, SourceRoIHeads, prior_od
                               load_detector, truth_boxes, CLASSES, HALF)
 
 # %% auto #0
-__all__ = ['ZERO_POINT_KEYS', 'Frame', 'make_frame', 'random_crop', 'TrainHistory', 'train_detector', 'box_centres',
-           'detect_frame', 'add_radec', 'catalogue_frame', 'score_by_magnitude', 'score_frame',
-           'classification_by_magnitude', 'classification_counts', 'choose_score_threshold']
+__all__ = ['ZERO_POINT_KEYS', 'Frame', 'make_frame', 'random_crop', 'TrainHistory', 'ddp_rank_world', 'parameters_digest',
+           'train_detector', 'box_centres', 'detect_frame', 'add_radec', 'catalogue_frame', 'score_by_magnitude',
+           'score_frame', 'classification_by_magnitude', 'classification_counts', 'choose_score_threshold']
 
 # %% ../nbs/30_starfield.ipynb #60c8a3d2
 @dataclass
@@ -60,6 +60,27 @@ class TrainHistory(list):
     seconds: float | None = None
     start_step: int = 0
 
+# %% ../nbs/30_starfield.ipynb #a1a83e1c
+def ddp_rank_world() -> tuple:
+    """(rank, world size): under `torchrun` (WORLD_SIZE > 1) the default process group is started once (NCCL on GPUs, gloo
+    on CPUs) and its rank and size returned; (0, 1) in a plain process."""
+    import torch.distributed as dist
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1: return 0, 1
+    if not dist.is_initialized():
+        cuda = torch.cuda.is_available()
+        if cuda: torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+# %% ../nbs/30_starfield.ipynb #2c716cf1
+def parameters_digest(model) -> str:
+    "SHA-256 of a model's parameters and buffers (names, shapes and bytes): equal on every rank of a healthy distributed run."
+    import hashlib
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode()); h.update(str(tuple(v.shape)).encode()); h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
 # %% ../nbs/30_starfield.ipynb #2ef88d9c
 def _save_ckpt(path, model, opt, step, rng, hist):
     atomic_save(path, lambda p: torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
@@ -74,10 +95,19 @@ def train_detector(model, frames: list, steps: int = 200, crop: int = 160, batch
     crop: crop size in pixels; batch: crops per step; lr: learning rate (linear warm-up over the first 10% of steps, at most 100; divided by 10 for the last 20%); ckpt: checkpoint path,
     written atomically every `ckpt_every` steps and at the end; seed: of the crops and of torch; progress: a tqdm bar;
     log: a function for messages; galaxy_crops: the fraction of crops centred near a random galaxy (galaxies are a few percent
-    of the sources)."""
+    of the sources). Under `torchrun` (`ddp_rank_world`) the model is wrapped in DistributedDataParallel: every rank draws the
+    same `batch` crops and takes its own `batch / world` of them, gradients are averaged, the loss kept is the mean over the
+    ranks, only rank 0 writes the checkpoint, and at the end the ranks' parameters are checked to be identical."""
     gals = [(i, (b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for i, f in enumerate(frames) for b, l in zip(f.boxes, f.labels) if l == 2]
     from tqdm.auto import tqdm
     rng = np.random.default_rng(seed); torch.manual_seed(seed)
+    rank, world = ddp_rank_world()
+    if batch % world: raise ValueError(f"batch {batch} is not a multiple of the {world} processes: each rank takes batch / {world} crops per step")
+    net = model
+    if world > 1:
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel
+        net = DistributedDataParallel(model, device_ids=[torch.cuda.current_device()] if torch.cuda.is_available() else None)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4)
     start, hist = 0, TrainHistory(); hist.seconds = 0.0
@@ -92,7 +122,7 @@ def train_detector(model, frames: list, steps: int = 200, crop: int = 160, batch
         rng.bit_generator.state = st["rng"]; torch.set_rng_state(st["torch_rng"])
         if log: log(f"resumed from {ckpt} at step {start}")
     warm = max(1, min(100, steps // 10))
-    model.train()
+    net.train()
     for step in tqdm(range(start, steps), initial=start, total=steps, disable=not progress, desc="train"):
         for g in opt.param_groups: g["lr"] = lr * min(1.0, (step + 1) / warm) * (0.1 if step >= 0.8 * steps else 1.0)
         ims, tgs = [], []
@@ -102,13 +132,21 @@ def train_detector(model, frames: list, steps: int = 200, crop: int = 160, batch
                 i, gx, gy = gals[rng.integers(len(gals))]; fr, focus = frames[i], (gx, gy)
             im, b, l = random_crop(fr, crop, rng, focus)
             ims.append(torch.from_numpy(im)); tgs.append({"boxes": torch.from_numpy(b).reshape(-1, 4), "labels": torch.from_numpy(l).long()})
+        ims, tgs = ims[rank::world], tgs[rank::world]            # this rank's share of the global batch (all of it in one process)
         t0 = time.perf_counter()
-        loss = sum(model(ims, tgs).values())
+        loss = sum(net(ims, tgs).values())
         opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 10.0); opt.step()
-        hist.append(float(loss.detach()))
+        kept = loss.detach()
+        if world > 1: dist.all_reduce(kept); kept = kept / world
+        hist.append(float(kept))
         if hist.seconds is not None: hist.seconds += time.perf_counter() - t0
-        if ckpt and ((step + 1) % ckpt_every == 0 or step + 1 == steps): _save_ckpt(Path(ckpt), model, opt, step + 1, rng, hist)
+        if ckpt and rank == 0 and ((step + 1) % ckpt_every == 0 or step + 1 == steps): _save_ckpt(Path(ckpt), model, opt, step + 1, rng, hist)
     model.eval()
+    if world > 1:
+        digests = [None] * world
+        dist.all_gather_object(digests, parameters_digest(model))
+        if len(set(digests)) != 1: raise RuntimeError(f"the {world} ranks ended with different parameters: {digests}")
+        if log: log(f"rank {rank} of {world}: parameters {digests[rank]}, identical on all ranks")
     return hist
 
 # %% ../nbs/30_starfield.ipynb #ff832931
