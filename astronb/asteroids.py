@@ -17,7 +17,8 @@ __all__ = ['SIG_CLIP', 'ALERT_FEATURES', 'FORBIDDEN_FEATURES', 'ZTF_CHANNELS', '
            'train_feature_classifier', 'save_feature_classifier', 'alert_feature_table', 'feature_scaling',
            'feature_width', 'feature_matrix', 'model_inputs', 'ztf_cutouts', 'group_split', 'class_weights',
            'simulate_cutouts', 'dihedral', 'simulate_triplets', 'find_layer', 'build_model', 'transfer_weights',
-           'train_classifier', 'predict_proba', 'load_items', 'classify_items', 'score_at_recall', 'VariantResults']
+           'logical_cpus', 'distribution_strategy', 'train_classifier', 'predict_proba', 'load_items', 'classify_items',
+           'score_at_recall', 'VariantResults']
 
 # %% ../nbs/20_asteroids.ipynb #4814c5d5
 def cutout(img: np.ndarray, x: float, y: float, size: int = 32):
@@ -476,23 +477,43 @@ def transfer_weights(src, dst) -> list:
         if w and [x.shape for x in w] == [x.shape for x in d.get_weights()]: d.set_weights(w); done.append(l.name)
     return done
 
-# %% ../nbs/20_asteroids.ipynb #4f17a73e
-def _strategy():
+# %% ../nbs/20_asteroids.ipynb #782aed77
+def logical_cpus(n: int) -> list:
+    """Split this process's CPU into `n` logical TensorFlow devices and return their names, to run `train_classifier(devices=...)`
+    on a machine without GPUs (a test of the multi-device path). Call it before TensorFlow runs anything in the process."""
     import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try: tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+    except RuntimeError as e: raise RuntimeError(f"TensorFlow is already running in this process: call logical_cpus({n}) first ({e})") from None
+    return [d.name for d in tf.config.list_logical_devices("CPU")]
+
+# %% ../nbs/20_asteroids.ipynb #f5f76a6e
+def distribution_strategy(devices=None):
+    """The tf.distribute strategy the asteroid trainer builds and fits under: MirroredStrategy over `devices` (e.g.
+    ["/gpu:0", "/gpu:1"], or `logical_cpus(2)`; CPUs reduce on one device, GPUs with NCCL), else over all GPUs when
+    there are several, else TensorFlow's default strategy (one device)."""
+    import tensorflow as tf
+    if devices:
+        cpus = all("CPU" in str(d).upper() for d in devices)
+        return tf.distribute.MirroredStrategy(list(devices), cross_device_ops=tf.distribute.ReductionToOneDevice() if cpus else None)
     gpus = tf.config.list_logical_devices("GPU")
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
+# %% ../nbs/20_asteroids.ipynb #4f17a73e
 def train_classifier(name, experiment, train: CutoutSet, val: CutoutSet, epochs=10, batch=64, lr=1e-4, weights=None,
-                     patience=3, seed=0, verbose=2, model=None, bn_momentum="auto", scaling=None):
+                     patience=3, seed=0, verbose=2, model=None, bn_momentum="auto", scaling=None, devices=None):
     """Build (or continue) and fit a classifier; returns (model, history dict).
     name, experiment: the paper's configuration (`MODELS`, `EXPERIMENTS`); train, val: CutoutSets (val drives early stopping);
     weights: None, "imagenet" or a folder of Keras notop files; model: a built model to train further instead of a new one;
     bn_momentum 'auto': 0.9 without pretrained weights, Keras's otherwise; scaling: the alert-feature scaling (`feature_scaling`)
-    of a model with a feature branch, None for stamps only."""
+    of a model with a feature branch, None for stamps only; devices: train on these devices with MirroredStrategy
+    (`distribution_strategy`; default: all GPUs when there are several). `batch` is the global batch, split over the devices."""
     import keras
     from astronb.core import seed_everything
     seed_everything(seed, frameworks=("tensorflow",))
-    with _strategy().scope():
+    strategy = distribution_strategy(devices)
+    if strategy.num_replicas_in_sync > 1 and verbose: print(f"training on {strategy.num_replicas_in_sync} replicas ({type(strategy).__name__})")
+    with strategy.scope():
         if bn_momentum == "auto": bn_momentum = 0.9 if weights is None else None
         if model is None: model = build_model(name, experiment, weights, train.X.shape[1], train.X.shape[-1], bn_momentum=bn_momentum,
                                               n_features=feature_width(scaling))

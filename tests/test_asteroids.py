@@ -147,3 +147,23 @@ def test_classify_with_feature_model_cards(shared_mirror, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     got = pd.read_csv(tmp_path / "c.csv")
     assert np.allclose(got.score, ast.predict_proba(m, cs, scaling=scaling), atol=1e-5) and (got.asteroid == (got.score >= 0.3)).all()
+
+
+def test_trainer_runs_mirrored_on_two_logical_cpu_devices(tmp_path):
+    "The asteroid trainer under tf.distribute.MirroredStrategy: the CPU split into 2 logical devices (a fresh process), one epoch."
+    script = tmp_path / "two_devices.py"
+    script.write_text("""
+import json, numpy as np
+from astronb import asteroids as ast
+devs = ast.logical_cpus(2)
+sim = ast.simulate_cutouts(64, seed=0)
+m, h = ast.train_classifier("inceptionv3", 1, sim.subset(range(48)), sim.subset(range(48, 64)), epochs=1, batch=16, verbose=2, devices=devs)
+p = ast.predict_proba(m, sim.subset(range(48, 64)))
+print("RESULT", json.dumps(dict(devices=devs, loss=h["loss"], n=len(p), finite=bool(np.isfinite(p).all()))))
+""")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "training on 2 replicas (MirroredStrategy)" in r.stdout
+    import json
+    res = json.loads(r.stdout.split("RESULT ", 1)[1])
+    assert len(res["devices"]) == 2 and len(res["loss"]) == 1 and np.isfinite(res["loss"][0]) and res["n"] == 16 and res["finite"]
