@@ -45,9 +45,13 @@ def tile_image(img: np.ndarray, boxes=(), tile: int = 608, overlap: float = 0.2,
             yield x0, y0, patch, bb, keep
 
 # %% ../nbs/09_sliced.ipynb #f11e4945
-def merge_tiles(dets: list, image_size, iou=0.5, method="hard", sigma=0.5, contain=0.8, eps=1.0):
+def merge_tiles(dets: list, image_size, iou=0.5, method="hard", sigma=0.5, contain=0.8, eps=1.0, fragments: str = "join"):
     """Merge per-tile detections. `dets`: list of (x0, y0, tile_w, tile_h, boxes (N,4) in tile pixels, scores, classes).
+    A box touching an inner tile edge (within `eps` px) is a fragment. fragments="join": a fragment mostly (`contain`) inside a
+    whole box of its class is dropped, the others are joined into their union (objects larger than the overlap);
+    "drop": all fragments are dropped (objects smaller than the overlap are whole in some tile: point sources).
     Returns (boxes (M,4) in image pixels, scores, classes)."""
+    if fragments not in ("join", "drop"): raise ValueError(f"fragments must be 'join' or 'drop', got {fragments!r}")
     W, H = image_size
     B, S, C, frag = [], [], [], []
     for x0, y0, tw, th, b, s, c in dets:
@@ -61,6 +65,7 @@ def merge_tiles(dets: list, image_size, iou=0.5, method="hard", sigma=0.5, conta
     w = ~frag
     keep, ks = batched_soft_nms(B[w], S[w], C[w], method, sigma, iou, 0.0 if method == "hard" else 0.001)
     WB, WS, WC = B[w][keep], ks, C[w][keep]
+    if fragments == "drop": frag = np.zeros_like(frag)
     FB, FS, FC = B[frag], S[frag], C[frag]
     if len(FB) and len(WB):
         ix1 = np.maximum(FB[:, None, 0], WB[None, :, 0]); iy1 = np.maximum(FB[:, None, 1], WB[None, :, 1])
@@ -94,7 +99,7 @@ def sliced_predict(img: np.ndarray, predict, tile: int = 608, overlap: float = 0
     """Run `predict(patch) -> (boxes, scores, classes)` on overlapping tiles of `img` and merge to image pixels.
     img: (H, W[, C]) array; tile: tile size in pixels (an image no larger runs in one pass); overlap: fraction of a tile shared
     with its neighbour (at least an object's size, so that each object is whole in some tile); **merge_kw: `merge_tiles`'
-    iou, method ("hard" or a soft-NMS), sigma, contain. Returns (boxes (N, 4) x1 y1 x2 y2, scores, classes)."""
+    iou, method ("hard" or a soft-NMS), sigma, contain, fragments. Returns (boxes (N, 4) x1 y1 x2 y2, scores, classes)."""
     h, w = img.shape[:2]
     if h <= tile and w <= tile:
         b, s, c = predict(img); return np.asarray(b, float).reshape(-1, 4), np.asarray(s, float), np.asarray(c, int)

@@ -178,10 +178,14 @@ def detect_frame(model, img, norm="asinh", score_min: float = 0.05, tile: int = 
         o = model([torch.from_numpy(np.ascontiguousarray(chw))])[0]
         return o["boxes"].numpy(), o["scores"].numpy(), o["labels"].numpy()
     H, W = x.shape[1:]
+    if max(H, W) > tile and tile * overlap < 2 * max(HALF.values()):
+        raise ValueError(f"tiles of {tile} px overlapping by {overlap} share {tile * overlap:.0f} px, less than a source's box "
+                         f"({2 * max(HALF.values()):.0f} px): raise tile or overlap so that every source is whole in some tile")
     if max(H, W) <= tile: b, s, c = predict(x)
     else:
         hwc = np.moveaxis(x, 0, -1)
-        b, s, c = sliced_predict(hwc, lambda p: predict(np.moveaxis(p, -1, 0)), tile, overlap, method="gaussian", sigma=0.6, iou=0.3)
+        b, s, c = sliced_predict(hwc, lambda p: predict(np.moveaxis(p, -1, 0)), tile, overlap, method="gaussian", sigma=0.6, iou=0.3,
+                                 fragments="drop")    # sources (<= 12 px) are whole in some tile: a cut copy at a tile edge is never needed
     k = s >= score_min
     b, s, c = b[k], s[k], c[k]
     cx, cy = box_centres(b, c, (H, W))

@@ -187,3 +187,42 @@ def test_torchrun_two_processes_train_like_one(tmp_path):
     again = subprocess.run(torchrun + list(map(str, common + ["--steps", 4, "--out", tmp_path / "two.pt"])), capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0 and again.stdout.count("at step 3") == 2, again.stdout + again.stderr[-2000:]
     assert torch.load(tmp_path / "two.ckpt", weights_only=False)["step"] == 4
+
+
+class PeakDetector:
+    "A perfect point-source finder standing in for the network, to test the tiling alone: a box of the star size around each local maximum."
+    def eval(self): return self
+    def __call__(self, images):
+        from scipy.ndimage import maximum_filter
+        out = []
+        for im in images:
+            a = im[0].numpy()
+            ys, xs = np.nonzero((a == maximum_filter(a, size=5)) & (a > 0.5))
+            h, w = a.shape
+            b = np.stack([xs + 0.5 - 5, ys + 0.5 - 5, xs + 0.5 + 5, ys + 0.5 + 5], 1).clip(0, [w, h, w, h]) if len(xs) else np.zeros((0, 4))
+            out.append(dict(boxes=torch.tensor(b, dtype=torch.float32), scores=torch.full((len(b),), 0.9), labels=torch.ones(len(b), dtype=torch.int64)))
+        return out
+
+
+def test_a_large_frame_in_tiles_finds_sources_on_tile_borders_once():
+    """detect_frame on a frame larger than a tile: sources on every inner tile edge and corner, and 1-2 px either side of them,
+    are each found exactly once, where they are (a perfect peak finder stands in for the network, so only the tiling is tested)."""
+    from astronb.sliced import tile_origins
+    from astronb.metrics import match_points
+    size, tile, overlap = 700, 256, 0.1
+    edges = sorted({e for s in tile_origins(size, tile, overlap) for e in (s, s + tile)} - {0, size})
+    rng = np.random.default_rng(0)
+    for shift in (-2, -1, 0, 1, 2):
+        axis = [e + shift + d for e in edges for d in (-13, 0, 13)]                 # on each tile edge, and either side of it
+        axis += [v for v in range(8, size - 8, 13) if min(abs(v - a) for a in axis) >= 13]
+        axis = sorted(v for v in set(axis) if 8 <= v <= size - 9)
+        xy = np.array([(x, y) for x in axis for y in axis], float)
+        img = 100.0 + rng.normal(0, 1.0, (size, size))
+        yy, xx = np.mgrid[-7:8, -7:8]
+        stamp = 2000.0 * np.exp(-(xx ** 2 + yy ** 2) / (2 * 1.3 ** 2))
+        for x, y in xy.astype(int): img[y - 7:y + 8, x - 7:x + 8] += stamp
+        cat = sf.detect_frame(PeakDetector(), img, tile=tile, overlap=overlap, score_min=0.5)
+        m = match_points(cat[["x", "y"]].to_numpy() - 1, xy + 0.5, 1.0)         # catalogue x, y are 1-based; pixel centres at +0.5
+        assert len(m) == len(xy) == len(cat), (shift, len(m), len(xy), len(cat))
+    with pytest.raises(ValueError, match="overlap"):
+        sf.detect_frame(PeakDetector(), img, tile=64, overlap=0.1)
