@@ -31,17 +31,29 @@ def catalogue_agreement(a: pd.DataFrame, b: pd.DataFrame, radius: float = 0.5) -
 
 # %% ../nbs/30c_runtime.ipynb #9ecb469e
 class RawDetector(torch.nn.Module):
-    "A starfield detector up to its raw RoI outputs, the part that is exported: image (1, 3, H, W) -> proposals (N, 4), class logits (N, 3), box regressions (N, 12)."
+    """A starfield detector up to its raw RoI outputs, the part that is exported: image (1, 3, H, W) -> proposals (N, 4),
+    class logits (N, 3), box regressions (N, 12). The proposals come out grouped by FPN level: torchvision's RoI pooling
+    puts them back in order with a scatter when traced, a seventh of the exported network's time, and the post-processing
+    does not depend on their order."""
     def __init__(self, model):
         super().__init__(); self.model = model
     def forward(self, image):
+        from torchvision.ops import roi_align
         m = self.model
         images, _ = m.transform([image[0]])
         feats = m.backbone(images.tensors)
         proposals, _ = m.rpn(images, feats)
-        h = m.roi_heads
-        class_logits, box_regression = h.box_predictor(h.box_head(h.box_roi_pool(feats, proposals, images.image_sizes)))
-        return proposals[0], class_logits, box_regression
+        pool, h = m.roi_heads.box_roi_pool, m.roi_heads
+        if pool.scales is None: pool(feats, proposals, images.image_sizes)          # sets the levels' scales (once)
+        levels = pool.map_levels(proposals)
+        props, pooled = [], []
+        for lvl, (name, scale) in enumerate(zip(pool.featmap_names, pool.scales)):   # proposals grouped by level: no scatter
+            p = proposals[0][torch.where(levels == lvl)[0]]
+            rois = torch.cat([torch.zeros_like(p[:, :1]), p], 1)
+            pooled.append(roi_align(feats[name], rois, pool.output_size, scale, pool.sampling_ratio))
+            props.append(p)
+        class_logits, box_regression = h.box_predictor(h.box_head(torch.cat(pooled)))
+        return torch.cat(props), class_logits, box_regression
 
 # %% ../nbs/30c_runtime.ipynb #36e302e4
 def onnx_metadata(model, source=None) -> dict:
