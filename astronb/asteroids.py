@@ -4,7 +4,7 @@
 
 # %% ../nbs/20_asteroids.ipynb #73bc65df
 from __future__ import annotations
-import json, os
+import functools, json, os
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -17,8 +17,8 @@ __all__ = ['SIG_CLIP', 'ALERT_FEATURES', 'FORBIDDEN_FEATURES', 'ZTF_CHANNELS', '
            'train_feature_classifier', 'save_feature_classifier', 'alert_feature_table', 'feature_scaling',
            'feature_width', 'feature_matrix', 'model_inputs', 'ztf_cutouts', 'group_split', 'class_weights',
            'simulate_cutouts', 'dihedral', 'simulate_triplets', 'find_layer', 'build_model', 'transfer_weights',
-           'logical_cpus', 'distribution_strategy', 'train_classifier', 'predict_proba', 'load_items', 'classify_items',
-           'score_at_recall', 'VariantResults']
+           'logical_cpus', 'distribution_strategy', 'train_classifier', 'predict_proba', 'load_items',
+           'load_classifier', 'score_items', 'classify_items', 'classify_part', 'score_at_recall', 'VariantResults']
 
 # %% ../nbs/20_asteroids.ipynb #4814c5d5
 def cutout(img: np.ndarray, x: float, y: float, size: int = 32):
@@ -550,14 +550,10 @@ def load_items(items, size: int = 32, channels: int = 1, report=print) -> Cutout
     if X.shape[-1] != channels: raise ValueError(f"the items have {X.shape[-1]} channel(s) but the model takes {channels}")
     return CutoutSet(X, idx)
 
-# %% ../nbs/20_asteroids.ipynb #ac006c5b
-def classify_items(items, name=None, experiment=None, weights_file=None, channels=None, threshold=None, out=None) -> pd.DataFrame:
-    """Asteroid scores and decisions for the cutouts of `items`, one row per alert or cutout.
-    `weights_file`: a model card (`.card.json`, saved by the asteroid study) or Keras weights (`.weights.h5`). The card says which
-    of the study's models it is: a CNN on the stamps, a CNN on the stamps and the alert features (with the features' scaling),
-    or gradient-boosted trees on the alert features (a `.joblib` file, loaded only through its card); it gives the model,
-    experiment, channels and the threshold chosen on validation alerts, and arguments that are not None override them.
-    Without a card: inceptionv3, experiment 3, 1 channel, threshold 0.5."""
+# %% ../nbs/20_asteroids.ipynb #1b9a2046
+def load_classifier(weights_file, name=None, experiment=None, channels=None, threshold=None) -> dict:
+    """A trained asteroid model ready for `score_items`, from its card or bare Keras weights (arguments as in `classify_items`):
+    dict(kind "trees" or "cnn", threshold, channels, ...). A CNN is built at its first use, for the cutouts' size, and kept."""
     from astronb.cards import read_card
     if weights_file is None: raise FileNotFoundError("pass the trained model: its card (.card.json) or weights (.weights.h5)")
     card, w = read_card(weights_file)
@@ -567,24 +563,57 @@ def classify_items(items, name=None, experiment=None, weights_file=None, channel
     threshold = threshold if threshold is not None else op.get("threshold", 0.5)
     if arch.get("framework") == "sklearn":
         import joblib
-        cs = load_items(items, 32, 1)
+        return dict(kind="trees", model=joblib.load(w), features=list(pre.get("features", ALERT_FEATURES)), channels=1, threshold=threshold)
+    return dict(kind="cnn", name=name or arch.get("model", "inceptionv3"), experiment=experiment or arch.get("experiment", 3),
+                channels=channels or pre.get("channels") or 1, scaling=pre.get("feature_scaling"), weights=w, threshold=threshold, built={})
+
+# %% ../nbs/20_asteroids.ipynb #e1f71d1c
+def score_items(clf: dict, items, report=print) -> pd.DataFrame:
+    """Asteroid scores and decisions (`clf`'s threshold) for the cutouts of `items` (`load_items`, which tells `report` what it
+    skips), one row per alert or cutout, provenance first."""
+    cs = load_items(items, 32, clf["channels"], report=report)
+    if not len(cs): score = np.zeros(0)                      # e.g. one corrupt packet: nothing to score
+    elif clf["kind"] == "trees":
         F = alert_feature_table(cs.index)                  # ALERT_FEATURES only: nothing forbidden can reach the trees
-        score = joblib.load(w).predict_proba(F[list(pre.get("features", ALERT_FEATURES))])[:, 1]
+        score = clf["model"].predict_proba(F[clf["features"]])[:, 1]
     else:
-        name, experiment = name or arch.get("model", "inceptionv3"), experiment or arch.get("experiment", 3)
-        channels = channels or pre.get("channels") or 1
-        scaling = pre.get("feature_scaling")
-        cs = load_items(items, 32, channels)
-        model = build_model(name, experiment, None, cs.X.shape[1], channels, n_features=feature_width(scaling))
-        model.load_weights(str(w))
-        score = predict_proba(model, cs, scaling=scaling)
+        size = cs.X.shape[1]
+        if size not in clf["built"]:
+            model = build_model(clf["name"], clf["experiment"], None, size, clf["channels"], n_features=feature_width(clf["scaling"]))
+            model.load_weights(str(clf["weights"])); clf["built"][size] = model
+        score = predict_proba(clf["built"][size], cs, scaling=clf["scaling"])
     df = cs.index.copy()
-    df["score"] = score; df["asteroid"] = (df.score >= threshold).astype(int)
+    df["score"] = score; df["asteroid"] = (df.score >= clf["threshold"]).astype(int)
     first = [c for c in ("source", "candid", "objectId", "score", "asteroid", "crossmatch_valid") if c in df]
-    df = df[first + [c for c in df if c not in first]]
+    return df[first + [c for c in df if c not in first]]
+
+# %% ../nbs/20_asteroids.ipynb #ac006c5b
+def classify_items(items, name=None, experiment=None, weights_file=None, channels=None, threshold=None, out=None) -> pd.DataFrame:
+    """Asteroid scores and decisions for the cutouts of `items`, one row per alert or cutout.
+    `weights_file`: a model card (`.card.json`, saved by the asteroid study) or Keras weights (`.weights.h5`). The card says which
+    of the study's models it is: a CNN on the stamps, a CNN on the stamps and the alert features (with the features' scaling),
+    or gradient-boosted trees on the alert features (a `.joblib` file, loaded only through its card); it gives the model,
+    experiment, channels and the threshold chosen on validation alerts, and arguments that are not None override them.
+    Without a card: inceptionv3, experiment 3, 1 channel, threshold 0.5. The same as `score_items(load_classifier(...), items)`."""
+    df = score_items(load_classifier(weights_file, name, experiment, channels, threshold), items)
     if out:
         with atomic_write(out) as f: df.to_csv(f, index=False)
     return df
+
+# %% ../nbs/20_asteroids.ipynb #b617687e
+@functools.lru_cache(maxsize=2)
+def _classifier_once(weights_file: str, name, experiment, channels, threshold):
+    return load_classifier(weights_file, name, experiment, channels, threshold)
+
+def classify_part(item, weights_file, name=None, experiment=None, channels=None, threshold=None) -> tuple:
+    """(scores, info) of one alert file, Parquet partition or cutout set, for `survey.run_frames`; the model is loaded once per
+    process. A file that yields no cutout (a corrupt packet) gives an empty table and its reason in info["error"]: one bad
+    file of a night is reported, not fatal."""
+    clf = _classifier_once(str(weights_file), name, experiment, channels, threshold)
+    notes = []
+    try: df = score_items(clf, [item], report=notes.append)
+    except (ValueError, FormatError) as e: return pd.DataFrame(), dict(item=str(Path(item).resolve()), rows=0, error="; ".join(notes + [str(e)]))
+    return df, dict(item=str(Path(item).resolve()), rows=len(df), notes=notes)
 
 # %% ../nbs/20_asteroids.ipynb #f93e8090
 def score_at_recall(variant: str, y_val, p_val, y_test, p_test, valid, recall_target: float = 0.95, seed: int = 0) -> tuple:

@@ -196,7 +196,24 @@ def _cmd_classify(a):
     from astronb.asteroids import classify_items
     from astronb.io import FormatError
     try:
-        df = classify_items(a.items, a.model, a.experiment, a.weights, a.channels, a.threshold, a.out)
+        if a.workers > 1 or a.scheduler:                    # survey mode: Dask, one part per file beside --out, resumable
+            import pandas as pd
+            from functools import partial
+            from pathlib import Path
+            from astronb.asteroids import classify_part
+            from astronb.core import atomic_write
+            from astronb.survey import run_frames
+            pairs = [i for i in a.items if not Path(i).is_file()]
+            if pairs: print(f"error: {pairs[0]} is not a file: --workers takes alert files, Parquet partitions or cutout sets (.npy); "
+                            "score frame:detections pairs without it", file=sys.stderr); return 2
+            step = partial(classify_part, weights_file=str(Path(a.weights).resolve()), name=a.model, experiment=a.experiment,
+                           channels=a.channels, threshold=a.threshold)
+            parts, infos = run_frames(a.items, step, Path(str(a.out) + ".parts"), a.workers, a.scheduler, progress=sys.stderr.isatty())
+            for i in infos:
+                for n in i.get("notes", []) + ([i["error"]] if i.get("error") else []): print(f"reported: {Path(i['item']).name}: {n}", file=sys.stderr)
+            df = pd.concat([p for p in parts if len(p)], ignore_index=True)
+            with atomic_write(a.out) as f: df.to_csv(f, index=False)
+        else: df = classify_items(a.items, a.model, a.experiment, a.weights, a.channels, a.threshold, a.out)
     except (ValueError, FileNotFoundError, FormatError) as e: print(f"error: {e}", file=sys.stderr); return 2
     print(f"{len(df)} cutout(s) scored, {int(df.asteroid.sum())} flagged as asteroids; written to {a.out}")
     return 0
@@ -325,7 +342,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--n-images", type=int, default=60, help="synthetic: number of images (default: 60)")
     s.add_argument("--fraction", type=float, default=1.0, help="deepspaceyolo: fraction of the dataset to use, 0-1 (default: 1)")
     s.add_argument("--epochs", type=int, default=100, help="training epochs (default: 100)"); s.add_argument("--imgsz", type=int, default=608, help="input size in px (default: 608)")
-    s.add_argument("--batch", type=int, help="images per batch (default: deepspace 16, starfield 4 crops per step; under torchrun the global batch, split over the processes)"); s.add_argument("--device", default="cpu", help="cpu, or a CUDA device number (default: cpu)")
+    s.add_argument("--batch", type=int, help="images per batch (default: deepspace 16, starfield 4 crops per step; under torchrun the global batch, split over the processes)"); s.add_argument("--device", default="cpu", help="cpu, a CUDA device number, or several (0,1: Ultralytics' own DDP) (default: cpu)")
     s.add_argument("--project", default="runs/deepspace", help="Ultralytics project folder (default: runs/deepspace)")
     s.add_argument("--name", help="run name inside the project (default: Ultralytics' train, train2, ...)")
     s.add_argument("--seed", type=int, default=0, help="random seed for the split and the training (default: 0)")
@@ -354,6 +371,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--channels", type=int, choices=[1, 3], help="1: science band; 3: ZTF science/template/difference (default: the card's, else 1)")
     s.add_argument("--threshold", type=float, help="asteroid when score >= this, 0-1 (default: the card's, chosen on validation alerts, else 0.5)")
     s.add_argument("--out", default="scores.csv", help="output CSV, one row per alert or cutout (default: scores.csv)")
+    s.add_argument("--workers", type=int, default=1, help="files in parallel on a local Dask cluster of this many processes; each file's scores "
+                   "are kept in OUT.parts/ as it finishes and reused on a re-run (default: 1, serial, no parts)")
+    s.add_argument("--scheduler", help="address of an existing Dask scheduler (e.g. tcp://host:8786) to score the files on instead of a local cluster")
     s.set_defaults(fn=_cmd_classify)
     s = sub.add_parser("simulate", help="simulated wide-field frames with truth lists")
     s.add_argument("what", choices=["starfield"], help="what to simulate"); s.add_argument("--n", type=int, default=10, help="number of frames (default: 10)")
