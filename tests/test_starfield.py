@@ -1,6 +1,6 @@
 """starfield: the detect and simulate CLI, FITS robustness, SExtractor and sep on the real frames, checkpoint resume,
 ONNX Runtime, Dask workers and torchrun."""
-import os, re, subprocess, sys
+import json, os, re, subprocess, sys
 from pathlib import Path
 import numpy as np, pandas as pd
 import pytest, torch
@@ -169,8 +169,13 @@ def test_torchrun_two_processes_train_like_one(tmp_path):
     frames = sorted(tmp_path.glob("*.fits"))
     common = ["train", "starfield", "--frames", *frames, "--backbone", "resnet18", "--batch", 2, "--crop", 96]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([str(ASTRONB), *map(str, common + ["--steps", 3, "--out", tmp_path / "one.pt"])], capture_output=True, text=True, timeout=600, env=env)
+    one = subprocess.run([str(ASTRONB), *map(str, common + ["--steps", 3, "--val", frames[1], "--out", tmp_path / "one.pt"])],
+                         capture_output=True, text=True, timeout=600, env=env)
     assert one.returncode == 0, one.stderr[-2000:]
+    card = json.loads((tmp_path / "one.card.json").read_text())             # --val: the score cut chosen there, in a card
+    assert card["operating_point"]["chosen_on"].endswith(frames[1].name) and 0 < card["operating_point"]["score_min"] < 1
+    r = run("detect", frames[0], "--weights", tmp_path / "one.card.json", "--out", tmp_path / "one.csv")
+    assert r.returncode == 0, r.stderr[-2000:]
     torchrun = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", "-m", "astronb.cli"]
     two = subprocess.run(torchrun + list(map(str, common + ["--steps", 3, "--out", tmp_path / "two.pt"])), capture_output=True, text=True, timeout=600, env=env)
     assert two.returncode == 0, two.stderr[-3000:]
