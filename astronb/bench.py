@@ -32,12 +32,17 @@ def dense_boxes(n: int, seed: int = 0):
     return np.hstack([c - s[:, None] / 2, c + s[:, None] / 2]).astype(np.float32), rng.uniform(0, 1, n).astype(np.float32)
 
 # %% ../nbs/06_bench.ipynb #02ba51db
-def _median_ms(fn, repeats):
-    fn()  # warm-up (JIT compilation, caches)
-    ts = []
+def _interleaved_s(fns: dict, repeats: int) -> dict:
+    "Median seconds of each function, its runs alternating with the others' (one warm-up each first: JIT compilation, caches)."
+    for f in fns.values(): f()
+    ts = {k: [] for k in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
-    return 1e3 * float(np.median(ts))
+        for k, f in fns.items():
+            t0 = time.perf_counter(); f(); ts[k].append(time.perf_counter() - t0)
+    return {k: float(np.median(v)) for k, v in ts.items()}
+
+def _median_ms(fn, repeats):
+    return 1e3 * _interleaved_s({"fn": fn}, repeats)["fn"]
 
 def bench_softnms(sizes=(100, 500, 2500, 10000), repeats=7, oracle_max=2500, sigma=0.6, iou_threshold=0.3,
                   score_threshold=0.001, out=None, verbose=True) -> pd.DataFrame:
@@ -93,15 +98,6 @@ def bench_frames(n: int, size: int = 500, seed: int = 100) -> list:
     return [simulate_frame(cfg, seed=seed + i) for i in range(n)]
 
 # %% ../nbs/06_bench.ipynb #0bf76cc2
-def _interleaved_s(fns: dict, repeats: int) -> dict:
-    "Median seconds of each function, its runs alternating with the others' (one warm-up each first)."
-    for f in fns.values(): f()
-    ts = {k: [] for k in fns}
-    for _ in range(repeats):
-        for k, f in fns.items():
-            t0 = time.perf_counter(); f(); ts[k].append(time.perf_counter() - t0)
-    return {k: float(np.median(v)) for k, v in ts.items()}
-
 def _status_mib(key):
     "A memory line of /proc/self/status (VmRSS: now, VmHWM: peak) in MiB."
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -129,10 +125,9 @@ def bench_runtimes(weights, onnx=None, frames: int = 3, size: int = 500, repeats
     from astronb.cards import read_card
     from astronb.runtime import OnnxDetector, export_detector, catalogue_agreement
     from astronb.detector import load_detector
-    from astronb.starfield import detect_frame
+    from astronb.starfield import detect_frame, card_settings
     card, w = read_card(weights)
-    norm = (card or {}).get("preprocessing", {}).get("normalisation", "asinh")
-    score_min = (card or {}).get("operating_point", {}).get("score_min", 0.5)
+    norm, score_min = card_settings(card)
     imgs = [f[0] for f in bench_frames(frames, size)]
     with tempfile.TemporaryDirectory() as d:
         onnx = Path(onnx) if onnx else export_detector(w, Path(d)/"model_onnx.onnx")
@@ -168,11 +163,11 @@ def bench_workers(weights, workers=(1, 2), frames: int = 8, size: int = 500, ver
     from functools import partial
     from astronb.cards import read_card
     from astronb.simulator import write_frame
-    from astronb.starfield import catalogue_frame
+    from astronb.starfield import catalogue_frame, card_settings
     from astronb.survey import run_frames
     card, w = read_card(weights)
-    step = partial(catalogue_frame, weights=str(Path(w).resolve()), norm=(card or {}).get("preprocessing", {}).get("normalisation", "asinh"),
-                   score_min=(card or {}).get("operating_point", {}).get("score_min", 0.5))
+    norm, score_min = card_settings(card)
+    step = partial(catalogue_frame, weights=str(Path(w).resolve()), norm=norm, score_min=score_min)
     rows = []
     with tempfile.TemporaryDirectory() as d:
         paths = [Path(d)/f"bench_{i:03d}.fits" for i in range(frames)]

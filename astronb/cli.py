@@ -247,14 +247,12 @@ def _cmd_detect(a):
     from astronb.io import FormatError, write_catalogue
     cats, frames, card = [], [], None
     try:
-        norm, score_min = a.norm or "asinh", a.score_min if a.score_min is not None else 0.5
+        norm, score_min = sf.card_settings(None, a.norm, a.score_min)
         if a.baseline is None:
             if not a.weights: print("error: pass --weights (a model card, or a checkpoint from training) or --baseline sep|sextractor", file=sys.stderr); return 2
             from astronb.cards import read_card
             card, weights = read_card(a.weights)            # a card gives the preprocessing and the operating point chosen on validation data
-            if card:
-                norm = a.norm or card["preprocessing"].get("normalisation", "asinh")
-                score_min = a.score_min if a.score_min is not None else card["operating_point"]["score_min"]
+            norm, score_min = sf.card_settings(card, a.norm, a.score_min)
             weights = str(Path(weights).resolve())           # the architecture is read from the weights, once per process
         step = partial(sf.catalogue_frame, baseline=a.baseline, weights=None if a.baseline else weights, norm=norm, score_min=score_min,
                        thresh=a.thresh, minarea=a.minarea, zero_point=a.zero_point)

@@ -21,8 +21,9 @@ from .detector import (normalise_frame, build_detector, SourceRoIHeads, prior_od
 
 # %% auto #0
 __all__ = ['ZERO_POINT_KEYS', 'Frame', 'make_frame', 'random_crop', 'TrainHistory', 'ddp_rank_world', 'parameters_digest',
-           'train_detector', 'box_centres', 'detect_frame', 'add_radec', 'catalogue_frame', 'score_by_magnitude',
-           'score_frame', 'classification_by_magnitude', 'classification_counts', 'choose_score_threshold']
+           'train_detector', 'box_centres', 'detect_frame', 'add_radec', 'catalogue_frame', 'card_settings',
+           'score_by_magnitude', 'score_frame', 'classification_by_magnitude', 'classification_counts',
+           'choose_score_threshold']
 
 # %% ../nbs/30_starfield.ipynb #60c8a3d2
 @dataclass
@@ -235,6 +236,13 @@ def catalogue_frame(frame, baseline: str | None = None, weights=None, norm: str 
     info = dict(path=str(Path(frame).resolve()), sha256=file_digest(frame), zero_point=zp if zp is not None else "none: instrumental magnitudes",
                 flux_unit=str(hdr.get("BUNIT", "adu")))
     return c, info
+
+# %% ../nbs/30_starfield.ipynb #6d7ef4c0
+def card_settings(card: dict | None, norm: str | None = None, score_min: float | None = None) -> tuple:
+    "(normalisation, score cut) to run a detector with: the arguments when given, else its model card's, else asinh and 0.5."
+    c = card or {}
+    return (norm or c.get("preprocessing", {}).get("normalisation", "asinh"),
+            score_min if score_min is not None else c.get("operating_point", {}).get("score_min", 0.5))
 
 # %% ../nbs/30_starfield.ipynb #302e1381
 def score_by_magnitude(det: pd.DataFrame, truth: pd.DataFrame, det_mag: np.ndarray, bins, radius: float = 1.5) -> pd.DataFrame:
