@@ -18,7 +18,8 @@ __all__ = ['SIG_CLIP', 'ALERT_FEATURES', 'FORBIDDEN_FEATURES', 'ZTF_CHANNELS', '
            'feature_width', 'feature_matrix', 'model_inputs', 'ztf_cutouts', 'group_split', 'class_weights',
            'simulate_cutouts', 'dihedral', 'simulate_triplets', 'find_layer', 'build_model', 'transfer_weights',
            'logical_cpus', 'distribution_strategy', 'train_classifier', 'predict_proba', 'load_items',
-           'load_classifier', 'score_items', 'classify_items', 'classify_part', 'score_at_recall', 'VariantResults']
+           'load_classifier', 'score_cutouts', 'score_table', 'score_items', 'classify_items', 'classify_part',
+           'score_at_recall', 'VariantResults']
 
 # %% ../nbs/20_asteroids.ipynb #4814c5d5
 def cutout(img: np.ndarray, x: float, y: float, size: int = 32):
@@ -138,13 +139,16 @@ def alert_features(candidates) -> pd.DataFrame:
     return f[list(ALERT_FEATURES)].astype(float)
 
 # %% ../nbs/20_asteroids.ipynb #4a3568c8
-def train_feature_classifier(F: pd.DataFrame, y, seed: int = 0):
+def train_feature_classifier(F: pd.DataFrame, y, seed: int = 0, monotonic_cst: dict | None = None):
     """scikit-learn's `HistGradientBoostingClassifier` on a table of alert features (missing values allowed, classes
-    balanced, seeded); a forbidden field (`check_features`) is refused before anything is fitted."""
+    balanced, seeded); a forbidden field (`check_features`) is refused before anything is fitted. `monotonic_cst`:
+    {feature: +1 or -1} for features whose effect physics fixes in sign (`regimes.MONOTONIC`)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
+
     check_features(F.columns)
     m = HistGradientBoostingClassifier(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=5,
-                                       l2_regularization=1.0, class_weight="balanced", random_state=seed)
+                                       l2_regularization=1.0, class_weight="balanced", random_state=seed,
+                                       monotonic_cst=monotonic_cst)
     return m.fit(F, np.asarray(y, int))
 
 # %% ../nbs/20_asteroids.ipynb #a99b67bf
@@ -553,39 +557,59 @@ def load_items(items, size: int = 32, channels: int = 1, report=print) -> Cutout
 # %% ../nbs/20_asteroids.ipynb #1b9a2046
 def load_classifier(weights_file, name=None, experiment=None, channels=None, threshold=None) -> dict:
     """A trained asteroid model ready for `score_items`, from its card or bare Keras weights (arguments as in `classify_items`):
-    dict(kind "trees" or "cnn", threshold, channels, ...). A CNN is built at its first use, for the cutouts' size, and kept."""
+    dict(kind "trees", "cnn" or "rule", threshold, channels, gate, ...). A CNN is built at its first use, for the cutouts'
+    size, and kept. `gate`: the card's physical gate (`regimes.gate`'s settings), None for a model without one."""
     from astronb.cards import read_card
     if weights_file is None: raise FileNotFoundError("pass the trained model: its card (.card.json) or weights (.weights.h5)")
     card, w = read_card(weights_file)
     if card is None and w.suffix == ".joblib":
         raise ValueError(f"{w}: a scikit-learn model is loaded only through its model card (.card.json), whose SHA-256 guards the pickle")
     arch, pre, op = (card["architecture"], card["preprocessing"], card["operating_point"]) if card else ({}, {}, {})
-    threshold = threshold if threshold is not None else op.get("threshold", 0.5)
+    common = dict(threshold=threshold if threshold is not None else op.get("threshold", 0.5), gate=pre.get("gate"))
+    if arch.get("framework") == "rule":
+        return dict(kind="rule", channels=1, **common)
     if arch.get("framework") == "sklearn":
         import joblib
-        return dict(kind="trees", model=joblib.load(w), features=list(pre.get("features", ALERT_FEATURES)), channels=1, threshold=threshold)
+        return dict(kind="trees", model=joblib.load(w), features=list(pre.get("features", ALERT_FEATURES)), channels=1, **common)
     return dict(kind="cnn", name=name or arch.get("model", "inceptionv3"), experiment=experiment or arch.get("experiment", 3),
-                channels=channels or pre.get("channels") or 1, scaling=pre.get("feature_scaling"), weights=w, threshold=threshold, built={})
+                channels=channels or pre.get("channels") or 1, scaling=pre.get("feature_scaling"), weights=w, built={}, **common)
 
 # %% ../nbs/20_asteroids.ipynb #e1f71d1c
-def score_items(clf: dict, items, report=print) -> pd.DataFrame:
-    """Asteroid scores and decisions (`clf`'s threshold) for the cutouts of `items` (`load_items`, which tells `report` what it
-    skips), one row per alert or cutout, provenance first."""
-    cs = load_items(items, 32, clf["channels"], report=report)
-    if not len(cs): score = np.zeros(0)                      # e.g. one corrupt packet: nothing to score
-    elif clf["kind"] == "trees":
+def score_cutouts(clf: dict, cs: CutoutSet) -> np.ndarray:
+    "The model's own asteroid score of each cutout (before any gate): trees on the alert features, a CNN, or 1 for a rule."
+    if not len(cs): return np.zeros(0)                       # e.g. one corrupt packet: nothing to score
+    if clf["kind"] == "rule": return np.ones(len(cs))        # a rule is its gate in front of a constant model
+    if clf["kind"] == "trees":
         F = alert_feature_table(cs.index)                  # ALERT_FEATURES only: nothing forbidden can reach the trees
-        score = clf["model"].predict_proba(F[clf["features"]])[:, 1]
-    else:
-        size = cs.X.shape[1]
-        if size not in clf["built"]:
-            model = build_model(clf["name"], clf["experiment"], None, size, clf["channels"], n_features=feature_width(clf["scaling"]))
-            model.load_weights(str(clf["weights"])); clf["built"][size] = model
-        score = predict_proba(clf["built"][size], cs, scaling=clf["scaling"])
+        return clf["model"].predict_proba(F[clf["features"]])[:, 1]
+    size = cs.X.shape[1]
+    if size not in clf["built"]:
+        model = build_model(clf["name"], clf["experiment"], None, size, clf["channels"], n_features=feature_width(clf["scaling"]))
+        model.load_weights(str(clf["weights"]))
+        clf["built"][size] = model
+    return predict_proba(clf["built"][size], cs, scaling=clf["scaling"])
+
+# %% ../nbs/20_asteroids.ipynb #b7c2e4a1
+def score_table(clf: dict, cs: CutoutSet) -> pd.DataFrame:
+    """`cs.index` with the decision: `model_score` (the model's own), `regime` (`regimes.regime`), `reason` (why the card's
+    gate decided, '' where the model did), `score` (0 where the gate decided) and `asteroid` (score >= threshold)."""
+    from astronb import regimes
     df = cs.index.copy()
-    df["score"] = score; df["asteroid"] = (df.score >= clf["threshold"]).astype(int)
-    first = [c for c in ("source", "candid", "objectId", "score", "asteroid", "crossmatch_valid") if c in df]
+    try: F = alert_feature_table(cs.index)
+    except ValueError: F = pd.DataFrame(index=cs.index)     # cutouts from a frame: no history, nothing to gate
+    df["model_score"] = score_cutouts(clf, cs)
+    df["regime"] = regimes.regime(F)
+    df["reason"] = regimes.gate(F, **clf["gate"]) if clf.get("gate") else ""
+    df["score"] = np.where(df.reason != "", 0.0, df.model_score)
+    df["asteroid"] = (df.score >= clf["threshold"]).astype(int)
+    first = [c for c in ("source", "candid", "objectId", "score", "asteroid", "regime", "reason", "crossmatch_valid") if c in df]
     return df[first + [c for c in df if c not in first]]
+
+# %% ../nbs/20_asteroids.ipynb #b7c2e4a2
+def score_items(clf: dict, items, report=print) -> pd.DataFrame:
+    """Asteroid scores and decisions (`score_table`) for the cutouts of `items` (`load_items`, which tells `report` what it
+    skips), one row per alert or cutout, provenance first."""
+    return score_table(clf, load_items(items, 32, clf["channels"], report=report))
 
 # %% ../nbs/20_asteroids.ipynb #ac006c5b
 def classify_items(items, name=None, experiment=None, weights_file=None, channels=None, threshold=None, out=None) -> pd.DataFrame:

@@ -215,7 +215,11 @@ def _cmd_classify(a):
             with atomic_write(a.out) as f: df.to_csv(f, index=False)
         else: df = classify_items(a.items, a.model, a.experiment, a.weights, a.channels, a.threshold, a.out)
     except (ValueError, FileNotFoundError, FormatError) as e: print(f"error: {e}", file=sys.stderr); return 2
-    print(f"{len(df)} cutout(s) scored, {int(df.asteroid.sum())} flagged as asteroids; written to {a.out}")
+    regimes = df.regime.value_counts().to_dict() if "regime" in df else {}
+    split = f" ({', '.join(f'{k}: {v}' for k, v in regimes.items())})" if regimes else ""
+    gated = int((df.reason != "").sum()) if "reason" in df else 0
+    print(f"{len(df)} cutout(s) scored{split}, {int(df.asteroid.sum())} flagged as asteroids"
+          + (f", {gated} decided by the physical gate (see 'reason')" if gated else "") + f"; written to {a.out}")
     return 0
 
 # %% ../nbs/99_cli.ipynb #af324dbd

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import pytest
 from astronb.io import read_truth_list
+from astronb import asteroids as ast
 from astronb import starfield as sf
 
 ASTRONB = Path(sys.executable).parent / "astronb"
@@ -16,6 +17,8 @@ RESULTS = Path(__file__).resolve().parent.parent / "results"      # the checkout
 def card_of(study, key):
     man = RESULTS / study / "manifest.json"
     card = Path(json.loads(man.read_text()).get("models", {}).get(key, "")) if man.exists() else None
+    if card is not None and not card.is_absolute():
+        card = RESULTS.parent / card                                      # manifests name models relative to the project
     if card is None or not card.is_file():
         if os.environ.get("ASTRONB_REQUIRE_PRODUCTS") == "1": pytest.fail(f"{study}: model '{key}' of the last reproduce run is missing ({card})")
         pytest.skip(f"no saved {study} model from a reproduce run here (run `astronb reproduce --only {study}` first)")
@@ -60,14 +63,85 @@ def test_classify_with_the_card_reproduces_the_test_alerts(shared_mirror, tmp_pa
 
 
 def test_the_study_model_is_the_one_chosen_on_validation():
-    "models.asteroids is the card marked as the study's model, and the three-model table names the same one."
-    cards = {k: json.loads(card_of("asteroids", k).read_text()) for k in ("asteroids", "stamps_cnn", "alert_features", "stamps_and_features")}
-    assert cards["asteroids"]["study_model"] and sum(cards[k]["study_model"] for k in ("stamps_cnn", "alert_features", "stamps_and_features")) == 1
-    three = pd.read_csv(RESULTS / "asteroids" / "ztf_three_models.csv")
-    assert three[three.study_model].model.tolist() == [cards["asteroids"]["role"]]
-    best = max(("stamps_cnn", "alert_features", "stamps_and_features"),
-               key=lambda k: (cards[k]["operating_point"]["val_precision"], cards[k]["operating_point"]["val_average_precision"]))
-    assert cards[best]["study_model"]
+    """models.asteroids is the one card marked as the study's model, and it is the shippable row of ztf_regimes with the
+    highest pooled validation precision (recall breaks ties); none of the three ungated models is marked."""
+    keys = ("history_rule", "physical_gate", "gated_trees", "stamps_cnn", "alert_features", "stamps_and_features")
+    cards = {k: json.loads(card_of("asteroids", k).read_text()) for k in ("asteroids", *keys)}
+    assert cards["asteroids"]["study_model"] and sum(cards[k]["study_model"] for k in keys) == 1
+    reg = pd.read_csv(RESULTS / "asteroids" / "ztf_regimes.csv")
+    pooled = reg[(reg.alerts_used == "validation") & (reg.regime == "pooled")].set_index("model")
+    best = max(keys[:3], key=lambda k: (pooled.loc[cards[k]["role"], "precision"], pooled.loc[cards[k]["role"], "recall"]))
+    assert cards[best]["study_model"] and cards["asteroids"]["role"] == cards[best]["role"]
+    assert reg[reg.shipped].model.unique().tolist() == [cards[best]["role"]]
+
+
+@pytest.mark.parametrize("key", ["history_rule", "physical_gate", "gated_trees"])
+def test_classify_with_a_gated_card_reproduces_the_regime_table(shared_mirror, tmp_path, key):
+    """The rules and the gated trees, through `classify` and their card alone, give the study's test scores and the test
+    rows of ztf_regimes in both regimes; the output names each alert's regime and, where the gate decided, why."""
+    card = card_of("asteroids", key)
+    test = pd.read_csv(RESULTS / "asteroids" / "ztf_test_scores.csv")
+    test = test[test.model == key]
+    files = sorted({shared_mirror / f / s for f, s in zip(test.folder, test.source)})
+    r = run("classify", *files, "--weights", card, "--out", tmp_path / "s.csv")
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = pd.read_csv(tmp_path / "s.csv", keep_default_na=False)
+    got = test.merge(out[["candid", "score", "asteroid", "regime", "reason"]], on="candid", suffixes=("", "_cli"))
+    assert len(got) == len(test) > 0
+    assert (got.asteroid == got.asteroid_cli).all() and np.allclose(got.score, got.score_cli.astype(float), atol=1e-6)
+    assert set(got.regime) <= {"history", "first detection"} and (got[got.regime == "history"].reason != "").all()
+    assert (got[got.reason != ""].asteroid_cli == 0).all()
+    reg = pd.read_csv(RESULTS / "asteroids" / "ztf_regimes.csv")
+    c = json.loads(Path(card).read_text())
+    v = got[got.crossmatch_valid]
+    for regime, sub in (("history", v[v.regime == "history"]), ("first detection", v[v.regime == "first detection"]), ("pooled", v)):
+        row = reg[(reg.model == c["role"]) & (reg.alerts_used == "test") & (reg.regime == regime)].iloc[0]
+        assert (int((sub.asteroid_cli & (sub.label == 1)).sum()), int(sub.asteroid_cli.sum())) == (row.found, row.flagged)
+
+
+def _shipped_on_dev_alerts(shared_mirror):
+    "The shipped card loaded as `classify` loads it, and the valid development alerts as a cutout set."
+    from astronb.data import fetch
+    clf = ast.load_classifier(card_of("asteroids", "asteroids"))
+    files = [p for name in ("ztf-alerts", "ztf-alerts-extra") for p in fetch(name, mirror=shared_mirror, progress=False).files.values()
+             if str(p).endswith((".avro", ".parquet"))]
+    cs, _ = ast.ztf_cutouts(sorted(files), channels=ast.ZTF_CHANNELS if clf["channels"] == 3 else ("science",), report=lambda s: None)
+    cs = cs.subset(np.flatnonzero(cs.index.crossmatch_valid.to_numpy(bool) & ~cs.index.candid.duplicated().to_numpy()))
+    return clf, cs
+
+
+def test_the_shipped_model_learned_no_neighbour_shortcut(shared_mirror):
+    """Real non-asteroids with a history, their PS1 neighbour taken away or moved 3 arcsec off as a galaxy: >= 95% stay
+    non-asteroids. Real asteroids moved 60 degrees off the ecliptic never gain score."""
+    from astronb import regimes as rg
+    clf, cs = _shipped_on_dev_alerts(shared_mirror)
+    base = ast.score_table(clf, cs)
+    hist = np.flatnonzero((base.regime == "history").to_numpy() & (cs.y == 0))
+    assert len(hist) > 100
+    for kind in ("no neighbour", "offset galaxy"):
+        moved = cs.subset(hist)
+        moved.index = rg.counterfactual(moved.index, kind)
+        kept = 1 - ast.score_table(clf, moved).asteroid.mean()
+        assert kept >= 0.95, f"{kind}: only {kept:.2%} of the non-asteroids with a history stay non-asteroids"
+    ast_rows = np.flatnonzero(cs.y == 1)
+    moved = cs.subset(ast_rows)
+    moved.index = rg.counterfactual(moved.index, "off the ecliptic")
+    after = ast.score_table(clf, moved).score.to_numpy()
+    assert (after <= base.score.to_numpy()[ast_rows] + 1e-12).all(), "an asteroid gained score far from the ecliptic"
+
+
+def test_the_shipped_score_never_rises_with_detection_history(shared_mirror):
+    "Every real alert, given more and longer history at its position, never scores higher (the card's gate and monotone model)."
+    clf, cs = _shipped_on_dev_alerts(shared_mirror)
+    prev = ast.score_table(clf, cs).score.to_numpy()
+    for n, days in ((2, 0.005), (3, 0.5), (10, 30.0), (500, 2000.0)):
+        more = cs.subset(np.arange(len(cs)))
+        more.index["feat_ndethist"] = np.maximum(more.index.feat_ndethist, n)
+        more.index["feat_days_since_first"] = np.maximum(more.index.feat_days_since_first, days)
+        now = ast.score_table(clf, more).score.to_numpy()
+        assert (now <= prev + 1e-12).all(), f"the score rose with history (ndethist {n}, {days} d)"
+        prev = now
+    assert (prev == 0).all(), "an alert seen at its position for years is never an asteroid"
 
 
 def test_annotate_with_the_card_reproduces_the_whole_frame(tmp_path):
