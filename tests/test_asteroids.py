@@ -33,7 +33,8 @@ def test_classify_ztf_alerts_and_a_corrupt_packet(weights, shared_mirror, tmp_pa
     assert "broken.avro" in r.stdout + r.stderr                       # reported by name, not silently dropped
     df = pd.read_csv(out)
     assert len(df) == 12 and df.score.between(0, 1).all() and {"objectId", "source", "label"} <= set(df.columns)
-    assert df.columns[:6].tolist() == ["source", "candid", "objectId", "score", "asteroid", "crossmatch_valid"]
+    first = ["source", "candid", "objectId", "score", "asteroid", "regime", "reason", "crossmatch_valid"]
+    assert df.columns[:8].tolist() == first and set(df.regime) <= {"history", "first detection"}
 
 
 def test_classify_fits_with_detections_flags_the_edge(weights, tmp_path):
