@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import atomic_write, atomic_save
-from .io import FormatError, read_fits_image, read_ztf_alerts, ztf_crossmatch_valid
+from .io import FormatError, read_frame, read_ztf_alerts, ztf_crossmatch_valid
 
 # %% auto #0
 __all__ = ['SIG_CLIP', 'ALERT_FEATURES', 'FORBIDDEN_FEATURES', 'ZTF_CHANNELS', 'TRIPLET_KINDS', 'MODELS', 'EXPERIMENTS', 'cutout',
@@ -93,7 +93,7 @@ class CutoutSet:
 # %% ../nbs/20_asteroids.ipynb #d616b6c7
 def cutouts_from_fits(path, detections: pd.DataFrame, size: int = 32, coord_base: int = 1, norm: str = "minmax") -> CutoutSet:
     "Cutouts around detections (columns x, y and optionally label) of a FITS image; x, y 1-based (FITS) by default."
-    img, _ = read_fits_image(path)
+    img, _ = read_frame(path)
     for c in ("x", "y"):
         if c not in detections: raise FormatError(f"detection list for {path} needs columns x and y (got {list(detections.columns)})")
     X, rows = [], []
@@ -533,19 +533,23 @@ def predict_proba(model, cs: CutoutSet, batch: int = 256, scaling=None) -> np.nd
     return model.predict(model_inputs(cs, scaling), batch_size=batch, verbose=0)[:, 1]
 
 # %% ../nbs/20_asteroids.ipynb #eaa7f163
+def _load_item(it: str, size: int, channels: int) -> CutoutSet:
+    "One cutout set from a 'frame.fits:detections.csv' pair or a saved cutout set (.npy + .csv)."
+    if ":" in it and it.split(":", 1)[0].lower().endswith((".fits", ".fit", ".fz", ".fits.gz")):
+        f, d = it.split(":", 1)
+        if channels != 1: raise ValueError(f"{it}: a FITS frame gives one band; use a 1-channel model")
+        return cutouts_from_fits(f, pd.read_csv(d), size)
+    p = Path(it)
+    if p.suffix in (".npy", ".csv") or p.with_suffix(".npy").exists(): return CutoutSet.load(p)
+    raise ValueError(f"{it}: not a cutout set (.npy + .csv), a 'frame.fits:detections.csv' pair, a ZTF .avro packet or a Parquet alert table")
+
 def load_items(items, size: int = 32, channels: int = 1, report=print) -> CutoutSet:
     "One CutoutSet from cutout sets, 'frame.fits:detections.csv' pairs and ZTF .avro packets."
     sets, avro = [], []
     for it in map(str, items):
         if it.endswith((".avro", ".parquet")): avro.append(Path(it)); continue
-        if ":" in it and it.split(":", 1)[0].lower().endswith((".fits", ".fit", ".fz", ".fits.gz")):
-            f, d = it.split(":", 1)
-            if channels != 1: raise ValueError(f"{it}: a FITS frame gives one band; use a 1-channel model")
-            sets.append(cutouts_from_fits(f, pd.read_csv(d), size)); continue
-        p = Path(it)
-        if p.suffix in (".npy", ".csv") or p.with_suffix(".npy").exists():
-            sets.append(CutoutSet.load(p)); continue
-        raise ValueError(f"{it}: not a cutout set (.npy + .csv), a 'frame.fits:detections.csv' pair, a ZTF .avro packet or a Parquet alert table")
+        try: sets.append(_load_item(it, size, channels))
+        except (ValueError, OSError) as e: report(f"left out: {e if it in str(e) else f'{it}: {e}'}")   # one bad input is not fatal
     if avro:
         cs, _ = ztf_cutouts(avro, size, ZTF_CHANNELS if channels == 3 else ("science",), report=report)  # each with its default normalisation
         sets.append(cs)
@@ -609,17 +613,21 @@ def score_table(clf: dict, cs: CutoutSet) -> pd.DataFrame:
 def score_items(clf: dict, items, report=print) -> pd.DataFrame:
     """Asteroid scores and decisions (`score_table`) for the cutouts of `items` (`load_items`, which tells `report` what it
     skips), one row per alert or cutout, provenance first."""
-    return score_table(clf, load_items(items, 32, clf["channels"], report=report))
+    cs = load_items(items, 32, clf["channels"], report=report)
+    if not len(cs): raise ValueError("no alert or cutout could be read from the inputs (each one is reported above)")
+    return score_table(clf, cs)
 
 # %% ../nbs/20_asteroids.ipynb #ac006c5b
-def classify_items(items, name=None, experiment=None, weights_file=None, channels=None, threshold=None, out=None) -> pd.DataFrame:
+def classify_items(items, name=None, experiment=None, weights_file=None, channels=None, threshold=None, out=None,
+                   report=print) -> pd.DataFrame:
     """Asteroid scores and decisions for the cutouts of `items`, one row per alert or cutout.
     `weights_file`: a model card (`.card.json`, saved by the asteroid study) or Keras weights (`.weights.h5`). The card says which
     of the study's models it is: a CNN on the stamps, a CNN on the stamps and the alert features (with the features' scaling),
     or gradient-boosted trees on the alert features (a `.joblib` file, loaded only through its card); it gives the model,
     experiment, channels and the threshold chosen on validation alerts, and arguments that are not None override them.
-    Without a card: inceptionv3, experiment 3, 1 channel, threshold 0.5. The same as `score_items(load_classifier(...), items)`."""
-    df = score_items(load_classifier(weights_file, name, experiment, channels, threshold), items)
+    Without a card: inceptionv3, experiment 3, 1 channel, threshold 0.5. The same as `score_items(load_classifier(...), items)`;
+    `report` is told of each input left out."""
+    df = score_items(load_classifier(weights_file, name, experiment, channels, threshold), items, report=report)
     if out:
         with atomic_write(out) as f: df.to_csv(f, index=False)
     return df
@@ -636,7 +644,9 @@ def classify_part(item, weights_file, name=None, experiment=None, channels=None,
     clf = _classifier_once(str(weights_file), name, experiment, channels, threshold)
     notes = []
     try: df = score_items(clf, [item], report=notes.append)
-    except (ValueError, FormatError) as e: return pd.DataFrame(), dict(item=str(Path(item).resolve()), rows=0, error="; ".join(notes + [str(e)]))
+    except (ValueError, FormatError) as e:
+        reasons = [n.removeprefix("left out: ") for n in notes] or [str(e)]   # what was left out, else why nothing was scored
+        return pd.DataFrame(), dict(item=str(Path(item).resolve()), rows=0, error="; ".join(reasons))
     return df, dict(item=str(Path(item).resolve()), rows=len(df), notes=notes)
 
 # %% ../nbs/20_asteroids.ipynb #f93e8090

@@ -46,8 +46,10 @@ def read_card(path) -> tuple:
         c = card_path(p)
         if not c.exists(): return None, p
         p = c
-    try: card = json.loads(p.read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"{p}: not a model card ({e}); it should be the JSON written by astronb.cards.write_card") from None
+    try: card = json.loads(p.read_bytes().decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{p}: not a model card ({e}); it should be the JSON written by astronb.cards.write_card") from None
+    if not isinstance(card, dict): raise ValueError(f"{p}: not a model card (a JSON {type(card).__name__}, not an object)")
     for k in ("weights", "weights_sha256", "operating_point", "preprocessing"):
         if k not in card: raise ValueError(f"{p}: not a model card (no '{k}' field)")
     w = p.with_name(card["weights"])

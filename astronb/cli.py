@@ -7,7 +7,41 @@ from __future__ import annotations
 import argparse, sys
 
 # %% auto #0
-__all__ = ['parser', 'main']
+__all__ = ['unit_interval', 'positive_float', 'positive_int', 'finish', 'parser', 'main']
+
+# %% ../nbs/99_cli.ipynb #c1a00002
+def unit_interval(text: str) -> float:
+    "An argparse type: a number from 0 to 1 (scores, confidences, overlaps)."
+    try: v = float(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"{text!r} is not a number; give one from 0 to 1") from None
+    if not 0 <= v <= 1: raise argparse.ArgumentTypeError(f"{text} is outside the allowed range 0 to 1")
+    return v
+
+# %% ../nbs/99_cli.ipynb #c1a00004
+def positive_float(text: str) -> float:
+    "An argparse type: a finite number above 0 (thresholds in sigma, sizes)."
+    try: v = float(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < v < float("inf"): raise argparse.ArgumentTypeError(f"{text} must be a finite number above 0")
+    return v
+
+# %% ../nbs/99_cli.ipynb #c1a00006
+def positive_int(text: str) -> int:
+    "An argparse type: a whole number of at least 1 (counts, pixels, workers)."
+    try: v = int(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1: raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return v
+
+# %% ../nbs/99_cli.ipynb #c1a00009
+def finish(done: int, left_out: list, summary: str) -> int:
+    "Report each input left out (stderr), then the summary line with their count; exit status 0, 1 or 2 by the rule above."
+    for msg in left_out: print(f"left out: {msg}", file=sys.stderr)
+    if not done:
+        print(f"error: no input could be processed ({len(left_out)} left out); nothing written", file=sys.stderr)
+        return 2
+    print(summary + (f"; {len(left_out)} input(s) left out (reported above)" if left_out else ""))
+    return 1 if left_out else 0
 
 # %% ../nbs/99_cli.ipynb #da183799
 def _cmd_datasets(a):
@@ -169,10 +203,15 @@ def _cmd_train(a):
 # %% ../nbs/99_cli.ipynb #a5118e44
 def _cmd_annotate(a):
     from astronb.deepspace import annotate
-    try: df = annotate(a.images, a.weights, a.out, imgsz=a.imgsz, conf=a.conf, device=a.device, tile=a.tile, overlap=a.overlap)
-    except (ValueError, FileNotFoundError) as e: print(f"error: {e}", file=sys.stderr); return 2
-    print(f"{len(df)} detection(s) in {len(a.images)} image(s); annotated PNG, CSV and YOLO txt in {a.out}")
-    return 0
+    left = []
+    try: df = annotate(a.images, a.weights, a.out, imgsz=a.imgsz, conf=a.conf, device=a.device, tile=a.tile, overlap=a.overlap,
+                       report=left.append)
+    except (ValueError, FileNotFoundError) as e:
+        for m in left: print(f"left out: {m}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    n = len(a.images) - len(left)
+    return finish(n, left, f"{len(df)} detection(s) in {n} image(s); annotated PNG, CSV and YOLO txt in {a.out}")
 
 # %% ../nbs/99_cli.ipynb #82b1e475
 def _cmd_export(a):
@@ -193,34 +232,46 @@ def _cmd_export(a):
 
 # %% ../nbs/99_cli.ipynb #fe8ae832
 def _cmd_classify(a):
+    import pandas as pd
+    from pathlib import Path
     from astronb.asteroids import classify_items
+    from astronb.core import atomic_write
     from astronb.io import FormatError
+    left = []
     try:
         if a.workers > 1 or a.scheduler:                    # survey mode: Dask, one part per file beside --out, resumable
-            import pandas as pd
             from functools import partial
-            from pathlib import Path
             from astronb.asteroids import classify_part
-            from astronb.core import atomic_write
             from astronb.survey import run_frames
             pairs = [i for i in a.items if not Path(i).is_file()]
-            if pairs: print(f"error: {pairs[0]} is not a file: --workers takes alert files, Parquet partitions or cutout sets (.npy); "
-                            "score frame:detections pairs without it", file=sys.stderr); return 2
+            if pairs: raise ValueError(f"{pairs[0]} is not a file: --workers takes alert files, Parquet partitions or cutout sets (.npy); "
+                                       "score frame:detections pairs without it")
             step = partial(classify_part, weights_file=str(Path(a.weights).resolve()), name=a.model, experiment=a.experiment,
                            channels=a.channels, threshold=a.threshold)
             parts, infos = run_frames(a.items, step, Path(str(a.out) + ".parts"), a.workers, a.scheduler, progress=sys.stderr.isatty())
             for i in infos:
-                for n in i.get("notes", []) + ([i["error"]] if i.get("error") else []): print(f"reported: {Path(i['item']).name}: {n}", file=sys.stderr)
-            df = pd.concat([p for p in parts if len(p)], ignore_index=True)
-            with atomic_write(a.out) as f: df.to_csv(f, index=False)
-        else: df = classify_items(a.items, a.model, a.experiment, a.weights, a.channels, a.threshold, a.out)
-    except (ValueError, FileNotFoundError, FormatError) as e: print(f"error: {e}", file=sys.stderr); return 2
+                left += [n.removeprefix("left out: ") for n in i.get("notes", [])] + ([i["error"]] if i.get("error") else [])
+            df = pd.concat([p for p in parts if p is not None and len(p)] or [pd.DataFrame()], ignore_index=True)
+            if len(df):
+                with atomic_write(a.out) as f: df.to_csv(f, index=False)
+        else:
+            df = classify_items(a.items, a.model, a.experiment, a.weights, a.channels, a.threshold,
+                                report=lambda m: left.append(m.removeprefix("left out: ")))
+            if len(df):
+                with atomic_write(a.out) as f: df.to_csv(f, index=False)
+    except (ValueError, FileNotFoundError, FormatError) as e:
+        for m in left: print(f"left out: {m}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return finish(len(df), left, _classify_summary(df, a.out) if len(df) else "")
+
+def _classify_summary(df, out) -> str:
+    "One line: how many alerts were scored in each regime, flagged, and decided by the physical gate."
     regimes = df.regime.value_counts().to_dict() if "regime" in df else {}
     split = f" ({', '.join(f'{k}: {v}' for k, v in regimes.items())})" if regimes else ""
     gated = int((df.reason != "").sum()) if "reason" in df else 0
-    print(f"{len(df)} cutout(s) scored{split}, {int(df.asteroid.sum())} flagged as asteroids"
-          + (f", {gated} decided by the physical gate (see 'reason')" if gated else "") + f"; written to {a.out}")
-    return 0
+    return (f"{len(df)} cutout(s) scored{split}, {int(df.asteroid.sum())} flagged as asteroids"
+            + (f", {gated} decided by the physical gate (see 'reason')" if gated else "") + f"; written to {out}")
 
 # %% ../nbs/99_cli.ipynb #af324dbd
 def _cmd_simulate(a):
@@ -249,35 +300,45 @@ def _cmd_detect(a):
     from functools import partial
     from astronb import starfield as sf, __version__
     from astronb.io import FormatError, write_catalogue
-    cats, frames, card = [], [], None
+    from astronb.survey import guarded, run_frames
+    card = weights = None
     try:
         norm, score_min = sf.card_settings(None, a.norm, a.score_min)
         if a.baseline is None:
-            if not a.weights: print("error: pass --weights (a model card, or a checkpoint from training) or --baseline sep|sextractor", file=sys.stderr); return 2
+            if not a.weights: raise ValueError("pass --weights (a model card, or a checkpoint from training) or --baseline sep|sextractor")
             from astronb.cards import read_card
             card, weights = read_card(a.weights)            # a card gives the preprocessing and the operating point chosen on validation data
             norm, score_min = sf.card_settings(card, a.norm, a.score_min)
-            weights = str(Path(weights).resolve())           # the architecture is read from the weights, once per process
-        step = partial(sf.catalogue_frame, baseline=a.baseline, weights=None if a.baseline else weights, norm=norm, score_min=score_min,
-                       thresh=a.thresh, minarea=a.minarea, zero_point=a.zero_point)
-        if a.workers > 1 or a.scheduler:                    # survey mode: Dask, one part per frame beside --out, resumable
-            from astronb.survey import run_frames
-            cats, frames = run_frames(a.frames, step, Path(str(a.out) + ".parts"), a.workers, a.scheduler, progress=sys.stderr.isatty())
-        else:
-            for f in a.frames: c, info = step(f); cats.append(c); frames.append(info)
+            weights = str(Path(weights).resolve())
+            sf.cached_detector(weights)                     # a model file that is not one is a usage error, found before any frame
     except (FormatError, FileNotFoundError, RuntimeError, ValueError) as e: print(f"error: {e}", file=sys.stderr); return 2
-    cat = pd.concat(cats, ignore_index=True)
+    step = partial(sf.catalogue_frame, baseline=a.baseline, weights=weights, norm=norm, score_min=score_min,
+                   thresh=a.thresh, minarea=a.minarea, zero_point=a.zero_point)
+    if a.workers > 1 or a.scheduler:                        # survey mode: Dask, one part per frame beside --out, resumable
+        cats, infos = run_frames(a.frames, step, Path(str(a.out) + ".parts"), a.workers, a.scheduler, progress=sys.stderr.isatty())
+    else:
+        cats, infos = zip(*[guarded(step, f) for f in a.frames])
+    frames = [i for c, i in zip(cats, infos) if c is not None]
+    left = [i["error"] for c, i in zip(cats, infos) if c is None]
+    if frames:
+        cat = pd.concat([c for c in cats if c is not None], ignore_index=True)
+        write_catalogue(cat, a.out, _detect_meta(a, card, norm, score_min, frames, __version__), _units(frames))
+    return finish(len(frames), left, f"{len(cat) if frames else 0} source(s) in {len(frames)} frame(s) written to {a.out}")
+
+def _detect_meta(a, card, norm, score_min, frames, version) -> dict:
+    "The catalogue's provenance: the command, each frame, and the method with its settings."
+    from pathlib import Path
     if a.baseline: method = dict(method=a.baseline, thresh_sigma=a.thresh, minarea_px=a.minarea,
                                  flux="sep's isophotal flux" if a.baseline == "sep" else "SExtractor's FLUX_AUTO")
     else: method = dict(method="network", weights=str(Path(a.weights).resolve()), normalisation=norm, score_min=score_min,
                         flux="background-subtracted sum in a 3 px radius aperture (sep.sum_circle)",
                         card={k: card[k] for k in ("study", "architecture", "preprocessing", "operating_point", "fine_tuned_on", "git") if k in card} if card else None)
-    meta = dict(astronb_version=__version__, command="astronb detect", frames=frames, **method,
+    return dict(astronb_version=version, command="astronb detect", frames=frames, **method,
                 columns="x, y: 1-based pixel centre (FITS convention); mag = zero_point - 2.5 log10(flux)")
-    units = {"flux": "adu"} if len({fr["flux_unit"] for fr in frames}) != 1 else {"flux": _flux_unit(frames[0]["flux_unit"])}
-    write_catalogue(cat, a.out, meta, units)
-    print(f"{len(cat)} source(s) in {len(a.frames)} frame(s) written to {a.out}")
-    return 0
+
+def _units(frames) -> dict:
+    "Catalogue units: the frames' common BUNIT when astropy understands it, else ADU."
+    return {"flux": "adu"} if len({fr["flux_unit"] for fr in frames}) != 1 else {"flux": _flux_unit(frames[0]["flux_unit"])}
 
 def _flux_unit(bunit: str) -> str:
     "The frame's BUNIT when astropy understands it, else ADU."
@@ -307,44 +368,44 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("what", choices=["softnms", "detect"], help="softnms: our soft-NMS against the reference; detect: detector inference speed")
     s.add_argument("--backbones", nargs="+", default=["resnet18", "resnet50"], help="detect: backbones to time")
     s.add_argument("--fpn", nargs="+", type=int, default=[128], help="detect: FPN widths to time side by side (torchvision's is 256)")
-    s.add_argument("--frames", type=int, default=3, help="detect: simulated frames (--workers: at least 2 per worker)")
+    s.add_argument("--frames", type=positive_int, default=3, help="detect: simulated frames (--workers: at least 2 per worker)")
     s.add_argument("--weights", nargs="*", metavar="BACKBONE=CKPT", help="detect: trained checkpoints (from the study's build/ folder); "
                    "with --runtime or --workers: one trained detector's card, checkpoint or .onnx")
     s.add_argument("--runtime", nargs="+", choices=["torch", "onnx"], help="detect: time eager torch and ONNX Runtime side by side (--runtime torch onnx) "
                    "and print how far their catalogues agree")
     s.add_argument("--onnx", help="detect --runtime: the .onnx export of --weights (default: exported now, into a temporary folder)")
-    s.add_argument("--size", type=int, default=500, help="detect --runtime/--workers: side of the simulated frames in px (default: 500; 4096 for a wide-field frame, run in tiles)")
+    s.add_argument("--size", type=positive_int, default=500, help="detect --runtime/--workers: side of the simulated frames in px (default: 500; 4096 for a wide-field frame, run in tiles)")
     s.add_argument("--peak-rss", action="store_true", help="detect --runtime: also each runtime's peak memory on one frame, in a fresh process")
     s.add_argument("--workers", nargs="+", type=int, help="detect: frames per second of `astronb detect --workers N` for these N (e.g. --workers 1 2), and the ratio")
     s.add_argument("--sizes", type=int, nargs="+", default=[100, 500, 2500, 10000], help="softnms: numbers of boxes to time (default: 100 500 2500 10000)")
-    s.add_argument("--repeats", type=int, default=7, help="timings per size; the median is reported (default: 7)")
-    s.add_argument("--oracle-max", type=int, default=2500, help="softnms: largest size also run through the slow reference (default: 2500)")
+    s.add_argument("--repeats", type=positive_int, default=7, help="timings per size; the median is reported (default: 7)")
+    s.add_argument("--oracle-max", type=positive_int, default=2500, help="softnms: largest size also run through the slow reference (default: 2500)")
     s.add_argument("--out", help="also write the table as CSV here"); s.set_defaults(fn=_cmd_bench)
     s = sub.add_parser("tile", help="cut images of any size into square patches with YOLO labels")
     s.add_argument("images", nargs="+", help="images (PNG, JPEG, TIFF) of any size"); s.add_argument("--labels", help="folder of YOLO .txt files (default: beside each image)")
     s.add_argument("--out", required=True, help="folder for the patches and their labels")
-    s.add_argument("--size", type=int, default=608, help="patch size in px (default: 608, the DeepSpaceYolo tile)")
-    s.add_argument("--overlap", type=float, default=0.2, help="fraction of a patch shared with its neighbour (default: 0.2)"); s.add_argument("--min-visible", type=float, default=0.5,
+    s.add_argument("--size", type=positive_int, default=608, help="patch size in px (default: 608, the DeepSpaceYolo tile)")
+    s.add_argument("--overlap", type=unit_interval, default=0.2, help="fraction of a patch shared with its neighbour (default: 0.2)"); s.add_argument("--min-visible", type=unit_interval, default=0.5,
                    help="keep a clipped box when at least this fraction of its area is in the patch")
-    s.add_argument("--classes", type=int, default=1, help="number of classes; a label outside 0..classes-1 is reported (default: 1)"); s.set_defaults(fn=_cmd_tile)
+    s.add_argument("--classes", type=positive_int, default=1, help="number of classes; a label outside 0..classes-1 is reported (default: 1)"); s.set_defaults(fn=_cmd_tile)
     s = sub.add_parser("train", help="train a detector (deepspace: Ultralytics YOLO; starfield: the Faster R-CNN, on several processes with torchrun)")
     s.add_argument("study", choices=["deepspace", "starfield"], help="the study whose model to train")
     s.add_argument("--frames", nargs="+", help="starfield: FITS training frames, each with its truth list (.list) beside it")
     s.add_argument("--val", nargs="+", help="starfield: validation frames (with .list) on which the score cut is chosen; then a model card is written")
     s.add_argument("--backbone", default="resnet50", choices=["resnet18", "resnet50"], help="starfield: ResNet depth (default: resnet50, the paper's)")
-    s.add_argument("--steps", type=int, default=200, help="starfield: optimiser steps (default: 200)")
-    s.add_argument("--crop", type=int, default=160, help="starfield: training crop side in px (default: 160)")
-    s.add_argument("--lr", type=float, default=0.01, help="starfield: SGD learning rate (default: 0.01)")
+    s.add_argument("--steps", type=positive_int, default=200, help="starfield: optimiser steps (default: 200)")
+    s.add_argument("--crop", type=positive_int, default=160, help="starfield: training crop side in px (default: 160)")
+    s.add_argument("--lr", type=positive_float, default=0.01, help="starfield: SGD learning rate (default: 0.01)")
     s.add_argument("--norm", default="asinh", choices=["asinh", "paper"], help="starfield: frame normalisation (default: asinh)")
     s.add_argument("--out", help="starfield: the trained weights (default: detector.pt)")
     s.add_argument("--ckpt", help="starfield: checkpoint written as it trains and resumed from (default: OUT with suffix .ckpt)")
     s.add_argument("--model", default="yolov8n.yaml", help="Ultralytics architecture .yaml (from scratch) or local .pt weights (default: yolov8n.yaml)")
     s.add_argument("--data", help="an Ultralytics data.yaml (default: prepare --source)")
     s.add_argument("--source", default="synthetic", choices=["synthetic", "deepspaceyolo"], help="training images when --data is not given (default: synthetic)")
-    s.add_argument("--n-images", type=int, default=60, help="synthetic: number of images (default: 60)")
-    s.add_argument("--fraction", type=float, default=1.0, help="deepspaceyolo: fraction of the dataset to use, 0-1 (default: 1)")
-    s.add_argument("--epochs", type=int, default=100, help="training epochs (default: 100)"); s.add_argument("--imgsz", type=int, default=608, help="input size in px (default: 608)")
-    s.add_argument("--batch", type=int, help="images per batch (default: deepspace 16, starfield 4 crops per step; under torchrun the global batch, split over the processes)"); s.add_argument("--device", default="cpu", help="cpu, a CUDA device number, or several (0,1: Ultralytics' own DDP) (default: cpu)")
+    s.add_argument("--n-images", type=positive_int, default=60, help="synthetic: number of images (default: 60)")
+    s.add_argument("--fraction", type=unit_interval, default=1.0, help="deepspaceyolo: fraction of the dataset to use, 0-1 (default: 1)")
+    s.add_argument("--epochs", type=positive_int, default=100, help="training epochs (default: 100)"); s.add_argument("--imgsz", type=positive_int, default=608, help="input size in px (default: 608)")
+    s.add_argument("--batch", type=positive_int, help="images per batch (default: deepspace 16, starfield 4 crops per step; under torchrun the global batch, split over the processes)"); s.add_argument("--device", default="cpu", help="cpu, a CUDA device number, or several (0,1: Ultralytics' own DDP) (default: cpu)")
     s.add_argument("--project", default="runs/deepspace", help="Ultralytics project folder (default: runs/deepspace)")
     s.add_argument("--name", help="run name inside the project (default: Ultralytics' train, train2, ...)")
     s.add_argument("--seed", type=int, default=0, help="random seed for the split and the training (default: 0)")
@@ -353,11 +414,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("images", nargs="+", help="images (PNG, JPEG, TIFF) of any size")
     s.add_argument("--weights", required=True, help="YOLO .pt weights, their .onnx export (`astronb export`), or the .card.json of either (from the deepspace study or `astronb train`)")
     s.add_argument("--out", default="annotated", help="folder for <image>.png, .csv and YOLO .txt (default: annotated)")
-    s.add_argument("--imgsz", type=int, help="model input size in px (default: the card's, else 608)")
-    s.add_argument("--tile", type=int, help="tile size in px for frames larger than a tile (default: the card's training patch size, else imgsz)")
-    s.add_argument("--conf", type=float, help="confidence cut (default: the card's operating point chosen on validation images, else 0.25)")
+    s.add_argument("--imgsz", type=positive_int, help="model input size in px (default: the card's, else 608)")
+    s.add_argument("--tile", type=positive_int, help="tile size in px for frames larger than a tile (default: the card's training patch size, else imgsz)")
+    s.add_argument("--conf", type=unit_interval, help="confidence cut (default: the card's operating point chosen on validation images, else 0.25)")
     s.add_argument("--device", default="cpu", help="cpu, or a CUDA device number")
-    s.add_argument("--overlap", type=float, help="fraction of a tile shared with its neighbour (default: the card's, else 0.25)")
+    s.add_argument("--overlap", type=unit_interval, help="fraction of a tile shared with its neighbour (default: the card's, else 0.25)")
     s.set_defaults(fn=_cmd_annotate)
     s = sub.add_parser("export", help="write a trained model to ONNX, for `detect` / `annotate` on ONNX Runtime")
     s.add_argument("weights", help="a starfield detector or a deepspace YOLO model: its card (.card.json), or its weights (.pt)")
@@ -371,31 +432,31 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--experiment", type=int, choices=[1, 2, 3], help="the paper's experiment (default: the card's, else 3)")
     s.add_argument("--weights", required=True, help="the model card (.card.json) saved by the asteroid study (a CNN on the stamps, one on stamps and alert features, or trees on the alert features), or Keras weights (.weights.h5)")
     s.add_argument("--channels", type=int, choices=[1, 3], help="1: science band; 3: ZTF science/template/difference (default: the card's, else 1)")
-    s.add_argument("--threshold", type=float, help="asteroid when score >= this, 0-1 (default: the card's, chosen on validation alerts, else 0.5)")
+    s.add_argument("--threshold", type=unit_interval, help="asteroid when score >= this, 0-1 (default: the card's, chosen on validation alerts, else 0.5)")
     s.add_argument("--out", default="scores.csv", help="output CSV, one row per alert or cutout (default: scores.csv)")
-    s.add_argument("--workers", type=int, default=1, help="files in parallel on a local Dask cluster of this many processes; each file's scores "
+    s.add_argument("--workers", type=positive_int, default=1, help="files in parallel on a local Dask cluster of this many processes; each file's scores "
                    "are kept in OUT.parts/ as it finishes and reused on a re-run (default: 1, serial, no parts)")
     s.add_argument("--scheduler", help="address of an existing Dask scheduler (e.g. tcp://host:8786) to score the files on instead of a local cluster")
     s.set_defaults(fn=_cmd_classify)
     s = sub.add_parser("simulate", help="simulated wide-field frames with truth lists")
-    s.add_argument("what", choices=["starfield"], help="what to simulate"); s.add_argument("--n", type=int, default=10, help="number of frames (default: 10)")
-    s.add_argument("--size", type=int, default=500, help="frame side in px (default: 500)")
+    s.add_argument("what", choices=["starfield"], help="what to simulate"); s.add_argument("--n", type=positive_int, default=10, help="number of frames (default: 10)")
+    s.add_argument("--size", type=positive_int, default=500, help="frame side in px (default: 500)")
     s.add_argument("--seed", type=int, default=0, help="seed of the first frame; frame i uses seed + i (default: 0)")
     s.add_argument("--out", default="simulated", help="folder for the .fits frames and .list truth files (default: simulated)")
     s.add_argument("--calibrate", action="store_true", help="calibrate on the real wfsat frames (needs the data or a mirror)")
-    s.add_argument("--galaxy-fraction", type=float, help="fraction of sources that are galaxies (default: 0.1, or the calibrated one)")
+    s.add_argument("--galaxy-fraction", type=unit_interval, help="fraction of sources that are galaxies (default: 0.1, or the calibrated one)")
     s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)"); s.set_defaults(fn=_cmd_simulate)
     s = sub.add_parser("detect", help="detect and classify stars and galaxies in FITS frames (network, sep or SExtractor)")
     s.add_argument("frames", nargs="+", help="FITS frames (first image HDU; blanks and any size handled)")
     s.add_argument("--weights", help="a model card (.card.json) saved by the starfield study, a detector checkpoint (.pt), or an export (.onnx, run with ONNX Runtime); "
                    "the card's normalisation and score cut are used unless --norm / --score-min are given")
     s.add_argument("--norm", choices=["asinh", "paper"], help="frame normalisation (default: the card's, else asinh)")
-    s.add_argument("--score-min", type=float, help="keep detections scoring at least this, 0-1 (default: the card's cut, else 0.5)"); s.add_argument("--baseline", choices=["sep", "sextractor"], help="run a classical extractor instead of the network")
-    s.add_argument("--thresh", type=float, default=1.5, help="baselines: detection threshold in units of the background rms (default: 1.5)")
-    s.add_argument("--minarea", type=int, default=5, help="baselines: minimum connected pixels above the threshold (default: 5)")
+    s.add_argument("--score-min", type=unit_interval, help="keep detections scoring at least this, 0-1 (default: the card's cut, else 0.5)"); s.add_argument("--baseline", choices=["sep", "sextractor"], help="run a classical extractor instead of the network")
+    s.add_argument("--thresh", type=positive_float, default=1.5, help="baselines: detection threshold in units of the background rms (default: 1.5)")
+    s.add_argument("--minarea", type=positive_int, default=5, help="baselines: minimum connected pixels above the threshold (default: 5)")
     s.add_argument("--zero-point", type=float, help="magnitude of a source of total flux 1 (default: the header's MAGZPT/MAGZP/MAGZERO/ZEROPT/ZP, else 0: instrumental)")
     s.add_argument("--out", default="catalog.ecsv", help="catalogue: .ecsv (astropy Table with units and provenance, default catalog.ecsv), .fits, or .csv (no units)")
-    s.add_argument("--workers", type=int, default=1, help="frames in parallel on a local Dask cluster of this many processes; each frame's catalogue "
+    s.add_argument("--workers", type=positive_int, default=1, help="frames in parallel on a local Dask cluster of this many processes; each frame's catalogue "
                    "is kept in OUT.parts/ as it finishes and reused on a re-run (default: 1, serial, no parts)")
     s.add_argument("--scheduler", help="address of an existing Dask scheduler (e.g. tcp://host:8786) to run the frames on instead of a local cluster")
     s.set_defaults(fn=_cmd_detect)

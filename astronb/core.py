@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 # %% auto #0
 __all__ = ['STACK', 'project_root', 'paths', 'seed_everything', 'atomic_write', 'atomic_save', 'file_digest', 'package_versions',
-           'git_info', 'hardware_info', 'utc_now', 'write_manifest']
+           'git_info', 'hardware_info', 'utc_now', 'portable_path', 'portable_text', 'write_manifest']
 
 # %% ../nbs/00_core.ipynb #572d53b7
 def project_root() -> Path:
@@ -156,6 +156,34 @@ def utc_now() -> str:
     "The current UTC time, ISO 8601 to the second (manifests, cards)."
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
+# %% ../nbs/00_core.ipynb #e0c0a101
+def _anchors() -> list:
+    "(folder, label) pairs by which committed results name files: the project, the build and cache folders, the data mirror."
+    P = paths()
+    mirror = Path(os.environ.get("ASTRONB_DATA_MIRROR") or P.root.parent/"shared"/"data")
+    return [(b.resolve(), label) for b, label in ((P.root, ""), (P.build, "$ASTRONB_BUILD/"), (P.cache, "$ASTRONB_CACHE/"),
+                                                  (mirror, "$ASTRONB_DATA_MIRROR/"))]
+
+def portable_path(p) -> str:
+    "`p` as committed results name it: relative to the project, else to `$ASTRONB_BUILD`, `$ASTRONB_CACHE` or the data mirror."
+    p = Path(p).resolve()
+    for base, label in _anchors():
+        if p.is_relative_to(base): return label + p.relative_to(base).as_posix()
+    return "<outside the project>/" + p.name
+
+def portable_text(text: str) -> str:
+    "Free text (an error message in a table) with the anchors' absolute paths replaced by their labels."
+    for base, label in sorted(_anchors(), key=lambda a: -len(str(a[0]))):
+        text = text.replace(f"{base}/", label or "./").replace(str(base), (label or "./").rstrip("/"))
+    return text
+
+def _portable(obj):
+    "Every absolute path string inside `obj` (dicts, lists) made portable."
+    if isinstance(obj, dict): return {_portable(k): _portable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)): return [_portable(v) for v in obj]
+    if isinstance(obj, (str, Path)) and Path(obj).is_absolute() and len(str(obj)) > 1: return portable_path(obj)
+    return obj
+
 # %% ../nbs/00_core.ipynb #564dd24a
 def write_manifest(out_dir, study: str, params: dict, seed, inputs=(), outputs=(), started=None, notebook=None,
                    extra=None, git=None) -> Path:
@@ -167,12 +195,12 @@ def write_manifest(out_dir, study: str, params: dict, seed, inputs=(), outputs=(
     now = git_info()
     man = {"study": study, "notebook": notebook, "params": params, "seed": seed, "git": git or now,
            "packages": package_versions(), "hardware": hardware_info(),
-           "inputs": {str(p): file_digest(p) for p in inputs},
+           "inputs": {portable_path(p): file_digest(p) for p in inputs},
            "outputs": sorted(str(Path(o).relative_to(out_dir)) if Path(o).is_absolute() else str(o) for o in outputs),
            "started": started or finished, "finished": finished}
     if started:
         man["duration_s"] = round((_dt.datetime.fromisoformat(finished) - _dt.datetime.fromisoformat(started)).total_seconds(), 1)
     if git and git != now: man["git_at_finish"] = now
-    if extra: man.update(extra)
+    if extra: man.update(_portable(extra))
     with atomic_write(out_dir/"manifest.json") as f: json.dump(man, f, indent=2, default=str)
     return out_dir/"manifest.json"

@@ -18,7 +18,7 @@ IMG_EXT = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 __all__ = ['IMG_EXT', 'synthetic_frame', 'to_yolo', 'from_yolo', 'write_synthetic_archive', 'Issue', 'find_pairs',
            'validate_label_file', 'validate_image', 'Prepared', 'prepare_dataset', 'box_sizes', 'prepare_data',
            'train_yolo', 'yolo_val', 'max_f1_conf', 'image_counts', 'map_interval', 'evaluate_yolo', 'write_yolo_card',
-           'export_yolo', 'yolo_predictor', 'annotate']
+           'yolo_weights', 'export_yolo', 'yolo_predictor', 'annotate']
 
 # %% ../nbs/10_deepspace.ipynb #1b35c4c6
 def _add_gauss(img, x, y, sig, flux, color):
@@ -391,6 +391,17 @@ def write_yolo_card(weights, ev: dict, imgsz: int, tile: int = 608, overlap: flo
                            input="RGB image; frames larger than a tile are cut into overlapping tiles, each resized to imgsz (sliced inference)"),
                       op, {k: v for k, v in ev.items() if k != "curves"}, training_data=training_data, params=params)
 
+# %% ../nbs/10_deepspace.ipynb #d5e7f101
+def yolo_weights(weights) -> tuple:
+    "(card, path) of YOLO weights safe to load: a .pt only through its card (SHA-256 checked), an .onnx with or without one."
+    from astronb.cards import read_card
+    card, w = read_card(weights)
+    if card is None and w.suffix != ".onnx":
+        raise ValueError(f"{w}: a YOLO .pt file is a pickle, which runs code when loaded; astronb loads one only through its model "
+                         "card (.card.json, written by `astronb train deepspace` or the deepspace study), whose SHA-256 must match. "
+                         "Pass the card, or an ONNX export of the weights (Ultralytics: yolo export model=W format=onnx)")
+    return card, w
+
 # %% ../nbs/10_deepspace.ipynb #78b246c4
 def export_yolo(weights, out=None, dynamic: bool = True) -> Path:
     """Export trained YOLO weights (a .pt file or its card) to ONNX with Ultralytics' own exporter, for `annotate` on ONNX
@@ -398,8 +409,8 @@ def export_yolo(weights, out=None, dynamic: bool = True) -> Path:
     same image size, tiles, overlap and operating confidence). out: default `<stem>_onnx.onnx` beside the weights;
     dynamic: the file takes any input size (else only the card's imgsz)."""
     import shutil, tempfile
-    from astronb.cards import read_card, export_path, write_export_card
-    card, w = read_card(weights)
+    from astronb.cards import export_path, write_export_card
+    card, w = yolo_weights(weights)
     out = export_path(w, out)
     imgsz = int((card or {}).get("preprocessing", {}).get("imgsz", 608))
     with tempfile.TemporaryDirectory() as d:         # Ultralytics writes beside its input: work on a copy
@@ -423,16 +434,23 @@ def yolo_predictor(weights, imgsz=608, conf=0.25, device="cpu"):
     predict.names = model.names
     return predict
 
+# %% ../nbs/10_deepspace.ipynb #d5e7f103
+def _readable(p: Path, report) -> bool:
+    "True when `p` is a complete image; else tell `report` what is wrong with it."
+    bad = validate_image(p)
+    if bad: report(str(bad))
+    return bad is None
+
 # %% ../nbs/10_deepspace.ipynb #f5151f56
-def annotate(images, weights, out_dir, imgsz=None, conf=None, device="cpu", tile=None, overlap=None, merge="hard") -> pd.DataFrame:
+def annotate(images, weights, out_dir, imgsz=None, conf=None, device="cpu", tile=None, overlap=None, merge="hard",
+             report=print) -> pd.DataFrame:
     """Detect on each image (sliced when larger than the model input); write <stem>.png, <stem>.csv and <stem>.txt.
-    `weights`: a .pt file or its model card; the card's image size, tile size, overlap and operating confidence apply unless given
-    (without a card: 608 px, tiles of imgsz, overlap 0.25, confidence 0.25)."""
-    for p in map(Path, images):       # check every input before any work
-        bad = validate_image(p)
-        if bad: raise ValueError(str(bad))
-    from astronb.cards import read_card
-    card, weights = read_card(weights)
+    `weights`: a .pt file's model card, or an .onnx export (or its card); the card's image size, tile size, overlap and
+    operating confidence apply unless given (without a card: 608 px, tiles of imgsz, overlap 0.25, confidence 0.25).
+    An image that cannot be read is told to `report` and left out; a ValueError when none can be."""
+    images = [p for p in map(Path, images) if _readable(p, report)]     # every input checked before any work
+    if not images: raise ValueError("no readable image to annotate")
+    card, weights = yolo_weights(weights)
     pre = (card or {}).get("preprocessing", {})
     imgsz = imgsz or pre.get("imgsz", 608)
     conf = conf if conf is not None else (card or {}).get("operating_point", {}).get("conf", 0.25)
@@ -441,7 +459,7 @@ def annotate(images, weights, out_dir, imgsz=None, conf=None, device="cpu", tile
     overlap = overlap if overlap is not None else pre.get("overlap", 0.25)
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
-    for p in map(Path, images):
+    for p in images:
         rgb = np.asarray(Image.open(p).convert("RGB"))
         b, s, c = sliced_predict(rgb, predict, tile, overlap, method=merge)
         h, w = rgb.shape[:2]

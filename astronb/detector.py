@@ -159,8 +159,13 @@ def load_detector(path, nms: str = "soft", **kw):
     "A detector rebuilt from a checkpoint or state-dict file (architecture read from the weights) and put in eval mode."
     p = Path(path)
     if not p.is_file(): raise FileNotFoundError(f"weights file {p} not found (a checkpoint written by train_detector or torch.save(model.state_dict()))")
-    st = torch.load(p, map_location="cpu", weights_only=False)
+    try: st = torch.load(p, map_location="cpu", weights_only=True)      # tensors and plain containers only: no code runs
+    except Exception as e:
+        raise ValueError(f"{p}: not a detector checkpoint that loads safely ({type(e).__name__}); pass a model card (.card.json), "
+                         "a checkpoint written by `astronb train starfield`, a state dict saved with torch.save, or an exported "
+                         ".onnx") from None
     st = st["model"] if isinstance(st, dict) and "model" in st else st
+    if not isinstance(st, dict): raise ValueError(f"{p}: holds a {type(st).__name__}, not a detector's state dict")
     try: cfg = detector_config(st)
     except (ValueError, KeyError, AttributeError) as e: raise ValueError(f"{p}: {e}") from None
     m = build_detector(**cfg, nms=nms, **kw)

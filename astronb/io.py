@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 
 # %% auto #0
-__all__ = ['CATALOGUE_UNITS', 'FormatError', 'read_fits_image', 'read_truth_list', 'read_sextractor_catalog', 'write_catalogue',
-           'ztf_is_asteroid', 'ztf_crossmatch_valid', 'read_ztf_alerts']
+__all__ = ['CATALOGUE_UNITS', 'FormatError', 'read_fits_image', 'read_frame', 'read_truth_list', 'read_sextractor_catalog',
+           'write_catalogue', 'ztf_is_asteroid', 'ztf_crossmatch_valid', 'read_ztf_alerts']
 
 # %% ../nbs/02_io.ipynb #b681b0d5
 class FormatError(ValueError):
@@ -37,6 +37,25 @@ def read_fits_image(path, hdu: int | None = None, dtype=np.float32):
     except (OSError, TypeError, ValueError, IndexError) as e:
         raise FormatError(f"{name}: not a readable FITS file ({e}); check that it is complete") from None
     raise FormatError(f"{name}: no HDU holds image data; a FITS image needs a 2-D array in the primary HDU or an extension")
+
+# %% ../nbs/02_io.ipynb #18ec6514
+def read_frame(path) -> tuple:
+    """(image, header) of a FITS frame to detect on: `read_fits_image`, then checked to be one 2-D plane with data.
+    Length-1 leading axes (NAXIS3 = 1) are dropped; a cube, an empty image or one with no finite pixel is a `FormatError`
+    that names the file, what is wrong and the fix, instead of a traceback or an empty catalogue that looks like an empty sky."""
+    img, hdr = read_fits_image(path)
+    shape = img.shape
+    while img.ndim > 2 and img.shape[0] == 1:
+        img = img[0]
+    if img.ndim != 2:
+        raise FormatError(f"{path}: a {'x'.join(map(str, shape))} cube, not a 2-D frame; write the plane you want to its own "
+                          "file (e.g. astropy: fits.writeto('plane.fits', fits.getdata(path)[0], fits.getheader(path)))")
+    if img.size == 0:
+        raise FormatError(f"{path}: the image is empty (shape {shape}); the file holds no pixels to detect on")
+    if not np.isfinite(img).any():
+        raise FormatError(f"{path}: no finite pixel (every value is NaN, inf or BLANK): the frame is blank, not an "
+                          "empty sky; check the exposure or the file")
+    return img, hdr
 
 # %% ../nbs/02_io.ipynb #8d76bf2c
 def read_truth_list(path) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import atomic_write, atomic_save
-from .io import read_fits_image, read_truth_list, FormatError
+from .io import read_fits_image, read_frame, read_truth_list, FormatError
 from .metrics import match_points, detection_scores, f_beta
 import torch
 # the starfield pipeline in one namespace for the study and the CLI (`sf.<name>`); each is defined in its own module
@@ -21,8 +21,8 @@ from .detector import (normalise_frame, build_detector, SourceRoIHeads, prior_od
 
 # %% auto #0
 __all__ = ['ZERO_POINT_KEYS', 'Frame', 'make_frame', 'random_crop', 'TrainHistory', 'ddp_rank_world', 'parameters_digest',
-           'train_detector', 'box_centres', 'detect_frame', 'add_radec', 'catalogue_frame', 'card_settings',
-           'score_by_magnitude', 'score_frame', 'classification_by_magnitude', 'classification_counts',
+           'train_detector', 'box_centres', 'detect_frame', 'add_radec', 'cached_detector', 'catalogue_frame',
+           'card_settings', 'score_by_magnitude', 'score_frame', 'classification_by_magnitude', 'classification_counts',
            'choose_score_threshold']
 
 # %% ../nbs/30_starfield.ipynb #60c8a3d2
@@ -113,7 +113,7 @@ def train_detector(model, frames: list, steps: int = 200, crop: int = 160, batch
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4)
     start, hist = 0, TrainHistory(); hist.seconds = 0.0
     if ckpt and Path(ckpt).exists():
-        st = torch.load(ckpt, map_location="cpu", weights_only=False)
+        st = torch.load(ckpt, map_location="cpu", weights_only=True)          # our checkpoints hold tensors and plain types
         try: model.load_state_dict(fill_state(st["model"]))
         except RuntimeError: raise ValueError(f"checkpoint {ckpt} was written by another architecture ({detector_config(st['model'])}); "
                                               "delete it to start afresh, or pass another ckpt path") from None
@@ -211,8 +211,9 @@ def add_radec(cat, header):
 ZERO_POINT_KEYS = ("MAGZPT", "MAGZP", "MAGZERO", "ZEROPT", "ZP")
 
 @functools.lru_cache(maxsize=4)
-def _detector_once(weights: str):
-    from astronb.runtime import open_detector          # a checkpoint (eager torch) or an exported .onnx (ONNX Runtime)
+def cached_detector(weights: str):
+    "The detector in `weights` (a checkpoint for eager torch, or an exported .onnx for ONNX Runtime), opened once per process."
+    from astronb.runtime import open_detector
     return open_detector(weights)
 
 def catalogue_frame(frame, baseline: str | None = None, weights=None, norm: str = "asinh", score_min: float = 0.5,
@@ -222,11 +223,11 @@ def catalogue_frame(frame, baseline: str | None = None, weights=None, norm: str 
     and minimum area (pixels); zero_point: magnitude of a source of flux 1 (None: the header's, else instrumental).
     info: the frame's path, SHA-256, zero point and flux unit, for the catalogue's provenance."""
     from astronb.core import file_digest
-    img, hdr = read_fits_image(frame)
+    img, hdr = read_frame(frame)                  # one 2-D plane with data, else a FormatError naming the file
     if baseline == "sep": c = detect_sep(img, thresh, minarea)[["x", "y", "flux"]]; add_radec(c, hdr)
     elif baseline == "sextractor": c = detect_sextractor(frame, thresh, minarea)[["x", "y", "flux"]]; add_radec(c, hdr)
     elif baseline is None:
-        c = detect_frame(_detector_once(str(weights)), img, norm, score_min=score_min, header=hdr)
+        c = detect_frame(cached_detector(str(weights)), img, norm, score_min=score_min, header=hdr)
         c["flux"] = aperture_flux(img, c.x, c.y, 3.0) if len(c) else []
     else: raise ValueError(f"baseline must be None, 'sep' or 'sextractor', got {baseline!r}")
     zp = zero_point if zero_point is not None else next((float(hdr[k]) for k in ZERO_POINT_KEYS if k in hdr), None)

@@ -4,13 +4,14 @@
 
 # %% ../nbs/09b_survey.ipynb #2c88118b
 from __future__ import annotations
+import functools
 import json
 from pathlib import Path
 import pandas as pd
 from .core import atomic_save, file_digest
 
 # %% auto #0
-__all__ = ['part_path', 'write_part', 'read_part', 'run_frames']
+__all__ = ['part_path', 'write_part', 'read_part', 'guarded', 'run_frames']
 
 # %% ../nbs/09b_survey.ipynb #07cf5455
 def part_path(parts_dir, k: int, frame) -> Path:
@@ -35,11 +36,21 @@ def read_part(path, frame=None):
     if frame is not None and m["sha256"] != file_digest(frame): return None
     return t.to_pandas(), m["info"]
 
+# %% ../nbs/09b_survey.ipynb #a9d1c3e1
+def guarded(step, frame) -> tuple:
+    "`step(frame)`, or (None, {'item': frame, 'error': reason naming the file}) when the frame cannot be read."
+    try:
+        return step(frame)
+    except (ValueError, OSError) as e:
+        msg = str(e)
+        return None, dict(item=str(frame), error=msg if Path(frame).name in msg else f"{frame}: {msg}")
+
 # %% ../nbs/09b_survey.ipynb #38a9bbe6
 def run_frames(frames, step, parts_dir, workers: int = 1, scheduler: str | None = None, progress: bool = True, log=print) -> tuple:
     """(tables, infos) of `step(frame) -> (DataFrame, dict)` over `frames`, in their order. frames: paths; parts_dir: where each
     frame's result is written atomically as it finishes (and found again on a re-run); workers: local Dask worker processes
-    (1: no Dask); scheduler: address of an existing Dask scheduler (overrides workers); progress: a tqdm bar; log: messages."""
+    (1: no Dask); scheduler: address of an existing Dask scheduler (overrides workers); progress: a tqdm bar; log: messages.
+    A frame the step cannot read (`guarded`) gives table None and info {'item', 'error'}, and is tried again on a re-run."""
     from tqdm.auto import tqdm
     frames = [Path(f) for f in frames]
     done = {k: read_part(part_path(parts_dir, k, f), f) for k, f in enumerate(frames)}
@@ -47,8 +58,11 @@ def run_frames(frames, step, parts_dir, workers: int = 1, scheduler: str | None 
     todo = [k for k in range(len(frames)) if k not in done]
     if done and log: log(f"{len(done)} frame(s) already done in {parts_dir}, {len(todo)} to go")
     bar = tqdm(total=len(frames), initial=len(done), disable=not progress, desc="frames")
+    step = functools.partial(guarded, step)          # a frame that cannot be read is reported, not fatal, and not kept
     def keep(k, res):
-        write_part(part_path(parts_dir, k, frames[k]), res[0], frames[k], res[1]); done[k] = res; bar.update(1)
+        if res[0] is not None: write_part(part_path(parts_dir, k, frames[k]), res[0], frames[k], res[1])
+        done[k] = res
+        bar.update(1)
     if todo and (scheduler or workers > 1):
         from dask.distributed import Client, LocalCluster, as_completed
         cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)

@@ -29,7 +29,8 @@ def test_classify_ztf_alerts_and_a_corrupt_packet(weights, shared_mirror, tmp_pa
     bad = tmp_path / "broken.avro"; bad.write_bytes(alerts[0].read_bytes()[:500])
     out = tmp_path / "scores.csv"
     r = run("classify", *alerts, bad, "--model", "xception", "--experiment", 2, "--weights", weights, "--out", out)
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 1, r.stderr[-2000:]                        # some input left out: exit 1, the rest written
+    assert r.stdout.strip().splitlines()[-1].endswith("1 input(s) left out (reported above)")
     assert "broken.avro" in r.stdout + r.stderr                       # reported by name, not silently dropped
     df = pd.read_csv(out)
     assert len(df) == 12 and df.score.between(0, 1).all() and {"objectId", "source", "label"} <= set(df.columns)
@@ -178,8 +179,8 @@ def test_classify_on_two_dask_workers_equals_serial_and_resumes(weights, shared_
     r = run("classify", *alerts, *args, "--out", tmp_path / "serial.csv")
     assert r.returncode == 0, r.stderr[-2000:]
     r = run("classify", *alerts, bad, *args, "--workers", 2, "--out", tmp_path / "dask.csv")
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert "reported: broken.avro" in r.stderr
+    assert r.returncode == 1, r.stderr[-2000:]
+    assert "left out: " in r.stderr and "broken.avro" in r.stderr
     a, b = pd.read_csv(tmp_path / "serial.csv"), pd.read_csv(tmp_path / "dask.csv")
     assert len(a) == len(b) == 6 and a.candid.tolist() == b.candid.tolist() and np.allclose(a.score, b.score, atol=1e-6)
     assert (a.asteroid == b.asteroid).all()
@@ -187,5 +188,5 @@ def test_classify_on_two_dask_workers_equals_serial_and_resumes(weights, shared_
     assert len(parts) == 7
     parts[2].unlink()
     r = run("classify", *alerts, bad, *args, "--workers", 2, "--out", tmp_path / "dask.csv")
-    assert r.returncode == 0 and "6 frame(s) already done" in r.stdout + r.stderr, r.stderr[-2000:]
+    assert r.returncode == 1 and "6 frame(s) already done" in r.stdout + r.stderr, r.stderr[-2000:]
     assert pd.read_csv(tmp_path / "dask.csv").equals(b)

@@ -118,6 +118,11 @@ def test_annotate_cli_on_a_3000x2000_frame(big_frame, tmp_path):
     w = tmp_path / "untrained.pt"
     YOLO("yolov8n.yaml").save(str(w))                       # the pipeline, not the model's skill, is under test
     frame, _ = big_frame
+    r = subprocess.run([str(ASTRONB), "annotate", str(frame), "--weights", str(w), "--out", str(tmp_path / "ann")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and "untrained.pt" in r.stderr and "model card" in r.stderr   # a bare pickle is never loaded
+    from astronb.cards import write_card
+    write_card(w, "deepspace", dict(framework="ultralytics"), dict(imgsz=320), dict(conf=0.25), {})
     r = subprocess.run([str(ASTRONB), "annotate", str(frame), "--weights", str(w), "--out", str(tmp_path / "ann"),
                         "--imgsz", "320", "--conf", "0.0001"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
