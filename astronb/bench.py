@@ -6,7 +6,9 @@
 from __future__ import annotations
 import time
 from pathlib import Path
-import numpy as np, pandas as pd, torch
+import numpy as np
+import pandas as pd
+import torch
 from .softnms import soft_nms, soft_nms_reference
 
 # %% auto #0
@@ -17,9 +19,11 @@ def starfield_boxes(n: int, frame: int = 500, seed: int = 0):
     "Star-field-like raw detections: n boxes, 4 per source (1 + 3 noisy duplicates)."
     rng = np.random.default_rng(seed)
     ns = max(1, n // 4)
-    c = rng.uniform(0, frame, (ns, 2)); size = rng.uniform(9, 13, ns); sc = rng.uniform(0.3, 1.0, ns)
+    c = rng.uniform(0, frame, (ns, 2))
+    size = rng.uniform(9, 13, ns)
+    sc = rng.uniform(0.3, 1.0, ns)
     cc = np.concatenate([c[:, None], c[:, None] + rng.normal(0, 1.0, (ns, 3, 2))], 1).reshape(-1, 2)
-    ss = (np.repeat(size, 4) * rng.uniform(0.9, 1.1, 4 * ns))
+    ss = np.repeat(size, 4) * rng.uniform(0.9, 1.1, 4 * ns)
     scores = np.concatenate([sc[:, None], sc[:, None] * rng.uniform(0.5, 0.95, (ns, 3))], 1).reshape(-1)
     boxes = np.hstack([cc - ss[:, None] / 2, cc + ss[:, None] / 2])
     return boxes[:n].astype(np.float32), scores[:n].astype(np.float32)
@@ -28,72 +32,136 @@ def starfield_boxes(n: int, frame: int = 500, seed: int = 0):
 def dense_boxes(n: int, seed: int = 0):
     "Worst case: n boxes that all overlap in one cluster."
     rng = np.random.default_rng(seed)
-    c = 50 + rng.normal(0, 2.0, (n, 2)); s = rng.uniform(20, 30, n)
-    return np.hstack([c - s[:, None] / 2, c + s[:, None] / 2]).astype(np.float32), rng.uniform(0, 1, n).astype(np.float32)
+    c = 50 + rng.normal(0, 2.0, (n, 2))
+    s = rng.uniform(20, 30, n)
+    return np.hstack([c - s[:, None] / 2, c + s[:, None] / 2]).astype(np.float32), rng.uniform(0, 1, n).astype(
+        np.float32
+    )
 
 # %% ../nbs/06_bench.ipynb #02ba51db
 def _interleaved_s(fns: dict, repeats: int) -> dict:
     "Median seconds of each function, its runs alternating with the others' (one warm-up each first: JIT compilation, caches)."
-    for f in fns.values(): f()
+    for f in fns.values():
+        f()
     ts = {k: [] for k in fns}
     for _ in range(repeats):
         for k, f in fns.items():
-            t0 = time.perf_counter(); f(); ts[k].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            f()
+            ts[k].append(time.perf_counter() - t0)
     return {k: float(np.median(v)) for k, v in ts.items()}
+
 
 def _median_ms(fn, repeats):
     return 1e3 * _interleaved_s({"fn": fn}, repeats)["fn"]
 
-def bench_softnms(sizes=(100, 500, 2500, 10000), repeats=7, oracle_max=2500, sigma=0.6, iou_threshold=0.3,
-                  score_threshold=0.001, out=None, verbose=True) -> pd.DataFrame:
+
+def bench_softnms(
+    sizes=(100, 500, 2500, 10000),
+    repeats=7,
+    oracle_max=2500,
+    sigma=0.6,
+    iou_threshold=0.3,
+    score_threshold=0.001,
+    out=None,
+    verbose=True,
+) -> pd.DataFrame:
     "Time our exact soft-NMS, the sequential oracle and torchvision's hard NMS on the same boxes; print the ratios."
     from torchvision.ops import nms
+
     rows = []
-    cases = [("starfield", n, starfield_boxes) for n in sizes] + \
-            [("dense", n, dense_boxes) for n in sizes if n <= oracle_max]
+    cases = [("starfield", n, starfield_boxes) for n in sizes] + [
+        ("dense", n, dense_boxes) for n in sizes if n <= oracle_max
+    ]
     for case, n, gen in cases:
-        b, s = gen(n); tb, ts = torch.from_numpy(b), torch.from_numpy(s)
+        b, s = gen(n)
+        tb, ts = torch.from_numpy(b), torch.from_numpy(s)
         ours = _median_ms(lambda: soft_nms(tb, ts, "gaussian", sigma, iou_threshold, score_threshold), repeats)
         hard = _median_ms(lambda: nms(tb, ts, iou_threshold), repeats)
-        orc = _median_ms(lambda: soft_nms_reference(b, s, "gaussian", sigma, iou_threshold, score_threshold),
-                         max(1, min(repeats, 3))) if n <= oracle_max else float("nan")
+        orc = (
+            _median_ms(
+                lambda: soft_nms_reference(b, s, "gaussian", sigma, iou_threshold, score_threshold),
+                max(1, min(repeats, 3)),
+            )
+            if n <= oracle_max
+            else float("nan")
+        )
         k, _ = soft_nms(tb, ts, "gaussian", sigma, iou_threshold, score_threshold)
-        rows.append(dict(case=case, n=n, kept=len(k), softnms_ms=ours, hard_nms_ms=hard, oracle_ms=orc,
-                         ratio_vs_hard_nms=ours / hard, ratio_vs_oracle=ours / orc))
-        if verbose: print(f"{case:9s} N={n:6d}  ours {ours:9.3f} ms  torchvision.nms {hard:9.3f} ms  "
-                          f"oracle {orc:10.2f} ms  ours/nms {ours / hard:6.3f}  ours/oracle {ours / orc:8.4f}", flush=True)
+        rows.append(
+            dict(
+                case=case,
+                n=n,
+                kept=len(k),
+                softnms_ms=ours,
+                hard_nms_ms=hard,
+                oracle_ms=orc,
+                ratio_vs_hard_nms=ours / hard,
+                ratio_vs_oracle=ours / orc,
+            )
+        )
+        if verbose:
+            print(
+                f"{case:9s} N={n:6d}  ours {ours:9.3f} ms  torchvision.nms {hard:9.3f} ms  "
+                f"oracle {orc:10.2f} ms  ours/nms {ours / hard:6.3f}  ours/oracle {ours / orc:8.4f}",
+                flush=True,
+            )
     df = pd.DataFrame(rows)
     if verbose:
-        print(f"\nsoft-NMS (gaussian, sigma {sigma}, Nt {iou_threshold}, thr {score_threshold}) on "
-              f"{torch.get_num_threads()} torch thread(s); medians of {repeats} runs")
+        print(
+            f"\nsoft-NMS (gaussian, sigma {sigma}, Nt {iou_threshold}, thr {score_threshold}) on "
+            f"{torch.get_num_threads()} torch thread(s); medians of {repeats} runs"
+        )
         print(df.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if out:
         from astronb.core import atomic_write
-        with atomic_write(out) as f: df.to_csv(f, index=False)
+
+        with atomic_write(out) as f:
+            df.to_csv(f, index=False)
     return df
 
 # %% ../nbs/06_bench.ipynb #9f8c1f29
-def bench_detect(backbones=("resnet18", "resnet50"), frames=3, weights=None, repeats=3, verbose=True, fpn_widths=(128,)) -> pd.DataFrame:
+def bench_detect(
+    backbones=("resnet18", "resnet50"), frames=3, weights=None, repeats=3, verbose=True, fpn_widths=(128,)
+) -> pd.DataFrame:
     "Seconds per 500x500 frame: network (per backbone and FPN width, or per trained checkpoint) and sep, measured side by side."
     from astronb import starfield as sf
+
     imgs = [f[0] for f in bench_frames(frames)]
     sep_s = _median_ms(lambda: [sf.detect_sep(im) for im in imgs], repeats) / 1e3 / frames
     rows = []
     for bb in backbones:
         trained = bool(weights and bb in weights)
-        models = [sf.load_detector(weights[bb])] if trained else [sf.build_detector(bb, fpn_channels=w).eval() for w in fpn_widths]
+        models = (
+            [sf.load_detector(weights[bb])]
+            if trained
+            else [sf.build_detector(bb, fpn_channels=w).eval() for w in fpn_widths]
+        )
         for m in models:
             net_s = _median_ms(lambda: [sf.detect_frame(m, im) for im in imgs], repeats) / 1e3 / frames
             fpn = m.backbone.out_channels
-            rows.append(dict(backbone=bb, fpn_channels=fpn, network_s_per_frame=net_s, sep_s_per_frame=sep_s,
-                             ratio_network_vs_sep=net_s / sep_s, threads=torch.get_num_threads(), trained=trained))
-            if verbose: print(f"{bb:9s} FPN {fpn:3d}  network {net_s:6.3f} s/frame   sep {sep_s:6.3f} s/frame   ratio {net_s / sep_s:7.1f}", flush=True)
+            rows.append(
+                dict(
+                    backbone=bb,
+                    fpn_channels=fpn,
+                    network_s_per_frame=net_s,
+                    sep_s_per_frame=sep_s,
+                    ratio_network_vs_sep=net_s / sep_s,
+                    threads=torch.get_num_threads(),
+                    trained=trained,
+                )
+            )
+            if verbose:
+                print(
+                    f"{bb:9s} FPN {fpn:3d}  network {net_s:6.3f} s/frame   sep {sep_s:6.3f} s/frame   ratio {net_s / sep_s:7.1f}",
+                    flush=True,
+                )
     return pd.DataFrame(rows)
 
 # %% ../nbs/06_bench.ipynb #a7fd945c
 def bench_frames(n: int, size: int = 500, seed: int = 100) -> list:
     "n simulated (image, truth, params) size x size frames like the real wide-field ones (calibrated gain, zero point and seeing), with the source density of 184 per 500 x 500."
     from astronb.simulator import SimConfig, simulate_frame
+
     cfg = SimConfig(size=size, gain=2.5, zero_point=31.6, fwhm=(3.7, 5.0), sources_per_frame=184 * (size / 500) ** 2)
     return [simulate_frame(cfg, seed=seed + i) for i in range(n)]
 
@@ -101,21 +169,26 @@ def bench_frames(n: int, size: int = 500, seed: int = 100) -> list:
 def _status_mib(key):
     "A memory line of /proc/self/status (VmRSS: now, VmHWM: peak) in MiB."
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"): return int(line.split()[1]) / 1024
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
     return float("nan")
+
 
 def _rss_of_one_frame(weights, frame_npy, norm, score_min):
     "(MiB resident with the model loaded and the frame read, peak MiB during its detection): Linux's peak counter is reset in between."
     from astronb.runtime import open_detector
     from astronb.starfield import detect_frame
+
     m, img = open_detector(weights), np.load(frame_npy)
     loaded = _status_mib("VmRSS")
-    Path("/proc/self/clear_refs").write_text("5")         # reset VmHWM to the current RSS (Linux >= 4.0)
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS (Linux >= 4.0)
     detect_frame(m, img, norm, score_min=score_min)
     return loaded, _status_mib("VmHWM")
 
-def bench_runtimes(weights, onnx=None, frames: int = 3, size: int = 500, repeats: int = 3, peak_rss: bool = False,
-                   verbose: bool = True) -> tuple:
+
+def bench_runtimes(
+    weights, onnx=None, frames: int = 3, size: int = 500, repeats: int = 3, peak_rss: bool = False, verbose: bool = True
+) -> tuple:
     """(timings, agreement) of one trained starfield detector on eager torch and on ONNX Runtime, timed side by side.
     weights: its card or checkpoint; onnx: its `.onnx` export (default: exported now into a temporary folder); frames, size:
     simulated frames (`bench_frames`); repeats: timed passes over the frames, alternating runtimes; peak_rss: also each
@@ -126,33 +199,60 @@ def bench_runtimes(weights, onnx=None, frames: int = 3, size: int = 500, repeats
     from astronb.runtime import OnnxDetector, export_detector, catalogue_agreement
     from astronb.detector import load_detector
     from astronb.starfield import detect_frame, card_settings
+
     card, w = read_card(weights)
     norm, score_min = card_settings(card)
     imgs = [f[0] for f in bench_frames(frames, size)]
     with tempfile.TemporaryDirectory() as d:
-        onnx = Path(onnx) if onnx else export_detector(w, Path(d)/"model_onnx.onnx")
+        onnx = Path(onnx) if onnx else export_detector(w, Path(d) / "model_onnx.onnx")
         models = {"torch": load_detector(w), "onnx": OnnxDetector(onnx)}
-        run = {k: (lambda m=m: [detect_frame(m, im, norm, score_min=score_min) for im in imgs]) for k, m in models.items()}
+        run = {
+            k: (lambda m=m: [detect_frame(m, im, norm, score_min=score_min) for im in imgs]) for k, m in models.items()
+        }
         cats = {k: f() for k, f in run.items()}
         secs = _interleaved_s(run, repeats)
-        rows = [dict(runtime=k, frame_px=f"{size}x{size}", s_per_frame=secs[k] / frames, ratio_vs_torch=secs[k] / secs["torch"],
-                     detections=sum(len(c) for c in cats[k]), threads=torch.get_num_threads()) for k in models]
+        rows = [
+            dict(
+                runtime=k,
+                frame_px=f"{size}x{size}",
+                s_per_frame=secs[k] / frames,
+                ratio_vs_torch=secs[k] / secs["torch"],
+                detections=sum(len(c) for c in cats[k]),
+                threads=torch.get_num_threads(),
+            )
+            for k in models
+        ]
         if peak_rss:
             import multiprocessing as mp
-            np.save(Path(d)/"frame.npy", imgs[0])
+
+            np.save(Path(d) / "frame.npy", imgs[0])
             with mp.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
                 for r, path in zip(rows, (w, onnx)):
-                    r["rss_loaded_mib"], r["rss_peak_mib"] = pool.apply(_rss_of_one_frame, (str(path), str(Path(d)/"frame.npy"), norm, score_min))
+                    r["rss_loaded_mib"], r["rss_peak_mib"] = pool.apply(
+                        _rss_of_one_frame, (str(path), str(Path(d) / "frame.npy"), norm, score_min)
+                    )
     agr = [catalogue_agreement(a, b) for a, b in zip(cats["torch"], cats["onnx"])]
     tot = {k: sum(a[k] for a in agr) for k in ("n_a", "n_b", "matched", "agree")}
-    agreement = pd.DataFrame([dict(frames=frames, torch_detections=tot["n_a"], onnx_detections=tot["n_b"], matched_0p5px=tot["matched"],
-                                   same_class=tot["agree"], agreement=tot["agree"] / max(1, sum(max(a["n_a"], a["n_b"]) for a in agr)))])
+    agreement = pd.DataFrame(
+        [
+            dict(
+                frames=frames,
+                torch_detections=tot["n_a"],
+                onnx_detections=tot["n_b"],
+                matched_0p5px=tot["matched"],
+                same_class=tot["agree"],
+                agreement=tot["agree"] / max(1, sum(max(a["n_a"], a["n_b"]) for a in agr)),
+            )
+        ]
+    )
     timings = pd.DataFrame(rows)
     if verbose:
         print(timings.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         a = agreement.iloc[0]
-        print(f"ONNX Runtime / eager torch time per frame: {rows[1]['ratio_vs_torch']:.3f}; detections that agree "
-              f"(same source within 0.5 px, same class): {a.same_class}/{max(a.torch_detections, a.onnx_detections)} = {a.agreement:.4f}")
+        print(
+            f"ONNX Runtime / eager torch time per frame: {rows[1]['ratio_vs_torch']:.3f}; detections that agree "
+            f"(same source within 0.5 px, same class): {a.same_class}/{max(a.torch_detections, a.onnx_detections)} = {a.agreement:.4f}"
+        )
     return timings, agreement
 
 # %% ../nbs/06_bench.ipynb #335864f4
@@ -165,19 +265,24 @@ def bench_workers(weights, workers=(1, 2), frames: int = 8, size: int = 500, ver
     from astronb.simulator import write_frame
     from astronb.starfield import catalogue_frame, card_settings
     from astronb.survey import run_frames
+
     card, w = read_card(weights)
     norm, score_min = card_settings(card)
     step = partial(catalogue_frame, weights=str(Path(w).resolve()), norm=norm, score_min=score_min)
     rows = []
     with tempfile.TemporaryDirectory() as d:
-        paths = [Path(d)/f"bench_{i:03d}.fits" for i in range(frames)]
-        for p, f in zip(paths, bench_frames(frames, size)): write_frame(p, *f)
+        paths = [Path(d) / f"bench_{i:03d}.fits" for i in range(frames)]
+        for p, f in zip(paths, bench_frames(frames, size)):
+            write_frame(p, *f)
         for n in workers:
             t0 = time.perf_counter()
-            cats, _ = run_frames(paths, step, Path(d)/f"parts_{n}", workers=n, progress=False, log=None)
+            cats, _ = run_frames(paths, step, Path(d) / f"parts_{n}", workers=n, progress=False, log=None)
             dt = time.perf_counter() - t0
-            rows.append(dict(workers=n, frames=frames, seconds=dt, frames_per_s=frames / dt, sources=sum(len(c) for c in cats)))
+            rows.append(
+                dict(workers=n, frames=frames, seconds=dt, frames_per_s=frames / dt, sources=sum(len(c) for c in cats))
+            )
     df = pd.DataFrame(rows)
     df["throughput_ratio"] = df.frames_per_s / df.frames_per_s.iloc[0]
-    if verbose: print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if verbose:
+        print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return df

@@ -20,20 +20,44 @@ def card_path(weights) -> Path:
 # %% ../nbs/08_cards.ipynb #e6c270f8
 CARD_VERSION = 1
 
-def write_card(weights, study: str, architecture: dict, preprocessing: dict, operating_point: dict, test_metrics: dict,
-               training_data: dict | None = None, params: dict | None = None, **extra) -> Path:
+
+def write_card(
+    weights,
+    study: str,
+    architecture: dict,
+    preprocessing: dict,
+    operating_point: dict,
+    test_metrics: dict,
+    training_data: dict | None = None,
+    params: dict | None = None,
+    **extra,
+) -> Path:
     """Write the model card of `weights` atomically and return its path.
     architecture: what rebuilds the model; preprocessing: input channels and normalisation; operating_point: the thresholds
     chosen on validation data (and on what); test_metrics: scores on the test data with their intervals;
     training_data: {file: sha256} of the training inputs; params: the run's parameters."""
     w = Path(weights)
-    if not w.is_file(): raise FileNotFoundError(f"cannot write a card for {w}: the weights file does not exist")
-    card = dict(card_version=CARD_VERSION, study=study, weights=w.name, weights_sha256=file_digest(w), created=utc_now(),
-                git=git_info(), packages={k: v for k, v in package_versions().items() if v}, architecture=architecture,
-                preprocessing=preprocessing, operating_point=operating_point, test_metrics=test_metrics,
-                training_data=training_data or {}, params=params or {}, **extra)
+    if not w.is_file():
+        raise FileNotFoundError(f"cannot write a card for {w}: the weights file does not exist")
+    card = dict(
+        card_version=CARD_VERSION,
+        study=study,
+        weights=w.name,
+        weights_sha256=file_digest(w),
+        created=utc_now(),
+        git=git_info(),
+        packages={k: v for k, v in package_versions().items() if v},
+        architecture=architecture,
+        preprocessing=preprocessing,
+        operating_point=operating_point,
+        test_metrics=test_metrics,
+        training_data=training_data or {},
+        params=params or {},
+        **extra,
+    )
     p = card_path(w)
-    with atomic_write(p) as f: json.dump(card, f, indent=2, default=str)
+    with atomic_write(p) as f:
+        json.dump(card, f, indent=2, default=str)
     return p
 
 # %% ../nbs/08_cards.ipynb #13179c12
@@ -41,22 +65,32 @@ def read_card(path) -> tuple:
     """(card dict, weights path) from a card or from the weights it describes. The weights' SHA-256 must match the card's;
     weights without a card give (None, weights path)."""
     p = Path(path)
-    if not p.exists(): raise FileNotFoundError(f"{p} not found: pass a weights file or its .card.json")
+    if not p.exists():
+        raise FileNotFoundError(f"{p} not found: pass a weights file or its .card.json")
     if not p.name.endswith(".card.json"):
         c = card_path(p)
-        if not c.exists(): return None, p
+        if not c.exists():
+            return None, p
         p = c
-    try: card = json.loads(p.read_bytes().decode("utf-8"))
+    try:
+        card = json.loads(p.read_bytes().decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{p}: not a model card ({e}); it should be the JSON written by astronb.cards.write_card") from None
-    if not isinstance(card, dict): raise ValueError(f"{p}: not a model card (a JSON {type(card).__name__}, not an object)")
+        raise ValueError(
+            f"{p}: not a model card ({e}); it should be the JSON written by astronb.cards.write_card"
+        ) from None
+    if not isinstance(card, dict):
+        raise ValueError(f"{p}: not a model card (a JSON {type(card).__name__}, not an object)")
     for k in ("weights", "weights_sha256", "operating_point", "preprocessing"):
-        if k not in card: raise ValueError(f"{p}: not a model card (no '{k}' field)")
+        if k not in card:
+            raise ValueError(f"{p}: not a model card (no '{k}' field)")
     w = p.with_name(card["weights"])
-    if not w.is_file(): raise FileNotFoundError(f"{p} describes {w}, which is missing: keep the weights beside their card")
+    if not w.is_file():
+        raise FileNotFoundError(f"{p} describes {w}, which is missing: keep the weights beside their card")
     if file_digest(w) != card["weights_sha256"]:
-        raise ValueError(f"{w} is not the model that {p} describes (SHA-256 differs): the weights were retrained or replaced; "
-                         "use the card written with them")
+        raise ValueError(
+            f"{w} is not the model that {p} describes (SHA-256 differs): the weights were retrained or replaced; "
+            "use the card written with them"
+        )
     return card, w
 
 # %% ../nbs/08_cards.ipynb #c0d552a7
@@ -65,14 +99,29 @@ def export_path(weights, out=None, suffix: str = ".onnx") -> Path:
     source's card, or without `suffix`, is refused."""
     w = Path(weights)
     p = Path(out) if out else w.with_name(w.name.split(".")[0] + "_onnx" + suffix)
-    if p.suffix != suffix: raise ValueError(f"{p}: an exported file's name must end in {suffix}")
-    if card_path(p) == card_path(w): raise ValueError(f"{p}: its card would overwrite {card_path(w)}, the card of {w.name}; pick another name")
+    if p.suffix != suffix:
+        raise ValueError(f"{p}: an exported file's name must end in {suffix}")
+    if card_path(p) == card_path(w):
+        raise ValueError(f"{p}: its card would overwrite {card_path(w)}, the card of {w.name}; pick another name")
     return p
 
 # %% ../nbs/08_cards.ipynb #b9ab7111
 def write_export_card(out, card: dict, source, **architecture) -> Path:
     "The card of `out`, an export of `source` described by `card`: the same preprocessing, operating point and test metrics, with `architecture` added (runtime, opset...)."
-    arch = {**card.get("architecture", {}), **architecture, "exported_from": Path(source).name, "exported_from_sha256": card["weights_sha256"]}
-    return write_card(out, card.get("study", ""), arch, card["preprocessing"], card["operating_point"], card.get("test_metrics", {}),
-                      training_data=card.get("training_data"), params=card.get("params"),
-                      note="test_metrics were measured with the model this file was exported from")
+    arch = {
+        **card.get("architecture", {}),
+        **architecture,
+        "exported_from": Path(source).name,
+        "exported_from_sha256": card["weights_sha256"],
+    }
+    return write_card(
+        out,
+        card.get("study", ""),
+        arch,
+        card["preprocessing"],
+        card["operating_point"],
+        card.get("test_metrics", {}),
+        training_data=card.get("training_data"),
+        params=card.get("params"),
+        note="test_metrics were measured with the model this file was exported from",
+    )

@@ -4,39 +4,52 @@
 
 # %% ../nbs/99_cli.ipynb #5ad3e09c
 from __future__ import annotations
-import argparse, sys
+import argparse
+import os
+import re
+import sys
 
 # %% auto #0
-__all__ = ['unit_interval', 'positive_float', 'positive_int', 'finish', 'parser', 'main']
+__all__ = ['NATIVE_NOISE', 'unit_interval', 'positive_float', 'positive_int', 'finish', 'parser', 'quiet_native_logs', 'main']
 
 # %% ../nbs/99_cli.ipynb #c1a00002
 def unit_interval(text: str) -> float:
     "An argparse type: a number from 0 to 1 (scores, confidences, overlaps)."
-    try: v = float(text)
-    except ValueError: raise argparse.ArgumentTypeError(f"{text!r} is not a number; give one from 0 to 1") from None
-    if not 0 <= v <= 1: raise argparse.ArgumentTypeError(f"{text} is outside the allowed range 0 to 1")
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; give one from 0 to 1") from None
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"{text} is outside the allowed range 0 to 1")
     return v
 
 # %% ../nbs/99_cli.ipynb #c1a00004
 def positive_float(text: str) -> float:
     "An argparse type: a finite number above 0 (thresholds in sigma, sizes)."
-    try: v = float(text)
-    except ValueError: raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < v < float("inf"): raise argparse.ArgumentTypeError(f"{text} must be a finite number above 0")
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < v < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} must be a finite number above 0")
     return v
 
 # %% ../nbs/99_cli.ipynb #c1a00006
 def positive_int(text: str) -> int:
     "An argparse type: a whole number of at least 1 (counts, pixels, workers)."
-    try: v = int(text)
-    except ValueError: raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if v < 1: raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
     return v
 
 # %% ../nbs/99_cli.ipynb #c1a00009
 def finish(done: int, left_out: list, summary: str) -> int:
     "Report each input left out (stderr), then the summary line with their count; exit status 0, 1 or 2 by the rule above."
-    for msg in left_out: print(f"left out: {msg}", file=sys.stderr)
+    for msg in left_out:
+        print(f"left out: {msg}", file=sys.stderr)
     if not done:
         print(f"error: no input could be processed ({len(left_out)} left out); nothing written", file=sys.stderr)
         return 2
@@ -46,6 +59,7 @@ def finish(done: int, left_out: list, summary: str) -> int:
 # %% ../nbs/99_cli.ipynb #da183799
 def _cmd_datasets(a):
     from astronb.data import REGISTRY
+
     for d in REGISTRY.values():
         src = f"Zenodo record {d.zenodo_record}" if d.zenodo_record else f"{len(d.files)} files"
         print(f"{d.name:15s} {src:22s} {d.licence:30s} {d.title}")
@@ -54,8 +68,11 @@ def _cmd_datasets(a):
 # %% ../nbs/99_cli.ipynb #61bc7dfe
 def _cmd_download(a):
     from astronb.data import DataError, REGISTRY, fetch
+
     names = list(REGISTRY) if a.all else a.names
-    if not names: print("name a dataset (astronb datasets lists them) or pass --all", file=sys.stderr); return 2
+    if not names:
+        print("name a dataset (astronb datasets lists them) or pass --all", file=sys.stderr)
+        return 2
     status = 0
     for n in names:
         try:
@@ -63,27 +80,45 @@ def _cmd_download(a):
             where = ", ".join(str(p) for p in got.extracted.values()) or str(got.root)
             print(f"{n}: {len(got.files)} file(s) verified ({got.source}) -> {where}")
         except DataError as e:
-            print(f"error: {e}", file=sys.stderr); status = 2
+            print(f"error: {e}", file=sys.stderr)
+            status = 2
     return status
 
 # %% ../nbs/99_cli.ipynb #c63b6d3d
 def _cmd_reproduce(a):
     from astronb.reproduce import reproduce
-    try: results = reproduce(a.params, a.only, kernel=a.kernel, log_output=a.verbose)
-    except (ValueError, FileNotFoundError) as e: print(f"error: {e}", file=sys.stderr); return 2
+
+    try:
+        results = reproduce(a.params, a.only, kernel=a.kernel, log_output=a.verbose)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     bad = [r for r in results if not r.ok]
+    print(f"\n{'study':16s}{'seconds':>8s}  outcome")
+    for r in results:
+        print(f"{r.study:16s}{r.seconds:8.0f}  {'ok' if r.ok else 'FAILED'}")
     print(f"\n{len(results) - len(bad)} of {len(results)} studies reproduced at '{a.params}' scale.")
-    for r in bad: print(f"FAILED {r.study}: {r.error}", file=sys.stderr)
+    for r in bad:
+        print(f"FAILED {r.study}: {r.error}", file=sys.stderr)
     if a.check and not bad:
         from astronb.reproduce import check
         from astronb.core import atomic_write, paths
+
         drift, ok = check([r.study for r in results])
-        with atomic_write(paths().build/"drift.csv") as f: drift.to_csv(f, index=False)
-        summary = drift.groupby(["study", "table"]).status.agg(lambda s: "unchecked" if (s == "unchecked").all() else
-                                                                 f"{(s == 'ok').sum()} metric(s) inside the interval, {s.str.startswith('violation').sum()} violation(s)")
+        with atomic_write(paths().build / "drift.csv") as f:
+            drift.to_csv(f, index=False)
+        summary = drift.groupby(["study", "table"]).status.agg(
+            lambda s: (
+                "unchecked"
+                if (s == "unchecked").all()
+                else f"{(s == 'ok').sum()} metric(s) inside the interval, {s.str.startswith('violation').sum()} violation(s)"
+            )
+        )
         print("\ndrift against the committed results (all rows: build/drift.csv):\n" + summary.to_string())
         v = drift[drift.status.str.startswith("violation")]
-        if len(v): print("\nVIOLATIONS:\n" + v.to_string(index=False), file=sys.stderr); return 1
+        if len(v):
+            print("\nVIOLATIONS:\n" + v.to_string(index=False), file=sys.stderr)
+            return 1
         print("check passed: exact columns identical, trained-model metrics inside the committed 95% intervals")
     return 1 if bad else 0
 
@@ -91,30 +126,47 @@ def _cmd_reproduce(a):
 def _cmd_bench(a):
     if a.what == "softnms":
         from astronb.bench import bench_softnms
+
         bench_softnms(sizes=a.sizes, repeats=a.repeats, oracle_max=a.oracle_max, out=a.out)
         return 0
     if a.what == "detect" and (a.runtime or a.workers):
         if not a.weights or len(a.weights) != 1 or "=" in a.weights[0]:
-            print("error: --runtime and --workers time one trained detector: pass --weights CARD (a starfield card, checkpoint or .onnx)", file=sys.stderr); return 2
+            print(
+                "error: --runtime and --workers time one trained detector: pass --weights CARD (a starfield card, checkpoint or .onnx)",
+                file=sys.stderr,
+            )
+            return 2
         from astronb import bench
+
         try:
             if a.runtime:
-                if sorted(set(a.runtime)) != ["onnx", "torch"]: print("error: --runtime compares the two: --runtime torch onnx", file=sys.stderr); return 2
-                df, agr = bench.bench_runtimes(a.weights[0], a.onnx, a.frames, a.size, min(a.repeats, 3), peak_rss=a.peak_rss)
-                if a.out: df.merge(agr, how="cross").to_csv(a.out, index=False)
+                if sorted(set(a.runtime)) != ["onnx", "torch"]:
+                    print("error: --runtime compares the two: --runtime torch onnx", file=sys.stderr)
+                    return 2
+                df, agr = bench.bench_runtimes(
+                    a.weights[0], a.onnx, a.frames, a.size, min(a.repeats, 3), peak_rss=a.peak_rss
+                )
+                if a.out:
+                    df.merge(agr, how="cross").to_csv(a.out, index=False)
             if a.workers:
                 df = bench.bench_workers(a.weights[0], a.workers, max(a.frames, 2 * max(a.workers)), a.size)
-                if a.out: df.to_csv(a.out if not a.runtime else a.out.replace(".csv", "_workers.csv"), index=False)
-        except (FileNotFoundError, ValueError, RuntimeError) as e: print(f"error: {e}", file=sys.stderr); return 2
+                if a.out:
+                    df.to_csv(a.out if not a.runtime else a.out.replace(".csv", "_workers.csv"), index=False)
+        except (FileNotFoundError, ValueError, RuntimeError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         return 0
     if a.what == "detect":
         from astronb.bench import bench_detect
+
         w = dict(x.split("=", 1) for x in (a.weights or []))
         df = bench_detect(a.backbones, a.frames, w or None, min(a.repeats, 3), fpn_widths=a.fpn)
         print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-        if a.out: df.to_csv(a.out, index=False)
+        if a.out:
+            df.to_csv(a.out, index=False)
         return 0
-    print(f"unknown benchmark {a.what!r}", file=sys.stderr); return 2
+    print(f"unknown benchmark {a.what!r}", file=sys.stderr)
+    return 2
 
 # %% ../nbs/99_cli.ipynb #43ac485b
 def _cmd_tile(a):
@@ -124,24 +176,30 @@ def _cmd_tile(a):
     from astronb.core import atomic_save, atomic_write
     from astronb.deepspace import from_yolo, to_yolo, validate_image, validate_label_file
     from astronb.sliced import tile_image
-    out = Path(a.out); n = 0
+
+    out = Path(a.out)
+    n = 0
     for p in map(Path, a.images):
         bad = validate_image(p)
-        if bad: print(f"error: {bad}", file=sys.stderr); return 2
-        rgb = np.asarray(Image.open(p).convert("RGB")); H, W = rgb.shape[:2]
-        lab = (Path(a.labels)/f"{p.stem}.txt") if a.labels else p.with_suffix(".txt")
+        if bad:
+            print(f"error: {bad}", file=sys.stderr)
+            return 2
+        rgb = np.asarray(Image.open(p).convert("RGB"))
+        H, W = rgb.shape[:2]
+        lab = (Path(a.labels) / f"{p.stem}.txt") if a.labels else p.with_suffix(".txt")
         boxes = np.zeros((0, 4))
         if lab.exists():
             lines, issues = validate_label_file(lab, a.classes)
             if issues:
-                for i in issues: print(f"error: {i}", file=sys.stderr)
+                for i in issues:
+                    print(f"error: {i}", file=sys.stderr)
                 return 2
             boxes, cls = from_yolo(lines, W, H)
             boxes = np.c_[boxes, cls]
         for x0, y0, patch, bb, keep in tile_image(rgb, boxes, a.size, a.overlap, a.min_visible):
             stem = f"{p.stem}_x{x0}_y{y0}"
-            atomic_save(out/"images"/f"{stem}.png", lambda q: Image.fromarray(patch).save(q, format="PNG"))
-            with atomic_write(out/"labels"/f"{stem}.txt") as f:
+            atomic_save(out / "images" / f"{stem}.png", lambda q: Image.fromarray(patch).save(q, format="PNG"))
+            with atomic_write(out / "labels" / f"{stem}.txt") as f:
                 f.write("".join(to_yolo([b], a.size, a.size, int(boxes[k, 4]))[0] + "\n" for b, k in zip(bb, keep)))
             n += 1
     print(f"{n} tile(s) of {a.size}x{a.size} written to {out}/images and {out}/labels")
@@ -153,61 +211,121 @@ def _train_starfield(a):
     from pathlib import Path
     from astronb import starfield as sf
     from astronb.io import FormatError, read_fits_image, read_truth_list
-    if not a.frames: print("error: pass --frames: FITS frames with their truth lists (a .list beside each, as `astronb simulate` writes)", file=sys.stderr); return 2
+
+    if not a.frames:
+        print(
+            "error: pass --frames: FITS frames with their truth lists (a .list beside each, as `astronb simulate` writes)",
+            file=sys.stderr,
+        )
+        return 2
+
     def load(fs):
         out = []
         for f in map(Path, fs):
-            if not f.with_suffix(".list").is_file(): raise FileNotFoundError(f"{f.with_suffix('.list')}: the truth list of {f} is missing (lines of code x y mag, as `astronb simulate` writes)")
+            if not f.with_suffix(".list").is_file():
+                raise FileNotFoundError(
+                    f"{f.with_suffix('.list')}: the truth list of {f} is missing (lines of code x y mag, as `astronb simulate` writes)"
+                )
             out.append((read_fits_image(f)[0], read_truth_list(f.with_suffix(".list"))))
         return out
-    out = Path(a.out or "detector.pt"); ckpt = Path(a.ckpt) if a.ckpt else out.with_suffix(".ckpt")
+
+    out = Path(a.out or "detector.pt")
+    ckpt = Path(a.ckpt) if a.ckpt else out.with_suffix(".ckpt")
     try:
         train, val = load(a.frames), load(a.val or [])
         torch.manual_seed(a.seed)
         model = sf.build_detector(a.backbone)
-        hist = sf.train_detector(model, [sf.make_frame(i, t, a.norm) for i, t in train], steps=a.steps, crop=a.crop, batch=a.batch or 4,
-                                 lr=a.lr, ckpt=ckpt, seed=a.seed, progress=sys.stderr.isatty(), log=print)
-    except (FormatError, FileNotFoundError, ValueError) as e: print(f"error: {e}", file=sys.stderr); return 2
-    if sf.ddp_rank_world()[0]: return 0                          # under torchrun, rank 0 writes the products
+        hist = sf.train_detector(
+            model,
+            [sf.make_frame(i, t, a.norm) for i, t in train],
+            steps=a.steps,
+            crop=a.crop,
+            batch=a.batch or 4,
+            lr=a.lr,
+            ckpt=ckpt,
+            seed=a.seed,
+            progress=sys.stderr.isatty(),
+            log=print,
+        )
+    except (FormatError, FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if sf.ddp_rank_world()[0]:
+        return 0  # under torchrun, rank 0 writes the products
     from astronb.core import atomic_save, file_digest
     from astronb.cards import write_card
+
     atomic_save(out, lambda p: torch.save(model.state_dict(), p))
     print(f"{len(hist)} steps, last loss {hist[-1]:.4f}; weights {out} (checkpoint to resume from: {ckpt})")
     if val:
         thr, _ = sf.choose_score_threshold(model, val, a.norm)
-        card = write_card(out, "starfield", sf.detector_config(model.state_dict()) | dict(nms="soft (gaussian, sigma 0.6)", classes=sf.CLASSES),
-                          dict(input="one single-band FITS frame at its native pixel scale", normalisation=a.norm, channels=3),
-                          dict(score_min=thr, chosen_on=f"best F1 on the validation frames {', '.join(Path(f).name for f in a.val)}"),
-                          dict(note="none: `astronb train` keeps no test frames; score the model on yours with `astronb detect` and their truth lists"),
-                          training_data={Path(f).name: file_digest(f) for f in a.frames}, params={k: v for k, v in vars(a).items() if k != "fn"})
+        card = write_card(
+            out,
+            "starfield",
+            sf.detector_config(model.state_dict()) | dict(nms="soft (gaussian, sigma 0.6)", classes=sf.CLASSES),
+            dict(input="one single-band FITS frame at its native pixel scale", normalisation=a.norm, channels=3),
+            dict(score_min=thr, chosen_on=f"best F1 on the validation frames {', '.join(Path(f).name for f in a.val)}"),
+            dict(
+                note="none: `astronb train` keeps no test frames; score the model on yours with `astronb detect` and their truth lists"
+            ),
+            training_data={Path(f).name: file_digest(f) for f in a.frames},
+            params={k: v for k, v in vars(a).items() if k != "fn"},
+        )
         print(f"model card {card} (score cut {thr:.2f}, chosen on the validation frames)")
     return 0
+
 
 def _cmd_train(a):
     from pathlib import Path
     from astronb import deepspace as ds
-    if a.study == "starfield": return _train_starfield(a)
+
+    if a.study == "starfield":
+        return _train_starfield(a)
     data_yaml = Path(a.data) if a.data else None
     if data_yaml is None:
-        prep, _, _ = ds.prepare_data(a.source, a.n_images, a.seed, a.fraction, a.mirror)     # the study's data step
-        for i in prep.issues: print(f"reported: {i}", file=sys.stderr)
+        prep, _, _ = ds.prepare_data(a.source, a.n_images, a.seed, a.fraction, a.mirror)  # the study's data step
+        for i in prep.issues:
+            print(f"reported: {i}", file=sys.stderr)
         data_yaml = prep.data_yaml
-    best = ds.train_yolo(data_yaml, a.model, epochs=a.epochs, imgsz=a.imgsz, batch=a.batch or 16, device=a.device,
-                         project=a.project, name=a.name, seed=a.seed)
+    best = ds.train_yolo(
+        data_yaml,
+        a.model,
+        epochs=a.epochs,
+        imgsz=a.imgsz,
+        batch=a.batch or 16,
+        device=a.device,
+        project=a.project,
+        name=a.name,
+        seed=a.seed,
+    )
     ev = ds.evaluate_yolo(best, data_yaml, imgsz=a.imgsz, batch=a.batch or 16, device=a.device, seed=a.seed)
     card = ds.write_yolo_card(best, ev, a.imgsz, params={k: v for k, v in vars(a).items() if k != "fn"})
-    print(f"best weights: {best}\nmodel card: {card} (operating confidence {ev['conf']:.3f}, chosen on the {ev['conf_chosen_on']} split)")
+    print(
+        f"best weights: {best}\nmodel card: {card} (operating confidence {ev['conf']:.3f}, chosen on the {ev['conf_chosen_on']} split)"
+    )
     print("test: " + ", ".join(f"{k} {v:.3f}" for k, v in ev.items() if isinstance(v, float)))
     return 0
 
 # %% ../nbs/99_cli.ipynb #a5118e44
 def _cmd_annotate(a):
     from astronb.deepspace import annotate
+
     left = []
-    try: df = annotate(a.images, a.weights, a.out, imgsz=a.imgsz, conf=a.conf, device=a.device, tile=a.tile, overlap=a.overlap,
-                       report=left.append)
+    try:
+        df = annotate(
+            a.images,
+            a.weights,
+            a.out,
+            imgsz=a.imgsz,
+            conf=a.conf,
+            device=a.device,
+            tile=a.tile,
+            overlap=a.overlap,
+            report=left.append,
+        )
     except (ValueError, FileNotFoundError) as e:
-        for m in left: print(f"left out: {m}", file=sys.stderr)
+        for m in left:
+            print(f"left out: {m}", file=sys.stderr)
         print(f"error: {e}", file=sys.stderr)
         return 2
     n = len(a.images) - len(left)
@@ -216,18 +334,31 @@ def _cmd_annotate(a):
 # %% ../nbs/99_cli.ipynb #82b1e475
 def _cmd_export(a):
     from astronb.cards import read_card, card_path
+
     try:
         card, _ = read_card(a.weights)
         study = a.study or (card or {}).get("study")
         if study == "starfield":
             from astronb.runtime import export_detector
+
             out = export_detector(a.weights, a.out, opset=a.opset)
         elif study == "deepspace":
             from astronb.deepspace import export_yolo
+
             out = export_yolo(a.weights, a.out)
-        else: print(f"error: {a.weights} has no card saying which study's model it is: pass --study starfield or --study deepspace", file=sys.stderr); return 2
-    except (FileNotFoundError, ValueError, RuntimeError) as e: print(f"error: {e}", file=sys.stderr); return 2
-    print(f"{out} written" + (f", with its card {card_path(out)}" if card else " (the source has no card, so neither has the export)"))
+        else:
+            print(
+                f"error: {a.weights} has no card saying which study's model it is: pass --study starfield or --study deepspace",
+                file=sys.stderr,
+            )
+            return 2
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(
+        f"{out} written"
+        + (f", with its card {card_path(out)}" if card else " (the source has no card, so neither has the export)")
+    )
     return 0
 
 # %% ../nbs/99_cli.ipynb #fe8ae832
@@ -237,59 +368,97 @@ def _cmd_classify(a):
     from astronb.asteroids import classify_items
     from astronb.core import atomic_write
     from astronb.io import FormatError
+
     left = []
     try:
-        if a.workers > 1 or a.scheduler:                    # survey mode: Dask, one part per file beside --out, resumable
+        if a.workers > 1 or a.scheduler:  # survey mode: Dask, one part per file beside --out, resumable
             from functools import partial
             from astronb.asteroids import classify_part
             from astronb.survey import run_frames
+
             pairs = [i for i in a.items if not Path(i).is_file()]
-            if pairs: raise ValueError(f"{pairs[0]} is not a file: --workers takes alert files, Parquet partitions or cutout sets (.npy); "
-                                       "score frame:detections pairs without it")
-            step = partial(classify_part, weights_file=str(Path(a.weights).resolve()), name=a.model, experiment=a.experiment,
-                           channels=a.channels, threshold=a.threshold)
-            parts, infos = run_frames(a.items, step, Path(str(a.out) + ".parts"), a.workers, a.scheduler, progress=sys.stderr.isatty())
+            if pairs:
+                raise ValueError(
+                    f"{pairs[0]} is not a file: --workers takes alert files, Parquet partitions or cutout sets (.npy); "
+                    "score frame:detections pairs without it"
+                )
+            step = partial(
+                classify_part,
+                weights_file=str(Path(a.weights).resolve()),
+                name=a.model,
+                experiment=a.experiment,
+                channels=a.channels,
+                threshold=a.threshold,
+            )
+            parts, infos = run_frames(
+                a.items, step, Path(str(a.out) + ".parts"), a.workers, a.scheduler, progress=sys.stderr.isatty()
+            )
             for i in infos:
-                left += [n.removeprefix("left out: ") for n in i.get("notes", [])] + ([i["error"]] if i.get("error") else [])
+                left += [n.removeprefix("left out: ") for n in i.get("notes", [])] + (
+                    [i["error"]] if i.get("error") else []
+                )
             df = pd.concat([p for p in parts if p is not None and len(p)] or [pd.DataFrame()], ignore_index=True)
             if len(df):
-                with atomic_write(a.out) as f: df.to_csv(f, index=False)
+                with atomic_write(a.out) as f:
+                    df.to_csv(f, index=False)
         else:
-            df = classify_items(a.items, a.model, a.experiment, a.weights, a.channels, a.threshold,
-                                report=lambda m: left.append(m.removeprefix("left out: ")))
+            df = classify_items(
+                a.items,
+                a.model,
+                a.experiment,
+                a.weights,
+                a.channels,
+                a.threshold,
+                report=lambda m: left.append(m.removeprefix("left out: ")),
+            )
             if len(df):
-                with atomic_write(a.out) as f: df.to_csv(f, index=False)
+                with atomic_write(a.out) as f:
+                    df.to_csv(f, index=False)
     except (ValueError, FileNotFoundError, FormatError) as e:
-        for m in left: print(f"left out: {m}", file=sys.stderr)
+        for m in left:
+            print(f"left out: {m}", file=sys.stderr)
         print(f"error: {e}", file=sys.stderr)
         return 2
     return finish(len(df), left, _classify_summary(df, a.out) if len(df) else "")
+
 
 def _classify_summary(df, out) -> str:
     "One line: how many alerts were scored in each regime, flagged, and decided by the physical gate."
     regimes = df.regime.value_counts().to_dict() if "regime" in df else {}
     split = f" ({', '.join(f'{k}: {v}' for k, v in regimes.items())})" if regimes else ""
     gated = int((df.reason != "").sum()) if "reason" in df else 0
-    return (f"{len(df)} cutout(s) scored{split}, {int(df.asteroid.sum())} flagged as asteroids"
-            + (f", {gated} decided by the physical gate (see 'reason')" if gated else "") + f"; written to {out}")
+    return (
+        f"{len(df)} cutout(s) scored{split}, {int(df.asteroid.sum())} flagged as asteroids"
+        + (f", {gated} decided by the physical gate (see 'reason')" if gated else "")
+        + f"; written to {out}"
+    )
 
 # %% ../nbs/99_cli.ipynb #af324dbd
 def _cmd_simulate(a):
     from pathlib import Path
     from astronb import starfield as sf
+
     cfg = sf.SimConfig()
     if a.calibrate:
         from astronb.data import fetch
         from astronb.io import read_fits_image, read_truth_list
+
         wf = fetch("wfsat", mirror=a.mirror, progress=False).files
-        cfg, _ = sf.calibrate([read_fits_image(wf[f"{n}.fits"])[0] for n in (242, 244)], [read_truth_list(wf[f"{n}.list"]) for n in (242, 244)])
+        cfg, _ = sf.calibrate(
+            [read_fits_image(wf[f"{n}.fits"])[0] for n in (242, 244)],
+            [read_truth_list(wf[f"{n}.list"]) for n in (242, 244)],
+        )
     cfg.size = a.size
     if a.galaxy_fraction is not None:
-        if not 0 <= a.galaxy_fraction <= 1: print(f"error: --galaxy-fraction must be between 0 and 1, got {a.galaxy_fraction}", file=sys.stderr); return 2
-        cfg.galaxy_fraction = a.galaxy_fraction       # e.g. galaxy-rich frames to train a classifier (see the starfield study)
+        if not 0 <= a.galaxy_fraction <= 1:
+            print(f"error: --galaxy-fraction must be between 0 and 1, got {a.galaxy_fraction}", file=sys.stderr)
+            return 2
+        cfg.galaxy_fraction = (
+            a.galaxy_fraction
+        )  # e.g. galaxy-rich frames to train a classifier (see the starfield study)
     for i in range(a.n):
         img, tr, pr = sf.simulate_frame(cfg, seed=a.seed + i)
-        sf.write_frame(Path(a.out)/f"sim_{a.seed + i:05d}.fits", img, tr, pr)
+        sf.write_frame(Path(a.out) / f"sim_{a.seed + i:05d}.fits", img, tr, pr)
     print(f"{a.n} frame(s) ({a.size}x{a.size}) with .list truth files written to {a.out}")
     return 0
 
@@ -299,173 +468,501 @@ def _cmd_detect(a):
     from pathlib import Path
     from functools import partial
     from astronb import starfield as sf, __version__
-    from astronb.io import FormatError, write_catalogue
+    from astronb.io import FormatError, write_catalogue, write_regions
     from astronb.survey import guarded, run_frames
+
     card = weights = None
     try:
         norm, score_min = sf.card_settings(None, a.norm, a.score_min)
         if a.baseline is None:
-            if not a.weights: raise ValueError("pass --weights (a model card, or a checkpoint from training) or --baseline sep|sextractor")
+            if not a.weights:
+                raise ValueError(
+                    "pass --weights (a model card, or a checkpoint from training) or --baseline sep|sextractor"
+                )
             from astronb.cards import read_card
-            card, weights = read_card(a.weights)            # a card gives the preprocessing and the operating point chosen on validation data
+
+            card, weights = read_card(
+                a.weights
+            )  # a card gives the preprocessing and the operating point chosen on validation data
             norm, score_min = sf.card_settings(card, a.norm, a.score_min)
             weights = str(Path(weights).resolve())
-            sf.cached_detector(weights)                     # a model file that is not one is a usage error, found before any frame
-    except (FormatError, FileNotFoundError, RuntimeError, ValueError) as e: print(f"error: {e}", file=sys.stderr); return 2
-    step = partial(sf.catalogue_frame, baseline=a.baseline, weights=weights, norm=norm, score_min=score_min,
-                   thresh=a.thresh, minarea=a.minarea, zero_point=a.zero_point)
-    if a.workers > 1 or a.scheduler:                        # survey mode: Dask, one part per frame beside --out, resumable
-        cats, infos = run_frames(a.frames, step, Path(str(a.out) + ".parts"), a.workers, a.scheduler, progress=sys.stderr.isatty())
+            sf.cached_detector(weights)  # a model file that is not one is a usage error, found before any frame
+    except (FormatError, FileNotFoundError, RuntimeError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    step = partial(
+        sf.catalogue_frame,
+        baseline=a.baseline,
+        weights=weights,
+        norm=norm,
+        score_min=score_min,
+        thresh=a.thresh,
+        minarea=a.minarea,
+        zero_point=a.zero_point,
+    )
+    if a.workers > 1 or a.scheduler:  # survey mode: Dask, one part per frame beside --out, resumable
+        cats, infos = run_frames(
+            a.frames, step, Path(str(a.out) + ".parts"), a.workers, a.scheduler, progress=sys.stderr.isatty()
+        )
     else:
         cats, infos = zip(*[guarded(step, f) for f in a.frames])
     frames = [i for c, i in zip(cats, infos) if c is not None]
     left = [i["error"] for c, i in zip(cats, infos) if c is None]
     if frames:
         cat = pd.concat([c for c in cats if c is not None], ignore_index=True)
-        write_catalogue(cat, a.out, _detect_meta(a, card, norm, score_min, frames, __version__), _units(frames))
-    return finish(len(frames), left, f"{len(cat) if frames else 0} source(s) in {len(frames)} frame(s) written to {a.out}")
+        if Path(a.out).suffix.lower() in (".reg", ".crtf"):  # a region file only: DS9 / CASA overlays
+            write_regions(cat, a.out)
+        else:
+            write_catalogue(cat, a.out, _detect_meta(a, card, norm, score_min, frames, __version__), _units(frames))
+            if a.regions:
+                write_regions(cat, Path(a.out).with_suffix(".reg"))
+    return finish(
+        len(frames), left, f"{len(cat) if frames else 0} source(s) in {len(frames)} frame(s) written to {a.out}"
+    )
+
 
 def _detect_meta(a, card, norm, score_min, frames, version) -> dict:
     "The catalogue's provenance: the command, each frame, and the method with its settings."
     from pathlib import Path
-    if a.baseline: method = dict(method=a.baseline, thresh_sigma=a.thresh, minarea_px=a.minarea,
-                                 flux="sep's isophotal flux" if a.baseline == "sep" else "SExtractor's FLUX_AUTO")
-    else: method = dict(method="network", weights=str(Path(a.weights).resolve()), normalisation=norm, score_min=score_min,
-                        flux="background-subtracted sum in a 3 px radius aperture (sep.sum_circle)",
-                        card={k: card[k] for k in ("study", "architecture", "preprocessing", "operating_point", "fine_tuned_on", "git") if k in card} if card else None)
-    return dict(astronb_version=version, command="astronb detect", frames=frames, **method,
-                columns="x, y: 1-based pixel centre (FITS convention); mag = zero_point - 2.5 log10(flux)")
+
+    if a.baseline:
+        method = dict(
+            method=a.baseline,
+            thresh_sigma=a.thresh,
+            minarea_px=a.minarea,
+            flux="sep's isophotal flux" if a.baseline == "sep" else "SExtractor's FLUX_AUTO",
+        )
+    else:
+        method = dict(
+            method="network",
+            weights=str(Path(a.weights).resolve()),
+            normalisation=norm,
+            score_min=score_min,
+            flux="background-subtracted sum in a 3 px radius aperture (sep.sum_circle)",
+            card={
+                k: card[k]
+                for k in ("study", "architecture", "preprocessing", "operating_point", "fine_tuned_on", "git")
+                if k in card
+            }
+            if card
+            else None,
+        )
+    return dict(
+        astronb_version=version,
+        command="astronb detect",
+        frames=frames,
+        **method,
+        columns="x, y: 1-based pixel centre (FITS convention); mag = zero_point - 2.5 log10(flux)",
+    )
+
 
 def _units(frames) -> dict:
     "Catalogue units: the frames' common BUNIT when astropy understands it, else ADU."
-    return {"flux": "adu"} if len({fr["flux_unit"] for fr in frames}) != 1 else {"flux": _flux_unit(frames[0]["flux_unit"])}
+    return (
+        {"flux": "adu"}
+        if len({fr["flux_unit"] for fr in frames}) != 1
+        else {"flux": _flux_unit(frames[0]["flux_unit"])}
+    )
+
 
 def _flux_unit(bunit: str) -> str:
     "The frame's BUNIT when astropy understands it, else ADU."
     import astropy.units as u
-    try: return str(u.Unit(bunit, parse_strict="raise")) if bunit.strip() else "adu"
-    except ValueError: return "adu"
+
+    try:
+        return str(u.Unit(bunit, parse_strict="raise")) if bunit.strip() else "adu"
+    except ValueError:
+        return "adu"
 
 # %% ../nbs/99_cli.ipynb #02e274d8
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="astronb", description="Deep learning for astronomical images: the three studies.")
+    p.add_argument(
+        "--verbose", action="store_true", help="show the native libraries' start-up logs (TensorFlow, absl, CUDA)"
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("datasets", help="list the registered datasets"); s.set_defaults(fn=_cmd_datasets)
+    s = sub.add_parser("datasets", help="list the registered datasets")
+    s.set_defaults(fn=_cmd_datasets)
     s = sub.add_parser("download", help="download (or verify from a mirror) registered datasets")
     s.add_argument("names", nargs="*", help="dataset names (see `astronb datasets`)")
     s.add_argument("--all", action="store_true", help="every registered dataset")
     s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)")
-    s.add_argument("--quiet", action="store_true", help="no progress bars"); s.set_defaults(fn=_cmd_download)
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(fn=_cmd_download)
     s = sub.add_parser("reproduce", help="execute the study notebooks with papermill")
     s.add_argument("--params", default="smoke", help="parameter scale: smoke (CI, CPU) or full (the papers' scale)")
     s.add_argument("--only", nargs="+", metavar="STUDY", help="run only these studies")
     s.add_argument("--kernel", default="python3", help="Jupyter kernel that runs the notebooks (default: python3)")
     s.add_argument("--verbose", action="store_true", help="stream cell output")
-    s.add_argument("--check", action="store_true", help="then compare with the committed results (params/<study>/outputs.yaml 'check:'); "
-                   "exit 1 on an exact column that changed or a metric outside its committed 95%% interval")
+    s.add_argument(
+        "--check",
+        action="store_true",
+        help="then compare with the committed results (params/<study>/outputs.yaml 'check:'); "
+        "exit 1 on an exact column that changed or a metric outside its committed 95%% interval",
+    )
     s.set_defaults(fn=_cmd_reproduce)
     s = sub.add_parser("bench", help="benchmarks that print ratios measured side by side")
-    s.add_argument("what", choices=["softnms", "detect"], help="softnms: our soft-NMS against the reference; detect: detector inference speed")
+    s.add_argument(
+        "what",
+        choices=["softnms", "detect"],
+        help="softnms: our soft-NMS against the reference; detect: detector inference speed",
+    )
     s.add_argument("--backbones", nargs="+", default=["resnet18", "resnet50"], help="detect: backbones to time")
-    s.add_argument("--fpn", nargs="+", type=int, default=[128], help="detect: FPN widths to time side by side (torchvision's is 256)")
-    s.add_argument("--frames", type=positive_int, default=3, help="detect: simulated frames (--workers: at least 2 per worker)")
-    s.add_argument("--weights", nargs="*", metavar="BACKBONE=CKPT", help="detect: trained checkpoints (from the study's build/ folder); "
-                   "with --runtime or --workers: one trained detector's card, checkpoint or .onnx")
-    s.add_argument("--runtime", nargs="+", choices=["torch", "onnx"], help="detect: time eager torch and ONNX Runtime side by side (--runtime torch onnx) "
-                   "and print how far their catalogues agree")
-    s.add_argument("--onnx", help="detect --runtime: the .onnx export of --weights (default: exported now, into a temporary folder)")
-    s.add_argument("--size", type=positive_int, default=500, help="detect --runtime/--workers: side of the simulated frames in px (default: 500; 4096 for a wide-field frame, run in tiles)")
-    s.add_argument("--peak-rss", action="store_true", help="detect --runtime: also each runtime's peak memory on one frame, in a fresh process")
-    s.add_argument("--workers", nargs="+", type=int, help="detect: frames per second of `astronb detect --workers N` for these N (e.g. --workers 1 2), and the ratio")
-    s.add_argument("--sizes", type=int, nargs="+", default=[100, 500, 2500, 10000], help="softnms: numbers of boxes to time (default: 100 500 2500 10000)")
-    s.add_argument("--repeats", type=positive_int, default=7, help="timings per size; the median is reported (default: 7)")
-    s.add_argument("--oracle-max", type=positive_int, default=2500, help="softnms: largest size also run through the slow reference (default: 2500)")
-    s.add_argument("--out", help="also write the table as CSV here"); s.set_defaults(fn=_cmd_bench)
+    s.add_argument(
+        "--fpn",
+        nargs="+",
+        type=int,
+        default=[128],
+        help="detect: FPN widths to time side by side (torchvision's is 256)",
+    )
+    s.add_argument(
+        "--frames", type=positive_int, default=3, help="detect: simulated frames (--workers: at least 2 per worker)"
+    )
+    s.add_argument(
+        "--weights",
+        nargs="*",
+        metavar="BACKBONE=CKPT",
+        help="detect: trained checkpoints (from the study's build/ folder); "
+        "with --runtime or --workers: one trained detector's card, checkpoint or .onnx",
+    )
+    s.add_argument(
+        "--runtime",
+        nargs="+",
+        choices=["torch", "onnx"],
+        help="detect: time eager torch and ONNX Runtime side by side (--runtime torch onnx) "
+        "and print how far their catalogues agree",
+    )
+    s.add_argument(
+        "--onnx",
+        help="detect --runtime: the .onnx export of --weights (default: exported now, into a temporary folder)",
+    )
+    s.add_argument(
+        "--size",
+        type=positive_int,
+        default=500,
+        help="detect --runtime/--workers: side of the simulated frames in px (default: 500; 4096 for a wide-field frame, run in tiles)",
+    )
+    s.add_argument(
+        "--peak-rss",
+        action="store_true",
+        help="detect --runtime: also each runtime's peak memory on one frame, in a fresh process",
+    )
+    s.add_argument(
+        "--workers",
+        nargs="+",
+        type=int,
+        help="detect: frames per second of `astronb detect --workers N` for these N (e.g. --workers 1 2), and the ratio",
+    )
+    s.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[100, 500, 2500, 10000],
+        help="softnms: numbers of boxes to time (default: 100 500 2500 10000)",
+    )
+    s.add_argument(
+        "--repeats", type=positive_int, default=7, help="timings per size; the median is reported (default: 7)"
+    )
+    s.add_argument(
+        "--oracle-max",
+        type=positive_int,
+        default=2500,
+        help="softnms: largest size also run through the slow reference (default: 2500)",
+    )
+    s.add_argument("--out", help="also write the table as CSV here")
+    s.set_defaults(fn=_cmd_bench)
     s = sub.add_parser("tile", help="cut images of any size into square patches with YOLO labels")
-    s.add_argument("images", nargs="+", help="images (PNG, JPEG, TIFF) of any size"); s.add_argument("--labels", help="folder of YOLO .txt files (default: beside each image)")
+    s.add_argument("images", nargs="+", help="images (PNG, JPEG, TIFF) of any size")
+    s.add_argument("--labels", help="folder of YOLO .txt files (default: beside each image)")
     s.add_argument("--out", required=True, help="folder for the patches and their labels")
-    s.add_argument("--size", type=positive_int, default=608, help="patch size in px (default: 608, the DeepSpaceYolo tile)")
-    s.add_argument("--overlap", type=unit_interval, default=0.2, help="fraction of a patch shared with its neighbour (default: 0.2)"); s.add_argument("--min-visible", type=unit_interval, default=0.5,
-                   help="keep a clipped box when at least this fraction of its area is in the patch")
-    s.add_argument("--classes", type=positive_int, default=1, help="number of classes; a label outside 0..classes-1 is reported (default: 1)"); s.set_defaults(fn=_cmd_tile)
-    s = sub.add_parser("train", help="train a detector (deepspace: Ultralytics YOLO; starfield: the Faster R-CNN, on several processes with torchrun)")
+    s.add_argument(
+        "--size", type=positive_int, default=608, help="patch size in px (default: 608, the DeepSpaceYolo tile)"
+    )
+    s.add_argument(
+        "--overlap",
+        type=unit_interval,
+        default=0.2,
+        help="fraction of a patch shared with its neighbour (default: 0.2)",
+    )
+    s.add_argument(
+        "--min-visible",
+        type=unit_interval,
+        default=0.5,
+        help="keep a clipped box when at least this fraction of its area is in the patch",
+    )
+    s.add_argument(
+        "--classes",
+        type=positive_int,
+        default=1,
+        help="number of classes; a label outside 0..classes-1 is reported (default: 1)",
+    )
+    s.set_defaults(fn=_cmd_tile)
+    s = sub.add_parser(
+        "train",
+        help="train a detector (deepspace: Ultralytics YOLO; starfield: the Faster R-CNN, on several processes with torchrun)",
+    )
     s.add_argument("study", choices=["deepspace", "starfield"], help="the study whose model to train")
-    s.add_argument("--frames", nargs="+", help="starfield: FITS training frames, each with its truth list (.list) beside it")
-    s.add_argument("--val", nargs="+", help="starfield: validation frames (with .list) on which the score cut is chosen; then a model card is written")
-    s.add_argument("--backbone", default="resnet50", choices=["resnet18", "resnet50"], help="starfield: ResNet depth (default: resnet50, the paper's)")
+    s.add_argument(
+        "--frames", nargs="+", help="starfield: FITS training frames, each with its truth list (.list) beside it"
+    )
+    s.add_argument(
+        "--val",
+        nargs="+",
+        help="starfield: validation frames (with .list) on which the score cut is chosen; then a model card is written",
+    )
+    s.add_argument(
+        "--backbone",
+        default="resnet50",
+        choices=["resnet18", "resnet50"],
+        help="starfield: ResNet depth (default: resnet50, the paper's)",
+    )
     s.add_argument("--steps", type=positive_int, default=200, help="starfield: optimiser steps (default: 200)")
     s.add_argument("--crop", type=positive_int, default=160, help="starfield: training crop side in px (default: 160)")
     s.add_argument("--lr", type=positive_float, default=0.01, help="starfield: SGD learning rate (default: 0.01)")
-    s.add_argument("--norm", default="asinh", choices=["asinh", "paper"], help="starfield: frame normalisation (default: asinh)")
+    s.add_argument(
+        "--norm", default="asinh", choices=["asinh", "paper"], help="starfield: frame normalisation (default: asinh)"
+    )
     s.add_argument("--out", help="starfield: the trained weights (default: detector.pt)")
-    s.add_argument("--ckpt", help="starfield: checkpoint written as it trains and resumed from (default: OUT with suffix .ckpt)")
-    s.add_argument("--model", default="yolov8n.yaml", help="Ultralytics architecture .yaml (from scratch) or local .pt weights (default: yolov8n.yaml)")
+    s.add_argument(
+        "--ckpt", help="starfield: checkpoint written as it trains and resumed from (default: OUT with suffix .ckpt)"
+    )
+    s.add_argument(
+        "--model",
+        default="yolov8n.yaml",
+        help="Ultralytics architecture .yaml (from scratch) or local .pt weights (default: yolov8n.yaml)",
+    )
     s.add_argument("--data", help="an Ultralytics data.yaml (default: prepare --source)")
-    s.add_argument("--source", default="synthetic", choices=["synthetic", "deepspaceyolo"], help="training images when --data is not given (default: synthetic)")
+    s.add_argument(
+        "--source",
+        default="synthetic",
+        choices=["synthetic", "deepspaceyolo"],
+        help="training images when --data is not given (default: synthetic)",
+    )
     s.add_argument("--n-images", type=positive_int, default=60, help="synthetic: number of images (default: 60)")
-    s.add_argument("--fraction", type=unit_interval, default=1.0, help="deepspaceyolo: fraction of the dataset to use, 0-1 (default: 1)")
-    s.add_argument("--epochs", type=positive_int, default=100, help="training epochs (default: 100)"); s.add_argument("--imgsz", type=positive_int, default=608, help="input size in px (default: 608)")
-    s.add_argument("--batch", type=positive_int, help="images per batch (default: deepspace 16, starfield 4 crops per step; under torchrun the global batch, split over the processes)"); s.add_argument("--device", default="cpu", help="cpu, a CUDA device number, or several (0,1: Ultralytics' own DDP) (default: cpu)")
+    s.add_argument(
+        "--fraction",
+        type=unit_interval,
+        default=1.0,
+        help="deepspaceyolo: fraction of the dataset to use, 0-1 (default: 1)",
+    )
+    s.add_argument("--epochs", type=positive_int, default=100, help="training epochs (default: 100)")
+    s.add_argument("--imgsz", type=positive_int, default=608, help="input size in px (default: 608)")
+    s.add_argument(
+        "--batch",
+        type=positive_int,
+        help="images per batch (default: deepspace 16, starfield 4 crops per step; under torchrun the global batch, split over the processes)",
+    )
+    s.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu, a CUDA device number, or several (0,1: Ultralytics' own DDP) (default: cpu)",
+    )
     s.add_argument("--project", default="runs/deepspace", help="Ultralytics project folder (default: runs/deepspace)")
     s.add_argument("--name", help="run name inside the project (default: Ultralytics' train, train2, ...)")
     s.add_argument("--seed", type=int, default=0, help="random seed for the split and the training (default: 0)")
-    s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)"); s.set_defaults(fn=_cmd_train)
+    s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)")
+    s.set_defaults(fn=_cmd_train)
     s = sub.add_parser("annotate", help="detect deep-sky objects in whole frames (sliced inference when large)")
     s.add_argument("images", nargs="+", help="images (PNG, JPEG, TIFF) of any size")
-    s.add_argument("--weights", required=True, help="YOLO .pt weights, their .onnx export (`astronb export`), or the .card.json of either (from the deepspace study or `astronb train`)")
+    s.add_argument(
+        "--weights",
+        required=True,
+        help="YOLO .pt weights, their .onnx export (`astronb export`), or the .card.json of either (from the deepspace study or `astronb train`)",
+    )
     s.add_argument("--out", default="annotated", help="folder for <image>.png, .csv and YOLO .txt (default: annotated)")
     s.add_argument("--imgsz", type=positive_int, help="model input size in px (default: the card's, else 608)")
-    s.add_argument("--tile", type=positive_int, help="tile size in px for frames larger than a tile (default: the card's training patch size, else imgsz)")
-    s.add_argument("--conf", type=unit_interval, help="confidence cut (default: the card's operating point chosen on validation images, else 0.25)")
+    s.add_argument(
+        "--tile",
+        type=positive_int,
+        help="tile size in px for frames larger than a tile (default: the card's training patch size, else imgsz)",
+    )
+    s.add_argument(
+        "--conf",
+        type=unit_interval,
+        help="confidence cut (default: the card's operating point chosen on validation images, else 0.25)",
+    )
     s.add_argument("--device", default="cpu", help="cpu, or a CUDA device number")
-    s.add_argument("--overlap", type=unit_interval, help="fraction of a tile shared with its neighbour (default: the card's, else 0.25)")
+    s.add_argument(
+        "--overlap",
+        type=unit_interval,
+        help="fraction of a tile shared with its neighbour (default: the card's, else 0.25)",
+    )
     s.set_defaults(fn=_cmd_annotate)
     s = sub.add_parser("export", help="write a trained model to ONNX, for `detect` / `annotate` on ONNX Runtime")
-    s.add_argument("weights", help="a starfield detector or a deepspace YOLO model: its card (.card.json), or its weights (.pt)")
-    s.add_argument("--out", help="the .onnx file (default: <weights stem>_onnx.onnx beside the weights; its card goes beside it)")
+    s.add_argument(
+        "weights", help="a starfield detector or a deepspace YOLO model: its card (.card.json), or its weights (.pt)"
+    )
+    s.add_argument(
+        "--out", help="the .onnx file (default: <weights stem>_onnx.onnx beside the weights; its card goes beside it)"
+    )
     s.add_argument("--study", choices=["starfield", "deepspace"], help="which study's model (default: the card's)")
-    s.add_argument("--opset", type=int, default=17, help="starfield: ONNX opset (default: 17)"); s.set_defaults(fn=_cmd_export)
+    s.add_argument("--opset", type=int, default=17, help="starfield: ONNX opset (default: 17)")
+    s.set_defaults(fn=_cmd_export)
     s = sub.add_parser("classify", help="asteroid or not: score cutout sets, FITS:detections pairs or ZTF alerts")
-    s.add_argument("items", nargs="+", help="ZTF alerts (.avro packets, Parquet tables), cutout sets (.npy) or frame.fits:detections.csv")
-    s.add_argument("--model", choices=["inceptionv3", "xception", "inceptionresnetv2", "resnet152v2"],
-                   help="architecture (default: the card's, else inceptionv3)")
-    s.add_argument("--experiment", type=int, choices=[1, 2, 3], help="the paper's experiment (default: the card's, else 3)")
-    s.add_argument("--weights", required=True, help="the model card (.card.json) saved by the asteroid study (a CNN on the stamps, one on stamps and alert features, or trees on the alert features), or Keras weights (.weights.h5)")
-    s.add_argument("--channels", type=int, choices=[1, 3], help="1: science band; 3: ZTF science/template/difference (default: the card's, else 1)")
-    s.add_argument("--threshold", type=unit_interval, help="asteroid when score >= this, 0-1 (default: the card's, chosen on validation alerts, else 0.5)")
+    s.add_argument(
+        "items",
+        nargs="+",
+        help="ZTF alerts (.avro packets, Parquet tables), cutout sets (.npy) or frame.fits:detections.csv",
+    )
+    s.add_argument(
+        "--model",
+        choices=["inceptionv3", "xception", "inceptionresnetv2", "resnet152v2"],
+        help="architecture (default: the card's, else inceptionv3)",
+    )
+    s.add_argument(
+        "--experiment", type=int, choices=[1, 2, 3], help="the paper's experiment (default: the card's, else 3)"
+    )
+    s.add_argument(
+        "--weights",
+        required=True,
+        help="the model card (.card.json) saved by the asteroid study (a CNN on the stamps, one on stamps and alert features, or trees on the alert features), or Keras weights (.weights.h5)",
+    )
+    s.add_argument(
+        "--channels",
+        type=int,
+        choices=[1, 3],
+        help="1: science band; 3: ZTF science/template/difference (default: the card's, else 1)",
+    )
+    s.add_argument(
+        "--threshold",
+        type=unit_interval,
+        help="asteroid when score >= this, 0-1 (default: the card's, chosen on validation alerts, else 0.5)",
+    )
     s.add_argument("--out", default="scores.csv", help="output CSV, one row per alert or cutout (default: scores.csv)")
-    s.add_argument("--workers", type=positive_int, default=1, help="files in parallel on a local Dask cluster of this many processes; each file's scores "
-                   "are kept in OUT.parts/ as it finishes and reused on a re-run (default: 1, serial, no parts)")
-    s.add_argument("--scheduler", help="address of an existing Dask scheduler (e.g. tcp://host:8786) to score the files on instead of a local cluster")
+    s.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="files in parallel on a local Dask cluster of this many processes; each file's scores "
+        "are kept in OUT.parts/ as it finishes and reused on a re-run (default: 1, serial, no parts)",
+    )
+    s.add_argument(
+        "--scheduler",
+        help="address of an existing Dask scheduler (e.g. tcp://host:8786) to score the files on instead of a local cluster",
+    )
     s.set_defaults(fn=_cmd_classify)
     s = sub.add_parser("simulate", help="simulated wide-field frames with truth lists")
-    s.add_argument("what", choices=["starfield"], help="what to simulate"); s.add_argument("--n", type=positive_int, default=10, help="number of frames (default: 10)")
+    s.add_argument("what", choices=["starfield"], help="what to simulate")
+    s.add_argument("--n", type=positive_int, default=10, help="number of frames (default: 10)")
     s.add_argument("--size", type=positive_int, default=500, help="frame side in px (default: 500)")
     s.add_argument("--seed", type=int, default=0, help="seed of the first frame; frame i uses seed + i (default: 0)")
-    s.add_argument("--out", default="simulated", help="folder for the .fits frames and .list truth files (default: simulated)")
-    s.add_argument("--calibrate", action="store_true", help="calibrate on the real wfsat frames (needs the data or a mirror)")
-    s.add_argument("--galaxy-fraction", type=unit_interval, help="fraction of sources that are galaxies (default: 0.1, or the calibrated one)")
-    s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)"); s.set_defaults(fn=_cmd_simulate)
-    s = sub.add_parser("detect", help="detect and classify stars and galaxies in FITS frames (network, sep or SExtractor)")
+    s.add_argument(
+        "--out", default="simulated", help="folder for the .fits frames and .list truth files (default: simulated)"
+    )
+    s.add_argument(
+        "--calibrate", action="store_true", help="calibrate on the real wfsat frames (needs the data or a mirror)"
+    )
+    s.add_argument(
+        "--galaxy-fraction",
+        type=unit_interval,
+        help="fraction of sources that are galaxies (default: 0.1, or the calibrated one)",
+    )
+    s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)")
+    s.set_defaults(fn=_cmd_simulate)
+    s = sub.add_parser(
+        "detect", help="detect and classify stars and galaxies in FITS frames (network, sep or SExtractor)"
+    )
     s.add_argument("frames", nargs="+", help="FITS frames (first image HDU; blanks and any size handled)")
-    s.add_argument("--weights", help="a model card (.card.json) saved by the starfield study, a detector checkpoint (.pt), or an export (.onnx, run with ONNX Runtime); "
-                   "the card's normalisation and score cut are used unless --norm / --score-min are given")
+    s.add_argument(
+        "--weights",
+        help="a model card (.card.json) saved by the starfield study, a detector checkpoint (.pt), or an export (.onnx, run with ONNX Runtime); "
+        "the card's normalisation and score cut are used unless --norm / --score-min are given",
+    )
     s.add_argument("--norm", choices=["asinh", "paper"], help="frame normalisation (default: the card's, else asinh)")
-    s.add_argument("--score-min", type=unit_interval, help="keep detections scoring at least this, 0-1 (default: the card's cut, else 0.5)"); s.add_argument("--baseline", choices=["sep", "sextractor"], help="run a classical extractor instead of the network")
-    s.add_argument("--thresh", type=positive_float, default=1.5, help="baselines: detection threshold in units of the background rms (default: 1.5)")
-    s.add_argument("--minarea", type=positive_int, default=5, help="baselines: minimum connected pixels above the threshold (default: 5)")
-    s.add_argument("--zero-point", type=float, help="magnitude of a source of total flux 1 (default: the header's MAGZPT/MAGZP/MAGZERO/ZEROPT/ZP, else 0: instrumental)")
-    s.add_argument("--out", default="catalog.ecsv", help="catalogue: .ecsv (astropy Table with units and provenance, default catalog.ecsv), .fits, or .csv (no units)")
-    s.add_argument("--workers", type=positive_int, default=1, help="frames in parallel on a local Dask cluster of this many processes; each frame's catalogue "
-                   "is kept in OUT.parts/ as it finishes and reused on a re-run (default: 1, serial, no parts)")
-    s.add_argument("--scheduler", help="address of an existing Dask scheduler (e.g. tcp://host:8786) to run the frames on instead of a local cluster")
+    s.add_argument(
+        "--score-min",
+        type=unit_interval,
+        help="keep detections scoring at least this, 0-1 (default: the card's cut, else 0.5)",
+    )
+    s.add_argument("--baseline", choices=["sep", "sextractor"], help="run a classical extractor instead of the network")
+    s.add_argument(
+        "--thresh",
+        type=positive_float,
+        default=1.5,
+        help="baselines: detection threshold in units of the background rms (default: 1.5)",
+    )
+    s.add_argument(
+        "--minarea",
+        type=positive_int,
+        default=5,
+        help="baselines: minimum connected pixels above the threshold (default: 5)",
+    )
+    s.add_argument(
+        "--zero-point",
+        type=float,
+        help="magnitude of a source of total flux 1 (default: the header's MAGZPT/MAGZP/MAGZERO/ZEROPT/ZP, else 0: instrumental)",
+    )
+    s.add_argument(
+        "--out",
+        default="catalog.ecsv",
+        help="catalogue: .ecsv (astropy Table with units and provenance, default catalog.ecsv), .fits, or .csv (no units); "
+        ".reg (DS9) or .crtf (CASA) for a region file only",
+    )
+    s.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="frames in parallel on a local Dask cluster of this many processes; each frame's catalogue "
+        "is kept in OUT.parts/ as it finishes and reused on a re-run (default: 1, serial, no parts)",
+    )
+    s.add_argument(
+        "--scheduler",
+        help="address of an existing Dask scheduler (e.g. tcp://host:8786) to run the frames on instead of a local cluster",
+    )
+    s.add_argument(
+        "--regions",
+        action="store_true",
+        help="also write a DS9 region file beside the catalogue (OUT with suffix .reg)",
+    )
     s.set_defaults(fn=_cmd_detect)
     return p
+
+# %% ../nbs/99_cli.ipynb #c9a1b2c1
+NATIVE_NOISE = re.compile(
+    r"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\]"  # absl / TensorFlow C++ log lines
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|.*(?:oneDNN custom operations are on|Could not find cuda drivers|failed call to cuInit|Unable to register cu\w+ factory"
+    r"|This TensorFlow binary is optimized|TF-TRT Warning|computation placer already registered))"
+)
+
+
+def quiet_native_logs(pattern=NATIVE_NOISE):
+    """Drop the lines of native libraries' log noise (`pattern`) from this process's standard error, and from the
+    processes it starts; returns a function that restores it. Everything else passes through."""
+    import atexit
+    import threading
+
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    original = os.dup(2)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump():
+        with os.fdopen(read_end, "rb") as src:
+            for line in src:
+                if not pattern.match(line.decode(errors="replace")):
+                    os.write(original, line)
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+
+    def restore():
+        sys.stderr.flush()
+        os.dup2(original, 2)  # the last write end closes: the pump reads to the end and stops
+        thread.join(timeout=2)
+
+    atexit.register(restore)
+    return restore
 
 # %% ../nbs/99_cli.ipynb #0e742c75
 def main(argv=None) -> int:
     a = parser().parse_args(argv)
+    if not a.verbose and argv is None:  # the installed command; a caller in Python keeps its own stderr
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        quiet_native_logs()
     return a.fn(a)
 
 # %% ../nbs/99_cli.ipynb #62c61fe2
-if __name__ == "__main__": sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,8 +4,16 @@
 
 # %% ../nbs/00_core.ipynb #963e8c01
 from __future__ import annotations
-import contextlib, datetime as _dt, hashlib, json, os, platform, random, subprocess, sys, tempfile
-from dataclasses import dataclass
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 from types import SimpleNamespace
@@ -18,25 +26,43 @@ __all__ = ['STACK', 'project_root', 'paths', 'seed_everything', 'atomic_write', 
 def project_root() -> Path:
     "The checkout that holds `pyproject.toml`, `nbs/` and `params/`, found from the package, not the working directory."
     env = os.environ.get("ASTRONB_HOME")
-    if env: return Path(env).expanduser().resolve()
+    if env:
+        return Path(env).expanduser().resolve()
     import astronb  # the installed package, also when this runs inside a notebook (which has no __file__)
+
     here = Path(astronb.__file__).resolve().parent.parent
-    if (here/"pyproject.toml").exists(): return here
+    if (here / "pyproject.toml").exists():
+        return here
     for d in [Path.cwd(), *Path.cwd().parents]:
-        if (d/"pyproject.toml").exists() and (d/"astronb").is_dir(): return d
-    raise RuntimeError("Cannot find the astronb project folder: install it with `pip install -e .` from a clone, "
-                       "or set ASTRONB_HOME to the clone's path.")
+        if (d / "pyproject.toml").exists() and (d / "astronb").is_dir():
+            return d
+    raise RuntimeError(
+        "Cannot find the astronb project folder: install it with `pip install -e .` from a clone, "
+        "or set ASTRONB_HOME to the clone's path."
+    )
 
 # %% ../nbs/00_core.ipynb #a8db23b1
 def paths() -> SimpleNamespace:
     "All project folders in one place; `cache`, `results` and `build` honour `ASTRONB_CACHE`, `ASTRONB_RESULTS`, `ASTRONB_BUILD`."
     root = project_root()
-    cache = Path(os.environ["ASTRONB_CACHE"]).expanduser() if os.environ.get("ASTRONB_CACHE") else root/"data"/"cache"
-    results = Path(os.environ["ASTRONB_RESULTS"]).expanduser() if os.environ.get("ASTRONB_RESULTS") else root/"results"
-    build = Path(os.environ["ASTRONB_BUILD"]).expanduser() if os.environ.get("ASTRONB_BUILD") else root/"build"
-    return SimpleNamespace(root=root, nbs=root/"nbs", studies=root/"nbs"/"studies", params=root/"params",
-                           results=results, data=root/"data", registry=root/"data"/"registry",
-                           cache=cache, build=build)
+    cache = (
+        Path(os.environ["ASTRONB_CACHE"]).expanduser() if os.environ.get("ASTRONB_CACHE") else root / "data" / "cache"
+    )
+    results = (
+        Path(os.environ["ASTRONB_RESULTS"]).expanduser() if os.environ.get("ASTRONB_RESULTS") else root / "results"
+    )
+    build = Path(os.environ["ASTRONB_BUILD"]).expanduser() if os.environ.get("ASTRONB_BUILD") else root / "build"
+    return SimpleNamespace(
+        root=root,
+        nbs=root / "nbs",
+        studies=root / "nbs" / "studies",
+        params=root / "params",
+        results=results,
+        data=root / "data",
+        registry=root / "data" / "registry",
+        cache=cache,
+        build=build,
+    )
 
 # %% ../nbs/00_core.ipynb #7189ac65
 def seed_everything(seed: int, frameworks=("torch", "tensorflow"), deterministic: bool = True) -> dict:
@@ -44,22 +70,28 @@ def seed_everything(seed: int, frameworks=("torch", "tensorflow"), deterministic
     `deterministic`: PyTorch's deterministic algorithms (a warning where an op has none), cuDNN without autotuning, and
     TensorFlow's op determinism, so that one machine gives the same bytes on every run."""
     import numpy as np
-    if not isinstance(seed, int) or seed < 0: raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     os.environ["PYTHONHASHSEED"] = str(seed)
-    random.seed(seed); np.random.seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
     done = {"python": seed, "numpy": seed}
     if "torch" in frameworks:
         import torch
+
         torch.manual_seed(seed)
-        if torch.cuda.is_available(): torch.cuda.manual_seed_all(seed)
+        if torch.cuda.is_available():
+            torch.cuda.manual_seed_all(seed)
         done["torch"] = seed
         if deterministic:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")      # what deterministic cuBLAS needs on GPUs
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS needs on GPUs
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
             done["torch_deterministic"] = True
     if "tensorflow" in frameworks:
         import tensorflow as tf
+
         tf.keras.utils.set_random_seed(seed)
         done["tensorflow"] = seed
         if deterministic:
@@ -77,26 +109,34 @@ def atomic_write(path, mode: str = "w", **kw):
     try:
         with os.fdopen(fd, mode, **kw) as f:
             yield f
-            f.flush(); os.fsync(f.fileno())
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
 
 # %% ../nbs/00_core.ipynb #4afe2f32
 def _umask() -> int:
-    m = os.umask(0); os.umask(m); return m
+    m = os.umask(0)
+    os.umask(m)
+    return m
+
 
 def atomic_save(path, save) -> Path:
     """Call `save(tmp_path)` (for writers that want a file name, like `savefig`), then rename to `path`. The temporary name
     ends with the whole file name, so writers that read the ending (`x.weights.h5` for Keras, `.png` for savefig) accept it."""
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp_{path.name}")
     try:
-        save(tmp); os.replace(tmp, path)
+        save(tmp)
+        os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError): os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
     return path
 
@@ -105,33 +145,58 @@ def file_digest(path, algo: str = "sha256", chunk: int = 1 << 20) -> str:
     "Hex digest of a file, read in chunks (datasets can be gigabytes)."
     h = hashlib.new(algo)
     with open(path, "rb") as f:
-        for b in iter(lambda: f.read(chunk), b""): h.update(b)
+        for b in iter(lambda: f.read(chunk), b""):
+            h.update(b)
     return h.hexdigest()
 
 # %% ../nbs/00_core.ipynb #e2be618a
-STACK = ("astronb", "numpy", "pandas", "scipy", "astropy", "sep", "fastavro", "torch", "torchvision", "ultralytics",
-         "tensorflow", "keras", "scikit-learn", "seaborn", "matplotlib", "papermill", "nbdev")
+STACK = (
+    "astronb",
+    "numpy",
+    "pandas",
+    "scipy",
+    "astropy",
+    "sep",
+    "fastavro",
+    "torch",
+    "torchvision",
+    "ultralytics",
+    "tensorflow",
+    "keras",
+    "scikit-learn",
+    "seaborn",
+    "matplotlib",
+    "papermill",
+    "nbdev",
+)
+
 
 def package_versions(names=STACK) -> dict:
     "Installed versions of the stack (None for what is not installed)."
     out = {}
     for n in names:
-        try: out[n] = metadata.version(n)
-        except metadata.PackageNotFoundError: out[n] = None
+        try:
+            out[n] = metadata.version(n)
+        except metadata.PackageNotFoundError:
+            out[n] = None
     return out
 
 # %% ../nbs/00_core.ipynb #ca2dc71b
 def git_info(root=None) -> dict:
     "Commit and dirty flag of the checkout (None when it is not a git clone); rewritten study outputs (results/) do not count as dirty."
     root = Path(root or project_root())
+
     def git(*a):
         return subprocess.run(["git", *a], cwd=root, capture_output=True, text=True, timeout=30)
+
     try:
         r = git("rev-parse", "HEAD")
-        if r.returncode: return {"commit": None, "dirty": None}
+        if r.returncode:
+            return {"commit": None, "dirty": None}
         st = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
         return {"commit": r.stdout.strip(), "dirty": bool(st.stdout.strip())}
-    except (OSError, subprocess.TimeoutExpired): return {"commit": None, "dirty": None}
+    except (OSError, subprocess.TimeoutExpired):
+        return {"commit": None, "dirty": None}
 
 # %% ../nbs/00_core.ipynb #fee7bcc1
 def hardware_info() -> dict:
@@ -139,7 +204,9 @@ def hardware_info() -> dict:
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"): cpu = line.split(":", 1)[1].strip(); break
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
     mem = None
     with contextlib.suppress(OSError, ValueError, IndexError):
         mem = round(int(Path("/proc/meminfo").read_text().split()[1]) / 2**20, 1)
@@ -148,8 +215,14 @@ def hardware_info() -> dict:
         torch = sys.modules["torch"]
         if torch.cuda.is_available():
             gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-    return {"platform": platform.platform(), "python": platform.python_version(), "cpu": cpu,
-            "cpu_count": os.cpu_count(), "memory_gib": mem, "gpus": gpus}
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "memory_gib": mem,
+        "gpus": gpus,
+    }
 
 # %% ../nbs/00_core.ipynb #0ca445e5
 def utc_now() -> str:
@@ -160,47 +233,75 @@ def utc_now() -> str:
 def _anchors() -> list:
     "(folder, label) pairs by which committed results name files: the project, the build and cache folders, the data mirror."
     P = paths()
-    mirror = Path(os.environ.get("ASTRONB_DATA_MIRROR") or P.root.parent/"shared"/"data")
-    return [(b.resolve(), label) for b, label in ((P.root, ""), (P.build, "$ASTRONB_BUILD/"), (P.cache, "$ASTRONB_CACHE/"),
-                                                  (mirror, "$ASTRONB_DATA_MIRROR/"))]
+    mirror = Path(os.environ.get("ASTRONB_DATA_MIRROR") or P.root.parent / "shared" / "data")
+    return [
+        (b.resolve(), label)
+        for b, label in (
+            (P.root, ""),
+            (P.build, "$ASTRONB_BUILD/"),
+            (P.cache, "$ASTRONB_CACHE/"),
+            (mirror, "$ASTRONB_DATA_MIRROR/"),
+        )
+    ]
+
 
 def portable_path(p) -> str:
     "`p` as committed results name it: relative to the project, else to `$ASTRONB_BUILD`, `$ASTRONB_CACHE` or the data mirror."
     p = Path(p).resolve()
     for base, label in _anchors():
-        if p.is_relative_to(base): return label + p.relative_to(base).as_posix()
+        if p.is_relative_to(base):
+            return label + p.relative_to(base).as_posix()
     return "<outside the project>/" + p.name
 
+
+def _portable(obj):
+    "Every absolute path string inside `obj` (dicts, lists) made portable."
+    if isinstance(obj, dict):
+        return {_portable(k): _portable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_portable(v) for v in obj]
+    if isinstance(obj, (str, Path)) and Path(obj).is_absolute() and len(str(obj)) > 1:
+        return portable_path(obj)
+    return obj
+
+# %% ../nbs/00_core.ipynb #e0c0a103
 def portable_text(text: str) -> str:
     "Free text (an error message in a table) with the anchors' absolute paths replaced by their labels."
     for base, label in sorted(_anchors(), key=lambda a: -len(str(a[0]))):
         text = text.replace(f"{base}/", label or "./").replace(str(base), (label or "./").rstrip("/"))
     return text
 
-def _portable(obj):
-    "Every absolute path string inside `obj` (dicts, lists) made portable."
-    if isinstance(obj, dict): return {_portable(k): _portable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)): return [_portable(v) for v in obj]
-    if isinstance(obj, (str, Path)) and Path(obj).is_absolute() and len(str(obj)) > 1: return portable_path(obj)
-    return obj
-
 # %% ../nbs/00_core.ipynb #564dd24a
-def write_manifest(out_dir, study: str, params: dict, seed, inputs=(), outputs=(), started=None, notebook=None,
-                   extra=None, git=None) -> Path:
+def write_manifest(
+    out_dir, study: str, params: dict, seed, inputs=(), outputs=(), started=None, notebook=None, extra=None, git=None
+) -> Path:
     """Write `out_dir/manifest.json` atomically; `inputs` are files whose SHA-256 is recorded.
     `git`: the checkout as it was when the run started (`git_info()` then); when the checkout changed during the run,
     the manifest also records it at the end as `git_at_finish`."""
     out_dir = Path(out_dir)
     finished = utc_now()
     now = git_info()
-    man = {"study": study, "notebook": notebook, "params": params, "seed": seed, "git": git or now,
-           "packages": package_versions(), "hardware": hardware_info(),
-           "inputs": {portable_path(p): file_digest(p) for p in inputs},
-           "outputs": sorted(str(Path(o).relative_to(out_dir)) if Path(o).is_absolute() else str(o) for o in outputs),
-           "started": started or finished, "finished": finished}
+    man = {
+        "study": study,
+        "notebook": notebook,
+        "params": _portable(params),
+        "seed": seed,
+        "git": git or now,
+        "packages": package_versions(),
+        "hardware": hardware_info(),
+        "inputs": {portable_path(p): file_digest(p) for p in inputs},
+        "outputs": sorted(str(Path(o).relative_to(out_dir)) if Path(o).is_absolute() else str(o) for o in outputs),
+        "started": started or finished,
+        "finished": finished,
+    }
     if started:
-        man["duration_s"] = round((_dt.datetime.fromisoformat(finished) - _dt.datetime.fromisoformat(started)).total_seconds(), 1)
-    if git and git != now: man["git_at_finish"] = now
-    if extra: man.update(_portable(extra))
-    with atomic_write(out_dir/"manifest.json") as f: json.dump(man, f, indent=2, default=str)
-    return out_dir/"manifest.json"
+        man["duration_s"] = round(
+            (_dt.datetime.fromisoformat(finished) - _dt.datetime.fromisoformat(started)).total_seconds(), 1
+        )
+    if git and git != now:
+        man["git_at_finish"] = now
+    if extra:
+        man.update(_portable(extra))
+    with atomic_write(out_dir / "manifest.json") as f:
+        json.dump(man, f, indent=2, default=str)
+    return out_dir / "manifest.json"

@@ -4,7 +4,17 @@
 
 # %% ../nbs/01_data.ipynb #1a877fb4
 from __future__ import annotations
-import errno, http.client, json, os, shutil, socket, tarfile, time, urllib.error, urllib.request, zipfile
+import errno
+import http.client
+import json
+import os
+import shutil
+import socket
+import tarfile
+import time
+import urllib.error
+import urllib.request
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from tqdm.auto import tqdm
@@ -18,6 +28,7 @@ __all__ = ['REGISTRY', 'MIRROR_FOLDERS', 'DataError', 'RemoteFile', 'Dataset', '
 # %% ../nbs/01_data.ipynb #d3a9c43e
 class DataError(RuntimeError):
     "A dataset could not be provided; the message names the dataset, the file and the fix."
+
     def __init__(self, dataset: str, file: str | None, problem: str, fix: str):
         self.dataset, self.file, self.problem, self.fix = dataset, file, problem, fix
         where = f"dataset '{dataset}'" + (f", file '{file}'" if file else "")
@@ -26,15 +37,18 @@ class DataError(RuntimeError):
 # %% ../nbs/01_data.ipynb #2722573e
 @dataclass
 class RemoteFile:
-    name: str            # path relative to the dataset folder
+    name: str  # path relative to the dataset folder
     url: str
-    checksum: str        # "sha256:<hex>" or "md5:<hex>"
+    checksum: str  # "sha256:<hex>" or "md5:<hex>"
     size: int | None = None
 
     @property
-    def algo(self): return self.checksum.split(":", 1)[0]
+    def algo(self):
+        return self.checksum.split(":", 1)[0]
+
     @property
-    def digest(self): return self.checksum.split(":", 1)[1].lower()
+    def digest(self):
+        return self.checksum.split(":", 1)[1].lower()
 
 # %% ../nbs/01_data.ipynb #4cdb2597
 @dataclass
@@ -44,75 +58,110 @@ class Dataset:
     licence: str
     citation: str
     homepage: str
-    url_pattern: str | None = None     # GitHub raw URL with {name}
-    zenodo_record: int | None = None   # files listed by the Zenodo API
-    extract: bool = False              # unpack archives after download
+    url_pattern: str | None = None  # GitHub raw URL with {name}
+    zenodo_record: int | None = None  # files listed by the Zenodo API
+    extract: bool = False  # unpack archives after download
     description: str = ""
     files: list = field(default_factory=list)
 
+
 def _registry_files(name: str, url_pattern: str) -> list:
     "Read `data/registry/<name>.tsv` (name, size, sha256, and optionally the file's own URL when the files come from several places)."
-    tsv = paths().registry/f"{name}.tsv"
+    tsv = paths().registry / f"{name}.tsv"
     out = []
     for i, line in enumerate(tsv.read_text().splitlines(), 1):
-        if not line.strip() or line.startswith("#"): continue
+        if not line.strip() or line.startswith("#"):
+            continue
         parts = line.split("\t")
-        if len(parts) not in (3, 4): raise ValueError(f"{tsv}:{i}: expected 'name<TAB>size<TAB>sha256[<TAB>url]', got {line!r}")
+        if len(parts) not in (3, 4):
+            raise ValueError(f"{tsv}:{i}: expected 'name<TAB>size<TAB>sha256[<TAB>url]', got {line!r}")
         fn, size, digest = parts[:3]
-        out.append(RemoteFile(fn, parts[3] if len(parts) == 4 else url_pattern.format(name=fn), f"sha256:{digest}", int(size)))
+        out.append(
+            RemoteFile(fn, parts[3] if len(parts) == 4 else url_pattern.format(name=fn), f"sha256:{digest}", int(size))
+        )
     return out
 
 # %% ../nbs/01_data.ipynb #ad40021a
 _GH = "https://raw.githubusercontent.com/{repo}/{commit}/{folder}/{{name}}"
 
+
 def _declare() -> dict:
     ds = [
-        Dataset("deepspaceyolo", "DeepSpaceYoloDataset: annotated smart-telescope images (YOLO format)",
-                licence="CC-BY-4.0",
-                citation="Parisot, O. (2024). DeepSpaceYoloDataset: Annotated Astronomical Images Captured with Smart "
-                         "Telescopes. Data, 9(1), 12. https://doi.org/10.3390/data9010012 ; Zenodo record 8387071.",
-                homepage="https://zenodo.org/records/8387071", zenodo_record=8387071, extract=True,
-                description="4696 RGB 608x608 patches from stacked Stellina/Vespera images, one YOLO label file per image."),
-        Dataset("wfsat", "Wide-field small-aperture telescope validation frames with ground truth",
-                licence="MIT",
-                citation="Jia, P., Liu, Q., Sun, Y. et al. (2020). Detection and Classification of Astronomical Targets "
-                         "with Deep Neural Networks in Wide-field Small Aperture Telescopes. AJ 159, 212.",
-                homepage="https://github.com/E-Dreamer-LQ/Astronomical_Target_Detection",
-                url_pattern=_GH.format(repo="E-Dreamer-LQ/Astronomical_Target_Detection",
-                                       commit="0c2d6c2e516ff1efa28d44582442123c3a03f079", folder="validation"),
-                description="500x500 int32 FITS frames; NNN.list truth (code x y, 1-based; 100 star, else galaxy); "
-                            "NNN.fits.txt the authors' SExtractor catalogue."),
-        Dataset("sep-testdata", "sep test frame with its SExtractor catalogue and background maps",
-                licence="LGPL-3.0 (sep repository)",
-                citation="Barbary, K. (2016). SEP: Source Extractor as a library. JOSS 1(6), 58; "
-                         "Bertin, E. & Arnouts, S. (1996). A&AS 117, 393.",
-                homepage="https://github.com/kbarbary/sep",
-                url_pattern=_GH.format(repo="kbarbary/sep", commit="d6150a61a6c734d720f459a48dd2b8f15d92318f", folder="data"),
-                description="256x256 real frame, SExtractor catalogue image.cat, back.fits and rms.fits maps."),
-        Dataset("ztf-alerts", "ZTF alert packets (Avro) from the Fink broker's test data",
-                licence="Apache-2.0 (fink-broker repository); ZTF public alert data",
-                citation="Bellm, E. C. et al. (2019). The Zwicky Transient Facility. PASP 131, 018002; "
-                         "Möller, A. et al. (2021). FINK. MNRAS 501, 3272.",
-                homepage="https://github.com/astrolabsoftware/fink-broker",
-                url_pattern=_GH.format(repo="astrolabsoftware/fink-broker", commit="2e5c4c414e418d2362a7f1b50e3dbad5e4e51380",
-                                       folder="datasim/basic_alerts/all_distribute_topics"),
-                description="390 alerts (75 known asteroids) with science/template/difference cutouts."),
-        Dataset("ztf-alerts-extra", "More real ZTF alerts (Avro packets and Fink Parquet tables), none rewritten",
-                licence="Apache-2.0 (fink-science and fink-broker repositories); ZTF public alert data",
-                citation="Bellm, E. C. et al. (2019). The Zwicky Transient Facility. PASP 131, 018002; "
-                         "Möller, A. et al. (2021). FINK. MNRAS 501, 3272.",
-                homepage="https://github.com/astrolabsoftware/fink-science", url_pattern="{name}",   # each file's URL is in the registry
-                description="184 distinct alerts (196 rows) from several nights in 2019-2024, 182 with no known solar-system object "
-                            "within 30 arcsec: trustworthy negatives. Avro files hold one alert; Parquet files many."),
+        Dataset(
+            "deepspaceyolo",
+            "DeepSpaceYoloDataset: annotated smart-telescope images (YOLO format)",
+            licence="CC-BY-4.0",
+            citation="Parisot, O. (2024). DeepSpaceYoloDataset: Annotated Astronomical Images Captured with Smart "
+            "Telescopes. Data, 9(1), 12. https://doi.org/10.3390/data9010012 ; Zenodo record 8387071.",
+            homepage="https://zenodo.org/records/8387071",
+            zenodo_record=8387071,
+            extract=True,
+            description="4696 RGB 608x608 patches from stacked Stellina/Vespera images, one YOLO label file per image.",
+        ),
+        Dataset(
+            "wfsat",
+            "Wide-field small-aperture telescope validation frames with ground truth",
+            licence="MIT",
+            citation="Jia, P., Liu, Q., Sun, Y. et al. (2020). Detection and Classification of Astronomical Targets "
+            "with Deep Neural Networks in Wide-field Small Aperture Telescopes. AJ 159, 212.",
+            homepage="https://github.com/E-Dreamer-LQ/Astronomical_Target_Detection",
+            url_pattern=_GH.format(
+                repo="E-Dreamer-LQ/Astronomical_Target_Detection",
+                commit="0c2d6c2e516ff1efa28d44582442123c3a03f079",
+                folder="validation",
+            ),
+            description="500x500 int32 FITS frames; NNN.list truth (code x y, 1-based; 100 star, else galaxy); "
+            "NNN.fits.txt the authors' SExtractor catalogue.",
+        ),
+        Dataset(
+            "sep-testdata",
+            "sep test frame with its SExtractor catalogue and background maps",
+            licence="LGPL-3.0 (sep repository)",
+            citation="Barbary, K. (2016). SEP: Source Extractor as a library. JOSS 1(6), 58; "
+            "Bertin, E. & Arnouts, S. (1996). A&AS 117, 393.",
+            homepage="https://github.com/kbarbary/sep",
+            url_pattern=_GH.format(
+                repo="kbarbary/sep", commit="d6150a61a6c734d720f459a48dd2b8f15d92318f", folder="data"
+            ),
+            description="256x256 real frame, SExtractor catalogue image.cat, back.fits and rms.fits maps.",
+        ),
+        Dataset(
+            "ztf-alerts",
+            "ZTF alert packets (Avro) from the Fink broker's test data",
+            licence="Apache-2.0 (fink-broker repository); ZTF public alert data",
+            citation="Bellm, E. C. et al. (2019). The Zwicky Transient Facility. PASP 131, 018002; "
+            "Möller, A. et al. (2021). FINK. MNRAS 501, 3272.",
+            homepage="https://github.com/astrolabsoftware/fink-broker",
+            url_pattern=_GH.format(
+                repo="astrolabsoftware/fink-broker",
+                commit="2e5c4c414e418d2362a7f1b50e3dbad5e4e51380",
+                folder="datasim/basic_alerts/all_distribute_topics",
+            ),
+            description="390 alerts (75 known asteroids) with science/template/difference cutouts.",
+        ),
+        Dataset(
+            "ztf-alerts-extra",
+            "More real ZTF alerts (Avro packets and Fink Parquet tables), none rewritten",
+            licence="Apache-2.0 (fink-science and fink-broker repositories); ZTF public alert data",
+            citation="Bellm, E. C. et al. (2019). The Zwicky Transient Facility. PASP 131, 018002; "
+            "Möller, A. et al. (2021). FINK. MNRAS 501, 3272.",
+            homepage="https://github.com/astrolabsoftware/fink-science",
+            url_pattern="{name}",  # each file's URL is in the registry
+            description="184 distinct alerts (196 rows) from several nights in 2019-2024, 182 with no known solar-system object "
+            "within 30 arcsec: trustworthy negatives. Avro files hold one alert; Parquet files many.",
+        ),
     ]
     for d in ds:
-        if d.url_pattern: d.files = _registry_files(d.name, d.url_pattern)
+        if d.url_pattern:
+            d.files = _registry_files(d.name, d.url_pattern)
     return {d.name: d for d in ds}
+
 
 REGISTRY = _declare()
 
 # %% ../nbs/01_data.ipynb #72742e60
 MIRROR_FOLDERS = {"sep-testdata": "sep"}
+
 
 def mirror_dir(mirror=None) -> Path | None:
     "The mirror folder in use, from the argument or `ASTRONB_DATA_MIRROR`; None means the network."
@@ -120,28 +169,43 @@ def mirror_dir(mirror=None) -> Path | None:
     return Path(m).expanduser().resolve() if m else None
 
 # %% ../nbs/01_data.ipynb #16dbc763
-def zenodo_api() -> str: return os.environ.get("ASTRONB_ZENODO_API", "https://zenodo.org/api").rstrip("/")
+def zenodo_api() -> str:
+    return os.environ.get("ASTRONB_ZENODO_API", "https://zenodo.org/api").rstrip("/")
 
 # %% ../nbs/01_data.ipynb #92e67149
-def dataset_dir(name: str) -> Path: return paths().cache/name
+def dataset_dir(name: str) -> Path:
+    return paths().cache / name
 
 # %% ../nbs/01_data.ipynb #82009e18
 def parse_zenodo_record(rec: dict, dataset: str, api: str) -> list:
     "RemoteFiles from a Zenodo record JSON."
     files = rec.get("files")
-    if isinstance(files, dict): files = files.get("entries", [])
-    if not files: raise DataError(dataset, None, f"the Zenodo record {rec.get('id')} lists no files",
-                                  "check the record on zenodo.org; it may be restricted or withdrawn")
-    if isinstance(files, dict): files = list(files.values())
+    if isinstance(files, dict):
+        files = files.get("entries", [])
+    if not files:
+        raise DataError(
+            dataset,
+            None,
+            f"the Zenodo record {rec.get('id')} lists no files",
+            "check the record on zenodo.org; it may be restricted or withdrawn",
+        )
+    if isinstance(files, dict):
+        files = list(files.values())
     out = []
     for f in files:
         key = f.get("key") or f.get("filename")
         links = f.get("links", {})
-        url = links.get("content") or links.get("self") or links.get("download") or \
-              f"{api}/records/{rec.get('id')}/files/{key}/content"
-        if "/content" not in url and "/api/files/" not in url and url.endswith(key): url = url + "/content"
+        url = (
+            links.get("content")
+            or links.get("self")
+            or links.get("download")
+            or f"{api}/records/{rec.get('id')}/files/{key}/content"
+        )
+        if "/content" not in url and "/api/files/" not in url and url.endswith(key):
+            url = url + "/content"
         chk = f.get("checksum", "")
-        if ":" not in chk: chk = f"md5:{chk}"
+        if ":" not in chk:
+            chk = f"md5:{chk}"
         out.append(RemoteFile(key, url, chk, f.get("size") or f.get("filesize")))
     return out
 
@@ -151,27 +215,42 @@ def zenodo_files(ds: Dataset, mirror=None, refresh=False) -> list:
     fn = f"zenodo-{ds.zenodo_record}.json"
     m = mirror_dir(mirror)
     if m is not None:
-        src = m/MIRROR_FOLDERS.get(ds.name, ds.name)/fn
+        src = m / MIRROR_FOLDERS.get(ds.name, ds.name) / fn
         if not src.exists():
-            raise DataError(ds.name, fn, f"the mirror {m} has no copy of the Zenodo record listing ({src})",
-                            f"save {zenodo_api()}/records/{ds.zenodo_record} as {src} next to the record's files, "
-                            "or unset ASTRONB_DATA_MIRROR to use the network")
+            raise DataError(
+                ds.name,
+                fn,
+                f"the mirror {m} has no copy of the Zenodo record listing ({src})",
+                f"save {zenodo_api()}/records/{ds.zenodo_record} as {src} next to the record's files, "
+                "or unset ASTRONB_DATA_MIRROR to use the network",
+            )
         return parse_zenodo_record(json.loads(src.read_text()), ds.name, zenodo_api())
-    cache = dataset_dir(ds.name)/fn
-    if cache.exists() and not refresh: return parse_zenodo_record(json.loads(cache.read_text()), ds.name, zenodo_api())
+    cache = dataset_dir(ds.name) / fn
+    if cache.exists() and not refresh:
+        return parse_zenodo_record(json.loads(cache.read_text()), ds.name, zenodo_api())
     url = f"{zenodo_api()}/records/{ds.zenodo_record}"
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "application/json",
-                                                                         "User-Agent": "astronb"}), timeout=60) as r:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "astronb"}), timeout=60
+        ) as r:
             rec = json.loads(r.read())
     except urllib.error.HTTPError as e:
-        raise DataError(ds.name, fn, f"Zenodo API answered HTTP {e.code} for {url}",
-                        "check the record id and your connection, then run again") from None
+        raise DataError(
+            ds.name,
+            fn,
+            f"Zenodo API answered HTTP {e.code} for {url}",
+            "check the record id and your connection, then run again",
+        ) from None
     except (urllib.error.URLError, OSError, ValueError) as e:
-        raise DataError(ds.name, fn, f"cannot read the Zenodo API at {url}: {e}",
-                        "check your connection (or use a mirror with ASTRONB_DATA_MIRROR), then run again") from None
+        raise DataError(
+            ds.name,
+            fn,
+            f"cannot read the Zenodo API at {url}: {e}",
+            "check your connection (or use a mirror with ASTRONB_DATA_MIRROR), then run again",
+        ) from None
     files = parse_zenodo_record(rec, ds.name, zenodo_api())
-    with atomic_write(cache) as f: json.dump(rec, f)
+    with atomic_write(cache) as f:
+        json.dump(rec, f)
     return files
 
 # %% ../nbs/01_data.ipynb #cd978530
@@ -187,26 +266,38 @@ def get_dataset(name: str) -> Dataset:
     return REGISTRY[name]
 
 # %% ../nbs/01_data.ipynb #856edbaa
-def _stamp(p: Path): s = p.stat(); return [s.st_size, s.st_mtime_ns]
+def _stamp(p: Path):
+    s = p.stat()
+    return [s.st_size, s.st_mtime_ns]
+
 
 def verify(rf: RemoteFile, path: Path, dataset: str, memo: dict | None = None) -> bool:
     "True when `path` has the declared size and checksum (memoised by size and mtime)."
     key = str(path)
-    if memo is not None and memo.get(key) == [*_stamp(path), rf.checksum]: return True
-    if rf.size is not None and path.stat().st_size != rf.size: return False
+    if memo is not None and memo.get(key) == [*_stamp(path), rf.checksum]:
+        return True
+    if rf.size is not None and path.stat().st_size != rf.size:
+        return False
     ok = file_digest(path, rf.algo) == rf.digest
-    if ok and memo is not None: memo[key] = [*_stamp(path), rf.checksum]
+    if ok and memo is not None:
+        memo[key] = [*_stamp(path), rf.checksum]
     return ok
 
+
 def _load_memo(name):
-    p = dataset_dir(name)/".verified.json"
-    try: return json.loads(p.read_text())
-    except (OSError, ValueError): return {}
+    p = dataset_dir(name) / ".verified.json"
+    try:
+        return json.loads(p.read_text())
+    except (OSError, ValueError):
+        return {}
+
 
 def _save_memo(name, memo):
     try:
-        with atomic_write(dataset_dir(name)/".verified.json") as f: json.dump(memo, f)
-    except OSError: pass  # a read-only cache only costs a re-hash next time
+        with atomic_write(dataset_dir(name) / ".verified.json") as f:
+            json.dump(memo, f)
+    except OSError:
+        pass  # a read-only cache only costs a re-hash next time
 
 # %% ../nbs/01_data.ipynb #c75f272e
 def _http_get(url, part: Path, rf: RemoteFile, dataset: str, progress=True, retries=4, timeout=60):
@@ -214,56 +305,95 @@ def _http_get(url, part: Path, rf: RemoteFile, dataset: str, progress=True, retr
     last = None
     for attempt in range(retries + 1):
         have = part.stat().st_size if part.exists() else 0
-        if rf.size is not None and have == rf.size: return
-        if rf.size is not None and have > rf.size: part.unlink(); have = 0
+        if rf.size is not None and have == rf.size:
+            return
+        if rf.size is not None and have > rf.size:
+            part.unlink()
+            have = 0
         hdr = {"User-Agent": "astronb"} | ({"Range": f"bytes={have}-"} if have else {})
         try:
             with urllib.request.urlopen(urllib.request.Request(url, headers=hdr), timeout=timeout) as r:
-                if have and r.status != 206: have = 0  # range ignored: start over
+                if have and r.status != 206:
+                    have = 0  # range ignored: start over
                 length = r.headers.get("Content-Length")
                 total = have + int(length) if length is not None else rf.size
-                with open(part, "ab" if have else "wb") as f, \
-                     tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=rf.name, disable=not progress,
-                          leave=False) as bar:
+                with (
+                    open(part, "ab" if have else "wb") as f,
+                    tqdm(
+                        total=total,
+                        initial=have,
+                        unit="B",
+                        unit_scale=True,
+                        desc=rf.name,
+                        disable=not progress,
+                        leave=False,
+                    ) as bar,
+                ):
                     while True:
                         chunk = r.read(1 << 16)
-                        if not chunk: break
-                        f.write(chunk); bar.update(len(chunk))
+                        if not chunk:
+                            break
+                        f.write(chunk)
+                        bar.update(len(chunk))
             got = part.stat().st_size
-            if total is not None and got < total: raise http.client.IncompleteRead(b"", total - got)
+            if total is not None and got < total:
+                raise http.client.IncompleteRead(b"", total - got)
             return
         except urllib.error.HTTPError as e:
-            if e.code == 416 and rf.size is not None and have == rf.size: return
+            if e.code == 416 and rf.size is not None and have == rf.size:
+                return
             if e.code < 500 and e.code != 429:
-                raise DataError(dataset, rf.name, f"the server answered HTTP {e.code} {e.reason} for {url}",
-                                "check that the dataset is still published at that address (see the registry in "
-                                "nbs/01_data.ipynb); use a mirror with ASTRONB_DATA_MIRROR if you have one") from None
+                raise DataError(
+                    dataset,
+                    rf.name,
+                    f"the server answered HTTP {e.code} {e.reason} for {url}",
+                    "check that the dataset is still published at that address (see the registry in "
+                    "nbs/01_data.ipynb); use a mirror with ASTRONB_DATA_MIRROR if you have one",
+                ) from None
             last = e
         except OSError as e:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise DataError(dataset, rf.name, f"the disk is full while writing {part}",
-                                f"free space there or set ASTRONB_CACHE to a bigger disk; run again to resume "
-                                f"(the partial file is kept)") from None
+                raise DataError(
+                    dataset,
+                    rf.name,
+                    f"the disk is full while writing {part}",
+                    "free space there or set ASTRONB_CACHE to a bigger disk; run again to resume "
+                    "(the partial file is kept)",
+                ) from None
             last = e
-        except (http.client.HTTPException, socket.timeout) as e: last = e
+        except (http.client.HTTPException, socket.timeout) as e:
+            last = e
         time.sleep(min(0.2 * 2**attempt, 5))
-    raise DataError(dataset, rf.name, f"the download from {url} kept failing ({type(last).__name__}: {last})",
-                    "check your connection and run again: the download resumes where it stopped")
+    raise DataError(
+        dataset,
+        rf.name,
+        f"the download from {url} kept failing ({type(last).__name__}: {last})",
+        "check your connection and run again: the download resumes where it stopped",
+    )
+
 
 def download_file(rf: RemoteFile, dest: Path, dataset: str, progress=True, memo=None) -> Path:
     "Download one file to `dest` (resuming a `.part`), verify it, then rename it into place."
-    if dest.exists() and verify(rf, dest, dataset, memo): return dest
+    if dest.exists() and verify(rf, dest, dataset, memo):
+        return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    if dest.exists(): dest.unlink()  # a stale or corrupt final file is never trusted
+    if dest.exists():
+        dest.unlink()  # a stale or corrupt final file is never trusted
     _http_get(rf.url, part, rf, dataset, progress)
     if not verify(rf, part, dataset, memo):
-        got = file_digest(part, rf.algo); part.unlink()
-        raise DataError(dataset, rf.name, f"checksum mismatch after download: expected {rf.checksum}, got {rf.algo}:{got}",
-                        "the corrupt download was deleted; run again. If it happens again the published file has "
-                        "changed: report it, do not edit the checksum to make it pass")
+        got = file_digest(part, rf.algo)
+        part.unlink()
+        raise DataError(
+            dataset,
+            rf.name,
+            f"checksum mismatch after download: expected {rf.checksum}, got {rf.algo}:{got}",
+            "the corrupt download was deleted; run again. If it happens again the published file has "
+            "changed: report it, do not edit the checksum to make it pass",
+        )
     os.replace(part, dest)
-    if memo is not None: memo[str(dest)] = [*_stamp(dest), rf.checksum]
+    if memo is not None:
+        memo[str(dest)] = [*_stamp(dest), rf.checksum]
     return dest
 
 # %% ../nbs/01_data.ipynb #0dab57df
@@ -271,40 +401,65 @@ def safe_extract(archive: Path, dest: Path, dataset: str = "?") -> Path:
     "Extract a zip or tar archive into `dest` atomically, refusing members that would land outside it."
     archive, dest = Path(archive), Path(dest)
     tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     root = tmp.resolve()
+
     def bad(member, why):
         shutil.rmtree(tmp, ignore_errors=True)
-        return DataError(dataset, archive.name, f"unsafe archive member {member!r}: {why}",
-                         "do not use this archive; download it again from the official source")
+        return DataError(
+            dataset,
+            archive.name,
+            f"unsafe archive member {member!r}: {why}",
+            "do not use this archive; download it again from the official source",
+        )
+
     try:
         if zipfile.is_zipfile(archive):
             with zipfile.ZipFile(archive) as z:
                 for m in z.infolist():
-                    target = (root/m.filename).resolve()
-                    if not target.is_relative_to(root): raise bad(m.filename, "it points outside the target folder")
-                    if (m.external_attr >> 16) & 0o170000 == 0o120000: raise bad(m.filename, "it is a symbolic link")
+                    target = (root / m.filename).resolve()
+                    if not target.is_relative_to(root):
+                        raise bad(m.filename, "it points outside the target folder")
+                    if (m.external_attr >> 16) & 0o170000 == 0o120000:
+                        raise bad(m.filename, "it is a symbolic link")
                 z.extractall(root)
         elif tarfile.is_tarfile(archive):
             with tarfile.open(archive) as t:
                 for m in t.getmembers():
-                    target = (root/m.name).resolve()
-                    if not target.is_relative_to(root): raise bad(m.name, "it points outside the target folder")
-                    if m.issym() or m.islnk(): raise bad(m.name, "it is a link")
-                    if not (m.isfile() or m.isdir()): raise bad(m.name, "it is a device or special file")
+                    target = (root / m.name).resolve()
+                    if not target.is_relative_to(root):
+                        raise bad(m.name, "it points outside the target folder")
+                    if m.issym() or m.islnk():
+                        raise bad(m.name, "it is a link")
+                    if not (m.isfile() or m.isdir()):
+                        raise bad(m.name, "it is a device or special file")
                 t.extractall(root, filter="data")
         else:
-            raise DataError(dataset, archive.name, "not a readable zip or tar archive (corrupt or truncated)",
-                            f"delete {archive} and download it again")
+            raise DataError(
+                dataset,
+                archive.name,
+                "not a readable zip or tar archive (corrupt or truncated)",
+                f"delete {archive} and download it again",
+            )
     except DataError:
-        shutil.rmtree(tmp, ignore_errors=True); raise
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DataError(dataset, archive.name, f"the disk is full while extracting into {dest}",
-                            "free space or set ASTRONB_CACHE to a bigger disk, then run again") from None
-        raise DataError(dataset, archive.name, f"the archive is corrupt or truncated ({e})",
-                        f"delete {archive} and download it again") from None
+            raise DataError(
+                dataset,
+                archive.name,
+                f"the disk is full while extracting into {dest}",
+                "free space or set ASTRONB_CACHE to a bigger disk, then run again",
+            ) from None
+        raise DataError(
+            dataset,
+            archive.name,
+            f"the archive is corrupt or truncated ({e})",
+            f"delete {archive} and download it again",
+        ) from None
     shutil.rmtree(dest, ignore_errors=True)
     os.replace(tmp, dest)
     return dest
@@ -313,8 +468,8 @@ def safe_extract(archive: Path, dest: Path, dataset: str = "?") -> Path:
 @dataclass
 class Fetched:
     name: str
-    root: Path                  # folder holding the files (or their extraction)
-    files: dict                 # file name -> verified path
+    root: Path  # folder holding the files (or their extraction)
+    files: dict  # file name -> verified path
     extracted: dict = field(default_factory=dict)  # archive name -> extraction folder
     source: str = "network"
 
@@ -322,10 +477,14 @@ class Fetched:
 def _extract_target(name: str, rf: RemoteFile) -> Path:
     stem = rf.name
     for suf in (".zip", ".tar.gz", ".tgz", ".tar"):
-        if stem.endswith(suf): stem = stem[: -len(suf)]
-    return dataset_dir(name)/"extracted"/stem
+        if stem.endswith(suf):
+            stem = stem[: -len(suf)]
+    return dataset_dir(name) / "extracted" / stem
 
-def _is_archive(fn: str) -> bool: return fn.endswith((".zip", ".tar", ".tar.gz", ".tgz"))
+
+def _is_archive(fn: str) -> bool:
+    return fn.endswith((".zip", ".tar", ".tar.gz", ".tgz"))
+
 
 def fetch(name: str, mirror=None, progress=True, files=None) -> Fetched:
     "Make a registered dataset available locally (verified, extracted); `files` limits it to some file names."
@@ -334,23 +493,32 @@ def fetch(name: str, mirror=None, progress=True, files=None) -> Fetched:
     wanted = list_files(name, m)
     if files is not None:
         unknown = set(files) - {rf.name for rf in wanted}
-        if unknown: raise DataError(name, sorted(unknown)[0], "not a file of this dataset", "check the name in data/registry")
+        if unknown:
+            raise DataError(name, sorted(unknown)[0], "not a file of this dataset", "check the name in data/registry")
         wanted = [rf for rf in wanted if rf.name in set(files)]
     memo, out, ext = _load_memo(name), {}, {}
     try:
         for rf in tqdm(wanted, desc=name, disable=not progress or len(wanted) < 20, leave=False):
             if m is not None:
-                src = m/MIRROR_FOLDERS.get(name, name)/rf.name
+                src = m / MIRROR_FOLDERS.get(name, name) / rf.name
                 if not src.exists():
-                    raise DataError(name, rf.name, f"the mirror {m} has no {src.relative_to(m)}",
-                                    f"copy it there from {rf.url}, or unset ASTRONB_DATA_MIRROR to download it")
+                    raise DataError(
+                        name,
+                        rf.name,
+                        f"the mirror {m} has no {src.relative_to(m)}",
+                        f"copy it there from {rf.url}, or unset ASTRONB_DATA_MIRROR to download it",
+                    )
                 if not verify(rf, src, name, memo):
-                    raise DataError(name, rf.name, f"the mirror copy {src} does not match the registry's {rf.checksum} "
-                                    f"(size {src.stat().st_size}, expected {rf.size})",
-                                    f"restore it from {rf.url} (or delete it and unset the mirror to download it)")
+                    raise DataError(
+                        name,
+                        rf.name,
+                        f"the mirror copy {src} does not match the registry's {rf.checksum} "
+                        f"(size {src.stat().st_size}, expected {rf.size})",
+                        f"restore it from {rf.url} (or delete it and unset the mirror to download it)",
+                    )
                 out[rf.name] = src
             else:
-                out[rf.name] = download_file(rf, dataset_dir(name)/rf.name, name, progress, memo)
+                out[rf.name] = download_file(rf, dataset_dir(name) / rf.name, name, progress, memo)
             if ds.extract and _is_archive(rf.name):
                 target = _extract_target(name, rf)
                 stamp = target.with_name(target.name + ".complete")
@@ -361,15 +529,16 @@ def fetch(name: str, mirror=None, progress=True, files=None) -> Fetched:
                 ext[rf.name] = target
     finally:
         _save_memo(name, memo)
-    root = (m/MIRROR_FOLDERS.get(name, name)) if m is not None else dataset_dir(name)
+    root = (m / MIRROR_FOLDERS.get(name, name)) if m is not None else dataset_dir(name)
     return Fetched(name, root, out, ext, "mirror" if m is not None else "network")
 
 # %% ../nbs/01_data.ipynb #a7b66af7
 def default_mirror() -> Path | None:
     "The mirror named by ASTRONB_DATA_MIRROR, else `../shared/data` beside the checkout when it exists."
     m = mirror_dir()
-    if m: return m
-    cand = paths().root.parent/"shared"/"data"
+    if m:
+        return m
+    cand = paths().root.parent / "shared" / "data"
     return cand if cand.is_dir() else None
 
 # %% ../nbs/01_data.ipynb #011e59d0
@@ -377,13 +546,16 @@ def available(mirror=None, progress=False) -> dict:
     "name -> Fetched, or the DataError explaining why that dataset cannot be provided now."
     out = {}
     for n in REGISTRY:
-        try: out[n] = fetch(n, mirror=mirror, progress=progress)
-        except DataError as e: out[n] = e
+        try:
+            out[n] = fetch(n, mirror=mirror, progress=progress)
+        except DataError as e:
+            out[n] = e
     return out
 
 # %% ../nbs/01_data.ipynb #2c3eeceb
 def shape_summary(shapes) -> str:
     "Distinct image shapes with their counts, most common first, e.g. '500x500 (2), 63x63 (1)'."
     import collections
+
     c = collections.Counter("x".join(map(str, s)) for s in shapes)
     return ", ".join(f"{k} ({v})" for k, v in c.most_common())

@@ -4,14 +4,20 @@
 
 # %% ../nbs/10_deepspace.ipynb #b197c2fc
 from __future__ import annotations
-import csv, json, math, os, random, shutil, zipfile
+import csv
+import math
+import os
+import shutil
+import zipfile
 import yaml
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-import numpy as np, pandas as pd
-from PIL import Image, ImageDraw
+import numpy as np
+import pandas as pd
+from PIL import Image
 from .core import atomic_write, atomic_save
-from .sliced import draw_boxes, sliced_predict    # shared with the starfield study: astronb.sliced
+from .sliced import draw_boxes, sliced_predict  # shared with the starfield study: astronb.sliced
+
 IMG_EXT = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 
 # %% auto #0
@@ -25,10 +31,12 @@ def _add_gauss(img, x, y, sig, flux, color):
     h, w, _ = img.shape
     r = int(4 * sig + 1)
     x0, x1, y0, y1 = max(0, int(x) - r), min(w, int(x) + r + 1), max(0, int(y) - r), min(h, int(y) + r + 1)
-    if x0 >= x1 or y0 >= y1: return
+    if x0 >= x1 or y0 >= y1:
+        return
     yy, xx = np.mgrid[y0:y1, x0:x1]
     g = flux * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sig * sig))
     img[y0:y1, x0:x1] += g[..., None] * color
+
 
 def synthetic_frame(width=608, height=608, n_objects=(1, 4), seed=0, star_density=4e-3, max_size=None):
     "An RGB smart-telescope-like frame (uint8) and its deep-sky-object boxes in pixels (x1, y1, x2, y2, kind)."
@@ -51,18 +59,24 @@ def synthetic_frame(width=608, height=608, n_objects=(1, 4), seed=0, star_densit
         if kind == "galaxy":
             q, th = rng.uniform(0.3, 1.0), rng.uniform(0, np.pi)
             dx, dy = xx - cx, yy - cy
-            u = (dx * np.cos(th) + dy * np.sin(th)); v = (-dx * np.sin(th) + dy * np.cos(th)) / q
-            rr = np.hypot(u, v); h = size / 4
-            prof = 0.5 * np.exp(-rr / h) + 0.6 * np.exp(-(rr / (0.15 * size)) ** 2)
+            u = dx * np.cos(th) + dy * np.sin(th)
+            v = (-dx * np.sin(th) + dy * np.cos(th)) / q
+            rr = np.hypot(u, v)
+            h = size / 4
+            prof = 0.5 * np.exp(-rr / h) + 0.6 * np.exp(-((rr / (0.15 * size)) ** 2))
             col = np.array([1.0, 0.9, 0.75], np.float32)
-            ext_u = size * abs(np.cos(th)) + size * q * abs(np.sin(th)); ext_v = size * abs(np.sin(th)) + size * q * abs(np.cos(th))
+            ext_u = size * abs(np.cos(th)) + size * q * abs(np.sin(th))
+            ext_v = size * abs(np.sin(th)) + size * q * abs(np.cos(th))
             box = (cx - ext_u / 2 * 1.1, cy - ext_v / 2 * 1.1, cx + ext_u / 2 * 1.1, cy + ext_v / 2 * 1.1)
         elif kind == "nebula":
             prof = np.zeros((height, width), np.float32)
             for _ in range(6):
-                ox, oy = rng.normal(0, size / 6, 2); s = rng.uniform(size / 8, size / 4)
+                ox, oy = rng.normal(0, size / 6, 2)
+                s = rng.uniform(size / 8, size / 4)
                 prof += 0.12 * np.exp(-((xx - cx - ox) ** 2 + (yy - cy - oy) ** 2) / (2 * s * s))
-            col = np.array([1.0, 0.35, 0.45], np.float32) if rng.random() < 0.6 else np.array([0.4, 0.8, 1.0], np.float32)
+            col = (
+                np.array([1.0, 0.35, 0.45], np.float32) if rng.random() < 0.6 else np.array([0.4, 0.8, 1.0], np.float32)
+            )
             box = (cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2)
         else:
             prof = np.zeros((height, width), np.float32)
@@ -84,7 +98,9 @@ def to_yolo(boxes, width, height, cls=0):
     out = []
     for b in boxes:
         x1, y1, x2, y2 = b[:4]
-        out.append(f"{cls} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} {(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}")
+        out.append(
+            f"{cls} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} {(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}"
+        )
     return out
 
 # %% ../nbs/10_deepspace.ipynb #93ce9b1c
@@ -93,23 +109,29 @@ def from_yolo(lines, width, height):
     b, c = [], []
     for line in lines:
         p = line.split()
-        if not p: continue
+        if not p:
+            continue
         k, xc, yc, w, h = int(float(p[0])), *map(float, p[1:5])
-        b.append([(xc - w / 2) * width, (yc - h / 2) * height, (xc + w / 2) * width, (yc + h / 2) * height]); c.append(k)
+        b.append([(xc - w / 2) * width, (yc - h / 2) * height, (xc + w / 2) * width, (yc + h / 2) * height])
+        c.append(k)
     return np.array(b, float).reshape(-1, 4), np.array(c, int)
 
 # %% ../nbs/10_deepspace.ipynb #c6dc320f
 def write_synthetic_archive(path, n_images=40, seed=0, size=608, background_fraction=0.1, top="DeepSpaceYoloDataset"):
     "A zip laid out like the real dataset (<top>/images/*.jpg, <top>/labels/*.txt), written atomically."
     path = Path(path)
+
     def save(tmp):
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as z:
             for i in range(n_images):
                 bg = i < round(background_fraction * n_images)
                 img, bxs = synthetic_frame(size, size, n_objects=0 if bg else (1, 4), seed=seed * 100003 + i)
-                buf = __import__("io").BytesIO(); Image.fromarray(img).save(buf, "JPEG", quality=92)
+                buf = __import__("io").BytesIO()
+                Image.fromarray(img).save(buf, "JPEG", quality=92)
                 z.writestr(f"{top}/images/synth_{i:05d}.jpg", buf.getvalue())
-                if not bg: z.writestr(f"{top}/labels/synth_{i:05d}.txt", "\n".join(to_yolo(bxs, size, size)) + "\n")
+                if not bg:
+                    z.writestr(f"{top}/labels/synth_{i:05d}.txt", "\n".join(to_yolo(bxs, size, size)) + "\n")
+
     return atomic_save(path, save)
 
 # %% ../nbs/10_deepspace.ipynb #2f6b052a
@@ -118,7 +140,9 @@ class Issue:
     file: str
     line: int | None
     reason: str
-    def __str__(self): return f"{self.file}" + (f", line {self.line}" if self.line else "") + f": {self.reason}"
+
+    def __str__(self):
+        return f"{self.file}" + (f", line {self.line}" if self.line else "") + f": {self.reason}"
 
 # %% ../nbs/10_deepspace.ipynb #b523e544
 def _label_candidates(img: Path, root: Path):
@@ -126,19 +150,24 @@ def _label_candidates(img: Path, root: Path):
     parts = list(rel.parts)
     if "images" in parts[:-1]:
         i = len(parts) - 2 - parts[:-1][::-1].index("images")
-        yield root.joinpath(*parts[:i], "labels", *parts[i + 1:]).with_suffix(".txt")
+        yield root.joinpath(*parts[:i], "labels", *parts[i + 1 :]).with_suffix(".txt")
     yield img.with_suffix(".txt")
+
 
 def find_pairs(root):
     "(pairs [(image, label or None)], issues): every image with its label file; orphan labels are issues."
     root = Path(root)
     imgs = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMG_EXT and not p.name.startswith("."))
-    txts = {p for p in root.rglob("*.txt") if p.name.lower() not in ("classes.txt", "readme.txt", "license.txt")
-            and not p.name.startswith(".")}
+    txts = {
+        p
+        for p in root.rglob("*.txt")
+        if p.name.lower() not in ("classes.txt", "readme.txt", "license.txt") and not p.name.startswith(".")
+    }
     pairs, used = [], set()
     for im in imgs:
         lab = next((c for c in _label_candidates(im, root) if c in txts), None)
-        if lab is not None: used.add(lab)
+        if lab is not None:
+            used.add(lab)
         pairs.append((im, lab))
     issues = [Issue(str(p.relative_to(root)), None, "label file without an image") for p in sorted(txts - used)]
     return pairs, issues
@@ -146,25 +175,45 @@ def find_pairs(root):
 # %% ../nbs/10_deepspace.ipynb #a9b58abc
 def validate_label_file(path, n_classes: int = 1) -> tuple:
     "(lines, issues): the valid label lines, and an Issue for each bad line (five numbers, known class, in [0, 1], positive size, no duplicate)."
-    path = Path(path); good, issues, seen = [], [], set()
-    try: text = path.read_text()
-    except (OSError, UnicodeDecodeError) as e: return [], [Issue(str(path), None, f"unreadable ({e})")]
+    path = Path(path)
+    good, issues, seen = [], [], set()
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        return [], [Issue(str(path), None, f"unreadable ({e})")]
     for i, line in enumerate(text.splitlines(), 1):
         s = line.strip()
-        if not s: continue
+        if not s:
+            continue
         p = s.split()
-        if len(p) != 5: issues.append(Issue(str(path), i, f"expected 5 numbers (class x_center y_center width height), got {len(p)}")); continue
-        try: v = [float(x) for x in p]
-        except ValueError: issues.append(Issue(str(path), i, f"not a number in {s!r}")); continue
-        if not all(math.isfinite(x) for x in v): issues.append(Issue(str(path), i, "NaN or infinite value")); continue
+        if len(p) != 5:
+            issues.append(
+                Issue(str(path), i, f"expected 5 numbers (class x_center y_center width height), got {len(p)}")
+            )
+            continue
+        try:
+            v = [float(x) for x in p]
+        except ValueError:
+            issues.append(Issue(str(path), i, f"not a number in {s!r}"))
+            continue
+        if not all(math.isfinite(x) for x in v):
+            issues.append(Issue(str(path), i, "NaN or infinite value"))
+            continue
         if v[0] != int(v[0]) or not (0 <= v[0] < n_classes):
-            issues.append(Issue(str(path), i, f"class id {p[0]} is not one of 0..{n_classes - 1}")); continue
+            issues.append(Issue(str(path), i, f"class id {p[0]} is not one of 0..{n_classes - 1}"))
+            continue
         if not all(0 <= x <= 1 for x in v[1:]):
-            issues.append(Issue(str(path), i, f"coordinates must be in [0, 1], got {' '.join(p[1:])}")); continue
-        if v[3] <= 0 or v[4] <= 0: issues.append(Issue(str(path), i, "width and height must be positive")); continue
+            issues.append(Issue(str(path), i, f"coordinates must be in [0, 1], got {' '.join(p[1:])}"))
+            continue
+        if v[3] <= 0 or v[4] <= 0:
+            issues.append(Issue(str(path), i, "width and height must be positive"))
+            continue
         key = tuple(round(x, 6) for x in v)
-        if key in seen: issues.append(Issue(str(path), i, "duplicate of an earlier line")); continue
-        seen.add(key); good.append(f"{int(v[0])} {' '.join(p[1:])}")
+        if key in seen:
+            issues.append(Issue(str(path), i, "duplicate of an earlier line"))
+            continue
+        seen.add(key)
+        good.append(f"{int(v[0])} {' '.join(p[1:])}")
     return good, issues
 
 # %% ../nbs/10_deepspace.ipynb #c1379a67
@@ -173,7 +222,8 @@ def validate_image(path):
     try:
         with Image.open(path) as im:
             im.load()
-            if im.mode not in ("RGB", "L"): return Issue(str(path), None, f"image mode {im.mode}, expected RGB")
+            if im.mode not in ("RGB", "L"):
+                return Issue(str(path), None, f"image mode {im.mode}, expected RGB")
     except (OSError, SyntaxError, ValueError) as e:
         return Issue(str(path), None, f"unreadable or truncated image ({e})")
     return None
@@ -189,53 +239,97 @@ class Prepared:
 # %% ../nbs/10_deepspace.ipynb #03b5b972
 def _link(src: Path, dst: Path):
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if dst.exists() or dst.is_symlink(): dst.unlink()
-    try: os.symlink(src.resolve(), dst)
-    except OSError: shutil.copy2(src, dst)
+    if dst.exists() or dst.is_symlink():
+        dst.unlink()
+    try:
+        os.symlink(src.resolve(), dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
-def prepare_dataset(src, out, split=(0.8, 0.1, 0.1), seed: int = 0, fraction: float = 1.0, n_classes: int = 1,
-                    names=("deep-sky object",), split_file=None) -> Prepared:
+
+def prepare_dataset(
+    src,
+    out,
+    split=(0.8, 0.1, 0.1),
+    seed: int = 0,
+    fraction: float = 1.0,
+    n_classes: int = 1,
+    names=("deep-sky object",),
+    split_file=None,
+) -> Prepared:
     "Validate, pair, split and lay out a YOLO dataset from any folder layout; writes data.yaml, split.csv, issues.csv."
     src, out = Path(src), Path(out)
     pairs, issues = find_pairs(src)
     rows = []
     for im, lab in pairs:
         bad = validate_image(im)
-        if bad: issues.append(bad); continue
+        if bad:
+            issues.append(bad)
+            continue
         lines, li = validate_label_file(lab, n_classes) if lab else ([], [])
         issues += li
-        if li: continue                      # a file with a bad line is left out whole, and reported
-        rows.append(dict(image=str(im.relative_to(src)), label=str(lab.relative_to(src)) if lab else "",
-                         boxes=len(lines), lines=lines))
-    if not rows: raise ValueError(f"{src}: no valid image found (issues: {[str(i) for i in issues[:5]]})")
+        if li:
+            continue  # a file with a bad line is left out whole, and reported
+        rows.append(
+            dict(
+                image=str(im.relative_to(src)),
+                label=str(lab.relative_to(src)) if lab else "",
+                boxes=len(lines),
+                lines=lines,
+            )
+        )
+    if not rows:
+        raise ValueError(f"{src}: no valid image found (issues: {[str(i) for i in issues[:5]]})")
     df = pd.DataFrame(rows)
-    split_path = Path(split_file) if split_file else out/"split.csv"
+    split_path = Path(split_file) if split_file else out / "split.csv"
     if split_path.exists():
         prev = pd.read_csv(split_path, keep_default_na=False)
         missing = sorted(set(df.image) - set(prev.image))
-        issues += [Issue(im, None, f"not in the recorded split {split_path}: left out (delete that file to make a new split)") for im in missing]
+        issues += [
+            Issue(im, None, f"not in the recorded split {split_path}: left out (delete that file to make a new split)")
+            for im in missing
+        ]
         df = df.merge(prev[["image", "split"]], on="image", how="inner")
-        if df.empty: raise ValueError(f"{split_path}: none of its images is in {src}; delete it to make a new split")
+        if df.empty:
+            raise ValueError(f"{split_path}: none of its images is in {src}; delete it to make a new split")
     else:
         rng = np.random.default_rng(seed)
         order = rng.permutation(len(df))
-        if fraction < 1: order = order[: max(3, int(round(fraction * len(df))))]
+        if fraction < 1:
+            order = order[: max(3, int(round(fraction * len(df))))]
         df = df.iloc[order].reset_index(drop=True)
-        n = len(df); n_tr = int(round(split[0] * n)); n_va = int(round(split[1] * n))
-        if n >= 3: n_tr = min(n_tr, n - 2); n_va = max(1, min(n_va, n - n_tr - 1))
+        n = len(df)
+        n_tr = int(round(split[0] * n))
+        n_va = int(round(split[1] * n))
+        if n >= 3:
+            n_tr = min(n_tr, n - 2)
+            n_va = max(1, min(n_va, n - n_tr - 1))
         df["split"] = ["train"] * n_tr + ["val"] * n_va + ["test"] * (n - n_tr - n_va)
-        with atomic_write(split_path) as f: df[["image", "label", "split", "boxes"]].to_csv(f, index=False)
+        with atomic_write(split_path) as f:
+            df[["image", "label", "split", "boxes"]].to_csv(f, index=False)
     for r in df.itertuples():
         stem = Path(r.image).with_suffix("").as_posix().replace("/", "__")
-        _link(src/r.image, out/"images"/r.split/(stem + Path(r.image).suffix.lower()))
-        with atomic_write(out/"labels"/r.split/(stem + ".txt")) as f: f.write("\n".join(r.lines) + ("\n" if r.lines else ""))
-    with atomic_write(out/"issues.csv") as f:
-        w = csv.writer(f); w.writerow(["file", "line", "reason"])
-        for i in issues: w.writerow([i.file, i.line or "", i.reason])
-    yml = out/"data.yaml"
-    with atomic_write(yml) as f:       # Ultralytics' dataset file; yaml quotes any class name that needs it
-        yaml.safe_dump(dict(path=str(out.resolve()), train="images/train", val="images/val", test="images/test",
-                            names=dict(enumerate(names))), f, sort_keys=False)
+        _link(src / r.image, out / "images" / r.split / (stem + Path(r.image).suffix.lower()))
+        with atomic_write(out / "labels" / r.split / (stem + ".txt")) as f:
+            f.write("\n".join(r.lines) + ("\n" if r.lines else ""))
+    with atomic_write(out / "issues.csv") as f:
+        w = csv.writer(f)
+        w.writerow(["file", "line", "reason"])
+        for i in issues:
+            w.writerow([i.file, i.line or "", i.reason])
+    yml = out / "data.yaml"
+    with atomic_write(yml) as f:  # Ultralytics' dataset file; yaml quotes any class name that needs it
+        yaml.safe_dump(
+            dict(
+                path=str(out.resolve()),
+                train="images/train",
+                val="images/val",
+                test="images/test",
+                names=dict(enumerate(names)),
+            ),
+            f,
+            sort_keys=False,
+        )
     return Prepared(out, yml, df.drop(columns="lines"), issues)
 
 # %% ../nbs/10_deepspace.ipynb #1b31a19a
@@ -243,47 +337,75 @@ def box_sizes(prep: Prepared, images_root) -> pd.DataFrame:
     "Width and height in pixels of every box of a prepared dataset (columns split, w, h), from its label files and the images' sizes."
     rows = []
     for r in prep.split.itertuples():
-        lab = prep.root/"labels"/r.split/(Path(r.image).with_suffix("").as_posix().replace("/", "__") + ".txt")
-        with Image.open(Path(images_root)/r.image) as im: W, H = im.size
+        lab = prep.root / "labels" / r.split / (Path(r.image).with_suffix("").as_posix().replace("/", "__") + ".txt")
+        with Image.open(Path(images_root) / r.image) as im:
+            W, H = im.size
         b, _ = from_yolo(lab.read_text().splitlines(), W, H)
-        for x in b: rows.append(dict(split=r.split, w=x[2] - x[0], h=x[3] - x[1]))
+        for x in b:
+            rows.append(dict(split=r.split, w=x[2] - x[0], h=x[3] - x[1]))
     return pd.DataFrame(rows, columns=["split", "w", "h"])
 
 # %% ../nbs/10_deepspace.ipynb #bd6ae401
-def prepare_data(source: str = "synthetic", n_images: int = 80, seed: int = 0, fraction: float = 1.0, mirror=None) -> tuple:
+def prepare_data(
+    source: str = "synthetic", n_images: int = 80, seed: int = 0, fraction: float = 1.0, mirror=None
+) -> tuple:
     """(Prepared, extracted folder, input files for the manifest). source: "synthetic" (a look-alike archive of `n_images`
     made from `seed`) or "deepspaceyolo" (Zenodo record 8387071, from `mirror`, $ASTRONB_DATA_MIRROR or the network);
     seed: also the split's; fraction: of the images kept (quick runs on the real data)."""
     from astronb.core import paths
     from astronb.data import default_mirror, fetch, safe_extract
-    if source not in ("synthetic", "deepspaceyolo"): raise ValueError(f"source must be 'synthetic' or 'deepspaceyolo', got {source!r}")
-    work = paths().build/"deepspace"/(f"synthetic_n{n_images}_s{seed}" if source == "synthetic" else source)
+
+    if source not in ("synthetic", "deepspaceyolo"):
+        raise ValueError(f"source must be 'synthetic' or 'deepspaceyolo', got {source!r}")
+    work = paths().build / "deepspace" / (f"synthetic_n{n_images}_s{seed}" if source == "synthetic" else source)
     if source == "synthetic":
-        archive = paths().cache/"synthetic"/f"deepspace_synth_n{n_images}_s{seed}.zip"
-        if not archive.exists(): write_synthetic_archive(archive, n_images=n_images, seed=seed)
-        extracted, inputs = safe_extract(archive, work/"extracted", "synthetic"), [archive]
+        archive = paths().cache / "synthetic" / f"deepspace_synth_n{n_images}_s{seed}.zip"
+        if not archive.exists():
+            write_synthetic_archive(archive, n_images=n_images, seed=seed)
+        extracted, inputs = safe_extract(archive, work / "extracted", "synthetic"), [archive]
     else:
         got = fetch("deepspaceyolo", mirror=mirror or default_mirror())
         extracted, inputs = next(iter(got.extracted.values())), list(got.files.values())
-    return prepare_dataset(extracted, work/"dataset", seed=seed, fraction=fraction), extracted, inputs
+    return prepare_dataset(extracted, work / "dataset", seed=seed, fraction=fraction), extracted, inputs
 
 # %% ../nbs/10_deepspace.ipynb #78823290
 os.environ.setdefault("YOLO_OFFLINE", "1")
 
+
 def _yolo():
     os.environ.setdefault("YOLO_OFFLINE", "1")
     from ultralytics import YOLO
+
     return YOLO
 
+
 def _finished(run_dir: Path, epochs: int) -> bool:
-    res = run_dir/"results.csv"
-    if not (run_dir/"weights"/"best.pt").exists() or not res.exists(): return False
-    try: return int(pd.read_csv(res)["epoch"].max()) >= epochs   # an epoch cut by a kill can appear twice after resuming
+    res = run_dir / "results.csv"
+    if not (run_dir / "weights" / "best.pt").exists() or not res.exists():
+        return False
+    try:
+        return int(pd.read_csv(res)["epoch"].max()) >= epochs  # an epoch cut by a kill can appear twice after resuming
 
-    except Exception: return False
+    except Exception:
+        return False
 
-def train_yolo(data_yaml, model="yolov8n.yaml", epochs=3, imgsz=608, batch=8, device="cpu", project="runs/deepspace",
-               name=None, seed=0, workers=0, fraction=1.0, patience=100, verbose=False, **kw) -> Path:
+
+def train_yolo(
+    data_yaml,
+    model="yolov8n.yaml",
+    epochs=3,
+    imgsz=608,
+    batch=8,
+    device="cpu",
+    project="runs/deepspace",
+    name=None,
+    seed=0,
+    workers=0,
+    fraction=1.0,
+    patience=100,
+    verbose=False,
+    **kw,
+) -> Path:
     """Train (or resume, or reuse a finished) YOLO run with Ultralytics; returns the path of its best weights.
     data_yaml: the dataset file of `prepare_dataset`; model: an architecture `.yaml` (from scratch) or `.pt` weights;
     epochs, imgsz, batch, patience: as in Ultralytics; device: "cpu", a GPU index or a list of them (Ultralytics' own DDP);
@@ -291,22 +413,41 @@ def train_yolo(data_yaml, model="yolov8n.yaml", epochs=3, imgsz=608, batch=8, de
     (deterministic); workers: data-loader processes; fraction: of the training images; **kw: passed to `YOLO.train`."""
     YOLO = _yolo()
     name = name or Path(str(model)).stem
-    run_dir = Path(project)/name
-    if _finished(run_dir, epochs): return run_dir/"weights"/"best.pt"
+    run_dir = Path(project) / name
+    if _finished(run_dir, epochs):
+        return run_dir / "weights" / "best.pt"
     if str(model).endswith(".pt") and not Path(model).exists():
-        raise FileNotFoundError(f"weights file {model} not found: pass a local .pt file, or a .yaml architecture to train from scratch")
-    last = run_dir/"weights"/"last.pt"
-    args = dict(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, device=device, project=str(Path(project).resolve()),
-                name=name, exist_ok=True, seed=seed, deterministic=True, workers=workers, amp=False, plots=False,
-                fraction=fraction, patience=patience, verbose=verbose, **kw)
+        raise FileNotFoundError(
+            f"weights file {model} not found: pass a local .pt file, or a .yaml architecture to train from scratch"
+        )
+    last = run_dir / "weights" / "last.pt"
+    args = dict(
+        data=str(data_yaml),
+        epochs=epochs,
+        imgsz=imgsz,
+        batch=batch,
+        device=device,
+        project=str(Path(project).resolve()),
+        name=name,
+        exist_ok=True,
+        seed=seed,
+        deterministic=True,
+        workers=workers,
+        amp=False,
+        plots=False,
+        fraction=fraction,
+        patience=patience,
+        verbose=verbose,
+        **kw,
+    )
     if last.exists():
         try:
             YOLO(str(last)).train(resume=True, **{k: v for k, v in args.items() if k in ("device", "workers")})
-            return run_dir/"weights"/"best.pt"
+            return run_dir / "weights" / "best.pt"
         except Exception as e:  # finished or incompatible checkpoint: train afresh rather than fail
             print(f"[astronb] cannot resume {last} ({e}); training from the start")
     YOLO(str(model)).train(**args)
-    return run_dir/"weights"/"best.pt"
+    return run_dir / "weights" / "best.pt"
 
 # %% ../nbs/10_deepspace.ipynb #e7c5903e
 def yolo_val(weights, data_yaml, split="val", imgsz=608, batch=8, device="cpu") -> tuple:
@@ -314,37 +455,65 @@ def yolo_val(weights, data_yaml, split="val", imgsz=608, batch=8, device="cpu") 
     lists `tp` (n_pred, 10 IoU thresholds), `conf`, `pred_cls`, `target_cls`, one entry per image)."""
     model = _yolo()(str(weights))
     per_image = {}
-    def keep(v): per_image.update({k: list(x) for k, x in v.metrics.stats.items()})   # Ultralytics clears them after the last batch
+
+    def keep(v):
+        per_image.update(
+            {k: list(x) for k, x in v.metrics.stats.items()}
+        )  # Ultralytics clears them after the last batch
+
     model.add_callback("on_val_batch_end", keep)
-    m = model.val(data=str(data_yaml), split=split, imgsz=imgsz, batch=batch, device=device, plots=False,
-                  conf=0.001, iou=0.7, verbose=False, workers=0)
+    m = model.val(
+        data=str(data_yaml),
+        split=split,
+        imgsz=imgsz,
+        batch=batch,
+        device=device,
+        plots=False,
+        conf=0.001,
+        iou=0.7,
+        verbose=False,
+        workers=0,
+    )
     return m, per_image
 
 # %% ../nbs/10_deepspace.ipynb #cab00f7c
 def max_f1_conf(metrics) -> float:
     "The confidence Ultralytics reports P, R and F1 at: the maximum of the class-mean F1 curve, smoothed as `ap_per_class` does."
     from ultralytics.utils.metrics import smooth
+
     f1 = np.asarray(metrics.box.f1_curve)
     return float(np.asarray(metrics.box.px)[int(smooth(f1.mean(0), 0.1).argmax())]) if f1.size else 0.25
 
 # %% ../nbs/10_deepspace.ipynb #3a6291f3
 def image_counts(per_image: dict, conf: float) -> np.ndarray:
     "(n_images, 3) counts per image of predictions with confidence >= `conf`, true boxes, and predictions matched at IoU 0.5."
-    return np.array([[int((c >= conf).sum()), len(t), int(tp[c >= conf, 0].sum())]
-                     for tp, c, t in zip(per_image["tp"], per_image["conf"], per_image["target_cls"])], int).reshape(-1, 3)
+    return np.array(
+        [
+            [int((c >= conf).sum()), len(t), int(tp[c >= conf, 0].sum())]
+            for tp, c, t in zip(per_image["tp"], per_image["conf"], per_image["target_cls"])
+        ],
+        int,
+    ).reshape(-1, 3)
 
 # %% ../nbs/10_deepspace.ipynb #e484dd08
 def map_interval(per_image: dict, n_boot: int = 1000, seed: int = 0) -> dict:
     "mAP50 and mAP50-95 of the per-image matches (Ultralytics' `ap_per_class`) with seeded bootstrap intervals over images."
     from ultralytics.utils.metrics import ap_per_class
     from astronb.metrics import bootstrap
+
     keys, seen = ("tp", "conf", "pred_cls", "target_cls"), {}
-    def ap(idx):   # both bootstraps draw the same resamples (same seed): compute AP once per resample
+
+    def ap(idx):  # both bootstraps draw the same resamples (same seed): compute AP once per resample
         key = np.asarray(idx).tobytes()
         if key not in seen:
             a = {k: np.concatenate([per_image[k][i] for i in idx], 0) for k in keys}
-            seen[key] = ap_per_class(a["tp"], a["conf"], a["pred_cls"], a["target_cls"])[5] if len(a["target_cls"]) else np.full((1, 10), np.nan)
+            seen[key] = (
+                ap_per_class(a["tp"], a["conf"], a["pred_cls"], a["target_cls"])[5]
+                if len(a["target_cls"])
+                else np.full((1, 10), np.nan)
+            )
         return seen[key]
+
     out, n = {}, len(per_image["tp"])
     for name, col in (("map50", lambda x: x[:, 0].mean()), ("map50_95", lambda x: x.mean())):
         lo, hi = bootstrap(lambda i: col(ap(i)), n, n_boot, seed)
@@ -352,54 +521,102 @@ def map_interval(per_image: dict, n_boot: int = 1000, seed: int = 0) -> dict:
     return out
 
 # %% ../nbs/10_deepspace.ipynb #b31144ea
-def evaluate_yolo(weights, data_yaml, conf=None, imgsz=608, batch=8, device="cpu", n_boot=1000, seed=0,
-                  val_split="val", test_split="test") -> dict:
+def evaluate_yolo(
+    weights,
+    data_yaml,
+    conf=None,
+    imgsz=608,
+    batch=8,
+    device="cpu",
+    n_boot=1000,
+    seed=0,
+    val_split="val",
+    test_split="test",
+) -> dict:
     """Test metrics of a trained model at an operating confidence chosen on `val_split` (or the given `conf`), with intervals:
     Wilson for precision and recall, bootstrap over test images for F1, mAP50 and mAP50-95; plus the test PR / F1 curves."""
     from astronb.metrics import wilson, detection_interval
+
     chosen_on, val = "given", {}
     if conf is None:
         mv = yolo_val(weights, data_yaml, val_split, imgsz, batch, device)[0]
         conf, chosen_on = max_f1_conf(mv), val_split
-        val = dict(val_map50=float(mv.box.map50), val_map50_95=float(mv.box.map))   # for choosing among models, on validation data
+        val = dict(
+            val_map50=float(mv.box.map50), val_map50_95=float(mv.box.map)
+        )  # for choosing among models, on validation data
     m, per = yolo_val(weights, data_yaml, test_split, imgsz, batch, device)
     c = image_counts(per, conf)
     d, t, k = (int(v) for v in c.sum(0))
-    out = dict(conf=float(conf), conf_chosen_on=chosen_on, **val, test_images=len(c), test_boxes=t, detections=d, matched=k)
+    out = dict(
+        conf=float(conf), conf_chosen_on=chosen_on, **val, test_images=len(c), test_boxes=t, detections=d, matched=k
+    )
     for name, n in (("precision", d), ("recall", t)):
         lo, hi = wilson(k, n)
         out |= {name: k / n if n else float("nan"), f"{name}_lo": float(lo), f"{name}_hi": float(hi)}
     f = detection_interval(c, "f1", n_boot=n_boot, seed=seed)
     out |= dict(f1=f["value"], f1_lo=f["lo"], f1_hi=f["hi"]) | map_interval(per, n_boot, seed)
-    box = m.box   # Ultralytics' own summary: confidence tuned on the test split itself, as the papers report it
-    out |= dict(ultralytics_test_conf=max_f1_conf(m), ultralytics_test_precision=float(box.mp), ultralytics_test_recall=float(box.mr))
+    box = m.box  # Ultralytics' own summary: confidence tuned on the test split itself, as the papers report it
+    out |= dict(
+        ultralytics_test_conf=max_f1_conf(m),
+        ultralytics_test_precision=float(box.mp),
+        ultralytics_test_recall=float(box.mr),
+    )
     px = np.asarray(box.px)
-    mean = lambda a: np.asarray(a).mean(0) if np.size(a) else np.zeros_like(px)
-    out["curves"] = dict(recall=px.tolist(), precision=mean(box.prec_values).tolist(), conf=px.tolist(), f1=mean(box.f1_curve).tolist())
+
+    def mean(a):
+        return np.asarray(a).mean(0) if np.size(a) else np.zeros_like(px)
+
+    out["curves"] = dict(
+        recall=px.tolist(), precision=mean(box.prec_values).tolist(), conf=px.tolist(), f1=mean(box.f1_curve).tolist()
+    )
     return out
 
 # %% ../nbs/10_deepspace.ipynb #79b17765
-def write_yolo_card(weights, ev: dict, imgsz: int, tile: int = 608, overlap: float = 0.25, params: dict | None = None,
-                    training_data: dict | None = None) -> Path:
+def write_yolo_card(
+    weights,
+    ev: dict,
+    imgsz: int,
+    tile: int = 608,
+    overlap: float = 0.25,
+    params: dict | None = None,
+    training_data: dict | None = None,
+) -> Path:
     """Write the model card of trained YOLO `weights` from its `evaluate_yolo` result; returns the card's path.
     `tile`: the size of the training patches (608 px in DeepSpaceYoloDataset), the tile size for sliced inference on whole frames."""
     from astronb.cards import write_card
+
     names = _yolo()(str(weights)).names
-    op = dict(conf=ev["conf"], chosen_on=ev["conf_chosen_on"], rule="maximum of Ultralytics' smoothed class-mean F1 curve")
-    return write_card(weights, "deepspace", dict(framework="ultralytics", task="detect", names={int(k): v for k, v in names.items()}),
-                      dict(imgsz=int(imgsz), tile=int(tile), overlap=float(overlap),
-                           input="RGB image; frames larger than a tile are cut into overlapping tiles, each resized to imgsz (sliced inference)"),
-                      op, {k: v for k, v in ev.items() if k != "curves"}, training_data=training_data, params=params)
+    op = dict(
+        conf=ev["conf"], chosen_on=ev["conf_chosen_on"], rule="maximum of Ultralytics' smoothed class-mean F1 curve"
+    )
+    return write_card(
+        weights,
+        "deepspace",
+        dict(framework="ultralytics", task="detect", names={int(k): v for k, v in names.items()}),
+        dict(
+            imgsz=int(imgsz),
+            tile=int(tile),
+            overlap=float(overlap),
+            input="RGB image; frames larger than a tile are cut into overlapping tiles, each resized to imgsz (sliced inference)",
+        ),
+        op,
+        {k: v for k, v in ev.items() if k != "curves"},
+        training_data=training_data,
+        params=params,
+    )
 
 # %% ../nbs/10_deepspace.ipynb #d5e7f101
 def yolo_weights(weights) -> tuple:
     "(card, path) of YOLO weights safe to load: a .pt only through its card (SHA-256 checked), an .onnx with or without one."
     from astronb.cards import read_card
+
     card, w = read_card(weights)
     if card is None and w.suffix != ".onnx":
-        raise ValueError(f"{w}: a YOLO .pt file is a pickle, which runs code when loaded; astronb loads one only through its model "
-                         "card (.card.json, written by `astronb train deepspace` or the deepspace study), whose SHA-256 must match. "
-                         "Pass the card, or an ONNX export of the weights (Ultralytics: yolo export model=W format=onnx)")
+        raise ValueError(
+            f"{w}: a YOLO .pt file is a pickle, which runs code when loaded; astronb loads one only through its model "
+            "card (.card.json, written by `astronb train deepspace` or the deepspace study), whose SHA-256 must match. "
+            "Pass the card, or an ONNX export of the weights (Ultralytics: yolo export model=W format=onnx)"
+        )
     return card, w
 
 # %% ../nbs/10_deepspace.ipynb #78b246c4
@@ -408,29 +625,39 @@ def export_yolo(weights, out=None, dynamic: bool = True) -> Path:
     Runtime; returns the .onnx path. Written atomically; with a card, the export gets its own (`cards.write_export_card`:
     same image size, tiles, overlap and operating confidence). out: default `<stem>_onnx.onnx` beside the weights;
     dynamic: the file takes any input size (else only the card's imgsz)."""
-    import shutil, tempfile
+    import shutil
+    import tempfile
     from astronb.cards import export_path, write_export_card
+
     card, w = yolo_weights(weights)
     out = export_path(w, out)
     imgsz = int((card or {}).get("preprocessing", {}).get("imgsz", 608))
-    with tempfile.TemporaryDirectory() as d:         # Ultralytics writes beside its input: work on a copy
-        src = Path(d)/w.name; shutil.copy2(w, src)
-        got = _yolo()(str(src)).export(format="onnx", imgsz=imgsz, dynamic=dynamic, simplify=False, device="cpu", verbose=False)
+    with tempfile.TemporaryDirectory() as d:  # Ultralytics writes beside its input: work on a copy
+        src = Path(d) / w.name
+        shutil.copy2(w, src)
+        got = _yolo()(str(src)).export(
+            format="onnx", imgsz=imgsz, dynamic=dynamic, simplify=False, device="cpu", verbose=False
+        )
         atomic_save(out, lambda p: shutil.copyfile(got, p))
-    if card: write_export_card(out, card, w, runtime="onnxruntime", exporter="ultralytics", dynamic=dynamic)
+    if card:
+        write_export_card(out, card, w, runtime="onnxruntime", exporter="ultralytics", dynamic=dynamic)
     return out
 
 # %% ../nbs/10_deepspace.ipynb #0cd35cfc
 def yolo_predictor(weights, imgsz=608, conf=0.25, device="cpu"):
     "A `predict(rgb uint8 array) -> (boxes, scores, classes)` function for a YOLO weights file."
-    if not Path(weights).is_file():   # Ultralytics would try to download an unknown name from the internet
-        raise FileNotFoundError(f"weights file {weights} not found: train one with `astronb train deepspace` or pass a local .pt file (or its .onnx export)")
+    if not Path(weights).is_file():  # Ultralytics would try to download an unknown name from the internet
+        raise FileNotFoundError(
+            f"weights file {weights} not found: train one with `astronb train deepspace` or pass a local .pt file (or its .onnx export)"
+        )
     YOLO = _yolo()
     model = YOLO(str(weights))
+
     def predict(rgb):
-        r = model.predict(rgb[..., ::-1].copy(), imgsz=imgsz, conf=conf, device=device, verbose=False)[0]   # BGR in
+        r = model.predict(rgb[..., ::-1].copy(), imgsz=imgsz, conf=conf, device=device, verbose=False)[0]  # BGR in
         b = r.boxes
         return b.xyxy.cpu().numpy(), b.conf.cpu().numpy(), b.cls.cpu().numpy().astype(int)
+
     predict.names = model.names
     return predict
 
@@ -438,18 +665,21 @@ def yolo_predictor(weights, imgsz=608, conf=0.25, device="cpu"):
 def _readable(p: Path, report) -> bool:
     "True when `p` is a complete image; else tell `report` what is wrong with it."
     bad = validate_image(p)
-    if bad: report(str(bad))
+    if bad:
+        report(str(bad))
     return bad is None
 
 # %% ../nbs/10_deepspace.ipynb #f5151f56
-def annotate(images, weights, out_dir, imgsz=None, conf=None, device="cpu", tile=None, overlap=None, merge="hard",
-             report=print) -> pd.DataFrame:
+def annotate(
+    images, weights, out_dir, imgsz=None, conf=None, device="cpu", tile=None, overlap=None, merge="hard", report=print
+) -> pd.DataFrame:
     """Detect on each image (sliced when larger than the model input); write <stem>.png, <stem>.csv and <stem>.txt.
     `weights`: a .pt file's model card, or an .onnx export (or its card); the card's image size, tile size, overlap and
     operating confidence apply unless given (without a card: 608 px, tiles of imgsz, overlap 0.25, confidence 0.25).
     An image that cannot be read is told to `report` and left out; a ValueError when none can be."""
-    images = [p for p in map(Path, images) if _readable(p, report)]     # every input checked before any work
-    if not images: raise ValueError("no readable image to annotate")
+    images = [p for p in map(Path, images) if _readable(p, report)]  # every input checked before any work
+    if not images:
+        raise ValueError("no readable image to annotate")
     card, weights = yolo_weights(weights)
     pre = (card or {}).get("preprocessing", {})
     imgsz = imgsz or pre.get("imgsz", 608)
@@ -457,19 +687,33 @@ def annotate(images, weights, out_dir, imgsz=None, conf=None, device="cpu", tile
     predict = yolo_predictor(weights, imgsz, conf, device)
     tile = tile or pre.get("tile", imgsz)
     overlap = overlap if overlap is not None else pre.get("overlap", 0.25)
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     rows = []
     for p in images:
         rgb = np.asarray(Image.open(p).convert("RGB"))
         b, s, c = sliced_predict(rgb, predict, tile, overlap, method=merge)
         h, w = rgb.shape[:2]
         names = [predict.names.get(int(k), str(k)) if isinstance(predict.names, dict) else str(k) for k in c]
-        df = pd.DataFrame(dict(image=p.name, x1=b[:, 0], y1=b[:, 1], x2=b[:, 2], y2=b[:, 3], x_center=(b[:, 0] + b[:, 2]) / 2,
-                               y_center=(b[:, 1] + b[:, 3]) / 2, confidence=s, class_id=c, class_name=names))
-        with atomic_write(out_dir/f"{p.stem}.csv") as f: df.to_csv(f, index=False)
-        with atomic_write(out_dir/f"{p.stem}.txt") as f:
+        df = pd.DataFrame(
+            dict(
+                image=p.name,
+                x1=b[:, 0],
+                y1=b[:, 1],
+                x2=b[:, 2],
+                y2=b[:, 3],
+                x_center=(b[:, 0] + b[:, 2]) / 2,
+                y_center=(b[:, 1] + b[:, 3]) / 2,
+                confidence=s,
+                class_id=c,
+                class_name=names,
+            )
+        )
+        with atomic_write(out_dir / f"{p.stem}.csv") as f:
+            df.to_csv(f, index=False)
+        with atomic_write(out_dir / f"{p.stem}.txt") as f:
             f.write("".join(f"{to_yolo([bx], w, h, int(cl))[0]} {sc:.4f}\n" for bx, cl, sc in zip(b, c, s)))
         ann = draw_boxes(rgb, b, s, names)
-        atomic_save(out_dir/f"{p.stem}.png", lambda q: Image.fromarray(ann).save(q, format="PNG"))
+        atomic_save(out_dir / f"{p.stem}.png", lambda q: Image.fromarray(ann).save(q, format="PNG"))
         rows.append(df)
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()

@@ -5,7 +5,8 @@
 # %% ../nbs/30b_detector.ipynb #947949b5
 from __future__ import annotations
 from pathlib import Path
-import numpy as np, pandas as pd
+import numpy as np
+import pandas as pd
 import torch
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
@@ -27,23 +28,35 @@ def normalise_frame(img, method: str = "asinh") -> np.ndarray:
         x = (data - data.mean()) / max(data.max() - data.min(), 1e-12)
     elif method == "asinh":
         import sep
+
         bkg = sep.Background(data, mask=mask, bw=64, bh=64, fw=3, fh=3)
         x = np.arcsinh((data - bkg.back()) / max(bkg.globalrms, 1e-12) / 3.0) / 3.0
-    else: raise ValueError(f"normalisation must be 'paper' or 'asinh', got {method!r}")
+    else:
+        raise ValueError(f"normalisation must be 'paper' or 'asinh', got {method!r}")
     x = np.where(mask, 0, x).astype(np.float32)
     return np.repeat(x[None], 3, 0)
 
 # %% ../nbs/30b_detector.ipynb #aecb8663
 class NativeTransform(GeneralizedRCNNTransform):
     "Batching and padding only: frames keep their native pixel scale."
-    def resize(self, image, target=None): return image, target
+
+    def resize(self, image, target=None):
+        return image, target
 
 # %% ../nbs/30b_detector.ipynb #4fcabcf6
 CLASSES = {1: "star", 2: "galaxy"}
-HALF = {1: 5.0, 2: 6.0}          # the paper's boxes: star x±5, galaxy x±6
+HALF = {1: 5.0, 2: 6.0}  # the paper's boxes: star x±5, galaxy x±6
 
-def build_detector(backbone: str = "resnet50", pretrained_backbone=None, nms: str = "soft", detections: int = 2500,
-                   proposals: int = 500, representation: int | None = None, fpn_channels: int = 128):
+
+def build_detector(
+    backbone: str = "resnet50",
+    pretrained_backbone=None,
+    nms: str = "soft",
+    detections: int = 2500,
+    proposals: int = 500,
+    representation: int | None = None,
+    fpn_channels: int = 128,
+):
     """Faster R-CNN + FPN for stars (1) and galaxies (2) at native resolution, one detection per proposal (`SourceRoIHeads`).
     backbone: "resnet50" (the paper's) or "resnet18"; pretrained_backbone: a local torchvision ImageNet `.pth` file or None;
     nms: "soft" (the project's Gaussian soft-NMS) or "hard"; detections: most kept per frame; proposals: RPN proposals per
@@ -53,36 +66,69 @@ def build_detector(backbone: str = "resnet50", pretrained_backbone=None, nms: st
     from torchvision.models.detection.faster_rcnn import TwoMLPHead, FastRCNNPredictor
     from torchvision.ops import FeaturePyramidNetwork
     from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
     bb = resnet_fpn_backbone(backbone_name=backbone, weights=None, trainable_layers=5, returned_layers=[1, 2, 3, 4])
-    if fpn_channels != bb.out_channels:        # torchvision's FPN is 256 wide; see above for why ours is narrower
-        bb.fpn = FeaturePyramidNetwork([blk[0].in_channels for blk in bb.fpn.inner_blocks], fpn_channels, extra_blocks=LastLevelMaxPool())
+    if fpn_channels != bb.out_channels:  # torchvision's FPN is 256 wide; see above for why ours is narrower
+        bb.fpn = FeaturePyramidNetwork(
+            [blk[0].in_channels for blk in bb.fpn.inner_blocks], fpn_channels, extra_blocks=LastLevelMaxPool()
+        )
         bb.out_channels = fpn_channels
     if pretrained_backbone:
         p = Path(pretrained_backbone)
-        if not p.is_file(): raise FileNotFoundError(f"backbone weights {p} not found (a torchvision ImageNet {backbone} .pth file)")
+        if not p.is_file():
+            raise FileNotFoundError(f"backbone weights {p} not found (a torchvision ImageNet {backbone} .pth file)")
         sd = torch.load(p, map_location="cpu", weights_only=True)
-        missing, unexpected = bb.body.load_state_dict({k: v for k, v in sd.items() if not k.startswith("fc.")}, strict=False)
-        if missing: raise ValueError(f"{p} does not fit a {backbone}: missing {missing[:3]}...")
-    anchors = AnchorGenerator(sizes=((6, 10, 14), (16, 22, 28), (32, 45, 64), (64, 90, 128), (128, 180, 256)),
-                              aspect_ratios=((1.0,),) * 5)
+        missing, unexpected = bb.body.load_state_dict(
+            {k: v for k, v in sd.items() if not k.startswith("fc.")}, strict=False
+        )
+        if missing:
+            raise ValueError(f"{p} does not fit a {backbone}: missing {missing[:3]}...")
+    anchors = AnchorGenerator(
+        sizes=((6, 10, 14), (16, 22, 28), (32, 45, 64), (64, 90, 128), (128, 180, 256)), aspect_ratios=((1.0,),) * 5
+    )
     rep = representation or (1024 if backbone == "resnet50" else 256)
-    m = FasterRCNN(bb, num_classes=None, rpn_anchor_generator=anchors, box_detections_per_img=detections,
-                   rpn_pre_nms_top_n_train=2000, rpn_post_nms_top_n_train=600,
-                   rpn_pre_nms_top_n_test=max(1000, 2 * proposals), rpn_post_nms_top_n_test=proposals,
-                   box_batch_size_per_image=128, box_score_thresh=0.05,
-                   box_head=TwoMLPHead(bb.out_channels * 7 * 7, rep), box_predictor=FastRCNNPredictor(rep, 3))
-    m.transform = NativeTransform(min_size=1, max_size=100000, image_mean=[0.0] * 3, image_std=[1.0] * 3, size_divisible=32)
-    if nms not in ("soft", "hard"): raise ValueError(f"nms must be 'soft' or 'hard', got {nms!r}")
+    m = FasterRCNN(
+        bb,
+        num_classes=None,
+        rpn_anchor_generator=anchors,
+        box_detections_per_img=detections,
+        rpn_pre_nms_top_n_train=2000,
+        rpn_post_nms_top_n_train=600,
+        rpn_pre_nms_top_n_test=max(1000, 2 * proposals),
+        rpn_post_nms_top_n_test=proposals,
+        box_batch_size_per_image=128,
+        box_score_thresh=0.05,
+        box_head=TwoMLPHead(bb.out_channels * 7 * 7, rep),
+        box_predictor=FastRCNNPredictor(rep, 3),
+    )
+    m.transform = NativeTransform(
+        min_size=1, max_size=100000, image_mean=[0.0] * 3, image_std=[1.0] * 3, size_divisible=32
+    )
+    if nms not in ("soft", "hard"):
+        raise ValueError(f"nms must be 'soft' or 'hard', got {nms!r}")
     use_soft_nms(m, "gaussian", sigma=0.6, iou_threshold=0.3, score_threshold=0.001)
     m.roi_heads.__class__ = SourceRoIHeads
     m.roi_heads.soft = nms == "soft"
-    m.roi_heads.register_buffer("galaxy_odds", torch.tensor(1.0))      # saved with the weights; see set_galaxy_prior
+    m.roi_heads.register_buffer("galaxy_odds", torch.tensor(1.0))  # saved with the weights; see set_galaxy_prior
     return m
 
 # %% ../nbs/30b_detector.ipynb #3a297627
-def source_detections(class_logits, box_regression, proposals, image_shapes, box_coder, galaxy_odds, score_thresh: float,
-                      soft: bool, nms_thresh: float, detections: int, method: str = "gaussian", sigma: float = 0.6,
-                      score_threshold: float = 0.001, legacy: bool = False) -> tuple:
+def source_detections(
+    class_logits,
+    box_regression,
+    proposals,
+    image_shapes,
+    box_coder,
+    galaxy_odds,
+    score_thresh: float,
+    soft: bool,
+    nms_thresh: float,
+    detections: int,
+    method: str = "gaussian",
+    sigma: float = 0.6,
+    score_threshold: float = 0.001,
+    legacy: bool = False,
+) -> tuple:
     """(boxes, scores, labels), one list entry per image, from the box head's raw outputs: one detection per proposal, scored
     1 - P(background), called a galaxy when galaxy_odds x P(galaxy) > P(star), with that class's box, suppressed over both
     classes at once (soft-NMS with method/sigma/score_threshold/legacy when `soft`, else hard NMS at `nms_thresh`), at most
@@ -100,34 +146,52 @@ def source_detections(class_logits, box_regression, proposals, image_shapes, box
         k = box_ops.remove_small_boxes(b, min_size=1e-2)
         b, score, lab = b[k], score[k], lab[k]
         if soft:
-            keep, score = batched_soft_nms(b, score, torch.zeros_like(lab), method, sigma, nms_thresh, score_threshold, legacy)
+            keep, score = batched_soft_nms(
+                b, score, torch.zeros_like(lab), method, sigma, nms_thresh, score_threshold, legacy
+            )
         else:
-            keep = box_ops.nms(b, score, nms_thresh); score = score[keep]
+            keep = box_ops.nms(b, score, nms_thresh)
+            score = score[keep]
         keep, score = keep[:detections], score[:detections]
-        out_b.append(b[keep]); out_s.append(score); out_l.append(lab[keep])
+        out_b.append(b[keep])
+        out_s.append(score)
+        out_l.append(lab[keep])
     return out_b, out_s, out_l
 
 # %% ../nbs/30b_detector.ipynb #1bded368
 def postprocess_config(heads) -> dict:
     "The `source_detections` settings held by a detector's RoI heads, e.g. to run them after an exported network."
-    return dict(galaxy_odds=heads.galaxy_odds, score_thresh=heads.score_thresh, soft=heads.soft, nms_thresh=heads.nms_thresh,
-                detections=heads.detections_per_img, method=heads.softnms_method, sigma=heads.softnms_sigma,
-                score_threshold=heads.softnms_score_threshold, legacy=heads.softnms_legacy)
+    return dict(
+        galaxy_odds=heads.galaxy_odds,
+        score_thresh=heads.score_thresh,
+        soft=heads.soft,
+        nms_thresh=heads.nms_thresh,
+        detections=heads.detections_per_img,
+        method=heads.softnms_method,
+        sigma=heads.softnms_sigma,
+        score_threshold=heads.softnms_score_threshold,
+        legacy=heads.softnms_legacy,
+    )
 
 # %% ../nbs/30b_detector.ipynb #8074a803
 class SourceRoIHeads(SoftNMSRoIHeads):
     """RoI heads that give one detection per proposal: a source is one object of one class (`source_detections`).
     Score: P(star) + P(galaxy) = 1 - P(background). Class: galaxy when `galaxy_odds` x P(galaxy) > P(star).
     Box: that class's regression. Suppression: over both classes at once, soft (Gaussian) or hard."""
+
     soft = True
+
     def postprocess_detections(self, class_logits, box_regression, proposals, image_shapes):
-        return source_detections(class_logits, box_regression, proposals, image_shapes, self.box_coder, **postprocess_config(self))
+        return source_detections(
+            class_logits, box_regression, proposals, image_shapes, self.box_coder, **postprocess_config(self)
+        )
 
 # %% ../nbs/30b_detector.ipynb #25bfd542
 def prior_odds(train_fraction: float, prior: float) -> float:
     "The factor on P(galaxy) that turns a classifier trained with `train_fraction` galaxies into one for a sky with `prior` galaxies (Bayes)."
     for name, f in (("train_fraction", train_fraction), ("prior", prior)):
-        if not 0 < f < 1: raise ValueError(f"{name} must be a fraction in (0, 1), got {f}")
+        if not 0 < f < 1:
+            raise ValueError(f"{name} must be a fraction in (0, 1), got {f}")
     return (prior / (1 - prior)) / (train_fraction / (1 - train_fraction))
 
 # %% ../nbs/30b_detector.ipynb #c5efffcc
@@ -139,35 +203,50 @@ def set_galaxy_prior(model, train_fraction: float, prior: float):
 # %% ../nbs/30b_detector.ipynb #4e25451d
 def fill_state(st: dict) -> dict:
     "Weights saved before the galaxy odds were a buffer get the neutral 1."
-    if "roi_heads.box_predictor.cls_score.weight" in st and "roi_heads.galaxy_odds" not in st: st = st | {"roi_heads.galaxy_odds": torch.tensor(1.0)}
+    if "roi_heads.box_predictor.cls_score.weight" in st and "roi_heads.galaxy_odds" not in st:
+        st = st | {"roi_heads.galaxy_odds": torch.tensor(1.0)}
     return st
 
 # %% ../nbs/30b_detector.ipynb #d667bbd2
 def detector_config(state: dict) -> dict:
     "The `build_detector` arguments (backbone, FPN width, box-head width) that a state dict was made with."
-    if "backbone.body.layer1.0.conv1.weight" not in state: raise ValueError("not a starfield detector state dict (no backbone.body.layer1)")
+    if "backbone.body.layer1.0.conv1.weight" not in state:
+        raise ValueError("not a starfield detector state dict (no backbone.body.layer1)")
     layers = {k.split(".")[3] for k in state if k.startswith("backbone.body.layer3.")}
     deep = "backbone.body.layer1.0.conv3.weight" in state
     names = {(False, 2): "resnet18", (False, 6): "resnet34", (True, 6): "resnet50", (True, 23): "resnet101"}
     backbone = names.get((deep, len(layers)))
-    if backbone is None: raise ValueError(f"unknown ResNet with {len(layers)} blocks in layer3")
-    return dict(backbone=backbone, fpn_channels=state["backbone.fpn.layer_blocks.0.0.weight"].shape[0],
-                representation=state["roi_heads.box_head.fc6.weight"].shape[0])
+    if backbone is None:
+        raise ValueError(f"unknown ResNet with {len(layers)} blocks in layer3")
+    return dict(
+        backbone=backbone,
+        fpn_channels=state["backbone.fpn.layer_blocks.0.0.weight"].shape[0],
+        representation=state["roi_heads.box_head.fc6.weight"].shape[0],
+    )
 
 # %% ../nbs/30b_detector.ipynb #6ddb24bb
 def load_detector(path, nms: str = "soft", **kw):
     "A detector rebuilt from a checkpoint or state-dict file (architecture read from the weights) and put in eval mode."
     p = Path(path)
-    if not p.is_file(): raise FileNotFoundError(f"weights file {p} not found (a checkpoint written by train_detector or torch.save(model.state_dict()))")
-    try: st = torch.load(p, map_location="cpu", weights_only=True)      # tensors and plain containers only: no code runs
+    if not p.is_file():
+        raise FileNotFoundError(
+            f"weights file {p} not found (a checkpoint written by train_detector or torch.save(model.state_dict()))"
+        )
+    try:
+        st = torch.load(p, map_location="cpu", weights_only=True)  # tensors and plain containers only: no code runs
     except Exception as e:
-        raise ValueError(f"{p}: not a detector checkpoint that loads safely ({type(e).__name__}); pass a model card (.card.json), "
-                         "a checkpoint written by `astronb train starfield`, a state dict saved with torch.save, or an exported "
-                         ".onnx") from None
+        raise ValueError(
+            f"{p}: not a detector checkpoint that loads safely ({type(e).__name__}); pass a model card (.card.json), "
+            "a checkpoint written by `astronb train starfield`, a state dict saved with torch.save, or an exported "
+            ".onnx"
+        ) from None
     st = st["model"] if isinstance(st, dict) and "model" in st else st
-    if not isinstance(st, dict): raise ValueError(f"{p}: holds a {type(st).__name__}, not a detector's state dict")
-    try: cfg = detector_config(st)
-    except (ValueError, KeyError, AttributeError) as e: raise ValueError(f"{p}: {e}") from None
+    if not isinstance(st, dict):
+        raise ValueError(f"{p}: holds a {type(st).__name__}, not a detector's state dict")
+    try:
+        cfg = detector_config(st)
+    except (ValueError, KeyError, AttributeError) as e:
+        raise ValueError(f"{p}: {e}") from None
     m = build_detector(**cfg, nms=nms, **kw)
     m.load_state_dict(fill_state(st))
     return m.eval()
@@ -176,7 +255,7 @@ def load_detector(path, nms: str = "soft", **kw):
 def truth_boxes(truth: pd.DataFrame, shape, border: float = 5.0):
     "Boxes (continuous pixel coordinates) and labels from a truth list; objects within `border` px of the edge are dropped."
     h, w = shape
-    u, v = truth.x.to_numpy() - 0.5, truth.y.to_numpy() - 0.5          # FITS 1-based centre -> continuous coordinates
+    u, v = truth.x.to_numpy() - 0.5, truth.y.to_numpy() - 0.5  # FITS 1-based centre -> continuous coordinates
     lab = np.where(truth.code.to_numpy() == 100, 1, 2)
     half = np.where(lab == 1, HALF[1], HALF[2])
     keep = (u >= border) & (v >= border) & (u <= w - border) & (v <= h - border)

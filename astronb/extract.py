@@ -4,12 +4,12 @@
 
 # %% ../nbs/09a_extract.ipynb #261b1e0b
 from __future__ import annotations
-import math, os, shutil, subprocess, tempfile, time
-from dataclasses import dataclass, field, asdict
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
-import numpy as np, pandas as pd
-from .core import atomic_write, atomic_save
-from .io import read_fits_image, read_truth_list, FormatError
+import numpy as np
+import pandas as pd
 
 # %% auto #0
 __all__ = ['sep_input', 'detect_sep', 'aperture_flux', 'aperture_mag', 'psf_fwhm', 'noise_correlation', 'frame_stats',
@@ -20,14 +20,23 @@ def sep_input(img):
     "(data, mask) as sep wants them: float64, C-contiguous, non-finite pixels masked and filled with the median."
     data = np.ascontiguousarray(np.asarray(img, np.float64))
     mask = ~np.isfinite(data)
-    if mask.any(): data = np.where(mask, np.nanmedian(data), data)
+    if mask.any():
+        data = np.where(mask, np.nanmedian(data), data)
     return data, mask
 
 # %% ../nbs/09a_extract.ipynb #0578f762
-def detect_sep(img, thresh: float = 1.5, minarea: int = 5, deblend_cont: float = 0.005, filter_kernel="default",
-               bw: int = 64, fw: int = 3) -> pd.DataFrame:
+def detect_sep(
+    img,
+    thresh: float = 1.5,
+    minarea: int = 5,
+    deblend_cont: float = 0.005,
+    filter_kernel="default",
+    bw: int = 64,
+    fw: int = 3,
+) -> pd.DataFrame:
     "sep with SExtractor-like settings (background subtracted, threshold in background sigmas); x, y 1-based."
     import sep
+
     data, mask = sep_input(img)
     bkg = sep.Background(data, mask=mask, bw=bw, bh=bw, fw=fw, fh=fw)
     sub = data - bkg.back()
@@ -38,9 +47,10 @@ def detect_sep(img, thresh: float = 1.5, minarea: int = 5, deblend_cont: float =
     if len(df):
         r50, _ = sep.flux_radius(sub, objs["x"], objs["y"], 6.0 * objs["a"], 0.5, subpix=5)
         df["r50"] = r50
-    else: df["r50"] = []
+    else:
+        df["r50"] = []
     df["x0"], df["y0"] = df.x, df.y
-    df["x"], df["y"] = df.x0 + 1, df.y0 + 1          # FITS convention, like the truth lists and SExtractor
+    df["x"], df["y"] = df.x0 + 1, df.y0 + 1  # FITS convention, like the truth lists and SExtractor
     df.attrs.update(back=float(bkg.globalback), rms=float(bkg.globalrms))
     return df
 
@@ -48,6 +58,7 @@ def detect_sep(img, thresh: float = 1.5, minarea: int = 5, deblend_cont: float =
 def aperture_flux(img, x, y, r: float = 3.0) -> np.ndarray:
     "Background-subtracted flux (image units) in a circular aperture of radius `r` px (sep.sum_circle; x, y 1-based)."
     import sep
+
     data, mask = sep_input(img)
     bkg = sep.Background(data, mask=mask)
     f, _, _ = sep.sum_circle(data - bkg.back(), np.asarray(x, float) - 1, np.asarray(y, float) - 1, r)
@@ -62,46 +73,72 @@ def aperture_mag(img, x, y, zero_point: float, r: float = 3.0):
 def psf_fwhm(img, det=None, half: int = 7, saturation: float = 65535, max_stars: int = 40) -> np.ndarray:
     """FWHM (px) of a Moffat2D fitted (astropy, trust-region least squares, Poisson + background weights) to each of the
     brightest `max_stars` isolated point sources: unflagged, unsaturated, round, peak > 10 sigma, no other source within 1.5 `half`."""
-    import sep, warnings
+    import sep
+    import warnings
     from astropy.modeling import models, fitting
+
     det = detect_sep(img) if det is None else det
     data, mask = sep_input(img)
     bkg = sep.Background(data, mask=mask, bw=64, bh=64, fw=3, fh=3)
     sub, rms = data - bkg.back(), bkg.globalrms
     H, W = sub.shape
     from scipy.spatial import cKDTree
+
     xy = det[["x0", "y0"]].to_numpy(float)
-    nearest = cKDTree(xy).query(xy, k=2)[0][:, 1] if len(xy) > 1 else np.full(len(xy), np.inf)   # no N x N matrix on big frames
-    ok = (det.flag == 0) & (det.peak < 0.5 * saturation) & (det.peak > 10 * rms) & (det.b / det.a > 0.7) & (det.npix >= 12) & \
-         (nearest > 1.5 * half) & (det.x0 > half) & (det.y0 > half) & (det.x0 < W - half - 1) & (det.y0 < H - half - 1)
-    yy, xx = np.mgrid[-half:half + 1, -half:half + 1].astype(float)
+    nearest = (
+        cKDTree(xy).query(xy, k=2)[0][:, 1] if len(xy) > 1 else np.full(len(xy), np.inf)
+    )  # no N x N matrix on big frames
+    ok = (
+        (det.flag == 0)
+        & (det.peak < 0.5 * saturation)
+        & (det.peak > 10 * rms)
+        & (det.b / det.a > 0.7)
+        & (det.npix >= 12)
+        & (nearest > 1.5 * half)
+        & (det.x0 > half)
+        & (det.y0 > half)
+        & (det.x0 < W - half - 1)
+        & (det.y0 < H - half - 1)
+    )
+    yy, xx = np.mgrid[-half : half + 1, -half : half + 1].astype(float)
     fitter, out = fitting.TRFLSQFitter(), []
     for r in det[ok].sort_values("peak", ascending=False).head(max_stars).itertuples():
         ix, iy = int(round(r.x0)), int(round(r.y0))
-        st = sub[iy - half:iy + half + 1, ix - half:ix + half + 1]
-        m0 = models.Moffat2D(amplitude=st.max(), x_0=r.x0 - ix, y_0=r.y0 - iy, gamma=2.0, alpha=3.0,
-                             bounds={"gamma": (0.3, 20.0), "alpha": (1.01, 20.0)})
+        st = sub[iy - half : iy + half + 1, ix - half : ix + half + 1]
+        m0 = models.Moffat2D(
+            amplitude=st.max(),
+            x_0=r.x0 - ix,
+            y_0=r.y0 - iy,
+            gamma=2.0,
+            alpha=3.0,
+            bounds={"gamma": (0.3, 20.0), "alpha": (1.01, 20.0)},
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            f = fitter(m0, xx, yy, st, weights=1 / np.sqrt(rms ** 2 + np.clip(st, 0, None)), maxiter=200)
-        if abs(f.x_0.value) < 2 and abs(f.y_0.value) < 2 and np.isfinite(f.fwhm): out.append(float(f.fwhm))
+            f = fitter(m0, xx, yy, st, weights=1 / np.sqrt(rms**2 + np.clip(st, 0, None)), maxiter=200)
+        if abs(f.x_0.value) < 2 and abs(f.y_0.value) < 2 and np.isfinite(f.fwhm):
+            out.append(float(f.fwhm))
     return np.array(out)
 
 # %% ../nbs/09a_extract.ipynb #e19a7169
 def noise_correlation(img, lag: int = 2) -> float:
     "Correlation of background-noise pixels `lag` px apart (mean of x and y), sources masked (sep, 3 sigma) and the background subtracted."
     import sep
+
     data, mask = sep_input(img)
     bkg = sep.Background(data, mask=mask, bw=64, bh=64, fw=3, fh=3)
     r = data - bkg.back()
     m = mask.copy()
     det = detect_sep(img, thresh=3.0)
-    if len(det): sep.mask_ellipse(m, det.x0.values, det.y0.values, det.a.values, det.b.values, det.theta.values, r=6.0)
+    if len(det):
+        sep.mask_ellipse(m, det.x0.values, det.y0.values, det.a.values, det.b.values, det.theta.values, r=6.0)
     r = np.where(m | (np.abs(r) > 5 * bkg.globalrms), np.nan, r)
     var = np.nanmean(r * r)
+
     def corr(a, b):
         ok = np.isfinite(a) & np.isfinite(b)
         return float(np.mean(a[ok] * b[ok]) / var)
+
     return float(np.mean([corr(r[:, :-lag], r[:, lag:]), corr(r[:-lag, :], r[lag:, :])]))
 
 # %% ../nbs/09a_extract.ipynb #4676b819
@@ -109,41 +146,69 @@ def frame_stats(img, saturation: float = 65535) -> dict:
     "Background level and RMS, seeing FWHM (px, Moffat fits) and its 2 r50 estimate, noise correlation and number of sep sources of a frame."
     det = detect_sep(img)
     fw = psf_fwhm(img, det, saturation=saturation)
-    ok = (det.flag == 0) & (det.peak < 0.5 * saturation) & (det.peak > 10 * det.attrs["rms"]) & (det.npix >= 12) & \
-         (det.b / det.a > 0.7) & (det.r50 > 0.6)
-    return dict(background=det.attrs["back"], background_rms=det.attrs["rms"],
-                fwhm_px=float(np.median(fw)) if len(fw) >= 3 else float("nan"), fwhm_stars=len(fw),
-                fwhm_2r50_px=float(np.median(2 * det.r50[ok])) if ok.sum() >= 3 else float("nan"),
-                noise_corr=noise_correlation(img), sep_sources=len(det), pixels=int(np.asarray(img).size))
+    ok = (
+        (det.flag == 0)
+        & (det.peak < 0.5 * saturation)
+        & (det.peak > 10 * det.attrs["rms"])
+        & (det.npix >= 12)
+        & (det.b / det.a > 0.7)
+        & (det.r50 > 0.6)
+    )
+    return dict(
+        background=det.attrs["back"],
+        background_rms=det.attrs["rms"],
+        fwhm_px=float(np.median(fw)) if len(fw) >= 3 else float("nan"),
+        fwhm_stars=len(fw),
+        fwhm_2r50_px=float(np.median(2 * det.r50[ok])) if ok.sum() >= 3 else float("nan"),
+        noise_corr=noise_correlation(img),
+        sep_sources=len(det),
+        pixels=int(np.asarray(img).size),
+    )
 
 # %% ../nbs/09a_extract.ipynb #eb601118
 _CONV = "CONV NORM\n# 3x3 ``all-ground'' convolution mask with FWHM = 2 pixels.\n1 2 1\n2 4 2\n1 2 1\n"
 _PARAMS = "NUMBER\nX_IMAGE\nY_IMAGE\nFLUX_AUTO\nMAG_AUTO\nFLUX_RADIUS\nFLAGS\n"
 
+
 def sextractor_binary():
     "Path of the SExtractor executable, or None."
     for n in ("source-extractor", "sextractor", "sex"):
         p = shutil.which(n)
-        if p: return p
+        if p:
+            return p
     return None
 
 # %% ../nbs/09a_extract.ipynb #b5a32e1f
 def detect_sextractor(fits_path, thresh: float = 1.5, minarea: int = 5, extra: dict | None = None) -> pd.DataFrame:
     "Run SExtractor on a FITS file; x, y 1-based."
     from astronb.io import read_sextractor_catalog
+
     exe = sextractor_binary()
     if exe is None:
-        raise FileNotFoundError("SExtractor is not installed: `apt-get install source-extractor` (Debian/Ubuntu), "
-                                "`brew install sextractor` (macOS) or `conda install -c conda-forge astromatic-source-extractor`")
+        raise FileNotFoundError(
+            "SExtractor is not installed: `apt-get install source-extractor` (Debian/Ubuntu), "
+            "`brew install sextractor` (macOS) or `conda install -c conda-forge astromatic-source-extractor`"
+        )
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
-        (d/"default.conv").write_text(_CONV); (d/"default.param").write_text(_PARAMS)
-        args = dict(CATALOG_NAME=str(d/"out.cat"), CATALOG_TYPE="ASCII_HEAD", PARAMETERS_NAME=str(d/"default.param"),
-                    FILTER_NAME=str(d/"default.conv"), DETECT_THRESH=thresh, ANALYSIS_THRESH=thresh, DETECT_MINAREA=minarea,
-                    SATUR_LEVEL=65535, CHECKIMAGE_TYPE="NONE", VERBOSE_TYPE="QUIET", **(extra or {}))
+        (d / "default.conv").write_text(_CONV)
+        (d / "default.param").write_text(_PARAMS)
+        args = dict(
+            CATALOG_NAME=str(d / "out.cat"),
+            CATALOG_TYPE="ASCII_HEAD",
+            PARAMETERS_NAME=str(d / "default.param"),
+            FILTER_NAME=str(d / "default.conv"),
+            DETECT_THRESH=thresh,
+            ANALYSIS_THRESH=thresh,
+            DETECT_MINAREA=minarea,
+            SATUR_LEVEL=65535,
+            CHECKIMAGE_TYPE="NONE",
+            VERBOSE_TYPE="QUIET",
+            **(extra or {}),
+        )
         cmd = [exe, str(Path(fits_path).resolve())] + [a for k, v in args.items() for a in (f"-{k}", str(v))]
         r = subprocess.run(cmd, cwd=d, capture_output=True, text=True, timeout=600)
-        if r.returncode != 0 or not (d/"out.cat").exists():
+        if r.returncode != 0 or not (d / "out.cat").exists():
             raise RuntimeError(f"SExtractor failed on {fits_path}: {r.stderr.strip()[-500:]}")
-        cat = read_sextractor_catalog(d/"out.cat")
+        cat = read_sextractor_catalog(d / "out.cat")
     return cat.rename(columns={"X_IMAGE": "x", "Y_IMAGE": "y", "FLUX_AUTO": "flux"})

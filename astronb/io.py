@@ -4,13 +4,16 @@
 
 # %% ../nbs/02_io.ipynb #926f95bc
 from __future__ import annotations
-import gzip, io
+import gzip
+import io
 from pathlib import Path
-import numpy as np, pandas as pd
+import numpy as np
+import pandas as pd
 
 # %% auto #0
-__all__ = ['CATALOGUE_UNITS', 'FormatError', 'read_fits_image', 'read_frame', 'read_truth_list', 'read_sextractor_catalog',
-           'write_catalogue', 'ztf_is_asteroid', 'ztf_crossmatch_valid', 'read_ztf_alerts']
+__all__ = ['CATALOGUE_UNITS', 'REGION_COLOURS', 'FormatError', 'read_fits_image', 'read_frame', 'read_truth_list',
+           'read_sextractor_catalog', 'write_catalogue', 'write_regions', 'ztf_is_asteroid', 'ztf_crossmatch_valid',
+           'read_ztf_alerts']
 
 # %% ../nbs/02_io.ipynb #b681b0d5
 class FormatError(ValueError):
@@ -20,6 +23,7 @@ class FormatError(ValueError):
 def read_fits_image(path, hdu: int | None = None, dtype=np.float32):
     "Image data (scaled, blanks as NaN) and header of the first image HDU of a FITS file (plain or gzipped bytes)."
     from astropy.io import fits
+
     src = io.BytesIO(path) if isinstance(path, (bytes, bytearray)) else path
     name = "<bytes>" if isinstance(path, (bytes, bytearray)) else str(path)
     try:
@@ -31,12 +35,16 @@ def read_fits_image(path, hdu: int | None = None, dtype=np.float32):
                     raw = h.data
                     data = np.asarray(raw, dtype=dtype)
                     blank = h.header.get("BLANK")
-                    if blank is not None and np.issubdtype(raw.dtype, np.integer):   # unscaled integers keep BLANK as a value
+                    if blank is not None and np.issubdtype(
+                        raw.dtype, np.integer
+                    ):  # unscaled integers keep BLANK as a value
                         data[raw == blank] = np.nan
                     return data, h.header.copy()
     except (OSError, TypeError, ValueError, IndexError) as e:
         raise FormatError(f"{name}: not a readable FITS file ({e}); check that it is complete") from None
-    raise FormatError(f"{name}: no HDU holds image data; a FITS image needs a 2-D array in the primary HDU or an extension")
+    raise FormatError(
+        f"{name}: no HDU holds image data; a FITS image needs a 2-D array in the primary HDU or an extension"
+    )
 
 # %% ../nbs/02_io.ipynb #18ec6514
 def read_frame(path) -> tuple:
@@ -48,13 +56,17 @@ def read_frame(path) -> tuple:
     while img.ndim > 2 and img.shape[0] == 1:
         img = img[0]
     if img.ndim != 2:
-        raise FormatError(f"{path}: a {'x'.join(map(str, shape))} cube, not a 2-D frame; write the plane you want to its own "
-                          "file (e.g. astropy: fits.writeto('plane.fits', fits.getdata(path)[0], fits.getheader(path)))")
+        raise FormatError(
+            f"{path}: a {'x'.join(map(str, shape))} cube, not a 2-D frame; write the plane you want to its own "
+            "file (e.g. astropy: fits.writeto('plane.fits', fits.getdata(path)[0], fits.getheader(path)))"
+        )
     if img.size == 0:
         raise FormatError(f"{path}: the image is empty (shape {shape}); the file holds no pixels to detect on")
     if not np.isfinite(img).any():
-        raise FormatError(f"{path}: no finite pixel (every value is NaN, inf or BLANK): the frame is blank, not an "
-                          "empty sky; check the exposure or the file")
+        raise FormatError(
+            f"{path}: no finite pixel (every value is NaN, inf or BLANK): the frame is blank, not an "
+            "empty sky; check the exposure or the file"
+        )
     return img, hdr
 
 # %% ../nbs/02_io.ipynb #8d76bf2c
@@ -64,14 +76,19 @@ def read_truth_list(path) -> pd.DataFrame:
     rows = []
     for i, line in enumerate(Path(path).read_text().splitlines(), 1):
         s = line.split("#", 1)[0].strip()
-        if not s: continue
+        if not s:
+            continue
         parts = s.split()
         try:
-            if len(parts) < 3: raise ValueError("fewer than 3 numbers")
+            if len(parts) < 3:
+                raise ValueError("fewer than 3 numbers")
             vals = [float(v) for v in parts[:4]]
-            if not np.isfinite(vals[:3]).all(): raise ValueError("not finite")
+            if not np.isfinite(vals[:3]).all():
+                raise ValueError("not finite")
         except ValueError as e:
-            raise FormatError(f"{path}, line {i}: expected 'code x y' or 'code x y mag' (numbers), got {line!r} ({e})") from None
+            raise FormatError(
+                f"{path}, line {i}: expected 'code x y' or 'code x y mag' (numbers), got {line!r} ({e})"
+            ) from None
         rows.append((int(vals[0]), vals[1], vals[2], vals[3] if len(vals) > 3 else np.nan))
     df = pd.DataFrame(rows, columns=["code", "x", "y", "mag"])
     df["cls"] = np.where(df.code == 100, "star", "galaxy")
@@ -82,18 +99,29 @@ def read_truth_list(path) -> pd.DataFrame:
 def read_sextractor_catalog(path) -> pd.DataFrame:
     "A SExtractor ASCII_HEAD catalogue as a DataFrame, read by astropy's `ascii.sextractor` reader; the column units are in `df.attrs['units']`."
     from astropy.table import Table
-    if not Path(path).exists(): raise FileNotFoundError(f"{path}: no such SExtractor catalogue")
-    try: t = Table.read(str(path), format="ascii.sextractor")
+
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: no such SExtractor catalogue")
+    try:
+        t = Table.read(str(path), format="ascii.sextractor")
     except Exception as e:
-        raise FormatError(f"{path}: not a SExtractor ASCII_HEAD catalogue ({type(e).__name__}: {e}); write it with CATALOG_TYPE ASCII_HEAD") from None
+        raise FormatError(
+            f"{path}: not a SExtractor ASCII_HEAD catalogue ({type(e).__name__}: {e}); write it with CATALOG_TYPE ASCII_HEAD"
+        ) from None
     text = [c for c in t.colnames if t[c].dtype.kind not in "iuf"]
-    if text: raise FormatError(f"{path}: column {text[0]} holds text ({t[text[0]][0]!r}); a SExtractor catalogue holds only numbers")
+    if text:
+        raise FormatError(
+            f"{path}: column {text[0]} holds text ({t[text[0]][0]!r}); a SExtractor catalogue holds only numbers"
+        )
     df = t.to_pandas()
     df.attrs["units"] = {c: str(t[c].unit) for c in t.colnames if t[c].unit is not None}
     return df
 
 # %% ../nbs/02_io.ipynb #4637a6ab
-CATALOGUE_UNITS = dict(x="pix", y="pix", ra="deg", dec="deg", flux="adu", flux_err="adu", mag="mag", fwhm="pix", r50="pix")
+CATALOGUE_UNITS = dict(
+    x="pix", y="pix", ra="deg", dec="deg", flux="adu", flux_err="adu", mag="mag", fwhm="pix", r50="pix"
+)
+
 
 def write_catalogue(df: pd.DataFrame, path, meta: dict | None = None, units: dict | None = None) -> Path:
     """Write a source catalogue atomically as ECSV (default), FITS (by extension) or CSV; `units` (column -> unit string)
@@ -102,28 +130,65 @@ def write_catalogue(df: pd.DataFrame, path, meta: dict | None = None, units: dic
     from astropy.table import Table
     import astropy.units as u
     from astronb.core import atomic_save, atomic_write
-    path = Path(path); name = path.name.lower()
+
+    path = Path(path)
+    name = path.name.lower()
     if name.endswith(".csv"):
-        with atomic_write(path) as f: df.to_csv(f, index=False)
+        with atomic_write(path) as f:
+            df.to_csv(f, index=False)
         return path
     fmt = "fits" if name.endswith((".fits", ".fit", ".fits.gz")) else "ascii.ecsv"
     t = Table.from_pandas(df.reset_index(drop=True))
     for c, un in {**CATALOGUE_UNITS, **(units or {})}.items():
-        if c in t.colnames and un: t[c].unit = u.Unit(un)
+        if c in t.colnames and un:
+            t[c].unit = u.Unit(un)
     meta = dict(meta or {})
-    if fmt == "fits": meta = {k: v if isinstance(v, (str, int, float, bool)) else json.dumps(v, default=str) for k, v in meta.items()}
+    if fmt == "fits":
+        meta = {k: v if isinstance(v, (str, int, float, bool)) else json.dumps(v, default=str) for k, v in meta.items()}
     t.meta.update(meta)
     import warnings
+
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")          # FITS: keys longer than 8 characters become HIERARCH cards, as intended
+        warnings.simplefilter("ignore")  # FITS: keys longer than 8 characters become HIERARCH cards, as intended
         atomic_save(path, lambda p: t.write(p, format=fmt, overwrite=True))
+    return path
+
+# %% ../nbs/02_io.ipynb #b1c2d3e1
+REGION_COLOURS = {"star": "green", "galaxy": "red"}  # any other class (a YOLO class name): cyan
+
+
+def write_regions(cat: pd.DataFrame, path, radius_px: float = 4.0, radius_arcsec: float = 3.0) -> Path:
+    "Write a catalogue (x, y 1-based; optional ra, dec, cls, score) as DS9 (.reg) or CRTF (.crtf) circles, atomically."
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+    from regions import CirclePixelRegion, CircleSkyRegion, PixCoord, RegionMeta, Regions, RegionVisual
+    from astronb.core import atomic_write
+
+    path = Path(path)
+    fmt = "crtf" if path.suffix.lower() == ".crtf" else "ds9"
+    sky = {"ra", "dec"} <= set(cat.columns)
+    out = []
+    for r in cat.itertuples(index=False):
+        cls = str(getattr(r, "cls", "source"))
+        meta = RegionMeta(text=cls)
+        if hasattr(r, "score"):
+            meta["tag"] = [f"score={float(r.score):.4f}"]
+        visual = RegionVisual(color=REGION_COLOURS.get(cls, "cyan"))
+        if sky:
+            centre = SkyCoord(float(r.ra) * u.deg, float(r.dec) * u.deg, frame="icrs")
+            out.append(CircleSkyRegion(centre, radius_arcsec * u.arcsec, meta=meta, visual=visual))
+        else:  # regions counts pixels from 0; the catalogue, like FITS and DS9, from 1
+            out.append(CirclePixelRegion(PixCoord(float(r.x) - 1, float(r.y) - 1), radius_px, meta=meta, visual=visual))
+    with atomic_write(path) as f:
+        f.write(Regions(out).serialize(format=fmt))
     return path
 
 # %% ../nbs/02_io.ipynb #0fd8521e
 def ztf_is_asteroid(candidate: dict, max_dist: float = 10.0) -> bool:
     "Known solar-system object within `max_dist` arcsec of the detection."
     name, d = candidate.get("ssnamenr"), candidate.get("ssdistnr")
-    if name in (None, "", "null") or d is None: return False
+    if name in (None, "", "null") or d is None:
+        return False
     return 0 <= float(d) < max_dist
 
 # %% ../nbs/02_io.ipynb #55b6883b
@@ -131,30 +196,46 @@ def ztf_crossmatch_valid(candidate: dict) -> bool:
     "False when the solar-system or PS1 cross-match fields hold values the ZTF schema cannot produce (rewritten records)."
     for k in ("ssdistnr", "distpsnr1"):
         v = candidate.get(k)
-        if v is None: continue
+        if v is None:
+            continue
         v = float(v)
-        if not (v == -999.0 or 0 <= v <= 30): return False
+        if not (v == -999.0 or 0 <= v <= 30):
+            return False
     return True
 
 # %% ../nbs/02_io.ipynb #1a85571a
 def _stamp(cut: dict | None, path, which: str):
-    if not cut or not cut.get("stampData"): return None
-    try: raw = gzip.decompress(cut["stampData"])
-    except (OSError, EOFError) as e: raise FormatError(f"{path}: {which} stamp is not valid gzip ({e})") from None
-    img, _ = read_fits_image(raw)
+    if not cut or not cut.get("stampData"):
+        return None
+    try:
+        raw = gzip.decompress(cut["stampData"])
+    except (OSError, EOFError) as e:
+        raise FormatError(f"{path}: {which} stamp is not valid gzip ({e})") from None
+    import warnings
+    from astropy.io.fits.verify import VerifyWarning
+
+    with warnings.catch_warnings():  # ZTF writes its stamps' SIMPLE card off the standard: known, and harmless here
+        warnings.simplefilter("ignore", VerifyWarning)
+        img, _ = read_fits_image(raw)
     return img
+
 
 def _alert_records(path):
     "Alert records of an Avro packet file or of a Parquet file (Fink's layout: one row per alert, same fields)."
     if str(path).endswith(".parquet"):
         import pyarrow.parquet as pq
+
         cols = ["objectId", "candid", "candidate", "cutoutScience", "cutoutTemplate", "cutoutDifference"]
         names = pq.ParquetFile(path).schema_arrow.names
-        if "candidate" not in names: raise FormatError(f"{path}: a Parquet file without a 'candidate' column is not a ZTF alert table")
+        if "candidate" not in names:
+            raise FormatError(f"{path}: a Parquet file without a 'candidate' column is not a ZTF alert table")
         yield from pq.read_table(path, columns=[c for c in cols if c in names]).to_pylist()
         return
     import fastavro
-    with open(path, "rb") as f: yield from fastavro.reader(f)
+
+    with open(path, "rb") as f:
+        yield from fastavro.reader(f)
+
 
 def read_ztf_alerts(path, stamps: bool = True) -> list:
     "Alerts of one Avro or Parquet file as dicts: objectId, candid, candidate fields, label, and the three stamps as arrays."
@@ -162,15 +243,24 @@ def read_ztf_alerts(path, stamps: bool = True) -> list:
     try:
         for rec in _alert_records(path):
             cand = rec.get("candidate") or {}
-            a = {"objectId": rec.get("objectId"), "candid": rec.get("candid") or cand.get("candid"),
-                 "file": Path(path).name, "candidate": cand, "asteroid": ztf_is_asteroid(cand)}
+            a = {
+                "objectId": rec.get("objectId"),
+                "candid": rec.get("candid") or cand.get("candid"),
+                "file": Path(path).name,
+                "candidate": cand,
+                "asteroid": ztf_is_asteroid(cand),
+            }
             if stamps:
                 for k in ("Science", "Template", "Difference"):
                     a[k.lower()] = _stamp(rec.get(f"cutout{k}"), path, k.lower())
             out.append(a)
-    except FormatError: raise
+    except FormatError:
+        raise
     except Exception as e:  # fastavro raises several types for a damaged file
-        raise FormatError(f"{path}: not a readable Avro alert packet or Parquet alert table ({type(e).__name__}: {e}); "
-                          "re-download it or leave it out") from None
-    if not out: raise FormatError(f"{path}: the file holds no alert record")
+        raise FormatError(
+            f"{path}: not a readable Avro alert packet or Parquet alert table ({type(e).__name__}: {e}); "
+            "re-download it or leave it out"
+        ) from None
+    if not out:
+        raise FormatError(f"{path}: the file holds no alert record")
     return out

@@ -4,7 +4,8 @@
 
 # %% ../nbs/07_metrics.ipynb #d2ad258f
 from __future__ import annotations
-import numpy as np, pandas as pd
+import numpy as np
+import pandas as pd
 
 # %% auto #0
 __all__ = ['threshold_for_recall', 'match_points', 'f_beta', 'detection_scores', 'wilson', 'with_wilson', 'bootstrap', 'verdict',
@@ -16,37 +17,55 @@ def _check_labels(y, n_classes: int, what: str) -> np.ndarray:
     "Integer class labels 0..n_classes-1, or a ValueError saying which values are not."
     y = np.asarray(y)
     bad = sorted(set(np.unique(y).tolist()) - set(range(n_classes)))
-    if bad: raise ValueError(f"{what}: labels must be 0..{n_classes - 1}, found {bad[:5]}; map other labels to a class first")
+    if bad:
+        raise ValueError(
+            f"{what}: labels must be 0..{n_classes - 1}, found {bad[:5]}; map other labels to a class first"
+        )
     return y.astype(int)
 
 # %% ../nbs/07_metrics.ipynb #6dcdf90c
 def threshold_for_recall(y_true, score, target: float = 0.95) -> dict:
     "Highest threshold t with recall(score >= t) >= target (from sklearn's precision_recall_curve), and the precision and recall there."
     from sklearn.metrics import precision_recall_curve
-    y = _check_labels(y_true, 2, "y_true"); s = np.asarray(score, float)
-    if not y.sum(): return dict(threshold=float("nan"), recall=float("nan"), precision=float("nan"))
-    prec, rec, thr = precision_recall_curve(y, s, drop_intermediate=False)   # thresholds ascending, recall falling
+
+    y = _check_labels(y_true, 2, "y_true")
+    s = np.asarray(score, float)
+    if not y.sum():
+        return dict(threshold=float("nan"), recall=float("nan"), precision=float("nan"))
+    prec, rec, thr = precision_recall_curve(y, s, drop_intermediate=False)  # thresholds ascending, recall falling
     i = int(np.flatnonzero(rec[:-1] >= target)[-1])
     return dict(threshold=float(thr[i]), recall=float(rec[i]), precision=float(prec[i]))
 
 # %% ../nbs/07_metrics.ipynb #f6c540b9
-def _safe_div(a, b): return float(a) / float(b) if b else float("nan")
+def _safe_div(a, b):
+    return float(a) / float(b) if b else float("nan")
+
 
 def match_points(det_xy, true_xy, radius: float = 1.5, metric: str = "box"):
     "One-to-one greedy matching; returns (det index, true index) pairs of the matches."
-    d = np.asarray(det_xy, float).reshape(-1, 2); t = np.asarray(true_xy, float).reshape(-1, 2)
-    if not len(d) or not len(t): return np.zeros((0, 2), int)
+    d = np.asarray(det_xy, float).reshape(-1, 2)
+    t = np.asarray(true_xy, float).reshape(-1, 2)
+    if not len(d) or not len(t):
+        return np.zeros((0, 2), int)
     from scipy.spatial import cKDTree
+
     tree = cKDTree(t)
     r = radius * (np.sqrt(2) if metric == "box" else 1.0)
     pairs = tree.query_ball_point(d, r)
-    cand = [(float(np.hypot(*(d[i] - t[j]))), i, j) for i, js in enumerate(pairs) for j in js
-            if metric != "box" or (abs(d[i, 0] - t[j, 0]) <= radius and abs(d[i, 1] - t[j, 1]) <= radius)]
+    cand = [
+        (float(np.hypot(*(d[i] - t[j]))), i, j)
+        for i, js in enumerate(pairs)
+        for j in js
+        if metric != "box" or (abs(d[i, 0] - t[j, 0]) <= radius and abs(d[i, 1] - t[j, 1]) <= radius)
+    ]
     cand.sort()
     used_d, used_t, out = set(), set(), []
     for _, i, j in cand:
-        if i in used_d or j in used_t: continue
-        used_d.add(i); used_t.add(j); out.append((i, j))
+        if i in used_d or j in used_t:
+            continue
+        used_d.add(i)
+        used_t.add(j)
+        out.append((i, j))
     return np.array(out, int).reshape(-1, 2)
 
 # %% ../nbs/07_metrics.ipynb #945925f4
@@ -61,13 +80,17 @@ def f_beta(p, r, beta: float = 1.0):
 # %% ../nbs/07_metrics.ipynb #b30abdf1
 def detection_scores(n_det: int, n_true: int, n_match: int) -> dict:
     "Precision, recall, F1 and F2 from counts."
-    p = _safe_div(n_match, n_det); r = _safe_div(n_match, n_true)
-    return dict(n_det=n_det, n_true=n_true, matched=n_match, precision=p, recall=r, f1=f_beta(p, r, 1), f2=f_beta(p, r, 2))
+    p = _safe_div(n_match, n_det)
+    r = _safe_div(n_match, n_true)
+    return dict(
+        n_det=n_det, n_true=n_true, matched=n_match, precision=p, recall=r, f1=f_beta(p, r, 1), f2=f_beta(p, r, 2)
+    )
 
 # %% ../nbs/07_metrics.ipynb #c430f241
 def wilson(k, n, conf: float = 0.95) -> tuple:
     "Wilson score interval (lo, hi) of the proportion k/n (astropy); (nan, nan) when n is 0."
     from astropy.stats import binom_conf_interval
+
     k, n = np.asarray(k, float), np.asarray(n, float)
     safe = np.where(n > 0, n, 1)
     lo, hi = binom_conf_interval(np.minimum(k, safe), safe, confidence_level=conf, interval="wilson")
@@ -87,32 +110,49 @@ def bootstrap(stat, n_units: int, n_boot: int = 1000, seed: int = 0, conf: float
     """Seeded percentile bootstrap: (lo, hi) of `stat(idx)` over `n_boot` resamples of the unit indices `idx`.
     `strata`: a label per unit; units are then resampled within each stratum (e.g. blocks within each frame)."""
     rng = np.random.default_rng(seed)
-    groups = [np.arange(n_units)] if strata is None else [np.flatnonzero(np.asarray(strata) == s) for s in pd.unique(np.asarray(strata))]
-    vals = np.array([stat(np.concatenate([g[rng.integers(0, len(g), len(g))] for g in groups])) for _ in range(n_boot)], float)
+    groups = (
+        [np.arange(n_units)]
+        if strata is None
+        else [np.flatnonzero(np.asarray(strata) == s) for s in pd.unique(np.asarray(strata))]
+    )
+    vals = np.array(
+        [stat(np.concatenate([g[rng.integers(0, len(g), len(g))] for g in groups])) for _ in range(n_boot)], float
+    )
     vals = vals[np.isfinite(vals)]
-    if not len(vals): return float("nan"), float("nan")
+    if not len(vals):
+        return float("nan"), float("nan")
     a = (1 - conf) / 2
     return float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))
 
 # %% ../nbs/07_metrics.ipynb #e11b26af
 def verdict(lo, hi, bound, higher_is_better: bool = True) -> str:
     "'met' when the interval [lo, hi] is entirely on the good side of `bound`, 'not met' when entirely on the bad side, else 'not established'."
-    if not (np.isfinite(lo) and np.isfinite(hi)): return "not established"
-    if not higher_is_better: lo, hi, bound = -hi, -lo, -bound
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return "not established"
+    if not higher_is_better:
+        lo, hi, bound = -hi, -lo, -bound
     return "met" if lo >= bound else "not met" if hi < bound else "not established"
 
 # %% ../nbs/07_metrics.ipynb #7f01f56f
 def confusion(y_true, y_pred, n_classes: int = 2) -> np.ndarray:
     "sklearn's confusion matrix (rows = true class, columns = predicted) over the classes 0..n_classes-1."
     from sklearn.metrics import confusion_matrix
-    return confusion_matrix(_check_labels(y_true, n_classes, "y_true"), _check_labels(y_pred, n_classes, "y_pred"), labels=list(range(n_classes)))
+
+    return confusion_matrix(
+        _check_labels(y_true, n_classes, "y_true"),
+        _check_labels(y_pred, n_classes, "y_pred"),
+        labels=list(range(n_classes)),
+    )
 
 # %% ../nbs/07_metrics.ipynb #0c69de8c
-def classification_report(y_true, y_pred, names=("other", "asteroid"), proba=None, conf: float = 0.95, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+def classification_report(
+    y_true, y_pred, names=("other", "asteroid"), proba=None, conf: float = 0.95, n_boot: int = 1000, seed: int = 0
+) -> pd.DataFrame:
     """sklearn's classification report as a DataFrame: per class precision, recall (Wilson intervals), F1 (bootstrap interval
     over the samples) and support; then 'accuracy' (in the f1 column, Wilson interval) and, with probabilities, 'loss'
     (sklearn's log loss, in the f1 column, bootstrap interval)."""
     from sklearn.metrics import classification_report as sk_report, log_loss
+
     k = len(names)
     yt, yp = _check_labels(y_true, k, "y_true"), _check_labels(y_pred, k, "y_pred")
     d = sk_report(yt, yp, labels=list(range(k)), target_names=list(names), output_dict=True, zero_division=np.nan)
@@ -122,29 +162,69 @@ def classification_report(y_true, y_pred, names=("other", "asteroid"), proba=Non
         tp, n_pred, n_true = m[c, c], m[:, c].sum(), m[c, :].sum()
         # F1 = 2 tp / (n_pred + n_true), per resample from the per-sample indicators (sklearn's f1_score 1000 times is too slow)
         t_, p_ = (yt == c).astype(float), (yp == c).astype(float)
-        f1 = lambda i: 2 * (t_[i] * p_[i]).sum() / s if (s := t_[i].sum() + p_[i].sum()) else np.nan
+
+        def f1(i):
+            s = t_[i].sum() + p_[i].sum()
+            return 2 * (t_[i] * p_[i]).sum() / s if s else np.nan
+
         f_lo, f_hi = bootstrap(f1, len(yt), n_boot, seed, conf)
         (p_lo, r_lo), (p_hi, r_hi) = wilson([tp, tp], [n_pred, n_true], conf)
-        rows.append(dict(cls=n, precision=d[n]["precision"], precision_lo=p_lo, precision_hi=p_hi, recall=d[n]["recall"], recall_lo=r_lo,
-                         recall_hi=r_hi, f1=d[n]["f1-score"], f1_lo=f_lo, f1_hi=f_hi, support=int(n_true)))
+        rows.append(
+            dict(
+                cls=n,
+                precision=d[n]["precision"],
+                precision_lo=p_lo,
+                precision_hi=p_hi,
+                recall=d[n]["recall"],
+                recall_lo=r_lo,
+                recall_hi=r_hi,
+                f1=d[n]["f1-score"],
+                f1_lo=f_lo,
+                f1_hi=f_hi,
+                support=int(n_true),
+            )
+        )
     a_lo, a_hi = wilson(np.trace(m), m.sum(), conf)
     rows.append(dict(cls="accuracy", f1=d["accuracy"], f1_lo=float(a_lo), f1_hi=float(a_hi), support=int(m.sum())))
     if proba is not None:
         pr = np.asarray(proba, float)
-        ll = lambda i: log_loss(yt[i], pr[i], labels=list(range(k)))
+
+        def ll(i):
+            return log_loss(yt[i], pr[i], labels=list(range(k)))
+
         l_lo, l_hi = bootstrap(ll, len(yt), n_boot, seed, conf)
         rows.append(dict(cls="loss", f1=float(ll(np.arange(len(yt)))), f1_lo=l_lo, f1_hi=l_hi, support=int(len(yt))))
-    return pd.DataFrame(rows, columns=["cls", "precision", "precision_lo", "precision_hi", "recall", "recall_lo", "recall_hi", "f1", "f1_lo", "f1_hi", "support"])
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "cls",
+            "precision",
+            "precision_lo",
+            "precision_hi",
+            "recall",
+            "recall_lo",
+            "recall_hi",
+            "f1",
+            "f1_lo",
+            "f1_hi",
+            "support",
+        ],
+    )
 
 # %% ../nbs/07_metrics.ipynb #57ed7559
 def ranking_scores(y_true, score, n_boot: int = 1000, seed: int = 0, conf: float = 0.95) -> dict:
     "Threshold-free scores from sklearn: ROC AUC and average precision (area under the PR curve), each with a seeded bootstrap interval over the samples."
     from sklearn.metrics import roc_auc_score, average_precision_score
+
     y, s = _check_labels(y_true, 2, "y_true"), np.asarray(score, float)
     out = {}
     for name, fn in (("roc_auc", roc_auc_score), ("average_precision", average_precision_score)):
-        f = lambda i: fn(y[i], s[i]) if 0 < y[i].sum() < len(i) else np.nan     # needs both classes in the resample
-        out[name] = f(np.arange(len(y))); out[f"{name}_lo"], out[f"{name}_hi"] = bootstrap(f, len(y), n_boot, seed, conf)
+
+        def f(i, fn=fn):
+            return fn(y[i], s[i]) if 0 < y[i].sum() < len(i) else np.nan  # needs both classes in the resample
+
+        out[name] = f(np.arange(len(y)))
+        out[f"{name}_lo"], out[f"{name}_hi"] = bootstrap(f, len(y), n_boot, seed, conf)
     return out
 
 # %% ../nbs/07_metrics.ipynb #84d1d59c
@@ -152,14 +232,23 @@ def block_counts(det_xy, true_xy, matches, shape, block: int = 100) -> np.ndarra
     "(n_blocks, 3) counts of detections, true sources and matches per `block` x `block` px cell of a frame of `shape` (H, W); x, y 1-based."
     H, W = shape
     ny, nx = -(-H // block), -(-W // block)
+
     def cell_of(xy):
         xy = np.asarray(xy, float).reshape(-1, 2)
-        cx = np.clip(((xy[:, 0] - 0.5) // block).astype(int), 0, nx - 1); cy = np.clip(((xy[:, 1] - 0.5) // block).astype(int), 0, ny - 1)
+        cx = np.clip(((xy[:, 0] - 0.5) // block).astype(int), 0, nx - 1)
+        cy = np.clip(((xy[:, 1] - 0.5) // block).astype(int), 0, ny - 1)
         return cy * nx + cx
+
     t_cell = cell_of(true_xy)
     m = np.asarray(matches, int).reshape(-1, 2)
-    return np.stack([np.bincount(cell_of(det_xy), minlength=nx * ny), np.bincount(t_cell, minlength=nx * ny),
-                     np.bincount(t_cell[m[:, 1]], minlength=nx * ny)], 1)
+    return np.stack(
+        [
+            np.bincount(cell_of(det_xy), minlength=nx * ny),
+            np.bincount(t_cell, minlength=nx * ny),
+            np.bincount(t_cell[m[:, 1]], minlength=nx * ny),
+        ],
+        1,
+    )
 
 # %% ../nbs/07_metrics.ipynb #dbaad67d
 def f_score(n_det, n_true, n_match, beta: float = 1.0) -> float:
@@ -170,26 +259,45 @@ def f_score(n_det, n_true, n_match, beta: float = 1.0) -> float:
 # %% ../nbs/07_metrics.ipynb #a0afb2c4
 def _count_score(x, stat: str) -> float:
     d, t, m = np.asarray(x, float).reshape(-1, 3).sum(0)
-    if stat == "f1": return f_score(d, t, m)
-    if stat == "f2": return f_score(d, t, m, 2.0)
-    if stat == "precision": return m / d if d else float("nan")
-    if stat == "recall": return m / t if t else float("nan")
+    if stat == "f1":
+        return f_score(d, t, m)
+    if stat == "f2":
+        return f_score(d, t, m, 2.0)
+    if stat == "precision":
+        return m / d if d else float("nan")
+    if stat == "recall":
+        return m / t if t else float("nan")
     raise ValueError(f"stat must be 'f1', 'f2', 'precision' or 'recall', got {stat!r}")
+
 
 def detection_interval(counts, stat: str = "f1", other=None, strata=None, n_boot: int = 1000, seed: int = 0) -> dict:
     """A detection score on summed block counts and its bootstrap interval: stat is 'f1', 'f2', 'precision' or 'recall'.
     With `other` (the block counts of a second method on the same blocks), the ratio of the two scores, resampled in pairs."""
-    c = np.asarray(counts, float); o = None if other is None else np.asarray(other, float)
-    value = lambda i: _count_score(c[i], stat) / _count_score(o[i], stat) if o is not None else _count_score(c[i], stat)
+    c = np.asarray(counts, float)
+    o = None if other is None else np.asarray(other, float)
+
+    def value(i):
+        return _count_score(c[i], stat) / _count_score(o[i], stat) if o is not None else _count_score(c[i], stat)
+
     lo, hi = bootstrap(value, len(c), n_boot, seed, strata=strata)
     return dict(value=float(value(np.arange(len(c)))), lo=lo, hi=hi)
 
 # %% ../nbs/07_metrics.ipynb #da44bb07
 def fold_ratio_interval(folds, stat: str = "f1", n_boot: int = 1000, seed: int = 0) -> dict:
     "Mean over folds of score(method) / score(baseline); each fold is (method block counts, baseline block counts) on its test frame."
-    A = np.concatenate([np.asarray(a, float) for a, _ in folds]); B = np.concatenate([np.asarray(b, float) for _, b in folds])
+    A = np.concatenate([np.asarray(a, float) for a, _ in folds])
+    B = np.concatenate([np.asarray(b, float) for _, b in folds])
     strata = np.repeat(np.arange(len(folds)), [len(a) for a, _ in folds])
+
     def value(i):
-        return float(np.mean([_count_score(A[i[strata[i] == k]], stat) / _count_score(B[i[strata[i] == k]], stat) for k in range(len(folds))]))
+        return float(
+            np.mean(
+                [
+                    _count_score(A[i[strata[i] == k]], stat) / _count_score(B[i[strata[i] == k]], stat)
+                    for k in range(len(folds))
+                ]
+            )
+        )
+
     lo, hi = bootstrap(value, len(A), n_boot, seed, strata=strata)
     return dict(value=value(np.arange(len(A))), lo=lo, hi=hi, folds=len(folds))

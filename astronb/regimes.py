@@ -39,7 +39,9 @@ def gate(F: pd.DataFrame, history_days: float | None = HISTORY_DAYS, negative_di
     "Per alert, why it cannot be a moving object ('' where a model decides): an earlier detection here, or a negative difference."
     why = np.full(len(F), "", dtype=object)
     if negative_difference:
-        why[_column(F, "isdiffpos") == 0] = "negative difference: fainter than the template; a moving object only adds light"
+        why[_column(F, "isdiffpos") == 0] = (
+            "negative difference: fainter than the template; a moving object only adds light"
+        )
     if history_days is not None:
         days, n = _column(F, "days_since_first"), _column(F, "ndethist")
         for i in np.flatnonzero(days >= history_days):
@@ -127,10 +129,19 @@ def regime_rows(model: str, y, score, threshold: float, regimes, seed: int = 0, 
     for name in (*REGIMES, "pooled"):
         m = np.ones(len(y), bool) if name == "pooled" else regimes == name
         flag = score[m] >= threshold
-        row = dict(model=model, regime=name, alerts=int(m.sum()), asteroids=int(y[m].sum()),
-                   found=int((flag & (y[m] == 1)).sum()), flagged=int(flag.sum()), threshold=float(threshold))
+        row = dict(
+            model=model,
+            regime=name,
+            alerts=int(m.sum()),
+            asteroids=int(y[m].sum()),
+            found=int((flag & (y[m] == 1)).sum()),
+            flagged=int(flag.sum()),
+            threshold=float(threshold),
+        )
         ranked = not rule and 0 < y[m].sum() < m.sum()
         ap = ranking_scores(y[m], score[m], seed=seed) if ranked else {}
-        row.update({k: ap.get(k, np.nan) for k in ("average_precision", "average_precision_lo", "average_precision_hi")})
+        row.update(
+            {k: ap.get(k, np.nan) for k in ("average_precision", "average_precision_lo", "average_precision_hi")}
+        )
         rows.append(row)
     return rows

@@ -4,9 +4,11 @@
 
 # %% ../nbs/03_report.ipynb #d64869cd
 from __future__ import annotations
-import math, os
+import math
+import os
 from pathlib import Path
-import numpy as np, pandas as pd
+import numpy as np
+import pandas as pd
 from .core import atomic_save, atomic_write, git_info, paths, write_manifest, utc_now
 
 # %% auto #0
@@ -14,11 +16,14 @@ __all__ = ['markdown_table', 'StudyRun']
 
 # %% ../nbs/03_report.ipynb #35036454
 def _fmt(v, digits):
-    if v is None or v is pd.NA or v is pd.NaT: return ""
+    if v is None or v is pd.NA or v is pd.NaT:
+        return ""
     if isinstance(v, (float, np.floating)):
-        if math.isnan(v): return ""
+        if math.isnan(v):
+            return ""
         return f"{v:.{digits}f}"
     return str(v).replace("|", "\\|")
+
 
 def markdown_table(df: pd.DataFrame, digits: int = 3, index: bool = False) -> str:
     "A GitHub pipe table of `df`."
@@ -33,63 +38,91 @@ def _inline_image(path, max_width: int = 900, max_bytes: int = 250_000):
     """The bytes and format to show a saved PNG inline: as is when small; else at most `max_width` px wide and, when still
     large (images of the sky compress badly as PNG), as JPEG. The file on disk keeps its full resolution."""
     data = Path(path).read_bytes()
-    if len(data) <= max_bytes: return data, "png"
+    if len(data) <= max_bytes:
+        return data, "png"
     import io
     from PIL import Image as PILImage
+
     im = PILImage.open(io.BytesIO(data)).convert("RGB")
-    if im.width > max_width: im = im.resize((max_width, round(im.height * max_width / im.width)), PILImage.LANCZOS)
-    buf = io.BytesIO(); im.save(buf, "PNG", optimize=True)
-    if buf.tell() <= max_bytes: return buf.getvalue(), "png"
-    buf = io.BytesIO(); im.save(buf, "JPEG", quality=85)
+    if im.width > max_width:
+        im = im.resize((max_width, round(im.height * max_width / im.width)), PILImage.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, "PNG", optimize=True)
+    if buf.tell() <= max_bytes:
+        return buf.getvalue(), "png"
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=85)
     return buf.getvalue(), "jpeg"
+
 
 def _show_png(path):
     "Show the PNG just written in the running notebook (small enough to keep the executed notebook light), whatever matplotlib's backend; nothing outside IPython."
-    try: from IPython import get_ipython
-    except ImportError: return
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
     if get_ipython() is not None:
         from IPython.display import Image, display
+
         data, fmt = _inline_image(path)
         display(Image(data=data, format=fmt))
 
+
 class StudyRun:
     "Collects a study's outputs under `results/<study>/` and writes the manifest last."
+
     def __init__(self, study: str, params: dict, seed: int = 0, notebook: str | None = None, out_dir=None):
         self.study, self.params, self.seed = study, dict(params), seed
         self.notebook = notebook or f"nbs/studies/{study}.ipynb"
-        env_dir = os.environ.get("ASTRONB_STUDY_DIR")               # set by `astronb reproduce` for the runs of extra seeds
-        self.dir = Path(out_dir) if out_dir else Path(env_dir) if env_dir else paths().results/study
+        env_dir = os.environ.get("ASTRONB_STUDY_DIR")  # set by `astronb reproduce` for the runs of extra seeds
+        self.dir = Path(out_dir) if out_dir else Path(env_dir) if env_dir else paths().results / study
         self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir/"manifest.json").unlink(missing_ok=True)  # an unfinished run must not look complete
+        (self.dir / "manifest.json").unlink(missing_ok=True)  # an unfinished run must not look complete
         self.started, self.outputs, self.inputs, self.extra = utc_now(), [], [], {}
-        self.git = git_info()                                # the code this run starts from
+        self.git = git_info()  # the code this run starts from
 
     def table(self, df: pd.DataFrame, name: str, digits: int = 3, index: bool = False) -> pd.DataFrame:
         "Write `name.csv` and `name.md`."
-        with atomic_write(self.dir/f"{name}.csv") as f: df.to_csv(f, index=index)
-        with atomic_write(self.dir/f"{name}.md") as f: f.write(markdown_table(df, digits, index))
-        self.outputs += [self.dir/f"{name}.csv", self.dir/f"{name}.md"]
+        with atomic_write(self.dir / f"{name}.csv") as f:
+            df.to_csv(f, index=index)
+        with atomic_write(self.dir / f"{name}.md") as f:
+            f.write(markdown_table(df, digits, index))
+        self.outputs += [self.dir / f"{name}.csv", self.dir / f"{name}.md"]
         return df
 
     def figure(self, fig, name: str, dpi: int = 120):
         "Write `name.png`, show the figure inline when running in a notebook (JupyterLab, papermill), and close it."
         import matplotlib.pyplot as plt
-        atomic_save(self.dir/f"{name}.png", lambda p: fig.savefig(p, dpi=dpi, bbox_inches="tight"))
-        _show_png(self.dir/f"{name}.png")
-        self.outputs.append(self.dir/f"{name}.png")
+
+        atomic_save(self.dir / f"{name}.png", lambda p: fig.savefig(p, dpi=dpi, bbox_inches="tight"))
+        _show_png(self.dir / f"{name}.png")
+        self.outputs.append(self.dir / f"{name}.png")
         plt.close(fig)
-        return self.dir/f"{name}.png"
+        return self.dir / f"{name}.png"
 
     def file(self, path) -> Path:
         "Register a file the study wrote itself (it must already be complete)."
-        self.outputs.append(Path(path)); return Path(path)
+        self.outputs.append(Path(path))
+        return Path(path)
 
-    def add_inputs(self, files): self.inputs += [Path(f) for f in files]
+    def add_inputs(self, files):
+        self.inputs += [Path(f) for f in files]
 
     def finish(self, **extra) -> Path:
         "Write `manifest.json` listing every output, then return its path."
         self.extra.update(extra)
         missing = [str(p) for p in self.outputs if not Path(p).exists()]
-        if missing: raise RuntimeError(f"study {self.study}: outputs registered but not written: {missing}")
-        return write_manifest(self.dir, self.study, self.params, self.seed, inputs=self.inputs,
-                              outputs=self.outputs, started=self.started, notebook=self.notebook, extra=self.extra, git=self.git)
+        if missing:
+            raise RuntimeError(f"study {self.study}: outputs registered but not written: {missing}")
+        return write_manifest(
+            self.dir,
+            self.study,
+            self.params,
+            self.seed,
+            inputs=self.inputs,
+            outputs=self.outputs,
+            started=self.started,
+            notebook=self.notebook,
+            extra=self.extra,
+            git=self.git,
+        )

@@ -4,7 +4,8 @@
 
 # %% ../nbs/04_reproduce.ipynb #d818e73d
 from __future__ import annotations
-import os, time
+import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 import yaml
@@ -12,7 +13,7 @@ from .core import paths
 
 # %% auto #0
 __all__ = ['study_names', 'load_params', 'study_dir', 'declared_outputs', 'publish_notebook', 'seed_summary', 'StudyResult',
-           'run_study', 'reproduce', 'committed_table', 'check']
+           'CellProgress', 'run_study', 'reproduce', 'committed_table', 'check']
 
 # %% ../nbs/04_reproduce.ipynb #d6edeaff
 def study_names() -> list:
@@ -21,23 +22,27 @@ def study_names() -> list:
 
 # %% ../nbs/04_reproduce.ipynb #d59c3470
 def _yaml(p: Path, what: str):
-    if not p.exists(): raise FileNotFoundError(f"{p} is missing: every study needs {what}")
-    try: return yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e: raise ValueError(f"{p}: invalid YAML ({e})") from None
+    if not p.exists():
+        raise FileNotFoundError(f"{p} is missing: every study needs {what}")
+    try:
+        return yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{p}: invalid YAML ({e})") from None
+
 
 def load_params(study: str, scale: str = "smoke") -> dict:
     "Parameters of a study at a scale, from params/<study>/<scale>.yaml."
-    return _yaml(paths().params/study/f"{scale}.yaml", f"a '{scale}' parameter file")
+    return _yaml(paths().params / study / f"{scale}.yaml", f"a '{scale}' parameter file")
 
 # %% ../nbs/04_reproduce.ipynb #958bf646
 def study_dir(study: str, scale: str = "smoke") -> Path:
     "Where a run's outputs go: `results/<study>/` at smoke scale (committed, checked by CI), `results/<scale>/<study>/` otherwise."
-    return paths().results/study if scale == "smoke" else paths().results/scale/study
+    return paths().results / study if scale == "smoke" else paths().results / scale / study
 
 # %% ../nbs/04_reproduce.ipynb #a74e4e37
 def declared_outputs(study: str) -> list:
     "Files (relative to results/<study>/) that a run of the study must write."
-    d = _yaml(paths().params/study/"outputs.yaml", "an outputs declaration")
+    d = _yaml(paths().params / study / "outputs.yaml", "an outputs declaration")
     return [*d.get("tables", []), *d.get("figures", []), *d.get("files", [])]
 
 # %% ../nbs/04_reproduce.ipynb #622cc24f
@@ -45,11 +50,15 @@ def _add_to_manifest(out_dir, names, **extra):
     "Add output file `names` (and `extra` fields) to `out_dir/manifest.json`, atomically; nothing when the study did not finish (no manifest)."
     import json
     from astronb.core import atomic_write
-    man = Path(out_dir)/"manifest.json"
-    if not man.exists(): return
+
+    man = Path(out_dir) / "manifest.json"
+    if not man.exists():
+        return
     m = json.loads(man.read_text())
-    m["outputs"] = sorted(set(m.get("outputs", [])) | set(names)); m.update(extra)
-    with atomic_write(man) as f: json.dump(m, f, indent=2, default=str)
+    m["outputs"] = sorted(set(m.get("outputs", [])) | set(names))
+    m.update(extra)
+    with atomic_write(man) as f:
+        json.dump(m, f, indent=2, default=str)
 
 # %% ../nbs/04_reproduce.ipynb #dcd45da7
 def publish_notebook(executed, out_dir, study: str) -> list:
@@ -57,15 +66,22 @@ def publish_notebook(executed, out_dir, study: str) -> list:
     import nbformat
     from nbconvert import HTMLExporter
     from astronb.core import atomic_write
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     nb = nbformat.read(str(executed), as_version=4)
     for c in nb.cells:
-        for k in ("papermill", "execution"): c.metadata.pop(k, None)
+        for k in ("papermill", "execution"):
+            c.metadata.pop(k, None)
     nb.metadata.pop("papermill", None)
-    ipynb, html = out_dir/f"{study}.ipynb", out_dir/f"{study}.html"
-    with atomic_write(ipynb) as f: nbformat.write(nb, f)
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb, resources={"metadata": {"name": f"astronb: {study}"}})
-    with atomic_write(html) as f: f.write(body)
+    ipynb, html = out_dir / f"{study}.ipynb", out_dir / f"{study}.html"
+    with atomic_write(ipynb) as f:
+        nbformat.write(nb, f)
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(
+        nb, resources={"metadata": {"name": f"astronb: {study}"}}
+    )
+    with atomic_write(html) as f:
+        f.write(body)
     _add_to_manifest(out_dir, [ipynb.name, html.name])
     return [ipynb, html]
 
@@ -74,31 +90,46 @@ def seed_summary(study: str, seeds, rules: dict | None = None, base=None) -> Pat
     """Mean and sample standard deviation over seeds of every trained-model metric (the `metric` columns of outputs.yaml's
     `check:`), with the per-seed values beside them: `<base>/seeds.csv` and `.md`, added to the manifest. The first seed's
     outputs are in `base` (default `results/<study>/`), the others' in `<base>/seeds/seed_<k>/`."""
-    import numpy as np, pandas as pd
+    import numpy as np
+    import pandas as pd
     from astronb.core import atomic_write
     from astronb.report import markdown_table
-    base = Path(base) if base else paths().results/study
-    if rules is None: rules = _yaml(paths().params/study/"outputs.yaml", "an outputs declaration").get("check") or {}
-    dirs = {k: base if i == 0 else base/"seeds"/f"seed_{k}" for i, k in enumerate(seeds)}
+
+    base = Path(base) if base else paths().results / study
+    if rules is None:
+        rules = _yaml(paths().params / study / "outputs.yaml", "an outputs declaration").get("check") or {}
+    dirs = {k: base if i == 0 else base / "seeds" / f"seed_{k}" for i, k in enumerate(seeds)}
     rows = []
     for name, rule in rules.items():
         metric = rule.get("metric", [])
-        if not metric or not (base/f"{name}.csv").exists(): continue
+        if not metric or not (base / f"{name}.csv").exists():
+            continue
         keys = rule.get("key", [])
-        tabs = {k: pd.read_csv(d/f"{name}.csv", keep_default_na=True) for k, d in dirs.items()}
-        for k, t in tabs.items(): t.index = [" / ".join(map(str, r)) for r in t[keys].itertuples(index=False)] if keys else range(len(t))
+        tabs = {k: pd.read_csv(d / f"{name}.csv", keep_default_na=True) for k, d in dirs.items()}
+        for k, t in tabs.items():
+            t.index = [" / ".join(map(str, r)) for r in t[keys].itertuples(index=False)] if keys else range(len(t))
         for row in tabs[seeds[0]].index:
             for col in metric:
                 v = [float(tabs[k].at[row, col]) if row in tabs[k].index and col in tabs[k] else np.nan for k in seeds]
                 ok = np.isfinite(v)
-                rows.append(dict(table=name, row=row, column=col, **{f"seed_{k}": x for k, x in zip(seeds, v)}, seeds=int(ok.sum()),
-                                 mean=float(np.mean(np.asarray(v)[ok])) if ok.any() else np.nan,
-                                 sd=float(np.std(np.asarray(v)[ok], ddof=1)) if ok.sum() > 1 else np.nan))
+                rows.append(
+                    dict(
+                        table=name,
+                        row=row,
+                        column=col,
+                        **{f"seed_{k}": x for k, x in zip(seeds, v)},
+                        seeds=int(ok.sum()),
+                        mean=float(np.mean(np.asarray(v)[ok])) if ok.any() else np.nan,
+                        sd=float(np.std(np.asarray(v)[ok], ddof=1)) if ok.sum() > 1 else np.nan,
+                    )
+                )
     df = pd.DataFrame(rows)
-    with atomic_write(base/"seeds.csv") as f: df.to_csv(f, index=False)
-    with atomic_write(base/"seeds.md") as f: f.write(markdown_table(df, 3, False))
+    with atomic_write(base / "seeds.csv") as f:
+        df.to_csv(f, index=False)
+    with atomic_write(base / "seeds.md") as f:
+        f.write(markdown_table(df, 3, False))
     _add_to_manifest(base, ["seeds.csv", "seeds.md"], seeds=list(seeds))
-    return base/"seeds.csv"
+    return base / "seeds.csv"
 
 # %% ../nbs/04_reproduce.ipynb #3e8ef1ef
 @dataclass
@@ -110,82 +141,151 @@ class StudyResult:
     error: str = ""
     missing: list = field(default_factory=list)
 
+# %% ../nbs/04_reproduce.ipynb #c0d1e2f1
+class CellProgress:
+    "nbclient hooks that print one line per executed code cell of a study: its number, its running time and the total."
+
+    def __init__(self, study: str, log=print):
+        self.study, self.log, self.t0, self.start = study, log, time.time(), {}
+
+    def on_cell_start(self, cell, cell_index, **kw):
+        self.start[cell_index] = time.time()
+
+    def on_cell_executed(self, cell, cell_index, **kw):
+        took = time.time() - self.start.pop(cell_index, time.time())
+        first = (cell.source.strip().splitlines() or [""])[0][:70]
+        total = time.time() - self.t0
+        self.log(
+            f"[astronb reproduce] {self.study}: cell {cell_index:>2} {took:6.1f} s (total {total:4.0f} s)  {first}",
+            flush=True,
+        )
+
+    def hooks(self) -> dict:
+        "The keyword arguments that hand these hooks to `papermill.execute_notebook`."
+        return dict(on_cell_start=self.on_cell_start, on_cell_executed=self.on_cell_executed)
+
 # %% ../nbs/04_reproduce.ipynb #3f5ffa88
 def _describe_failure(e, nb: Path) -> str:
     "Which cell failed and why, from papermill's exception."
     from papermill.exceptions import PapermillExecutionError
+
     if isinstance(e, PapermillExecutionError):
         src = (e.source or "").strip().splitlines()
         first = src[0] if src else ""
         where = f"cell {e.cell_index}"
         try:  # papermill counts its injected-parameters cell; report the position in the source notebook (1-based)
             import nbformat
-            cells = nbformat.read(str(paths().root/nb), as_version=4).cells
+
+            cells = nbformat.read(str(paths().root / nb), as_version=4).cells
             pos = [i for i, c in enumerate(cells, 1) if c.source.strip() == (e.source or "").strip()]
-            if pos: where = f"cell {pos[0]} of {len(cells)}"
-        except Exception: pass
+            if pos:
+                where = f"cell {pos[0]} of {len(cells)}"
+        except Exception:
+            pass
         return f"{nb}: {where} raised {e.ename}: {e.evalue}\n    cell begins: {first[:120]}"
     return f"{nb}: {type(e).__name__}: {e}"
 
-def run_study(study: str, scale: str = "smoke", kernel: str = "python3", log_output: bool = False,
-              extra_params: dict | None = None, out_dir=None) -> StudyResult:
+
+def run_study(
+    study: str,
+    scale: str = "smoke",
+    kernel: str = "python3",
+    log_output: bool = False,
+    extra_params: dict | None = None,
+    out_dir=None,
+    progress: bool = False,
+) -> StudyResult:
     """Execute one study notebook with papermill and check its declared outputs. `out_dir` (default `results/<study>/`)
-    receives the outputs: the kernel finds it in `ASTRONB_STUDY_DIR`, which `StudyRun` honours."""
+    receives the outputs: the kernel finds it in `ASTRONB_STUDY_DIR`, which `StudyRun` honours. `progress`: a line per
+    executed cell (`CellProgress`)."""
     import papermill as pm
+
     p = paths()
-    nb = p.studies/f"{study}.ipynb"
+    nb = p.studies / f"{study}.ipynb"
     out_dir = Path(out_dir) if out_dir else study_dir(study, scale)
-    try: name = out_dir.relative_to(p.results).as_posix().replace("/", "_")      # starfield, full_starfield, full_starfield_seeds_seed_1
-    except ValueError: name = f"{study}_{scale}"
-    executed = p.build/"executed"/f"{name}.ipynb"
+    try:
+        name = (
+            out_dir.relative_to(p.results).as_posix().replace("/", "_")
+        )  # starfield, full_starfield, full_starfield_seeds_seed_1
+    except ValueError:
+        name = f"{study}_{scale}"
+    executed = p.build / "executed" / f"{name}.ipynb"
     executed.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     old = os.environ.get("ASTRONB_STUDY_DIR")
     try:
         params = {**load_params(study, scale), **(extra_params or {})}
-        params.pop("seeds", None)                        # read by `reproduce`, not a notebook parameter
+        params.pop("seeds", None)  # read by `reproduce`, not a notebook parameter
         outputs = declared_outputs(study)
         os.environ["ASTRONB_STUDY_DIR"] = str(out_dir)
-        pm.execute_notebook(str(nb), str(executed), parameters=params, kernel_name=kernel, cwd=str(p.root),
-                            progress_bar=False, log_output=log_output, report_mode=False)
+        pm.execute_notebook(
+            str(nb),
+            str(executed),
+            parameters=params,
+            kernel_name=kernel,
+            cwd=str(p.root),
+            progress_bar=False,
+            log_output=log_output,
+            report_mode=False,
+            **(CellProgress(study).hooks() if progress else {}),
+        )
     except Exception as e:
         return StudyResult(study, False, time.time() - t0, executed, _describe_failure(e, nb.relative_to(p.root)))
     finally:
-        if old is None: os.environ.pop("ASTRONB_STUDY_DIR", None)
-        else: os.environ["ASTRONB_STUDY_DIR"] = old
-    man = out_dir/"manifest.json"
+        if old is None:
+            os.environ.pop("ASTRONB_STUDY_DIR", None)
+        else:
+            os.environ["ASTRONB_STUDY_DIR"] = old
+    man = out_dir / "manifest.json"
     finished = man.exists() and man.stat().st_mtime >= t0 - 1
-    if finished: publish_notebook(executed, out_dir, study)          # only a run that finished publishes its notebook
-    missing = [f for f in outputs if not (out_dir/f).exists() or (out_dir/f).stat().st_mtime < t0 - 1]
-    if not finished: missing.append("manifest.json")
+    if finished:
+        publish_notebook(executed, out_dir, study)  # only a run that finished publishes its notebook
+    missing = [f for f in outputs if not (out_dir / f).exists() or (out_dir / f).stat().st_mtime < t0 - 1]
+    if not finished:
+        missing.append("manifest.json")
     else:
         import json
+
         listed = set(json.loads(man.read_text()).get("outputs", []))
         missing += [f for f in outputs if f not in listed and f not in missing]
     err = f"{nb.relative_to(p.root)} ran but did not regenerate: {', '.join(missing)}" if missing else ""
     return StudyResult(study, not missing, time.time() - t0, executed, err, missing)
 
 # %% ../nbs/04_reproduce.ipynb #7f67ccb6
-def reproduce(scale: str = "smoke", only=None, kernel: str = "python3", log_output: bool = False) -> list:
-    "Run the studies (all, or `only`), one after the other; a failure does not stop the rest."
+def reproduce(
+    scale: str = "smoke", only=None, kernel: str = "python3", log_output: bool = False, progress: bool = True
+) -> list:
+    "Run the studies (all, or `only`), one after the other; a failure does not stop the rest. `progress`: a line per cell."
     names = study_names()
     if only:
         unknown = [s for s in only if s not in names]
-        if unknown: raise ValueError(f"unknown stud{'y' if len(unknown) == 1 else 'ies'} {unknown}; choose from {names}")
+        if unknown:
+            raise ValueError(f"unknown stud{'y' if len(unknown) == 1 else 'ies'} {unknown}; choose from {names}")
         names = [s for s in names if s in only]
     results = []
     for s in names:
         seeds = load_params(s, scale).get("seeds")
-        runs = [(None, None)] if not seeds else [({"seed": k}, None if i == 0 else study_dir(s, scale)/"seeds"/f"seed_{k}") for i, k in enumerate(seeds)]
+        runs = (
+            [(None, None)]
+            if not seeds
+            else [
+                ({"seed": k}, None if i == 0 else study_dir(s, scale) / "seeds" / f"seed_{k}")
+                for i, k in enumerate(seeds)
+            ]
+        )
         rs = []
         for extra, out in runs:
             what = f"{s} ({scale}{'' if not extra else ', seed %d' % extra['seed']})"
             print(f"[astronb reproduce] {what} ...", flush=True)
-            r = run_study(s, scale, kernel, log_output, extra_params=extra, out_dir=out)
-            print(f"[astronb reproduce] {what}: {'ok' if r.ok else 'FAILED'} in {r.seconds:.0f} s"
-                  + ("" if r.ok else f"\n  {r.error}\n  executed notebook: {r.executed}"), flush=True)
+            r = run_study(s, scale, kernel, log_output, extra_params=extra, out_dir=out, progress=progress)
+            print(
+                f"[astronb reproduce] {what}: {'ok' if r.ok else 'FAILED'} in {r.seconds:.0f} s"
+                + ("" if r.ok else f"\n  {r.error}\n  executed notebook: {r.executed}"),
+                flush=True,
+            )
             rs.append(r)
-        if seeds and all(r.ok for r in rs): print(f"[astronb reproduce] {s}: {seed_summary(s, seeds, base=study_dir(s, scale))}", flush=True)
+        if seeds and all(r.ok for r in rs):
+            print(f"[astronb reproduce] {s}: {seed_summary(s, seeds, base=study_dir(s, scale))}", flush=True)
         bad = [r for r in rs if not r.ok]
         results.append(bad[0] if bad else StudyResult(s, True, sum(r.seconds for r in rs), rs[0].executed))
     return results
@@ -193,58 +293,105 @@ def reproduce(scale: str = "smoke", only=None, kernel: str = "python3", log_outp
 # %% ../nbs/04_reproduce.ipynb #07c89dcc
 def committed_table(path):
     "The version of a results CSV in git's HEAD as a DataFrame of strings, or None when it is not committed."
-    import subprocess, io, pandas as pd
+    import subprocess
+    import io
+    import pandas as pd
+
     root = paths().root
-    try: rel = Path(path).resolve().relative_to(root)
-    except ValueError: return None
+    try:
+        rel = Path(path).resolve().relative_to(root)
+    except ValueError:
+        return None
     r = subprocess.run(["git", "show", f"HEAD:{rel.as_posix()}"], cwd=root, capture_output=True, timeout=60)
     return pd.read_csv(io.BytesIO(r.stdout), dtype=str, keep_default_na=False) if r.returncode == 0 else None
 
 # %% ../nbs/04_reproduce.ipynb #366d55a5
 def _check_table(study, name, rule, fresh_path):
-    import pandas as pd, numpy as np
+    import pandas as pd
+
     rows = []
+
     def add(col, key, status, committed="", fresh="", kind=""):
-        rows.append(dict(study=study, table=name, row=key, column=col, kind=kind, committed=committed, fresh=fresh, status=status))
+        rows.append(
+            dict(
+                study=study, table=name, row=key, column=col, kind=kind, committed=committed, fresh=fresh, status=status
+            )
+        )
+
     old = committed_table(fresh_path)
-    if old is None: add("", "", "violation: no committed table to compare with"); return rows
+    if old is None:
+        add("", "", "violation: no committed table to compare with")
+        return rows
     new = pd.read_csv(fresh_path, dtype=str, keep_default_na=False)
     keys = rule.get("key", [])
-    kf = lambda df: [" / ".join(r) for r in df[keys].itertuples(index=False)] if keys else [str(i) for i in range(len(df))]
+
+    def kf(df):
+        return [" / ".join(r) for r in df[keys].itertuples(index=False)] if keys else [str(i) for i in range(len(df))]
+
     old.index, new.index = kf(old), kf(new)
     if set(old.index) != set(new.index):
-        add("", "", f"violation: rows differ (only committed: {sorted(set(old.index) - set(new.index))[:5]}, only fresh: {sorted(set(new.index) - set(old.index))[:5]})")
+        add(
+            "",
+            "",
+            f"violation: rows differ (only committed: {sorted(set(old.index) - set(new.index))[:5]}, only fresh: {sorted(set(new.index) - set(old.index))[:5]})",
+        )
         return rows
     metric, volatile = set(rule.get("metric", [])), set(rule.get("volatile", []))
-    volatile |= {f"{m}_{s}" for m in metric for s in ("lo", "hi")}      # a fresh run's own interval is not compared
+    volatile |= {f"{m}_{s}" for m in metric for s in ("lo", "hi")}  # a fresh run's own interval is not compared
     for col in new.columns:
-        if col in keys or col in volatile: continue
+        if col in keys or col in volatile:
+            continue
         kind = "metric" if col in metric else "exact"
-        if col not in old.columns: add(col, "", "violation: column not in the committed table", kind=kind); continue
+        if col not in old.columns:
+            add(col, "", "violation: column not in the committed table", kind=kind)
+            continue
         for k in new.index:
             a, b = old.at[k, col], new.at[k, col]
             if kind == "exact":
-                if a != b: add(col, k, "violation: exact column changed", a, b, kind)
+                if a != b:
+                    add(col, k, "violation: exact column changed", a, b, kind)
                 continue
-            lo, hi = old.at[k, f"{col}_lo"] if f"{col}_lo" in old else "", old.at[k, f"{col}_hi"] if f"{col}_hi" in old else ""
-            if b == "" and a == "": continue
-            if (a == "") != (b == ""):      # a rate with nothing to divide by in one run (e.g. precision when nothing was flagged)
-                add(col, k, "unchecked: undefined in one of the two runs", a, b, kind); continue
-            try: inside = float(lo) - 1e-12 <= float(b) <= float(hi) + 1e-12
-            except ValueError: inside = a == b        # no committed interval for this row: only the same value passes
-            add(col, k, "ok" if inside else "violation: outside the committed 95% interval", a if inside else f"{a} [{lo}, {hi}]", b, kind)
+            lo, hi = (
+                old.at[k, f"{col}_lo"] if f"{col}_lo" in old else "",
+                old.at[k, f"{col}_hi"] if f"{col}_hi" in old else "",
+            )
+            if b == "" and a == "":
+                continue
+            if (a == "") != (
+                b == ""
+            ):  # a rate with nothing to divide by in one run (e.g. precision when nothing was flagged)
+                add(col, k, "unchecked: undefined in one of the two runs", a, b, kind)
+                continue
+            try:
+                inside = float(lo) - 1e-12 <= float(b) <= float(hi) + 1e-12
+            except ValueError:
+                inside = a == b  # no committed interval for this row: only the same value passes
+            add(
+                col,
+                k,
+                "ok" if inside else "violation: outside the committed 95% interval",
+                a if inside else f"{a} [{lo}, {hi}]",
+                b,
+                kind,
+            )
     return rows
+
 
 def check(studies=None) -> tuple:
     "(drift table, ok): the fresh results of `studies` against the committed ones, as declared in outputs.yaml's `check:`."
     import pandas as pd
+
     rows = []
     for s in studies or study_names():
-        decl = _yaml(paths().params/s/"outputs.yaml", "an outputs declaration")
+        decl = _yaml(paths().params / s / "outputs.yaml", "an outputs declaration")
         rules = decl.get("check", {}) or {}
         for t in [f for f in decl.get("tables", []) if f.endswith(".csv")]:
             name = t[:-4]
-            if name not in rules: rows.append(dict(study=s, table=name, row="", column="", kind="", committed="", fresh="", status="unchecked")); continue
-            rows += _check_table(s, name, rules[name], paths().results/s/t)
+            if name not in rules:
+                rows.append(
+                    dict(study=s, table=name, row="", column="", kind="", committed="", fresh="", status="unchecked")
+                )
+                continue
+            rows += _check_table(s, name, rules[name], paths().results / s / t)
     df = pd.DataFrame(rows, columns=["study", "table", "row", "column", "kind", "committed", "fresh", "status"])
     return df, not df.status.str.startswith("violation").any()

@@ -4,9 +4,12 @@
 
 # %% ../nbs/30c_runtime.ipynb #60a12a2a
 from __future__ import annotations
-import io, json, warnings
+import io
+import json
+import warnings
 from pathlib import Path
-import numpy as np, pandas as pd
+import numpy as np
+import pandas as pd
 import torch
 from .core import atomic_save, file_digest
 from .detector import load_detector, detector_config, postprocess_config, source_detections
@@ -22,6 +25,7 @@ def _as_catalogue(out: dict) -> pd.DataFrame:
     b = out["boxes"].numpy().reshape(-1, 4)
     return pd.DataFrame(dict(x=(b[:, 0] + b[:, 2]) / 2, y=(b[:, 1] + b[:, 3]) / 2, cls=out["labels"].numpy()))
 
+
 def catalogue_agreement(a: pd.DataFrame, b: pd.DataFrame, radius: float = 0.5) -> dict:
     "n_a, n_b, matched (within `radius` px), agree (matched and same `cls`) and fraction = agree / max(n_a, n_b) (1 when both are empty)."
     m = match_points(a[["x", "y"]].to_numpy(), b[["x", "y"]].to_numpy(), radius)
@@ -35,19 +39,26 @@ class RawDetector(torch.nn.Module):
     class logits (N, 3), box regressions (N, 12). The proposals come out grouped by FPN level: torchvision's RoI pooling
     puts them back in order with a scatter when traced, a seventh of the exported network's time, and the post-processing
     does not depend on their order."""
+
     def __init__(self, model):
-        super().__init__(); self.model = model
+        super().__init__()
+        self.model = model
+
     def forward(self, image):
         from torchvision.ops import roi_align
+
         m = self.model
         images, _ = m.transform([image[0]])
         feats = m.backbone(images.tensors)
         proposals, _ = m.rpn(images, feats)
         pool, h = m.roi_heads.box_roi_pool, m.roi_heads
-        if pool.scales is None: pool(feats, proposals, images.image_sizes)          # sets the levels' scales (once)
+        if pool.scales is None:
+            pool(feats, proposals, images.image_sizes)  # sets the levels' scales (once)
         levels = pool.map_levels(proposals)
         props, pooled = [], []
-        for lvl, (name, scale) in enumerate(zip(pool.featmap_names, pool.scales)):   # proposals grouped by level: no scatter
+        for lvl, (name, scale) in enumerate(
+            zip(pool.featmap_names, pool.scales)
+        ):  # proposals grouped by level: no scatter
             p = proposals[0][torch.where(levels == lvl)[0]]
             rois = torch.cat([torch.zeros_like(p[:, :1]), p], 1)
             pooled.append(roi_align(feats[name], rois, pool.output_size, scale, pool.sampling_ratio))
@@ -59,18 +70,23 @@ class RawDetector(torch.nn.Module):
 def onnx_metadata(model, source=None) -> dict:
     "What `OnnxDetector` needs besides the network: the post-processing settings, the box coder weights, the architecture and the source weights."
     post = postprocess_config(model.roi_heads)
-    return dict(format="astronb starfield detector", outputs=["proposals", "class_logits", "box_regression"],
-                postprocess={**post, "galaxy_odds": float(post["galaxy_odds"])}, box_coder_weights=list(model.roi_heads.box_coder.weights),
-                architecture=detector_config(model.state_dict()),
-                source=dict(weights=Path(source).name, sha256=file_digest(source)) if source else None)
+    return dict(
+        format="astronb starfield detector",
+        outputs=["proposals", "class_logits", "box_regression"],
+        postprocess={**post, "galaxy_odds": float(post["galaxy_odds"])},
+        box_coder_weights=list(model.roi_heads.box_coder.weights),
+        architecture=detector_config(model.state_dict()),
+        source=dict(weights=Path(source).name, sha256=file_digest(source)) if source else None,
+    )
 
 # %% ../nbs/30c_runtime.ipynb #5b250ee3
 def test_image(shape=(320, 288), n: int = 40, seed: int = 0) -> np.ndarray:
     "A normalised (3, H, W) float32 star field to trace and check an export on: unit-amplitude Gaussian sources (sigma 1.5 px) on 0.05 noise."
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
     img = 0.05 * rng.standard_normal(shape)
-    for x0, y0 in rng.uniform(8, np.array(shape[::-1]) - 8, (n, 2)): img += np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * 1.5 ** 2))
+    for x0, y0 in rng.uniform(8, np.array(shape[::-1]) - 8, (n, 2)):
+        img += np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * 1.5**2))
     return np.repeat(img[None].astype(np.float32), 3, 0)
 
 # %% ../nbs/30c_runtime.ipynb #06495b46
@@ -81,29 +97,46 @@ def export_detector(weights, out=None, opset: int = 17, check: bool = True) -> P
     (`cards.export_path`); opset: ONNX opset; check: run both on a `test_image` of another size than the traced one and fail (removing the file) when
     fewer than 99% of their detections agree (`catalogue_agreement`)."""
     from astronb.cards import read_card, export_path, write_export_card
+
     card, w = read_card(weights)
     out = export_path(w, out)
     model = load_detector(w)
     raw = RawDetector(model).eval()
     x = torch.from_numpy(test_image())[None]
     buf = io.BytesIO()
-    with warnings.catch_warnings():                  # the tracer's notes on shape arithmetic: the dynamic sizes are checked below
+    with warnings.catch_warnings():  # the tracer's notes on shape arithmetic: the dynamic sizes are checked below
         warnings.simplefilter("ignore")
-        torch.onnx.export(raw, (x,), buf, dynamo=False, opset_version=opset, input_names=["image"],
-                          output_names=["proposals", "class_logits", "box_regression"],
-                          dynamic_axes={"image": {2: "height", 3: "width"}, **{k: {0: "n"} for k in ("proposals", "class_logits", "box_regression")}})
+        torch.onnx.export(
+            raw,
+            (x,),
+            buf,
+            dynamo=False,
+            opset_version=opset,
+            input_names=["image"],
+            output_names=["proposals", "class_logits", "box_regression"],
+            dynamic_axes={
+                "image": {2: "height", 3: "width"},
+                **{k: {0: "n"} for k in ("proposals", "class_logits", "box_regression")},
+            },
+        )
     import onnx
+
     proto = onnx.load_from_string(buf.getvalue())
     onnx.helper.set_model_props(proto, {"astronb": json.dumps(onnx_metadata(model, w))})
     atomic_save(out, lambda p: onnx.save(proto, p))
     if check:
-        y = torch.from_numpy(test_image((250, 330), seed=1))          # another size than the traced one
-        with torch.no_grad(): ref = model([y])[0]
+        y = torch.from_numpy(test_image((250, 330), seed=1))  # another size than the traced one
+        with torch.no_grad():
+            ref = model([y])[0]
         agr = catalogue_agreement(*(_as_catalogue(o) for o in (ref, OnnxDetector(out)([y])[0])))
         if agr["fraction"] < 0.99:
-            out.unlink(); raise RuntimeError(f"the ONNX export of {w} agrees with the torch model on only {agr['agree']} of "
-                                             f"{max(agr['n_a'], agr['n_b'])} detections of a test image")
-    if card: write_export_card(out, card, w, runtime="onnxruntime", onnx_opset=opset)
+            out.unlink()
+            raise RuntimeError(
+                f"the ONNX export of {w} agrees with the torch model on only {agr['agree']} of "
+                f"{max(agr['n_a'], agr['n_b'])} detections of a test image"
+            )
+    if card:
+        write_export_card(out, card, w, runtime="onnxruntime", onnx_opset=opset)
     return out
 
 # %% ../nbs/30c_runtime.ipynb #f5fdeac2
@@ -112,31 +145,48 @@ class OnnxDetector:
     a list of (3, H, W) tensors -> a list of dicts (boxes, scores, labels), so `starfield.detect_frame` takes either;
     the post-processing is `detector.source_detections` with the settings stored in the file. threads: ONNX Runtime's
     intra-op threads (default: torch's thread count, for a like-for-like comparison)."""
+
     def __init__(self, path, threads: int | None = None):
         import onnxruntime as ort
         from torchvision.models.detection._utils import BoxCoder
+
         p = Path(path)
-        if not p.is_file(): raise FileNotFoundError(f"ONNX file {p} not found: write one with `astronb export WEIGHTS`")
-        so = ort.SessionOptions(); so.intra_op_num_threads = threads or torch.get_num_threads(); so.inter_op_num_threads = 1
+        if not p.is_file():
+            raise FileNotFoundError(f"ONNX file {p} not found: write one with `astronb export WEIGHTS`")
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads or torch.get_num_threads()
+        so.inter_op_num_threads = 1
         so.log_severity_level = 3
-        try: self.session = ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"])
-        except Exception as e: raise ValueError(f"{p}: ONNX Runtime cannot load it ({str(e)[:200]})") from None
+        try:
+            self.session = ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"])
+        except Exception as e:
+            raise ValueError(f"{p}: ONNX Runtime cannot load it ({str(e)[:200]})") from None
         meta = self.session.get_modelmeta().custom_metadata_map
-        if "astronb" not in meta: raise ValueError(f"{p}: not a starfield detector exported by astronb (no 'astronb' metadata); export it with `astronb export WEIGHTS`")
+        if "astronb" not in meta:
+            raise ValueError(
+                f"{p}: not a starfield detector exported by astronb (no 'astronb' metadata); export it with `astronb export WEIGHTS`"
+            )
         self.meta = json.loads(meta["astronb"])
-        self.post = {**self.meta["postprocess"], "galaxy_odds": torch.tensor(self.meta["postprocess"]["galaxy_odds"], dtype=torch.float32)}
+        self.post = {
+            **self.meta["postprocess"],
+            "galaxy_odds": torch.tensor(self.meta["postprocess"]["galaxy_odds"], dtype=torch.float32),
+        }
         self.box_coder = BoxCoder(tuple(self.meta["box_coder_weights"]))
         self.path = p
-    def eval(self): return self
+
+    def eval(self):
+        return self
+
     def raw(self, image: np.ndarray) -> list:
         "The network's raw outputs (proposals, class logits, box regressions) for one (1, 3, H, W) float32 array."
         return self.session.run(None, {"image": np.ascontiguousarray(image, np.float32)})
+
     def __call__(self, images) -> list:
         out = []
         for im in images:
             props, logits, reg = (torch.from_numpy(a) for a in self.raw(np.asarray(im)[None]))
-            b, s, l = source_detections(logits, reg, [props], [tuple(im.shape[-2:])], self.box_coder, **self.post)
-            out.append(dict(boxes=b[0], scores=s[0], labels=l[0]))
+            b, s, lab = source_detections(logits, reg, [props], [tuple(im.shape[-2:])], self.box_coder, **self.post)
+            out.append(dict(boxes=b[0], scores=s[0], labels=lab[0]))
         return out
 
 # %% ../nbs/30c_runtime.ipynb #e6cc936a

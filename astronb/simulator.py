@@ -4,12 +4,12 @@
 
 # %% ../nbs/30a_simulator.ipynb #bdd15c10
 from __future__ import annotations
-import math, os, shutil, subprocess, tempfile, time
-from dataclasses import dataclass, field, asdict
+import math
+from dataclasses import dataclass, asdict
 from pathlib import Path
-import numpy as np, pandas as pd
+import numpy as np
+import pandas as pd
 from .core import atomic_write, atomic_save
-from .io import read_fits_image, read_truth_list, FormatError
 from .extract import aperture_mag, detect_sep, frame_stats
 
 # %% auto #0
@@ -19,37 +19,41 @@ __all__ = ['SimConfig', 'sample_magnitudes', 'simulate_frame', 'write_frame', 'c
 @dataclass
 class SimConfig:
     size: int = 500
-    sky: tuple = (2000.0, 3000.0)          # ADU, drawn per frame
-    read_noise: float = 10.0               # ADU
-    gain: float = 1.0                      # e-/ADU
-    fwhm: tuple = (2.0, 3.2)               # px, drawn per frame
-    beta: tuple = (2.5, 4.5)               # Moffat beta
-    zero_point: float = 26.0               # mag of 1 ADU total flux
+    sky: tuple = (2000.0, 3000.0)  # ADU, drawn per frame
+    read_noise: float = 10.0  # ADU
+    gain: float = 1.0  # e-/ADU
+    fwhm: tuple = (2.0, 3.2)  # px, drawn per frame
+    beta: tuple = (2.5, 4.5)  # Moffat beta
+    zero_point: float = 26.0  # mag of 1 ADU total flux
     mag_range: tuple = (10.0, 24.0)
-    slope: float = 0.3                     # dlog10 N / dm
+    slope: float = 0.3  # dlog10 N / dm
     sources_per_frame: float = 250.0
     galaxy_fraction: float = 0.1
     saturation: float = 65535.0
     hot_pixels: int = 15
     cosmic_rays: int = 6
-    noise_corr: float = 0.0                # fraction of the noise variance in a smooth component (real frames: about 0.2)
-    noise_corr_scale: float = 3.0          # px, Gaussian sigma of that component
+    noise_corr: float = 0.0  # fraction of the noise variance in a smooth component (real frames: about 0.2)
+    noise_corr_scale: float = 3.0  # px, Gaussian sigma of that component
 
 # %% ../nbs/30a_simulator.ipynb #51e563aa
 def _moffat(r2, fwhm, beta):
     alpha = fwhm / (2 * math.sqrt(2 ** (1 / beta) - 1))
-    return (beta - 1) / (math.pi * alpha ** 2) * (1 + r2 / alpha ** 2) ** (-beta)
+    return (beta - 1) / (math.pi * alpha**2) * (1 + r2 / alpha**2) ** (-beta)
+
 
 def _sersic_stamp(n, re, q, theta, fwhm, beta, half):
     from scipy.special import gammaincinv
     from scipy.signal import fftconvolve
+
     bn = gammaincinv(2 * n, 0.5)
-    yy, xx = np.mgrid[-half:half + 1, -half:half + 1].astype(float)
-    u = xx * math.cos(theta) + yy * math.sin(theta); v = (-xx * math.sin(theta) + yy * math.cos(theta)) / q
+    yy, xx = np.mgrid[-half : half + 1, -half : half + 1].astype(float)
+    u = xx * math.cos(theta) + yy * math.sin(theta)
+    v = (-xx * math.sin(theta) + yy * math.cos(theta)) / q
     prof = np.exp(-bn * ((np.hypot(u, v) / re) ** (1 / n) - 1))
-    psf = _moffat(xx ** 2 + yy ** 2, fwhm, beta)
+    psf = _moffat(xx**2 + yy**2, fwhm, beta)
     out = np.clip(fftconvolve(prof, psf / psf.sum(), mode="same"), 0, None)
     return out / out.sum()
+
 
 def sample_magnitudes(rng, n, mag_range=(10, 24), slope=0.3):
     "Magnitudes from N(<m) ∝ 10^(slope m) between the limits (inverse-CDF sampling)."
@@ -61,53 +65,77 @@ def simulate_frame(cfg: SimConfig = SimConfig(), seed: int = 0):
     "(int32 image, truth DataFrame code/x/y (1-based)/mag/cls, frame parameters)."
     rng = np.random.default_rng(seed)
     S = cfg.size
-    sky = rng.uniform(*cfg.sky); fwhm = rng.uniform(*cfg.fwhm); beta = rng.uniform(*cfg.beta)
+    sky = rng.uniform(*cfg.sky)
+    fwhm = rng.uniform(*cfg.fwhm)
+    beta = rng.uniform(*cfg.beta)
     model = np.full((S, S), sky, np.float64)
     n = rng.poisson(cfg.sources_per_frame)
     mags = sample_magnitudes(rng, n, cfg.mag_range, cfg.slope)
     gal = rng.random(n) < cfg.galaxy_fraction
-    xs, ys = rng.uniform(0, S, n), rng.uniform(0, S, n)       # continuous positions; pixel i spans [i, i+1)
+    xs, ys = rng.uniform(0, S, n), rng.uniform(0, S, n)  # continuous positions; pixel i spans [i, i+1)
     half = int(max(8, 4 * fwhm))
     for x, y, m, g in zip(xs, ys, mags, gal):
         flux = 10 ** (-0.4 * (m - cfg.zero_point))
         ix, iy = int(x), int(y)
         x0, x1, y0, y1 = max(0, ix - half), min(S, ix + half + 1), max(0, iy - half), min(S, iy + half + 1)
         if g:
-            st = _sersic_stamp(rng.uniform(0.5, 4.0), rng.uniform(1.5, 4.0), rng.uniform(0.3, 1.0), rng.uniform(0, np.pi), fwhm, beta, half)
+            st = _sersic_stamp(
+                rng.uniform(0.5, 4.0),
+                rng.uniform(1.5, 4.0),
+                rng.uniform(0.3, 1.0),
+                rng.uniform(0, np.pi),
+                fwhm,
+                beta,
+                half,
+            )
             # sub-pixel shift is ignored for galaxies (their profile is wide); place the stamp on the nearest pixel
             sy0, sx0 = y0 - (iy - half), x0 - (ix - half)
-            model[y0:y1, x0:x1] += flux * st[sy0:sy0 + (y1 - y0), sx0:sx0 + (x1 - x0)]
+            model[y0:y1, x0:x1] += flux * st[sy0 : sy0 + (y1 - y0), sx0 : sx0 + (x1 - x0)]
         else:
             yy, xx = np.mgrid[y0:y1, x0:x1] + 0.5
             p = _moffat((xx - x) ** 2 + (yy - y) ** 2, fwhm, beta)
             model[y0:y1, x0:x1] += flux * p
     img = rng.poisson(model * cfg.gain) / cfg.gain + rng.normal(0, cfg.read_noise, model.shape)
-    if cfg.noise_corr > 0:             # move that fraction of the noise variance into a smooth field, keeping the total
+    if cfg.noise_corr > 0:  # move that fraction of the noise variance into a smooth field, keeping the total
         from scipy.ndimage import gaussian_filter
-        c = gaussian_filter(rng.normal(0, 1, model.shape), cfg.noise_corr_scale); c /= c.std()
-        img = model + math.sqrt(1 - cfg.noise_corr) * (img - model) + \
-              math.sqrt(cfg.noise_corr) * np.sqrt(model / cfg.gain + cfg.read_noise ** 2) * c
-    for _ in range(cfg.hot_pixels): img[rng.integers(S), rng.integers(S)] = rng.uniform(0.3, 1.0) * cfg.saturation
+
+        c = gaussian_filter(rng.normal(0, 1, model.shape), cfg.noise_corr_scale)
+        c /= c.std()
+        img = (
+            model
+            + math.sqrt(1 - cfg.noise_corr) * (img - model)
+            + math.sqrt(cfg.noise_corr) * np.sqrt(model / cfg.gain + cfg.read_noise**2) * c
+        )
+    for _ in range(cfg.hot_pixels):
+        img[rng.integers(S), rng.integers(S)] = rng.uniform(0.3, 1.0) * cfg.saturation
     for _ in range(cfg.cosmic_rays):
-        L, a = rng.integers(2, 12), rng.uniform(0, np.pi); cx, cy = rng.uniform(0, S, 2)
+        L, a = rng.integers(2, 12), rng.uniform(0, np.pi)
+        cx, cy = rng.uniform(0, S, 2)
         for s in np.linspace(0, L, 2 * L + 1):
             px, py = int(cx + s * math.cos(a)), int(cy + s * math.sin(a))
-            if 0 <= px < S and 0 <= py < S: img[py, px] += rng.uniform(2000, 20000)
+            if 0 <= px < S and 0 <= py < S:
+                img[py, px] += rng.uniform(2000, 20000)
     img = np.clip(np.round(img), 0, cfg.saturation).astype(np.int32)
-    truth = pd.DataFrame(dict(code=np.where(gal, 200, 100), x=xs + 0.5, y=ys + 0.5, mag=mags))  # 1-based: pixel i centre = i + 1
-    truth["cls"] = np.where(gal, "galaxy", "star"); truth["x0"], truth["y0"] = truth.x - 1, truth.y - 1
+    truth = pd.DataFrame(
+        dict(code=np.where(gal, 200, 100), x=xs + 0.5, y=ys + 0.5, mag=mags)
+    )  # 1-based: pixel i centre = i + 1
+    truth["cls"] = np.where(gal, "galaxy", "star")
+    truth["x0"], truth["y0"] = truth.x - 1, truth.y - 1
     return img, truth, dict(sky=sky, fwhm=fwhm, beta=beta, n_sources=int(n))
 
 # %% ../nbs/30a_simulator.ipynb #48a59a64
 def write_frame(path, img, truth, params=None):
     "Write a simulated frame as FITS (int32) and its truth list `code x y mag` next to it (.list), atomically."
     from astropy.io import fits
+
     path = Path(path)
     h = fits.PrimaryHDU(img.astype(np.int32))
-    for k, v in (params or {}).items(): h.header[f"SIM_{k[:4].upper()}"] = float(v)
+    for k, v in (params or {}).items():
+        h.header[f"SIM_{k[:4].upper()}"] = float(v)
     atomic_save(path, lambda p: h.writeto(p, overwrite=True))
     with atomic_write(path.with_suffix(".list")) as f:
-        for r in truth.itertuples(): f.write(f"{r.code} {r.x:.3f} {r.y:.3f} {r.mag:.3f}\n")
+        for r in truth.itertuples():
+            f.write(f"{r.code} {r.x:.3f} {r.y:.3f} {r.mag:.3f}\n")
     return path
 
 # %% ../nbs/30a_simulator.ipynb #cbe4ed04
@@ -122,23 +150,31 @@ def calibrate(frames, truths=None, base: SimConfig = SimConfig(), n_check: int =
     cfg = SimConfig(**asdict(base))
     b, r, fw = stats.background.median(), stats.background_rms.median(), stats.fwhm_px.median()
     cfg.sky = (float(stats.background.min()) * 0.95, float(stats.background.max()) * 1.05)
-    cfg.gain = float(b / max(r ** 2 - cfg.read_noise ** 2, 1.0))
+    cfg.gain = float(b / max(r**2 - cfg.read_noise**2, 1.0))
     cfg.fwhm = (0.85 * fw, 1.15 * fw)
-    own = math.exp(-4 / (4 * cfg.noise_corr_scale ** 2))          # a Gaussian-filtered field's correlation at 2 px
+    own = math.exp(-4 / (4 * cfg.noise_corr_scale**2))  # a Gaussian-filtered field's correlation at 2 px
     cfg.noise_corr = float(np.clip(stats.noise_corr.median() / own, 0.0, 0.9))
     if truths is not None:
-        cfg.sources_per_frame = float(np.mean([len(t) for t in truths])) * (cfg.size ** 2) / float(np.mean(stats.pixels))
+        cfg.sources_per_frame = float(np.mean([len(t) for t in truths])) * (cfg.size**2) / float(np.mean(stats.pixels))
         cfg.galaxy_fraction = float(max(0.05, np.mean([(t.code != 100).mean() for t in truths])))
         flux = np.concatenate([10 ** (-0.4 * aperture_mag(f, t.x, t.y, 0.0)) for f, t in zip(frames, truths)])
         m_med = float(np.median(sample_magnitudes(np.random.default_rng(0), 100000, cfg.mag_range, cfg.slope)))
         cfg.zero_point = m_med + 2.5 * math.log10(max(float(np.median(flux)), 1e-3))
-        target = float(stats.sep_sources.mean()) * (cfg.size ** 2) / float(np.mean(stats.pixels))
-        count = lambda zp: np.mean([len(detect_sep(simulate_frame(SimConfig(**(asdict(cfg) | dict(zero_point=zp))), seed=90_000 + k)[0]))
-                                    for k in range(n_check)])
-        lo, hi = cfg.zero_point - 4.0, cfg.zero_point + 2.0           # sep finds more sources as the zero point rises
+        target = float(stats.sep_sources.mean()) * (cfg.size**2) / float(np.mean(stats.pixels))
+
+        def count(zp):
+            frames = (
+                simulate_frame(SimConfig(**(asdict(cfg) | dict(zero_point=zp))), seed=90_000 + k)[0]
+                for k in range(n_check)
+            )
+            return np.mean([len(detect_sep(f)) for f in frames])
+
+        lo, hi = cfg.zero_point - 4.0, cfg.zero_point + 2.0  # sep finds more sources as the zero point rises
         for _ in range(steps):
             mid = (lo + hi) / 2
             lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
         cfg.zero_point = float((lo + hi) / 2)
-        stats["median_true_source_flux"] = [float(np.median(10 ** (-0.4 * aperture_mag(f, t.x, t.y, 0.0)))) for f, t in zip(frames, truths)]
+        stats["median_true_source_flux"] = [
+            float(np.median(10 ** (-0.4 * aperture_mag(f, t.x, t.y, 0.0)))) for f, t in zip(frames, truths)
+        ]
     return cfg, stats

@@ -14,8 +14,10 @@ __all__ = ['tile_origins', 'tile_boxes', 'tile_image', 'merge_tiles', 'sliced_pr
 # %% ../nbs/09_sliced.ipynb #3e397e56
 def tile_origins(length: int, tile: int = 608, overlap: float = 0.2) -> list:
     "Start offsets of tiles covering [0, length), the last one flush with the end."
-    if not 0 <= overlap < 1: raise ValueError(f"overlap must be in [0, 1), got {overlap}")
-    if length <= tile: return [0]
+    if not 0 <= overlap < 1:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    if length <= tile:
+        return [0]
     stride = max(1, int(round(tile * (1 - overlap))))
     starts = list(range(0, length - tile, stride))
     return starts + [length - tile]
@@ -24,9 +26,17 @@ def tile_origins(length: int, tile: int = 608, overlap: float = 0.2) -> list:
 def tile_boxes(boxes, x0, y0, tile, min_visible=0.5):
     "Boxes (N, 4+) in image pixels -> (clipped boxes in tile pixels, kept row indices)."
     b = np.asarray(boxes, float).reshape(-1, np.asarray(boxes).shape[-1] if len(boxes) else 4)
-    if not len(b): return np.zeros((0, 4)), np.zeros(0, int)
-    c = np.stack([np.clip(b[:, 0] - x0, 0, tile), np.clip(b[:, 1] - y0, 0, tile),
-                  np.clip(b[:, 2] - x0, 0, tile), np.clip(b[:, 3] - y0, 0, tile)], 1)
+    if not len(b):
+        return np.zeros((0, 4)), np.zeros(0, int)
+    c = np.stack(
+        [
+            np.clip(b[:, 0] - x0, 0, tile),
+            np.clip(b[:, 1] - y0, 0, tile),
+            np.clip(b[:, 2] - x0, 0, tile),
+            np.clip(b[:, 3] - y0, 0, tile),
+        ],
+        1,
+    )
     area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     vis = (c[:, 2] - c[:, 0]) * (c[:, 3] - c[:, 1])
     keep = np.flatnonzero((vis > 0) & (vis >= min_visible * np.maximum(area, 1e-12)))
@@ -39,37 +49,52 @@ def tile_image(img: np.ndarray, boxes=(), tile: int = 608, overlap: float = 0.2,
     for y0 in tile_origins(h, tile, overlap):
         for x0 in tile_origins(w, tile, overlap):
             patch = np.full((tile, tile) + img.shape[2:], pad_value, img.dtype)
-            crop = img[y0:y0 + tile, x0:x0 + tile]
-            patch[:crop.shape[0], :crop.shape[1]] = crop
+            crop = img[y0 : y0 + tile, x0 : x0 + tile]
+            patch[: crop.shape[0], : crop.shape[1]] = crop
             bb, keep = tile_boxes(boxes, x0, y0, tile, min_visible)
             yield x0, y0, patch, bb, keep
 
 # %% ../nbs/09_sliced.ipynb #f11e4945
-def merge_tiles(dets: list, image_size, iou=0.5, method="hard", sigma=0.5, contain=0.8, eps=1.0, fragments: str = "join"):
+def merge_tiles(
+    dets: list, image_size, iou=0.5, method="hard", sigma=0.5, contain=0.8, eps=1.0, fragments: str = "join"
+):
     """Merge per-tile detections. `dets`: list of (x0, y0, tile_w, tile_h, boxes (N,4) in tile pixels, scores, classes).
     A box touching an inner tile edge (within `eps` px) is a fragment. fragments="join": a fragment mostly (`contain`) inside a
     whole box of its class is dropped, the others are joined into their union (objects larger than the overlap);
     "drop": all fragments are dropped (objects smaller than the overlap are whole in some tile: point sources).
     Returns (boxes (M,4) in image pixels, scores, classes)."""
-    if fragments not in ("join", "drop"): raise ValueError(f"fragments must be 'join' or 'drop', got {fragments!r}")
+    if fragments not in ("join", "drop"):
+        raise ValueError(f"fragments must be 'join' or 'drop', got {fragments!r}")
     W, H = image_size
     B, S, C, frag = [], [], [], []
     for x0, y0, tw, th, b, s, c in dets:
         b = np.asarray(b, float).reshape(-1, 4)
-        if not len(b): continue
-        touch = ((b[:, 0] <= eps) & (x0 > 0)) | ((b[:, 1] <= eps) & (y0 > 0)) | \
-                ((b[:, 2] >= tw - eps) & (x0 + tw < W)) | ((b[:, 3] >= th - eps) & (y0 + th < H))
-        B.append(b + [x0, y0, x0, y0]); S.append(np.asarray(s, float)); C.append(np.asarray(c, int)); frag.append(touch)
-    if not B: return np.zeros((0, 4)), np.zeros(0), np.zeros(0, int)
+        if not len(b):
+            continue
+        touch = (
+            ((b[:, 0] <= eps) & (x0 > 0))
+            | ((b[:, 1] <= eps) & (y0 > 0))
+            | ((b[:, 2] >= tw - eps) & (x0 + tw < W))
+            | ((b[:, 3] >= th - eps) & (y0 + th < H))
+        )
+        B.append(b + [x0, y0, x0, y0])
+        S.append(np.asarray(s, float))
+        C.append(np.asarray(c, int))
+        frag.append(touch)
+    if not B:
+        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, int)
     B, S, C, frag = np.concatenate(B), np.concatenate(S), np.concatenate(C), np.concatenate(frag)
     w = ~frag
     keep, ks = batched_soft_nms(B[w], S[w], C[w], method, sigma, iou, 0.0 if method == "hard" else 0.001)
     WB, WS, WC = B[w][keep], ks, C[w][keep]
-    if fragments == "drop": frag = np.zeros_like(frag)
+    if fragments == "drop":
+        frag = np.zeros_like(frag)
     FB, FS, FC = B[frag], S[frag], C[frag]
     if len(FB) and len(WB):
-        ix1 = np.maximum(FB[:, None, 0], WB[None, :, 0]); iy1 = np.maximum(FB[:, None, 1], WB[None, :, 1])
-        ix2 = np.minimum(FB[:, None, 2], WB[None, :, 2]); iy2 = np.minimum(FB[:, None, 3], WB[None, :, 3])
+        ix1 = np.maximum(FB[:, None, 0], WB[None, :, 0])
+        iy1 = np.maximum(FB[:, None, 1], WB[None, :, 1])
+        ix2 = np.minimum(FB[:, None, 2], WB[None, :, 2])
+        iy2 = np.minimum(FB[:, None, 3], WB[None, :, 3])
         inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
         own = np.maximum((FB[:, 2] - FB[:, 0]) * (FB[:, 3] - FB[:, 1]), 1e-12)
         inside = ((inter / own[:, None]) >= contain) & (FC[:, None] == WC[None, :])
@@ -77,20 +102,32 @@ def merge_tiles(dets: list, image_size, iou=0.5, method="hard", sigma=0.5, conta
         FB, FS, FC = FB[rest], FS[rest], FC[rest]
     # join touching fragments of a class into their union (union-find over overlapping pairs)
     parent = list(range(len(FB)))
+
     def find(i):
-        while parent[i] != i: parent[i] = parent[parent[i]]; i = parent[i]
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
         return i
+
     for i in range(len(FB)):
         for j in range(i + 1, len(FB)):
-            if FC[i] == FC[j] and FB[i, 0] <= FB[j, 2] + eps and FB[j, 0] <= FB[i, 2] + eps and \
-               FB[i, 1] <= FB[j, 3] + eps and FB[j, 1] <= FB[i, 3] + eps:
+            if (
+                FC[i] == FC[j]
+                and FB[i, 0] <= FB[j, 2] + eps
+                and FB[j, 0] <= FB[i, 2] + eps
+                and FB[i, 1] <= FB[j, 3] + eps
+                and FB[j, 1] <= FB[i, 3] + eps
+            ):
                 parent[find(i)] = find(j)
     groups = {}
-    for i in range(len(FB)): groups.setdefault(find(i), []).append(i)
+    for i in range(len(FB)):
+        groups.setdefault(find(i), []).append(i)
     UB = [np.r_[FB[g, :2].min(0), FB[g, 2:].max(0)] for g in groups.values()]
-    US = [FS[g].max() for g in groups.values()]; UC = [FC[g[0]] for g in groups.values()]
+    US = [FS[g].max() for g in groups.values()]
+    UC = [FC[g[0]] for g in groups.values()]
     outB = np.vstack([WB, *UB]) if UB else WB
-    outS = np.r_[WS, US]; outC = np.r_[WC, UC].astype(int)
+    outS = np.r_[WS, US]
+    outC = np.r_[WC, UC].astype(int)
     o = np.argsort(-outS, kind="stable")
     return outB[o], outS[o], outC[o]
 
@@ -102,13 +139,14 @@ def sliced_predict(img: np.ndarray, predict, tile: int = 608, overlap: float = 0
     iou, method ("hard" or a soft-NMS), sigma, contain, fragments. Returns (boxes (N, 4) x1 y1 x2 y2, scores, classes)."""
     h, w = img.shape[:2]
     if h <= tile and w <= tile:
-        b, s, c = predict(img); return np.asarray(b, float).reshape(-1, 4), np.asarray(s, float), np.asarray(c, int)
+        b, s, c = predict(img)
+        return np.asarray(b, float).reshape(-1, 4), np.asarray(s, float), np.asarray(c, int)
     dets = []
     for x0, y0, patch, _, _ in tile_image(img, (), tile, overlap):
         b, s, c = predict(patch)
         tw, th = min(tile, w - x0), min(tile, h - y0)
         b = np.asarray(b, float).reshape(-1, 4)
-        if len(b):   # detections in the padding are clipped to the real image part of the tile
+        if len(b):  # detections in the padding are clipped to the real image part of the tile
             b = np.clip(b, 0, [tw, th, tw, th])
         dets.append((x0, y0, tw, th, b, s, c))
     return merge_tiles(dets, (w, h), **merge_kw)
@@ -116,8 +154,9 @@ def sliced_predict(img: np.ndarray, predict, tile: int = 608, overlap: float = 0
 # %% ../nbs/09_sliced.ipynb #c915a3eb
 def draw_boxes(rgb: np.ndarray, boxes, scores=None, labels=None, color=(255, 200, 0), width=2, truth=None):
     "An annotated copy of an image (predicted boxes in colour, optional true boxes in green)."
-    im = Image.fromarray(rgb).convert("RGB"); d = ImageDraw.Draw(im)
-    for b in (truth if truth is not None else []):
+    im = Image.fromarray(rgb).convert("RGB")
+    d = ImageDraw.Draw(im)
+    for b in truth if truth is not None else []:
         d.rectangle([float(v) for v in b[:4]], outline=(80, 255, 80), width=width)
     for k, b in enumerate(np.asarray(boxes).reshape(-1, 4)):
         d.rectangle([float(v) for v in b], outline=color, width=width)

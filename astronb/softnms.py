@@ -4,9 +4,13 @@
 
 # %% ../nbs/05_softnms.ipynb #9734d715
 from __future__ import annotations
-import heapq, math
+import math
 import numpy as np
 import torch
+from numba import njit
+from torchvision.models.detection.roi_heads import RoIHeads
+from torchvision.ops import boxes as box_ops
+import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['METHODS', 'soft_nms_reference', 'soft_nms', 'batched_soft_nms', 'SoftNMSRoIHeads', 'use_soft_nms']
@@ -14,11 +18,15 @@ __all__ = ['METHODS', 'soft_nms_reference', 'soft_nms', 'batched_soft_nms', 'Sof
 # %% ../nbs/05_softnms.ipynb #58fa4892
 METHODS = ("gaussian", "linear", "hard")
 
+
 def _iou_one_to_many(b, others, off):
     "IoU of box `b` with each row of `others` (float64), with `off`=1 for the legacy pixel convention."
-    xx1 = np.maximum(b[0], others[:, 0]); yy1 = np.maximum(b[1], others[:, 1])
-    xx2 = np.minimum(b[2], others[:, 2]); yy2 = np.minimum(b[3], others[:, 3])
-    w = np.maximum(xx2 - xx1 + off, 0.0); h = np.maximum(yy2 - yy1 + off, 0.0)
+    xx1 = np.maximum(b[0], others[:, 0])
+    yy1 = np.maximum(b[1], others[:, 1])
+    xx2 = np.minimum(b[2], others[:, 2])
+    yy2 = np.minimum(b[3], others[:, 3])
+    w = np.maximum(xx2 - xx1 + off, 0.0)
+    h = np.maximum(yy2 - yy1 + off, 0.0)
     inter = w * h
     area_b = (b[2] - b[0] + off) * (b[3] - b[1] + off)
     area_o = (others[:, 2] - others[:, 0] + off) * (others[:, 3] - others[:, 1] + off)
@@ -26,21 +34,28 @@ def _iou_one_to_many(b, others, off):
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(union > 0, inter / union, 0.0)
 
+
 def _weights(iou, method, sigma, iou_threshold):
-    if method == "gaussian": return np.exp(-(iou * iou) / sigma)
-    if method == "linear": return np.where(iou > iou_threshold, 1.0 - iou, 1.0)
+    if method == "gaussian":
+        return np.exp(-(iou * iou) / sigma)
+    if method == "linear":
+        return np.where(iou > iou_threshold, 1.0 - iou, 1.0)
     return np.where(iou > iou_threshold, 0.0, 1.0)
 
-def soft_nms_reference(boxes, scores, method="gaussian", sigma=0.5, iou_threshold=0.3, score_threshold=0.001,
-                       legacy_plus_one=False):
+
+def soft_nms_reference(
+    boxes, scores, method="gaussian", sigma=0.5, iou_threshold=0.3, score_threshold=0.001, legacy_plus_one=False
+):
     "The sequential soft-NMS, plainly: (kept indices in selection order, their scores), as NumPy arrays."
-    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4); s = np.asarray(scores, dtype=np.float64).copy()
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    s = np.asarray(scores, dtype=np.float64).copy()
     off = 1.0 if legacy_plus_one else 0.0
     remaining = np.flatnonzero(s >= score_threshold)
     keep, kept_scores = [], []
     while remaining.size:
-        best = remaining[np.argmax(s[remaining])]           # argmax returns the first (lowest index) of ties
-        keep.append(best); kept_scores.append(s[best])
+        best = remaining[np.argmax(s[remaining])]  # argmax returns the first (lowest index) of ties
+        keep.append(best)
+        kept_scores.append(s[best])
         remaining = remaining[remaining != best]
         w = _weights(_iou_one_to_many(b[best], b[remaining], off), method, sigma, iou_threshold)
         s[remaining] *= w
@@ -49,153 +64,232 @@ def soft_nms_reference(boxes, scores, method="gaussian", sigma=0.5, iou_threshol
 
 # %% ../nbs/05_softnms.ipynb #62dafeae
 def _check(boxes, scores, method, sigma, iou_threshold, score_threshold, groups=None):
-    if method not in METHODS: raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if not (sigma > 0) or not math.isfinite(sigma): raise ValueError(f"sigma must be a positive number, got {sigma}")
-    if not (0 <= iou_threshold <= 1): raise ValueError(f"iou_threshold must be in [0, 1], got {iou_threshold}")
-    if not (score_threshold >= 0): raise ValueError(f"score_threshold must be >= 0, got {score_threshold}")
-    if boxes.ndim != 2 or boxes.shape[1] != 4: raise ValueError(f"boxes must have shape (N, 4), got {tuple(boxes.shape)}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if not (sigma > 0) or not math.isfinite(sigma):
+        raise ValueError(f"sigma must be a positive number, got {sigma}")
+    if not (0 <= iou_threshold <= 1):
+        raise ValueError(f"iou_threshold must be in [0, 1], got {iou_threshold}")
+    if not (score_threshold >= 0):
+        raise ValueError(f"score_threshold must be >= 0, got {score_threshold}")
+    if boxes.ndim != 2 or boxes.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (N, 4), got {tuple(boxes.shape)}")
     if scores.ndim != 1 or scores.shape[0] != boxes.shape[0]:
         raise ValueError(f"scores must have shape ({boxes.shape[0]},) to match the boxes, got {tuple(scores.shape)}")
     if groups is not None and (groups.ndim != 1 or groups.shape[0] != boxes.shape[0]):
         raise ValueError(f"groups must have shape ({boxes.shape[0]},) to match the boxes, got {tuple(groups.shape)}")
     if boxes.size and not np.isfinite(boxes).all():
-        r = int(np.flatnonzero(~np.isfinite(boxes).all(1))[0]); raise ValueError(f"box {r} has a NaN or infinite coordinate: {boxes[r].tolist()}")
+        r = int(np.flatnonzero(~np.isfinite(boxes).all(1))[0])
+        raise ValueError(f"box {r} has a NaN or infinite coordinate: {boxes[r].tolist()}")
     if scores.size and not np.isfinite(scores).all():
-        r = int(np.flatnonzero(~np.isfinite(scores))[0]); raise ValueError(f"score {r} is NaN or infinite")
+        r = int(np.flatnonzero(~np.isfinite(scores))[0])
+        raise ValueError(f"score {r} is NaN or infinite")
     bad = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1])
     if bad.any():
-        r = int(np.flatnonzero(bad)[0]); raise ValueError(f"box {r} has x2 < x1 or y2 < y1: {boxes[r].tolist()} (expected x1, y1, x2, y2)")
+        r = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"box {r} has x2 < x1 or y2 < y1: {boxes[r].tolist()} (expected x1, y1, x2, y2)")
 
 # %% ../nbs/05_softnms.ipynb #f1d49a30
-import numba
-from numba import njit
-
 @njit(cache=True)
 def _sift_down(heap, hpos, cur, idx, k, size):
     "Move heap[k] down until both children rank below it (higher score first, lower index among equals)."
     while True:
-        l = 2 * k + 1
-        if l >= size: break
-        c = l
-        if l + 1 < size:
-            a = heap[l + 1]; b = heap[l]
-            if cur[a] > cur[b] or (cur[a] == cur[b] and idx[a] < idx[b]): c = l + 1
-        hc = heap[c]; hk = heap[k]
-        if not (cur[hc] > cur[hk] or (cur[hc] == cur[hk] and idx[hc] < idx[hk])): break
-        heap[k] = hc; heap[c] = hk; hpos[hc] = k; hpos[hk] = c; k = c
+        left = 2 * k + 1
+        if left >= size:
+            break
+        c = left
+        if left + 1 < size:
+            a = heap[left + 1]
+            b = heap[left]
+            if cur[a] > cur[b] or (cur[a] == cur[b] and idx[a] < idx[b]):
+                c = left + 1
+        hc = heap[c]
+        hk = heap[k]
+        if not (cur[hc] > cur[hk] or (cur[hc] == cur[hk] and idx[hc] < idx[hk])):
+            break
+        heap[k] = hc
+        heap[c] = hk
+        hpos[hc] = k
+        hpos[hk] = c
+        k = c
+
 
 @njit(cache=True)
 def _sift_up(heap, hpos, cur, idx, k):
     while k > 0:
         p = (k - 1) // 2
-        hk = heap[k]; hp = heap[p]
-        if not (cur[hk] > cur[hp] or (cur[hk] == cur[hp] and idx[hk] < idx[hp])): break
-        heap[k] = hp; heap[p] = hk; hpos[hp] = k; hpos[hk] = p; k = p
+        hk = heap[k]
+        hp = heap[p]
+        if not (cur[hk] > cur[hp] or (cur[hk] == cur[hp] and idx[hk] < idx[hp])):
+            break
+        heap[k] = hp
+        heap[p] = hk
+        hpos[hp] = k
+        hpos[hk] = p
+        k = p
+
 
 @njit(cache=True)
 def _heap_remove(heap, hpos, cur, idx, k, size):
     "Remove the entry at heap slot k; returns the new size."
     size -= 1
     if k != size:
-        moved = heap[size]; heap[k] = moved; hpos[moved] = k
-        _sift_down(heap, hpos, cur, idx, k, size); _sift_up(heap, hpos, cur, idx, hpos[moved])
+        moved = heap[size]
+        heap[k] = moved
+        hpos[moved] = k
+        _sift_down(heap, hpos, cur, idx, k, size)
+        _sift_up(heap, hpos, cur, idx, hpos[moved])
     return size
+
 
 @njit(cache=True)
 def _soft_nms_sweep(b, s, idx, key, off, method_id, iou_threshold, sigma, thr, wmax, hmax, y0, hstrip, nstrip):
     """Sequential soft-NMS on boxes already sorted by (group, strip, x1); `key` = group * nstrip + strip.
     Returns each box's score at selection (-1: dropped), in sorted order."""
     n = b.shape[0]
-    cur = s.copy(); out = -np.ones(n, np.float64)
-    heap = np.empty(n, np.int64); hpos = -np.ones(n, np.int64); size = 0
-    dropped = np.zeros(n, np.bool_); lo_ = np.empty(n + 2, np.int64); hi_ = np.empty(n + 2, np.int64)
+    cur = s.copy()
+    out = -np.ones(n, np.float64)
+    heap = np.empty(n, np.int64)
+    hpos = -np.ones(n, np.int64)
+    size = 0
+    dropped = np.zeros(n, np.bool_)
+    lo_ = np.empty(n + 2, np.int64)
+    hi_ = np.empty(n + 2, np.int64)
     for i in range(n):
-        if cur[i] >= thr: heap[size] = i; hpos[i] = size; size += 1
-    for k in range((size - 2) // 2, -1, -1): _sift_down(heap, hpos, cur, idx, k, size)
+        if cur[i] >= thr:
+            heap[size] = i
+            hpos[i] = size
+            size += 1
+    for k in range((size - 2) // 2, -1, -1):
+        _sift_down(heap, hpos, cur, idx, k, size)
     while size:
-        i = heap[0]; out[i] = cur[i]; hpos[i] = -1
+        i = heap[0]
+        out[i] = cur[i]
+        hpos[i] = -1
         size -= 1
         if size:
-            heap[0] = heap[size]; hpos[heap[0]] = 0; _sift_down(heap, hpos, cur, idx, 0, size)
+            heap[0] = heap[size]
+            hpos[heap[0]] = 0
+            _sift_down(heap, hpos, cur, idx, 0, size)
         g = key[i] // nstrip
         margin = 1e-9 * (1.0 + abs(b[i, 0]) + abs(b[i, 2]) + abs(b[i, 1]) + abs(b[i, 3]) + wmax + hmax)
         s_lo = max(0, int(np.floor((b[i, 1] - hmax - off - margin - y0) / hstrip)))
         s_hi = min(nstrip - 1, int(np.floor((b[i, 3] + off + margin - y0) / hstrip)))
         ai = (b[i, 2] - b[i, 0] + off) * (b[i, 3] - b[i, 1] + off)
-        nr = 0; total = 0
-        for strip in range(s_lo, s_hi + 1):                   # candidate ranges, one per strip
+        nr = 0
+        total = 0
+        for strip in range(s_lo, s_hi + 1):  # candidate ranges, one per strip
             kk = g * nstrip + strip
-            r0 = np.searchsorted(key, kk); r1 = np.searchsorted(key, kk, side="right")
-            if r0 == r1: continue
+            r0 = np.searchsorted(key, kk)
+            r1 = np.searchsorted(key, kk, side="right")
+            if r0 == r1:
+                continue
             lo_[nr] = r0 + np.searchsorted(b[r0:r1, 0], b[i, 0] - wmax - off - margin)
             hi_[nr] = r0 + np.searchsorted(b[r0:r1, 0], b[i, 2] + off + margin, side="right")
-            total += hi_[nr] - lo_[nr]; nr += 1
-        batch = total * 4 > size      # many candidates: decay them all, then rebuild the heap in O(size)
+            total += hi_[nr] - lo_[nr]
+            nr += 1
+        batch = total * 4 > size  # many candidates: decay them all, then rebuild the heap in O(size)
         for r in range(nr):
             for j in range(lo_[r], hi_[r]):
-                if hpos[j] < 0: continue                       # selected or dropped
+                if hpos[j] < 0:
+                    continue  # selected or dropped
                 w_ = min(b[i, 2], b[j, 2]) - max(b[i, 0], b[j, 0]) + off
-                if w_ <= 0.0: continue
+                if w_ <= 0.0:
+                    continue
                 h_ = min(b[i, 3], b[j, 3]) - max(b[i, 1], b[j, 1]) + off
-                if h_ <= 0.0: continue
+                if h_ <= 0.0:
+                    continue
                 inter = w_ * h_
                 union = ai + (b[j, 2] - b[j, 0] + off) * (b[j, 3] - b[j, 1] + off) - inter
                 iou = inter / union if union > 0 else 0.0
                 if method_id == 0:
-                    if iou <= 0.0: continue
+                    if iou <= 0.0:
+                        continue
                     wt = math.exp(-(iou * iou) / sigma)
-                elif iou <= iou_threshold: continue
-                elif method_id == 1: wt = 1.0 - iou
-                else: wt = 0.0
+                elif iou <= iou_threshold:
+                    continue
+                elif method_id == 1:
+                    wt = 1.0 - iou
+                else:
+                    wt = 0.0
                 cur[j] *= wt
                 if batch:
-                    if cur[j] < thr or wt == 0.0: dropped[j] = True
+                    if cur[j] < thr or wt == 0.0:
+                        dropped[j] = True
                 elif cur[j] < thr or wt == 0.0:
-                    size = _heap_remove(heap, hpos, cur, idx, hpos[j], size); hpos[j] = -1
+                    size = _heap_remove(heap, hpos, cur, idx, hpos[j], size)
+                    hpos[j] = -1
                 else:
                     _sift_down(heap, hpos, cur, idx, hpos[j], size)
         if batch:
             m = 0
             for k in range(size):
                 v = heap[k]
-                if dropped[v]: hpos[v] = -1
-                else: heap[m] = v; hpos[v] = m; m += 1
+                if dropped[v]:
+                    hpos[v] = -1
+                else:
+                    heap[m] = v
+                    hpos[v] = m
+                    m += 1
             size = m
-            for k in range((size - 2) // 2, -1, -1): _sift_down(heap, hpos, cur, idx, k, size)
+            for k in range((size - 2) // 2, -1, -1):
+                _sift_down(heap, hpos, cur, idx, k, size)
     return out
 
 # %% ../nbs/05_softnms.ipynb #bdf47503
 _METHOD_ID = {"gaussian": 0, "linear": 1, "hard": 2}
 
+
 def _as_numpy(x, dtype):
-    if isinstance(x, torch.Tensor): return x.detach().to("cpu", torch.float64 if dtype == np.float64 else torch.int64).numpy()
+    if isinstance(x, torch.Tensor):
+        return x.detach().to("cpu", torch.float64 if dtype == np.float64 else torch.int64).numpy()
     return np.asarray(x, dtype=dtype)
 
+
 def _run(boxes, scores, groups, method, sigma, iou_threshold, score_threshold, legacy_plus_one):
-    b = np.ascontiguousarray(_as_numpy(boxes, np.float64)); s = np.ascontiguousarray(_as_numpy(scores, np.float64))
-    if b.ndim == 1 and b.size == 0: b = b.reshape(0, 4)
+    b = np.ascontiguousarray(_as_numpy(boxes, np.float64))
+    s = np.ascontiguousarray(_as_numpy(scores, np.float64))
+    if b.ndim == 1 and b.size == 0:
+        b = b.reshape(0, 4)
     g = None if groups is None else np.ascontiguousarray(_as_numpy(groups, np.int64))
     _check(b, s, method, sigma, iou_threshold, score_threshold, g)
     n = b.shape[0]
-    if n == 0: return np.zeros(0, np.int64), np.zeros(0, np.float64)
-    if g is None: g = np.zeros(n, np.int64)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64)
+    if g is None:
+        g = np.zeros(n, np.int64)
     off = 1.0 if legacy_plus_one else 0.0
     wmax = float((b[:, 2] - b[:, 0]).max()) + off
     hmax = float((b[:, 3] - b[:, 1]).max()) + off
     y0 = float(b[:, 1].min())
-    hstrip = max(hmax, (float(b[:, 1].max()) - y0) / n, 1e-300)   # strips at least one box tall, at most n of them
+    hstrip = max(hmax, (float(b[:, 1].max()) - y0) / n, 1e-300)  # strips at least one box tall, at most n of them
     strip = np.minimum(np.floor((b[:, 1] - y0) / hstrip), n).astype(np.int64)
     nstrip = int(strip.max()) + 1
     gid = g if groups is None else np.unique(g, return_inverse=True)[1].astype(np.int64)
     key = gid * nstrip + strip
     order = np.lexsort((np.arange(n), b[:, 0], key))
-    sel_sorted = _soft_nms_sweep(np.ascontiguousarray(b[order]), s[order], order.astype(np.int64), key[order], off,
-                                 _METHOD_ID[method], float(iou_threshold), float(sigma), float(score_threshold),
-                                 wmax, hmax, y0, hstrip, nstrip)
-    sel = np.empty(n); sel[order] = sel_sorted
+    sel_sorted = _soft_nms_sweep(
+        np.ascontiguousarray(b[order]),
+        s[order],
+        order.astype(np.int64),
+        key[order],
+        off,
+        _METHOD_ID[method],
+        float(iou_threshold),
+        float(sigma),
+        float(score_threshold),
+        wmax,
+        hmax,
+        y0,
+        hstrip,
+        nstrip,
+    )
+    sel = np.empty(n)
+    sel[order] = sel_sorted
     idx = np.flatnonzero(sel >= 0)
-    o = np.lexsort((idx, -sel[idx]))               # selection order = (-score at selection, index)
+    o = np.lexsort((idx, -sel[idx]))  # selection order = (-score at selection, index)
     return idx[o], sel[idx][o]
+
 
 def _wrap(boxes, scores, keep, kept):
     if isinstance(boxes, torch.Tensor):
@@ -203,29 +297,30 @@ def _wrap(boxes, scores, keep, kept):
         return (torch.from_numpy(keep).to(boxes.device), torch.from_numpy(kept).to(device=boxes.device, dtype=dt))
     return keep, kept
 
-def soft_nms(boxes, scores, method="gaussian", sigma=0.5, iou_threshold=0.3, score_threshold=0.001,
-             legacy_plus_one=False):
+
+def soft_nms(
+    boxes, scores, method="gaussian", sigma=0.5, iou_threshold=0.3, score_threshold=0.001, legacy_plus_one=False
+):
     "Exact soft-NMS: (kept indices in selection order, their decayed scores); tensors in, tensors out."
     keep, kept = _run(boxes, scores, None, method, sigma, iou_threshold, score_threshold, legacy_plus_one)
     return _wrap(boxes, scores, keep, kept)
 
 # %% ../nbs/05_softnms.ipynb #73ddd631
-def batched_soft_nms(boxes, scores, groups, method="gaussian", sigma=0.5, iou_threshold=0.3, score_threshold=0.001,
-                     legacy_plus_one=False):
+def batched_soft_nms(
+    boxes, scores, groups, method="gaussian", sigma=0.5, iou_threshold=0.3, score_threshold=0.001, legacy_plus_one=False
+):
     "Soft-NMS applied independently within each group (class or image), in one call; output sorted by decayed score."
     keep, kept = _run(boxes, scores, groups, method, sigma, iou_threshold, score_threshold, legacy_plus_one)
     return _wrap(boxes, scores, keep, kept)
 
 # %% ../nbs/05_softnms.ipynb #1bb3186e
-from torchvision.models.detection.roi_heads import RoIHeads
-
-from torchvision.ops import boxes as box_ops
-
-import torch.nn.functional as F
-
 class SoftNMSRoIHeads(RoIHeads):
     "RoIHeads whose per-class suppression is the project's soft-NMS."
-    softnms_method = "gaussian"; softnms_sigma = 0.6; softnms_score_threshold = 0.001; softnms_legacy = False
+
+    softnms_method = "gaussian"
+    softnms_sigma = 0.6
+    softnms_score_threshold = 0.001
+    softnms_legacy = False
 
     def postprocess_detections(self, class_logits, box_regression, proposals, image_shapes):
         device = class_logits.device
@@ -234,8 +329,9 @@ class SoftNMSRoIHeads(RoIHeads):
         pred_boxes = self.box_coder.decode(box_regression, proposals)
         pred_scores = F.softmax(class_logits, -1)
         out_boxes, out_scores, out_labels = [], [], []
-        for boxes, scores, image_shape in zip(pred_boxes.split(boxes_per_image, 0),
-                                              pred_scores.split(boxes_per_image, 0), image_shapes):
+        for boxes, scores, image_shape in zip(
+            pred_boxes.split(boxes_per_image, 0), pred_scores.split(boxes_per_image, 0), image_shapes
+        ):
             boxes = box_ops.clip_boxes_to_image(boxes, image_shape)
             labels = torch.arange(num_classes, device=device).view(1, -1).expand_as(scores)
             boxes, scores, labels = boxes[:, 1:].reshape(-1, 4), scores[:, 1:].reshape(-1), labels[:, 1:].reshape(-1)
@@ -243,20 +339,38 @@ class SoftNMSRoIHeads(RoIHeads):
             boxes, scores, labels = boxes[inds], scores[inds], labels[inds]
             keep = box_ops.remove_small_boxes(boxes, min_size=1e-2)
             boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-            keep, new_scores = batched_soft_nms(boxes, scores, labels, self.softnms_method, self.softnms_sigma,
-                                                self.nms_thresh, self.softnms_score_threshold, self.softnms_legacy)
+            keep, new_scores = batched_soft_nms(
+                boxes,
+                scores,
+                labels,
+                self.softnms_method,
+                self.softnms_sigma,
+                self.nms_thresh,
+                self.softnms_score_threshold,
+                self.softnms_legacy,
+            )
             keep, new_scores = keep[: self.detections_per_img], new_scores[: self.detections_per_img]
-            out_boxes.append(boxes[keep]); out_scores.append(new_scores); out_labels.append(labels[keep])
+            out_boxes.append(boxes[keep])
+            out_scores.append(new_scores)
+            out_labels.append(labels[keep])
         return out_boxes, out_scores, out_labels
 
 # %% ../nbs/05_softnms.ipynb #787183c9
-def use_soft_nms(model, method="gaussian", sigma=0.6, iou_threshold=0.3, score_threshold=0.001, legacy_plus_one=False,
-                 detections_per_img=None):
+def use_soft_nms(
+    model,
+    method="gaussian",
+    sigma=0.6,
+    iou_threshold=0.3,
+    score_threshold=0.001,
+    legacy_plus_one=False,
+    detections_per_img=None,
+):
     "Make a torchvision detection model's RoI heads use soft-NMS (in place); returns the model."
     h = model.roi_heads
     h.__class__ = SoftNMSRoIHeads
     h.softnms_method, h.softnms_sigma = method, sigma
     h.softnms_score_threshold, h.softnms_legacy = score_threshold, legacy_plus_one
     h.nms_thresh = iou_threshold
-    if detections_per_img is not None: h.detections_per_img = detections_per_img
+    if detections_per_img is not None:
+        h.detections_per_img = detections_per_img
     return model

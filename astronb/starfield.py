@@ -4,20 +4,48 @@
 
 # %% ../nbs/30_starfield.ipynb #9d5b0fcf
 from __future__ import annotations
-import functools, math, os, shutil, subprocess, tempfile, time
+import functools
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+import time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-import numpy as np, pandas as pd
+import numpy as np
+import pandas as pd
 from .core import atomic_write, atomic_save
 from .io import read_fits_image, read_frame, read_truth_list, FormatError
 from .metrics import match_points, detection_scores, f_beta
 import torch
+
 # the starfield pipeline in one namespace for the study and the CLI (`sf.<name>`); each is defined in its own module
-from .extract import (sep_input, detect_sep, aperture_flux, aperture_mag, psf_fwhm, noise_correlation, frame_stats,
-                             sextractor_binary, detect_sextractor)
+from astronb.extract import (
+    sep_input,
+    detect_sep,
+    aperture_flux,
+    aperture_mag,
+    psf_fwhm,
+    noise_correlation,
+    frame_stats,
+    sextractor_binary,
+    detect_sextractor,
+)
 from .simulator import SimConfig, sample_magnitudes, simulate_frame, write_frame, calibrate
-from .detector import (normalise_frame, build_detector, SourceRoIHeads, prior_odds, set_galaxy_prior, detector_config, fill_state,
-                              load_detector, truth_boxes, CLASSES, HALF)
+from astronb.detector import (
+    normalise_frame,
+    build_detector,
+    SourceRoIHeads,
+    prior_odds,
+    set_galaxy_prior,
+    detector_config,
+    fill_state,
+    load_detector,
+    truth_boxes,
+    CLASSES,
+    HALF,
+)
 
 # %% auto #0
 __all__ = ['ZERO_POINT_KEYS', 'Frame', 'make_frame', 'random_crop', 'TrainHistory', 'ddp_rank_world', 'parameters_digest',
@@ -28,36 +56,42 @@ __all__ = ['ZERO_POINT_KEYS', 'Frame', 'make_frame', 'random_crop', 'TrainHistor
 # %% ../nbs/30_starfield.ipynb #60c8a3d2
 @dataclass
 class Frame:
-    image: np.ndarray          # (3, H, W) normalised
-    boxes: np.ndarray          # (N, 4) continuous pixel coordinates
+    image: np.ndarray  # (3, H, W) normalised
+    boxes: np.ndarray  # (N, 4) continuous pixel coordinates
     labels: np.ndarray
 
 # %% ../nbs/30_starfield.ipynb #a52f4bc8
 def make_frame(img, truth, norm="asinh") -> Frame:
-    b, l = truth_boxes(truth, np.asarray(img).shape)
-    return Frame(normalise_frame(img, norm), b, l)
+    b, lab = truth_boxes(truth, np.asarray(img).shape)
+    return Frame(normalise_frame(img, norm), b, lab)
 
 # %% ../nbs/30_starfield.ipynb #3b4e07f0
 def random_crop(fr: Frame, size: int, rng, focus=None) -> tuple:
     "A crop of a frame with its boxes (centre inside), flipped and rotated at random; `focus` (x, y) is a point the crop must contain."
     _, H, W = fr.image.shape
     s = min(size, H, W)
-    if focus is None: x0, y0 = rng.integers(0, W - s + 1), rng.integers(0, H - s + 1)
-    else: x0, y0 = (int(np.clip(int(f) - rng.integers(0, s), 0, n - s)) for f, n in zip(focus, (W, H)))
-    im = fr.image[:, y0:y0 + s, x0:x0 + s]
+    if focus is None:
+        x0, y0 = rng.integers(0, W - s + 1), rng.integers(0, H - s + 1)
+    else:
+        x0, y0 = (int(np.clip(int(f) - rng.integers(0, s), 0, n - s)) for f, n in zip(focus, (W, H)))
+    im = fr.image[:, y0 : y0 + s, x0 : x0 + s]
     b = fr.boxes - [x0, y0, x0, y0]
     cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
     k = (cx >= 0) & (cx < s) & (cy >= 0) & (cy < s)
     b, lab = np.clip(b[k], 0, s), fr.labels[k]
-    if rng.random() < 0.5: im = im[:, :, ::-1]; b = np.stack([s - b[:, 2], b[:, 1], s - b[:, 0], b[:, 3]], 1)
-    for _ in range(rng.integers(0, 4)):     # rotate 90 degrees counter-clockwise: (x, y) -> (y, s - x)
-        im = np.rot90(im, 1, axes=(1, 2)); b = np.stack([b[:, 1], s - b[:, 2], b[:, 3], s - b[:, 0]], 1)
+    if rng.random() < 0.5:
+        im = im[:, :, ::-1]
+        b = np.stack([s - b[:, 2], b[:, 1], s - b[:, 0], b[:, 3]], 1)
+    for _ in range(rng.integers(0, 4)):  # rotate 90 degrees counter-clockwise: (x, y) -> (y, s - x)
+        im = np.rot90(im, 1, axes=(1, 2))
+        b = np.stack([b[:, 1], s - b[:, 2], b[:, 3], s - b[:, 0]], 1)
     ok = (b[:, 2] - b[:, 0] >= 1) & (b[:, 3] - b[:, 1] >= 1)
     return np.ascontiguousarray(im), b[ok].astype(np.float32), lab[ok]
 
 # %% ../nbs/30_starfield.ipynb #f9987d77
 class TrainHistory(list):
     "Per-step losses of the whole training (NaN for steps whose loss an older checkpoint did not keep), with `seconds` of training and `start_step`."
+
     seconds: float | None = None
     start_step: int = 0
 
@@ -66,10 +100,13 @@ def ddp_rank_world() -> tuple:
     """(rank, world size): under `torchrun` (WORLD_SIZE > 1) the default process group is started once (NCCL on GPUs, gloo
     on CPUs) and its rank and size returned; (0, 1) in a plain process."""
     import torch.distributed as dist
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1: return 0, 1
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
     if not dist.is_initialized():
         cuda = torch.cuda.is_available()
-        if cuda: torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if cuda else "gloo")
     return dist.get_rank(), dist.get_world_size()
 
@@ -77,20 +114,47 @@ def ddp_rank_world() -> tuple:
 def parameters_digest(model) -> str:
     "SHA-256 of a model's parameters and buffers (names, shapes and bytes): equal on every rank of a healthy distributed run."
     import hashlib
+
     h = hashlib.sha256()
     for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode()); h.update(str(tuple(v.shape)).encode()); h.update(v.detach().cpu().contiguous().numpy().tobytes())
+        h.update(k.encode())
+        h.update(str(tuple(v.shape)).encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
 
 # %% ../nbs/30_starfield.ipynb #2ef88d9c
 def _save_ckpt(path, model, opt, step, rng, hist):
-    atomic_save(path, lambda p: torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "step": step,
-                                            "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                                            "losses": list(hist), "seconds": hist.seconds}, p))
+    atomic_save(
+        path,
+        lambda p: torch.save(
+            {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "step": step,
+                "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "losses": list(hist),
+                "seconds": hist.seconds,
+            },
+            p,
+        ),
+    )
 
-def train_detector(model, frames: list, steps: int = 200, crop: int = 160, batch: int = 4, lr: float = 0.01,
-                   ckpt: str | Path | None = None, ckpt_every: int = 50, seed: int = 0, progress: bool = True, log=None,
-                   galaxy_crops: float = 0.0):
+
+def train_detector(
+    model,
+    frames: list,
+    steps: int = 200,
+    crop: int = 160,
+    batch: int = 4,
+    lr: float = 0.01,
+    ckpt: str | Path | None = None,
+    ckpt_every: int = 50,
+    seed: int = 0,
+    progress: bool = True,
+    log=None,
+    galaxy_crops: float = 0.0,
+):
     """Train on random crops with SGD; resumes from `ckpt` when it exists. Returns the `TrainHistory` of all steps, resumed ones included.
     model: a `build_detector` network; frames: `make_frame` results; steps: optimiser steps in all (a resumed run stops there too);
     crop: crop size in pixels; batch: crops per step; lr: learning rate (linear warm-up over the first 10% of steps, at most 100; divided by 10 for the last 20%); ckpt: checkpoint path,
@@ -99,55 +163,93 @@ def train_detector(model, frames: list, steps: int = 200, crop: int = 160, batch
     of the sources). Under `torchrun` (`ddp_rank_world`) the model is wrapped in DistributedDataParallel: every rank draws the
     same `batch` crops and takes its own `batch / world` of them, gradients are averaged, the loss kept is the mean over the
     ranks, only rank 0 writes the checkpoint, and at the end the ranks' parameters are checked to be identical."""
-    gals = [(i, (b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for i, f in enumerate(frames) for b, l in zip(f.boxes, f.labels) if l == 2]
+    gals = [
+        (i, (b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+        for i, f in enumerate(frames)
+        for b, lab in zip(f.boxes, f.labels)
+        if lab == 2
+    ]
     from tqdm.auto import tqdm
-    rng = np.random.default_rng(seed); torch.manual_seed(seed)
+
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
     rank, world = ddp_rank_world()
-    if batch % world: raise ValueError(f"batch {batch} is not a multiple of the {world} processes: each rank takes batch / {world} crops per step")
+    if batch % world:
+        raise ValueError(
+            f"batch {batch} is not a multiple of the {world} processes: each rank takes batch / {world} crops per step"
+        )
     net = model
     if world > 1:
         import torch.distributed as dist
         from torch.nn.parallel import DistributedDataParallel
-        net = DistributedDataParallel(model, device_ids=[torch.cuda.current_device()] if torch.cuda.is_available() else None)
+
+        net = DistributedDataParallel(
+            model, device_ids=[torch.cuda.current_device()] if torch.cuda.is_available() else None
+        )
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4)
-    start, hist = 0, TrainHistory(); hist.seconds = 0.0
+    start, hist = 0, TrainHistory()
+    hist.seconds = 0.0
     if ckpt and Path(ckpt).exists():
-        st = torch.load(ckpt, map_location="cpu", weights_only=True)          # our checkpoints hold tensors and plain types
-        try: model.load_state_dict(fill_state(st["model"]))
-        except RuntimeError: raise ValueError(f"checkpoint {ckpt} was written by another architecture ({detector_config(st['model'])}); "
-                                              "delete it to start afresh, or pass another ckpt path") from None
-        opt.load_state_dict(st["opt"]); start = hist.start_step = st["step"]
-        hist += st.get("losses") or [float("nan")] * start          # checkpoints before the history was kept have none
+        st = torch.load(ckpt, map_location="cpu", weights_only=True)  # our checkpoints hold tensors and plain types
+        try:
+            model.load_state_dict(fill_state(st["model"]))
+        except RuntimeError:
+            raise ValueError(
+                f"checkpoint {ckpt} was written by another architecture ({detector_config(st['model'])}); "
+                "delete it to start afresh, or pass another ckpt path"
+            ) from None
+        opt.load_state_dict(st["opt"])
+        start = hist.start_step = st["step"]
+        hist += st.get("losses") or [float("nan")] * start  # checkpoints before the history was kept have none
         hist.seconds = st.get("seconds")
-        rng.bit_generator.state = st["rng"]; torch.set_rng_state(st["torch_rng"])
-        if log: log(f"resumed from {ckpt} at step {start}")
+        rng.bit_generator.state = st["rng"]
+        torch.set_rng_state(st["torch_rng"])
+        if log:
+            log(f"resumed from {ckpt} at step {start}")
     warm = max(1, min(100, steps // 10))
     net.train()
     for step in tqdm(range(start, steps), initial=start, total=steps, disable=not progress, desc="train"):
-        for g in opt.param_groups: g["lr"] = lr * min(1.0, (step + 1) / warm) * (0.1 if step >= 0.8 * steps else 1.0)
+        for g in opt.param_groups:
+            g["lr"] = lr * min(1.0, (step + 1) / warm) * (0.1 if step >= 0.8 * steps else 1.0)
         ims, tgs = [], []
         for _ in range(batch):
             fr, focus = frames[rng.integers(len(frames))], None
-            if galaxy_crops and gals and rng.random() < galaxy_crops:      # no extra random draw when off: old runs replay exactly
-                i, gx, gy = gals[rng.integers(len(gals))]; fr, focus = frames[i], (gx, gy)
-            im, b, l = random_crop(fr, crop, rng, focus)
-            ims.append(torch.from_numpy(im)); tgs.append({"boxes": torch.from_numpy(b).reshape(-1, 4), "labels": torch.from_numpy(l).long()})
-        ims, tgs = ims[rank::world], tgs[rank::world]            # this rank's share of the global batch (all of it in one process)
+            if (
+                galaxy_crops and gals and rng.random() < galaxy_crops
+            ):  # no extra random draw when off: old runs replay exactly
+                i, gx, gy = gals[rng.integers(len(gals))]
+                fr, focus = frames[i], (gx, gy)
+            im, b, lab = random_crop(fr, crop, rng, focus)
+            ims.append(torch.from_numpy(im))
+            tgs.append({"boxes": torch.from_numpy(b).reshape(-1, 4), "labels": torch.from_numpy(lab).long()})
+        ims, tgs = (
+            ims[rank::world],
+            tgs[rank::world],
+        )  # this rank's share of the global batch (all of it in one process)
         t0 = time.perf_counter()
         loss = sum(net(ims, tgs).values())
-        opt.zero_grad(); loss.backward(); torch.nn.utils.clip_grad_norm_(params, 10.0); opt.step()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 10.0)
+        opt.step()
         kept = loss.detach()
-        if world > 1: dist.all_reduce(kept); kept = kept / world
+        if world > 1:
+            dist.all_reduce(kept)
+            kept = kept / world
         hist.append(float(kept))
-        if hist.seconds is not None: hist.seconds += time.perf_counter() - t0
-        if ckpt and rank == 0 and ((step + 1) % ckpt_every == 0 or step + 1 == steps): _save_ckpt(Path(ckpt), model, opt, step + 1, rng, hist)
+        if hist.seconds is not None:
+            hist.seconds += time.perf_counter() - t0
+        if ckpt and rank == 0 and ((step + 1) % ckpt_every == 0 or step + 1 == steps):
+            _save_ckpt(Path(ckpt), model, opt, step + 1, rng, hist)
     model.eval()
     if world > 1:
         digests = [None] * world
         dist.all_gather_object(digests, parameters_digest(model))
-        if len(set(digests)) != 1: raise RuntimeError(f"the {world} ranks ended with different parameters: {digests}")
-        if log: log(f"rank {rank} of {world}: parameters {digests[rank]}, identical on all ranks")
+        if len(set(digests)) != 1:
+            raise RuntimeError(f"the {world} ranks ended with different parameters: {digests}")
+        if log:
+            log(f"rank {rank} of {world}: parameters {digests[rank]}, identical on all ranks")
     return hist
 
 # %% ../nbs/30_starfield.ipynb #ff832931
@@ -167,99 +269,156 @@ def box_centres(boxes, labels, shape, eps: float = 1e-3):
 
 # %% ../nbs/30_starfield.ipynb #96c26379
 @torch.no_grad()
-def detect_frame(model, img, norm="asinh", score_min: float = 0.05, tile: int = 1024, overlap: float = 0.1, header=None) -> pd.DataFrame:
+def detect_frame(
+    model, img, norm="asinh", score_min: float = 0.05, tile: int = 1024, overlap: float = 0.1, header=None
+) -> pd.DataFrame:
     """Detections of a whole frame as a catalogue (x, y 1-based; class; score; ra, dec when there is a WCS).
     model: a trained detector; img: the frame (2-D array); norm: the normalisation it was trained with (`normalise_frame`);
     score_min: the operating score cut (the model card's); tile, overlap: frames larger than `tile` px run on overlapping tiles
     (`astronb.sliced.sliced_predict`, merged with the project's soft-NMS); header: the FITS header, for RA/Dec."""
     from astronb.sliced import sliced_predict
+
     model.eval()
     x = normalise_frame(img, norm)
+
     def predict(chw):
         o = model([torch.from_numpy(np.ascontiguousarray(chw))])[0]
         return o["boxes"].numpy(), o["scores"].numpy(), o["labels"].numpy()
+
     H, W = x.shape[1:]
     if max(H, W) > tile and tile * overlap < 2 * max(HALF.values()):
-        raise ValueError(f"tiles of {tile} px overlapping by {overlap} share {tile * overlap:.0f} px, less than a source's box "
-                         f"({2 * max(HALF.values()):.0f} px): raise tile or overlap so that every source is whole in some tile")
-    if max(H, W) <= tile: b, s, c = predict(x)
+        raise ValueError(
+            f"tiles of {tile} px overlapping by {overlap} share {tile * overlap:.0f} px, less than a source's box "
+            f"({2 * max(HALF.values()):.0f} px): raise tile or overlap so that every source is whole in some tile"
+        )
+    if max(H, W) <= tile:
+        b, s, c = predict(x)
     else:
         hwc = np.moveaxis(x, 0, -1)
-        b, s, c = sliced_predict(hwc, lambda p: predict(np.moveaxis(p, -1, 0)), tile, overlap, method="gaussian", sigma=0.6, iou=0.3,
-                                 fragments="drop")    # sources (<= 12 px) are whole in some tile: a cut copy at a tile edge is never needed
+        b, s, c = sliced_predict(
+            hwc,
+            lambda p: predict(np.moveaxis(p, -1, 0)),
+            tile,
+            overlap,
+            method="gaussian",
+            sigma=0.6,
+            iou=0.3,
+            fragments="drop",
+        )  # sources (<= 12 px) are whole in some tile: a cut copy at a tile edge is never needed
     k = s >= score_min
     b, s, c = b[k], s[k], c[k]
     cx, cy = box_centres(b, c, (H, W))
-    cat = pd.DataFrame(dict(x=cx + 0.5, y=cy + 0.5,
-                            cls=[CLASSES.get(int(v), str(v)) for v in c], score=s))
+    cat = pd.DataFrame(dict(x=cx + 0.5, y=cy + 0.5, cls=[CLASSES.get(int(v), str(v)) for v in c], score=s))
     add_radec(cat, header)
     return cat
 
 # %% ../nbs/30_starfield.ipynb #6327e5e0
 def add_radec(cat, header):
     "Add ra, dec columns (deg) to a catalogue with 1-based x, y when the FITS header has a celestial WCS; else leave it as it is."
-    if header is None: return
+    if header is None:
+        return
     from astropy.wcs import WCS
+
     try:
         w = WCS(header)
-        if not w.has_celestial: return
+        if not w.has_celestial:
+            return
         sky = w.celestial.all_pix2world(np.c_[cat.x, cat.y], 1)
         cat["ra"], cat["dec"] = sky[:, 0], sky[:, 1]
-    except Exception: return
+    except Exception:
+        return
 
-# %% ../nbs/30_starfield.ipynb #cfbe7a51
-ZERO_POINT_KEYS = ("MAGZPT", "MAGZP", "MAGZERO", "ZEROPT", "ZP")
-
+# %% ../nbs/30_starfield.ipynb #f1a2b3c6
 @functools.lru_cache(maxsize=4)
 def cached_detector(weights: str):
     "The detector in `weights` (a checkpoint for eager torch, or an exported .onnx for ONNX Runtime), opened once per process."
     from astronb.runtime import open_detector
+
     return open_detector(weights)
 
-def catalogue_frame(frame, baseline: str | None = None, weights=None, norm: str = "asinh", score_min: float = 0.5,
-                    thresh: float = 1.5, minarea: int = 5, zero_point: float | None = None) -> tuple:
+# %% ../nbs/30_starfield.ipynb #cfbe7a51
+ZERO_POINT_KEYS = ("MAGZPT", "MAGZP", "MAGZERO", "ZEROPT", "ZP")
+
+
+def catalogue_frame(
+    frame,
+    baseline: str | None = None,
+    weights=None,
+    norm: str = "asinh",
+    score_min: float = 0.5,
+    thresh: float = 1.5,
+    minarea: int = 5,
+    zero_point: float | None = None,
+) -> tuple:
     """(catalogue, info) of one FITS frame. baseline: None (the network in `weights`, a checkpoint or an exported .onnx), "sep" or "sextractor";
     norm, score_min: the network's normalisation and score cut; thresh, minarea: the baselines' threshold (background sigmas)
     and minimum area (pixels); zero_point: magnitude of a source of flux 1 (None: the header's, else instrumental).
     info: the frame's path, SHA-256, zero point and flux unit, for the catalogue's provenance."""
     from astronb.core import file_digest
-    img, hdr = read_frame(frame)                  # one 2-D plane with data, else a FormatError naming the file
-    if baseline == "sep": c = detect_sep(img, thresh, minarea)[["x", "y", "flux"]]; add_radec(c, hdr)
-    elif baseline == "sextractor": c = detect_sextractor(frame, thresh, minarea)[["x", "y", "flux"]]; add_radec(c, hdr)
+
+    img, hdr = read_frame(frame)  # one 2-D plane with data, else a FormatError naming the file
+    if baseline == "sep":
+        c = detect_sep(img, thresh, minarea)[["x", "y", "flux"]]
+        add_radec(c, hdr)
+    elif baseline == "sextractor":
+        c = detect_sextractor(frame, thresh, minarea)[["x", "y", "flux"]]
+        add_radec(c, hdr)
     elif baseline is None:
         c = detect_frame(cached_detector(str(weights)), img, norm, score_min=score_min, header=hdr)
         c["flux"] = aperture_flux(img, c.x, c.y, 3.0) if len(c) else []
-    else: raise ValueError(f"baseline must be None, 'sep' or 'sextractor', got {baseline!r}")
+    else:
+        raise ValueError(f"baseline must be None, 'sep' or 'sextractor', got {baseline!r}")
     zp = zero_point if zero_point is not None else next((float(hdr[k]) for k in ZERO_POINT_KEYS if k in hdr), None)
     with np.errstate(divide="ignore", invalid="ignore"):
         c["mag"] = np.where(c.flux > 0, (zp or 0.0) - 2.5 * np.log10(np.where(c.flux > 0, c.flux, 1.0)), np.nan)
     c.insert(0, "frame", Path(frame).name)
-    info = dict(path=str(Path(frame).resolve()), sha256=file_digest(frame), zero_point=zp if zp is not None else "none: instrumental magnitudes",
-                flux_unit=str(hdr.get("BUNIT", "adu")))
+    info = dict(
+        path=str(Path(frame).resolve()),
+        sha256=file_digest(frame),
+        zero_point=zp if zp is not None else "none: instrumental magnitudes",
+        flux_unit=str(hdr.get("BUNIT", "adu")),
+    )
     return c, info
 
 # %% ../nbs/30_starfield.ipynb #6d7ef4c0
 def card_settings(card: dict | None, norm: str | None = None, score_min: float | None = None) -> tuple:
     "(normalisation, score cut) to run a detector with: the arguments when given, else its model card's, else asinh and 0.5."
     c = card or {}
-    return (norm or c.get("preprocessing", {}).get("normalisation", "asinh"),
-            score_min if score_min is not None else c.get("operating_point", {}).get("score_min", 0.5))
+    return (
+        norm or c.get("preprocessing", {}).get("normalisation", "asinh"),
+        score_min if score_min is not None else c.get("operating_point", {}).get("score_min", 0.5),
+    )
 
 # %% ../nbs/30_starfield.ipynb #302e1381
-def score_by_magnitude(det: pd.DataFrame, truth: pd.DataFrame, det_mag: np.ndarray, bins, radius: float = 1.5) -> pd.DataFrame:
+def score_by_magnitude(
+    det: pd.DataFrame, truth: pd.DataFrame, det_mag: np.ndarray, bins, radius: float = 1.5
+) -> pd.DataFrame:
     "Recall and precision per magnitude bin: matched truth by its magnitude; unmatched detections by their own magnitude."
     m = match_points(det[["x", "y"]].to_numpy(), truth[["x", "y"]].to_numpy(), radius)
     tm = truth.mag.to_numpy()
-    matched_t = np.zeros(len(truth), bool); matched_t[m[:, 1]] = True
-    matched_d = np.zeros(len(det), bool); matched_d[m[:, 0]] = True
-    dmag = np.asarray(det_mag, float).copy(); dmag[m[:, 0]] = tm[m[:, 1]]
+    matched_t = np.zeros(len(truth), bool)
+    matched_t[m[:, 1]] = True
+    matched_d = np.zeros(len(det), bool)
+    matched_d[m[:, 0]] = True
+    dmag = np.asarray(det_mag, float).copy()
+    dmag[m[:, 0]] = tm[m[:, 1]]
     rows = []
     for lo, hi in zip(bins[:-1], bins[1:]):
-        it = (tm >= lo) & (tm < hi); idt = (dmag >= lo) & (dmag < hi)
+        it = (tm >= lo) & (tm < hi)
+        idt = (dmag >= lo) & (dmag < hi)
         tp = int((matched_t & it).sum())
         fp = int((~matched_d & idt).sum())
-        rows.append(dict(mag_lo=lo, mag_hi=hi, n_true=int(it.sum()), tp=tp, fp=fp,
-                         recall=tp / it.sum() if it.sum() else np.nan, precision=tp / (tp + fp) if tp + fp else np.nan))
+        rows.append(
+            dict(
+                mag_lo=lo,
+                mag_hi=hi,
+                n_true=int(it.sum()),
+                tp=tp,
+                fp=fp,
+                recall=tp / it.sum() if it.sum() else np.nan,
+                precision=tp / (tp + fp) if tp + fp else np.nan,
+            )
+        )
     df = pd.DataFrame(rows)
     p, r = df.precision, df.recall
     df["f1"], df["f2"] = f_beta(p, r, 1), f_beta(p, r, 2)
@@ -270,18 +429,22 @@ def _true_classes(truth: pd.DataFrame) -> np.ndarray:
     "'star'/'galaxy' per truth row: the simulator's `cls` column, or the list's code (100 = star)."
     return truth.cls.to_numpy() if "cls" in truth else np.where(truth.code == 100, "star", "galaxy")
 
+
 def score_frame(det: pd.DataFrame, truth: pd.DataFrame, radius: float = 1.5) -> dict:
     "Overall and per-class scores, and the star/galaxy confusion among matched sources."
     m = match_points(det[["x", "y"]].to_numpy(), truth[["x", "y"]].to_numpy(), radius)
     out = detection_scores(len(det), len(truth), len(m))
     tcls = _true_classes(truth)
     for c in ("star", "galaxy"):
-        n_true = int((tcls == c).sum()); hit = int((tcls[m[:, 1]] == c).sum()) if len(m) else 0
+        n_true = int((tcls == c).sum())
+        hit = int((tcls[m[:, 1]] == c).sum()) if len(m) else 0
         out[f"recall_{c}"] = hit / n_true if n_true else np.nan
     if "cls" in det and len(m):
-        dc = det.cls.to_numpy()[m[:, 0]]; tc = tcls[m[:, 1]]
+        dc = det.cls.to_numpy()[m[:, 0]]
+        tc = tcls[m[:, 1]]
         for a in ("star", "galaxy"):
-            for b in ("star", "galaxy"): out[f"true_{a}_as_{b}"] = int(((tc == a) & (dc == b)).sum())
+            for b in ("star", "galaxy"):
+                out[f"true_{a}_as_{b}"] = int(((tc == a) & (dc == b)).sum())
     return out
 
 # %% ../nbs/30_starfield.ipynb #8225d6e1
@@ -292,15 +455,30 @@ def classification_by_magnitude(pairs, bins, radius: float = 1.5) -> pd.DataFram
     for det, tr in pairs:
         m = match_points(det[["x", "y"]].to_numpy(), tr[["x", "y"]].to_numpy(), radius)
         cls = _true_classes(tr)
-        tm.append(tr.mag.to_numpy()[m[:, 1]]); tc.append(cls[m[:, 1]]); dc.append(det.cls.to_numpy()[m[:, 0]])
+        tm.append(tr.mag.to_numpy()[m[:, 1]])
+        tc.append(cls[m[:, 1]])
+        dc.append(det.cls.to_numpy()[m[:, 0]])
     tm, tc, dc = (np.concatenate(a) if a else np.array([]) for a in (tm, tc, dc))
     rows = []
     for lo, hi in zip(bins[:-1], bins[1:]):
         k = (tm >= lo) & (tm < hi)
-        gg, gs = int((k & (tc == "galaxy") & (dc == "galaxy")).sum()), int((k & (tc == "galaxy") & (dc == "star")).sum())
+        gg, gs = (
+            int((k & (tc == "galaxy") & (dc == "galaxy")).sum()),
+            int((k & (tc == "galaxy") & (dc == "star")).sum()),
+        )
         sg, ss = int((k & (tc == "star") & (dc == "galaxy")).sum()), int((k & (tc == "star") & (dc == "star")).sum())
-        rows.append(dict(mag_lo=lo, mag_hi=hi, galaxies=gg + gs, galaxies_as_galaxy=gg, stars=ss + sg, stars_as_galaxy=sg,
-                         galaxy_recall=gg / (gg + gs) if gg + gs else np.nan, galaxy_precision=gg / (gg + sg) if gg + sg else np.nan))
+        rows.append(
+            dict(
+                mag_lo=lo,
+                mag_hi=hi,
+                galaxies=gg + gs,
+                galaxies_as_galaxy=gg,
+                stars=ss + sg,
+                stars_as_galaxy=sg,
+                galaxy_recall=gg / (gg + gs) if gg + gs else np.nan,
+                galaxy_precision=gg / (gg + sg) if gg + sg else np.nan,
+            )
+        )
     return pd.DataFrame(rows)
 
 # %% ../nbs/30_starfield.ipynb #e2f6705c
@@ -310,13 +488,23 @@ def classification_counts(pairs, radius: float = 1.5) -> dict:
     t = {f"true_{a}_as_{b}": 0 for a in ("star", "galaxy") for b in ("star", "galaxy")}
     for d, tr in pairs:
         s = score_frame(d, tr, radius)
-        for k in t: t[k] += s.get(k, 0)
-    ss, sg, gs, gg = (t[f"true_{a}_as_{b}"] for a, b in (("star", "star"), ("star", "galaxy"), ("galaxy", "star"), ("galaxy", "galaxy")))
-    return dict(**t, star_accuracy=ss / max(ss + sg, 1), galaxy_recall=gg / (gs + gg) if gs + gg else np.nan,
-                galaxy_precision=gg / (sg + gg) if sg + gg else np.nan)
+        for k in t:
+            t[k] += s.get(k, 0)
+    ss, sg, gs, gg = (
+        t[f"true_{a}_as_{b}"]
+        for a, b in (("star", "star"), ("star", "galaxy"), ("galaxy", "star"), ("galaxy", "galaxy"))
+    )
+    return dict(
+        **t,
+        star_accuracy=ss / max(ss + sg, 1),
+        galaxy_recall=gg / (gs + gg) if gs + gg else np.nan,
+        galaxy_precision=gg / (sg + gg) if sg + gg else np.nan,
+    )
 
 # %% ../nbs/30_starfield.ipynb #725328fb
-def choose_score_threshold(model, frames, norm="asinh", grid=np.round(np.arange(0.05, 0.96, 0.05), 2), radius: float = 1.5) -> tuple:
+def choose_score_threshold(
+    model, frames, norm="asinh", grid=np.round(np.arange(0.05, 0.96, 0.05), 2), radius: float = 1.5
+) -> tuple:
     "(best threshold, table of precision/recall/F1 per threshold) on validation frames [(image, truth), ...]."
     dets = [(detect_frame(model, im, norm, score_min=float(grid.min())), tr) for im, tr in frames]
     rows = []
@@ -324,7 +512,9 @@ def choose_score_threshold(model, frames, norm="asinh", grid=np.round(np.arange(
         n_det = n_true = n_m = 0
         for d, tr in dets:
             d = d[d.score >= g]
-            n_m += len(match_points(d[["x", "y"]].to_numpy(), tr[["x", "y"]].to_numpy(), radius)); n_det += len(d); n_true += len(tr)
+            n_m += len(match_points(d[["x", "y"]].to_numpy(), tr[["x", "y"]].to_numpy(), radius))
+            n_det += len(d)
+            n_true += len(tr)
         rows.append(dict(threshold=float(g), **detection_scores(n_det, n_true, n_m)))
     tab = pd.DataFrame(rows)
     return float(tab.threshold[tab.f1.fillna(-1).idxmax()]), tab

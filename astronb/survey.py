@@ -16,24 +16,35 @@ __all__ = ['part_path', 'write_part', 'read_part', 'guarded', 'run_frames']
 # %% ../nbs/09b_survey.ipynb #07cf5455
 def part_path(parts_dir, k: int, frame) -> Path:
     "Where frame number `k` (0-based, in the order given) keeps its result."
-    return Path(parts_dir)/f"{k:06d}_{Path(frame).name}.parquet"
+    return Path(parts_dir) / f"{k:06d}_{Path(frame).name}.parquet"
 
 # %% ../nbs/09b_survey.ipynb #e33959ef
 def write_part(path, table: pd.DataFrame, frame, info: dict) -> Path:
     "Write one frame's table atomically, with the frame's path, SHA-256 and `info` in the Parquet metadata."
-    import pyarrow as pa, pyarrow.parquet as pq
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     t = pa.Table.from_pandas(table, preserve_index=False)
-    meta = {**(t.schema.metadata or {}), b"astronb": json.dumps(dict(frame=str(Path(frame).resolve()), sha256=file_digest(frame), info=info), default=str).encode()}
+    meta = {
+        **(t.schema.metadata or {}),
+        b"astronb": json.dumps(
+            dict(frame=str(Path(frame).resolve()), sha256=file_digest(frame), info=info), default=str
+        ).encode(),
+    }
     return atomic_save(path, lambda p: pq.write_table(t.replace_schema_metadata(meta), p))
 
 # %% ../nbs/09b_survey.ipynb #7d6b219f
 def read_part(path, frame=None):
     "(table, info) of a part; None when it is missing, unreadable, or was made from other bytes than `frame`'s."
     import pyarrow.parquet as pq
+
     try:
-        t = pq.read_table(path); m = json.loads(t.schema.metadata[b"astronb"])
-    except Exception: return None
-    if frame is not None and m["sha256"] != file_digest(frame): return None
+        t = pq.read_table(path)
+        m = json.loads(t.schema.metadata[b"astronb"])
+    except Exception:
+        return None
+    if frame is not None and m["sha256"] != file_digest(frame):
+        return None
     return t.to_pandas(), m["info"]
 
 # %% ../nbs/09b_survey.ipynb #a9d1c3e1
@@ -46,33 +57,50 @@ def guarded(step, frame) -> tuple:
         return None, dict(item=str(frame), error=msg if Path(frame).name in msg else f"{frame}: {msg}")
 
 # %% ../nbs/09b_survey.ipynb #38a9bbe6
-def run_frames(frames, step, parts_dir, workers: int = 1, scheduler: str | None = None, progress: bool = True, log=print) -> tuple:
+def run_frames(
+    frames, step, parts_dir, workers: int = 1, scheduler: str | None = None, progress: bool = True, log=print
+) -> tuple:
     """(tables, infos) of `step(frame) -> (DataFrame, dict)` over `frames`, in their order. frames: paths; parts_dir: where each
     frame's result is written atomically as it finishes (and found again on a re-run); workers: local Dask worker processes
     (1: no Dask); scheduler: address of an existing Dask scheduler (overrides workers); progress: a tqdm bar; log: messages.
     A frame the step cannot read (`guarded`) gives table None and info {'item', 'error'}, and is tried again on a re-run."""
     from tqdm.auto import tqdm
+
     frames = [Path(f) for f in frames]
     done = {k: read_part(part_path(parts_dir, k, f), f) for k, f in enumerate(frames)}
     done = {k: v for k, v in done.items() if v is not None}
     todo = [k for k in range(len(frames)) if k not in done]
-    if done and log: log(f"{len(done)} frame(s) already done in {parts_dir}, {len(todo)} to go")
+    if done and log:
+        log(f"{len(done)} frame(s) already done in {parts_dir}, {len(todo)} to go")
     bar = tqdm(total=len(frames), initial=len(done), disable=not progress, desc="frames")
-    step = functools.partial(guarded, step)          # a frame that cannot be read is reported, not fatal, and not kept
+    step = functools.partial(guarded, step)  # a frame that cannot be read is reported, not fatal, and not kept
+
     def keep(k, res):
-        if res[0] is not None: write_part(part_path(parts_dir, k, frames[k]), res[0], frames[k], res[1])
+        if res[0] is not None:
+            write_part(part_path(parts_dir, k, frames[k]), res[0], frames[k], res[1])
         done[k] = res
         bar.update(1)
+
     if todo and (scheduler or workers > 1):
         from dask.distributed import Client, LocalCluster, as_completed
-        cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+
+        cluster = (
+            None
+            if scheduler
+            else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        )
         try:
             with Client(scheduler or cluster) as client:
-                futs = {client.submit(step, str(frames[k]), key=f"frame-{k}-{frames[k].name}", pure=False): k for k in todo}
-                for fut in as_completed(futs): keep(futs[fut], fut.result())
+                futs = {
+                    client.submit(step, str(frames[k]), key=f"frame-{k}-{frames[k].name}", pure=False): k for k in todo
+                }
+                for fut in as_completed(futs):
+                    keep(futs[fut], fut.result())
         finally:
-            if cluster is not None: cluster.close()
+            if cluster is not None:
+                cluster.close()
     else:
-        for k in todo: keep(k, step(str(frames[k])))
+        for k in todo:
+            keep(k, step(str(frames[k])))
     bar.close()
     return [done[k][0] for k in range(len(frames))], [done[k][1] for k in range(len(frames))]
