@@ -42,16 +42,22 @@ def test_detect_with_the_card_reproduces_the_two_fold_rows(shared_mirror, tmp_pa
         assert (s["n_det"], s["matched"]) == (row.n_det, row.matched) and np.isclose(s["f1"], row.f1, rtol=1e-9, atol=0)
 
 
-@pytest.mark.parametrize("key", ["stamps_cnn", "alert_features", "stamps_and_features"])
-def test_classify_with_the_card_reproduces_the_test_alerts(shared_mirror, tmp_path, key):
-    "Each of the asteroid study's three models (a)-(c), through `classify` and its card alone, gives the study's test scores and rows."
+def classify_the_test_alerts(shared_mirror, tmp_path, key):
+    "(card, the study's test scores of model `key`, what `astronb classify` with the card alone writes for those alerts)."
     card = card_of("asteroids", key)
     test = pd.read_csv(RESULTS / "asteroids" / "ztf_test_scores.csv")
     test = test[test.model == key]
     files = sorted({shared_mirror / f / s for f, s in zip(test.folder, test.source)})
     r = run("classify", *files, "--weights", card, "--out", tmp_path / "s.csv")
     assert r.returncode == 0, r.stderr[-2000:]
-    got = test.merge(pd.read_csv(tmp_path / "s.csv")[["candid", "score", "asteroid"]], on="candid", suffixes=("", "_cli"))
+    return card, test, pd.read_csv(tmp_path / "s.csv", keep_default_na=False)
+
+
+@pytest.mark.parametrize("key", ["stamps_cnn", "alert_features", "stamps_and_features"])
+def test_classify_with_the_card_reproduces_the_test_alerts(shared_mirror, tmp_path, key):
+    "Each of the asteroid study's three models (a)-(c), through `classify` and its card alone, gives the study's test scores and rows."
+    card, test, out = classify_the_test_alerts(shared_mirror, tmp_path, key)
+    got = test.merge(out[["candid", "score", "asteroid"]], on="candid", suffixes=("", "_cli"))
     assert len(got) == len(test) > 0
     assert (got.asteroid == got.asteroid_cli).all() and np.allclose(got.score, got.score_cli, atol=1e-5)
     res = pd.read_csv(RESULTS / "asteroids" / "ztf_results.csv")
@@ -79,13 +85,7 @@ def test_the_study_model_is_the_one_chosen_on_validation():
 def test_classify_with_a_gated_card_reproduces_the_regime_table(shared_mirror, tmp_path, key):
     """The rules and the gated trees, through `classify` and their card alone, give the study's test scores and the test
     rows of ztf_regimes in both regimes; the output names each alert's regime and, where the gate decided, why."""
-    card = card_of("asteroids", key)
-    test = pd.read_csv(RESULTS / "asteroids" / "ztf_test_scores.csv")
-    test = test[test.model == key]
-    files = sorted({shared_mirror / f / s for f, s in zip(test.folder, test.source)})
-    r = run("classify", *files, "--weights", card, "--out", tmp_path / "s.csv")
-    assert r.returncode == 0, r.stderr[-2000:]
-    out = pd.read_csv(tmp_path / "s.csv", keep_default_na=False)
+    card, test, out = classify_the_test_alerts(shared_mirror, tmp_path, key)
     got = test.merge(out[["candid", "score", "asteroid", "regime", "reason"]], on="candid", suffixes=("", "_cli"))
     assert len(got) == len(test) > 0
     assert (got.asteroid == got.asteroid_cli).all() and np.allclose(got.score, got.score_cli.astype(float), atol=1e-6)
