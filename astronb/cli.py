@@ -49,7 +49,7 @@ def positive_int(text: str) -> int:
 def finish(done: int, left_out: list, summary: str) -> int:
     "Report each input left out (stderr), then the summary line with their count; exit status 0, 1 or 2 by the rule above."
     for msg in left_out:
-        print(f"left out: {msg}", file=sys.stderr)
+        print(f"left out: {' '.join(str(msg).split())}", file=sys.stderr)  # one line each, whatever the library said
     if not done:
         print(f"error: no input could be processed ({len(left_out)} left out); nothing written", file=sys.stderr)
         return 2
@@ -325,7 +325,7 @@ def _cmd_annotate(a):
         )
     except (ValueError, FileNotFoundError) as e:
         for m in left:
-            print(f"left out: {m}", file=sys.stderr)
+            print(f"left out: {' '.join(str(m).split())}", file=sys.stderr)
         print(f"error: {e}", file=sys.stderr)
         return 2
     n = len(a.images) - len(left)
@@ -416,7 +416,7 @@ def _cmd_classify(a):
                     df.to_csv(f, index=False)
     except (ValueError, FileNotFoundError, FormatError) as e:
         for m in left:
-            print(f"left out: {m}", file=sys.stderr)
+            print(f"left out: {' '.join(str(m).split())}", file=sys.stderr)
         print(f"error: {e}", file=sys.stderr)
         return 2
     return finish(len(df), left, _classify_summary(df, a.out) if len(df) else "")

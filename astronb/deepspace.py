@@ -224,8 +224,13 @@ def validate_image(path):
             im.load()
             if im.mode not in ("RGB", "L"):
                 return Issue(str(path), None, f"image mode {im.mode}, expected RGB")
-    except (OSError, SyntaxError, ValueError) as e:
-        return Issue(str(path), None, f"unreadable or truncated image ({e})")
+    except (
+        OSError,
+        SyntaxError,
+        ValueError,
+        ImportError,
+    ) as e:  # ImportError: Ultralytics' patched open wants a plugin
+        return Issue(str(path), None, f"unreadable or truncated image ({type(e).__name__}: {e})")
     return None
 
 # %% ../nbs/10_deepspace.ipynb #39ee4e02

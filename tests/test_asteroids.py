@@ -97,8 +97,11 @@ def test_classify_parquet_alerts_with_a_card(weights, shared_mirror, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     df = pd.read_csv(tmp_path / "s.csv")
     assert len(df) == 3 and (df.source == pq.name).all() and df.asteroid.all()          # threshold 0 from the card: every alert flagged
-    r = run("classify", pq, "--weights", card, "--threshold", 1.01, "--out", tmp_path / "s2.csv")
-    assert r.returncode == 0 and not pd.read_csv(tmp_path / "s2.csv").asteroid.any()
+    r = run("classify", pq, "--weights", card, "--threshold", 1.0, "--out", tmp_path / "s2.csv")
+    got = pd.read_csv(tmp_path / "s2.csv")                                            # the flag overrides the card's cut
+    assert r.returncode == 0 and (got.asteroid == (got.score >= 1.0)).all()
+    r = run("classify", pq, "--weights", card, "--threshold", 1.01, "--out", tmp_path / "s3.csv")
+    assert r.returncode == 2 and "0 to 1" in r.stderr                                  # a cut no score can reach is refused
     w.write_bytes(b"not these weights")
     r = run("classify", pq, "--weights", card, "--out", tmp_path / "s3.csv")
     assert r.returncode == 2 and "SHA-256" in r.stderr and not (tmp_path / "s3.csv").exists()
