@@ -9,7 +9,7 @@ from pathlib import Path
 from .core import atomic_write, file_digest, git_info, package_versions, utc_now
 
 # %% auto #0
-__all__ = ['CARD_VERSION', 'card_path', 'write_card', 'read_card', 'export_path', 'write_export_card']
+__all__ = ['CARD_VERSION', 'card_path', 'write_card', 'read_card', 'study_model', 'export_path', 'write_export_card']
 
 # %% ../nbs/08_cards.ipynb #1ab83699
 def card_path(weights) -> Path:
@@ -92,6 +92,25 @@ def read_card(path) -> tuple:
             "use the card written with them"
         )
     return card, w
+
+# %% ../nbs/08_cards.ipynb #b8c2d002
+def study_model(study: str, key: str = "default") -> Path:
+    "The card of model `key` that the last reproduce run of `study` names in its manifest; a clear error when there is none."
+    from astronb.core import paths
+
+    P = paths()
+    man = P.results / study / "manifest.json"
+    fix = f"run `astronb reproduce --only {study}` first, or pass --weights CARD"
+    if not man.is_file():
+        raise FileNotFoundError(f"{man} not found: no {study} model has been made on this machine; {fix}")
+    name = json.loads(man.read_text()).get("models", {}).get(key)
+    if not name:
+        raise FileNotFoundError(f"{man} names no '{key}' model; {fix}")
+    label = "$ASTRONB_BUILD/"
+    card = P.build / name[len(label) :] if name.startswith(label) else P.root / name
+    if not card.is_file():
+        raise FileNotFoundError(f"{card} (the {study} study's '{key}' model, named by {man}) is missing; {fix}")
+    return card
 
 # %% ../nbs/08_cards.ipynb #c0d552a7
 def export_path(weights, out=None, suffix: str = ".onnx") -> Path:

@@ -475,11 +475,11 @@ def _cmd_detect(a):
     try:
         norm, score_min = sf.card_settings(None, a.norm, a.score_min)
         if a.baseline is None:
-            if not a.weights:
-                raise ValueError(
-                    "pass --weights (a model card, or a checkpoint from training) or --baseline sep|sextractor"
-                )
-            from astronb.cards import read_card
+            from astronb.cards import read_card, study_model
+
+            a.weights = a.weights or str(
+                study_model("starfield")
+            )  # the study's default: fine-tuned on every labelled frame
 
             card, weights = read_card(
                 a.weights
@@ -866,7 +866,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--weights",
         help="a model card (.card.json) saved by the starfield study, a detector checkpoint (.pt), or an export (.onnx, run with ONNX Runtime); "
-        "the card's normalisation and score cut are used unless --norm / --score-min are given",
+        "the card's normalisation and score cut are used unless --norm / --score-min are given "
+        "(default: the starfield study's default model, fine-tuned on every labelled real frame, from its last reproduce run)",
     )
     s.add_argument("--norm", choices=["asinh", "paper"], help="frame normalisation (default: the card's, else asinh)")
     s.add_argument(

@@ -51,7 +51,7 @@ from astronb.detector import (
 __all__ = ['ZERO_POINT_KEYS', 'Frame', 'make_frame', 'random_crop', 'TrainHistory', 'ddp_rank_world', 'parameters_digest',
            'train_detector', 'box_centres', 'detect_frame', 'add_radec', 'cached_detector', 'catalogue_frame',
            'card_settings', 'score_by_magnitude', 'score_frame', 'classification_by_magnitude', 'classification_counts',
-           'choose_score_threshold']
+           'truth_list_anatomy', 'list_match_radius', 'snap_to_catalogue', 'choose_score_threshold']
 
 # %% ../nbs/30_starfield.ipynb #60c8a3d2
 @dataclass
@@ -500,6 +500,56 @@ def classification_counts(pairs, radius: float = 1.5) -> dict:
         galaxy_recall=gg / (gs + gg) if gs + gg else np.nan,
         galaxy_precision=gg / (sg + gg) if sg + gg else np.nan,
     )
+
+# %% ../nbs/30_starfield.ipynb #a7e1c002
+def truth_list_anatomy(
+    truth: pd.DataFrame, catalogue: pd.DataFrame, copy_tol: float = 0.05, isolation: float = 10.0
+) -> pd.DataFrame:
+    """Each truth-list entry against a catalogue of the same frame (x, y 1-based in both): `origin` ('catalogue copy' within
+    `copy_tol` px of a catalogue row, 'integer pixel' when x and y are whole numbers, else 'other'), `dx`, `dy` (nearest
+    catalogue source minus the entry, px), `dist` and `isolated` (no other entry within `isolation` px)."""
+    from scipy.spatial import cKDTree
+
+    t = truth[["x", "y"]].to_numpy(float)
+    c = catalogue[["x", "y"]].to_numpy(float)
+    dist, idx = cKDTree(c).query(t) if len(c) else (np.full(len(t), np.inf), np.zeros(len(t), int))
+    whole = np.isclose(t, np.round(t), atol=1e-6).all(axis=1)
+    origin = np.where(dist <= copy_tol, "catalogue copy", np.where(whole, "integer pixel", "other"))
+    near = cKDTree(t).query(t, k=2)[0][:, 1] if len(t) > 1 else np.full(len(t), np.inf)
+    out = truth.copy()
+    out["origin"] = origin
+    out["dx"] = c[idx, 0] - t[:, 0] if len(c) else np.nan
+    out["dy"] = c[idx, 1] - t[:, 1] if len(c) else np.nan
+    out["dist"] = dist
+    out["isolated"] = near > isolation
+    return out
+
+# %% ../nbs/30_starfield.ipynb #a7e1c003
+def list_match_radius(anatomy: pd.DataFrame, quantile: float = 0.9, within: float = 6.0, step: float = 0.5) -> float:
+    """The match radius (px, the same box criterion as `match_points`) that a truth list's positions support: the `quantile` of
+    max(|dx|, |dy|) over its isolated integer-pixel entries that have a catalogue source within `within` px, rounded up to
+    `step`; never below the paper's 1.5 px. Catalogue copies need no radius (their offset is zero by construction)."""
+    a = anatomy[(anatomy.origin == "integer pixel") & anatomy.isolated & (anatomy.dist <= within)]
+    if not len(a):
+        return 1.5
+    box = np.maximum(a.dx.abs(), a.dy.abs())
+    return float(max(1.5, np.ceil(np.quantile(box, quantile) / step) * step))
+
+# %% ../nbs/30_starfield.ipynb #a7e1c006
+def snap_to_catalogue(det: pd.DataFrame, catalogue: pd.DataFrame, radius: float = 2.0) -> pd.DataFrame:
+    "A copy of `det` with each x, y replaced by its nearest `catalogue` source's when that lies within `radius` px (box criterion)."
+    out = det.copy()
+    if not len(det) or not len(catalogue):
+        return out
+    from scipy.spatial import cKDTree
+
+    c = catalogue[["x", "y"]].to_numpy(float)
+    d = det[["x", "y"]].to_numpy(float)
+    _, idx = cKDTree(c).query(d, p=np.inf)
+    near = np.abs(c[idx] - d).max(axis=1) <= radius
+    out.loc[near, "x"] = c[idx[near], 0]
+    out.loc[near, "y"] = c[idx[near], 1]
+    return out
 
 # %% ../nbs/30_starfield.ipynb #725328fb
 def choose_score_threshold(
