@@ -63,7 +63,8 @@ def soft_nms_reference(
     return np.array(keep, dtype=np.int64), np.array(kept_scores, dtype=np.float64)
 
 # %% ../nbs/05_softnms.ipynb #62dafeae
-def _check(boxes, scores, method, sigma, iou_threshold, score_threshold, groups=None):
+def _check(boxes, scores, method, sigma, iou_threshold, score_threshold, groups=None, data: bool = True):
+    "Raise a ValueError naming the first bad argument; `data=False` checks the parameters and shapes only (see `_data_ok`)."
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if not (sigma > 0) or not math.isfinite(sigma):
@@ -78,6 +79,8 @@ def _check(boxes, scores, method, sigma, iou_threshold, score_threshold, groups=
         raise ValueError(f"scores must have shape ({boxes.shape[0]},) to match the boxes, got {tuple(scores.shape)}")
     if groups is not None and (groups.ndim != 1 or groups.shape[0] != boxes.shape[0]):
         raise ValueError(f"groups must have shape ({boxes.shape[0]},) to match the boxes, got {tuple(groups.shape)}")
+    if not data:
+        return
     if boxes.size and not np.isfinite(boxes).all():
         r = int(np.flatnonzero(~np.isfinite(boxes).all(1))[0])
         raise ValueError(f"box {r} has a NaN or infinite coordinate: {boxes[r].tolist()}")
@@ -236,14 +239,120 @@ def _soft_nms_sweep(b, s, idx, key, off, method_id, iou_threshold, sigma, thr, w
                 _sift_down(heap, hpos, cur, idx, k, size)
     return out
 
+# %% ../nbs/05_softnms.ipynb #e5f6a002
+@njit(cache=True)
+def _argsort_stable(v):
+    "Indices that sort `v` ascending, equal values in index order (quicksort, then each run of equal values put in index order)."
+    o = np.argsort(v)
+    n = o.shape[0]
+    k = 0
+    while k < n:
+        e = k + 1
+        while e < n and v[o[e]] == v[o[k]]:
+            e += 1
+        if e - k > 1:
+            o[k:e] = np.sort(o[k:e])
+        k = e
+    return o
+
+# %% ../nbs/05_softnms.ipynb #e5f6a003
+@njit(cache=True)
+def _counting_order(key, first, K):
+    "The positions `first` reordered by integer `key` in [0, K), stably (a counting sort: O(n + K))."
+    cnt = np.zeros(K + 1, np.int64)
+    for p in first:
+        cnt[key[p] + 1] += 1
+    for k in range(K):
+        cnt[k + 1] += cnt[k]
+    out = np.empty(first.shape[0], np.int64)
+    for p in first:
+        out[cnt[key[p]]] = p
+        cnt[key[p]] += 1
+    return out
+
+# %% ../nbs/05_softnms.ipynb #e5f6a004
+@njit(cache=True)
+def _data_ok(b, s) -> bool:
+    "Every coordinate and score finite, and x1 <= x2, y1 <= y2 for every box (one pass, no temporaries)."
+    for i in range(b.shape[0]):
+        if not (np.isfinite(s[i]) and b[i, 0] <= b[i, 2] and b[i, 1] <= b[i, 3]):
+            return False
+        for c in range(4):
+            if not np.isfinite(b[i, c]):
+                return False
+    return True
+
+# %% ../nbs/05_softnms.ipynb #e5f6a005
+@njit(cache=True)
+def _strips(b, off):
+    "(strip of each box, number of strips, strip height, lowest y1, widest box, tallest box): strips at least one box tall, at most n."
+    n = b.shape[0]
+    wmax, hmax, y0, y1 = 0.0, 0.0, np.inf, -np.inf
+    for i in range(n):
+        wmax = max(wmax, b[i, 2] - b[i, 0])
+        hmax = max(hmax, b[i, 3] - b[i, 1])
+        y0 = min(y0, b[i, 1])
+        y1 = max(y1, b[i, 1])
+    wmax += off
+    hmax += off
+    hstrip = max(hmax, (y1 - y0) / n, 1e-300)
+    strip = np.empty(n, np.int64)
+    for i in range(n):
+        strip[i] = min(int(np.floor((b[i, 1] - y0) / hstrip)), n)
+    return strip, strip.max() + 1, hstrip, y0, wmax, hmax
+
+# %% ../nbs/05_softnms.ipynb #e5f6a006
+@njit(cache=True)
+def _group_ids(g):
+    "(dense group ids 0..G-1 in order of the group values, G); one group needs no sort."
+    n = g.shape[0]
+    gid = np.zeros(n, np.int64)
+    if not (g != g[0]).any():
+        return gid, 1
+    go = _argsort_stable(g)
+    G = 0
+    for k in range(n):
+        if k > 0 and g[go[k]] != g[go[k - 1]]:
+            G += 1
+        gid[go[k]] = G
+    return gid, G + 1
+
+# %% ../nbs/05_softnms.ipynb #e5f6a007
+@njit(cache=True)
+def _soft_nms_all(b_in, s_in, g, off, method_id, iou_threshold, sigma, thr):
+    """The whole compiled path for n >= 1 boxes of any float dtype, computed in float64: (kept indices in selection order,
+    their scores, True), or empty arrays and False when a box or score is bad (`_data_ok`): strips, sort by
+    (group, strip, x1, index), sweep."""
+    n = b_in.shape[0]
+    b = b_in.astype(np.float64)
+    s = s_in.astype(np.float64)
+    if not _data_ok(b, s):
+        return np.zeros(0, np.int64), np.zeros(0, np.float64), False
+    strip, nstrip, hstrip, y0, wmax, hmax = _strips(b, off)
+    gid, G = _group_ids(g)
+    key = gid * nstrip + strip
+    order = _counting_order(key, _argsort_stable(b[:, 0]), G * nstrip)
+    sel = np.empty(n, np.float64)
+    sel[order] = _soft_nms_sweep(
+        b[order], s[order], order, key[order], off, method_id, iou_threshold, sigma, thr, wmax, hmax, y0, hstrip, nstrip
+    )
+    keep = np.flatnonzero(sel >= 0)
+    o = _argsort_stable(-sel[keep])  # selection order = (-score at selection, index): keep is ascending
+    return keep[o], sel[keep][o], True
+
 # %% ../nbs/05_softnms.ipynb #bdf47503
 _METHOD_ID = {"gaussian": 0, "linear": 1, "hard": 2}
 
 
 def _as_numpy(x, dtype):
+    "An array of `x` (boxes, scores: float32 or float64, kept as it is when it is one; groups: int64); no copy when none is needed."
     if isinstance(x, torch.Tensor):
-        return x.detach().to("cpu", torch.float64 if dtype == np.float64 else torch.int64).numpy()
-    return np.asarray(x, dtype=dtype)
+        x = x.detach()
+        if dtype == np.float64 and x.dtype in (torch.float32, torch.float64):
+            return x.cpu().numpy()
+        return x.to("cpu", torch.float64 if dtype == np.float64 else torch.int64).numpy()
+    a = np.asarray(x)
+    return a if dtype == np.float64 and a.dtype in (np.float32, np.float64) else a.astype(dtype)
 
 
 def _run(boxes, scores, groups, method, sigma, iou_threshold, score_threshold, legacy_plus_one):
@@ -252,43 +361,18 @@ def _run(boxes, scores, groups, method, sigma, iou_threshold, score_threshold, l
     if b.ndim == 1 and b.size == 0:
         b = b.reshape(0, 4)
     g = None if groups is None else np.ascontiguousarray(_as_numpy(groups, np.int64))
-    _check(b, s, method, sigma, iou_threshold, score_threshold, g)
+    _check(b, s, method, sigma, iou_threshold, score_threshold, g, data=False)
     n = b.shape[0]
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float64)
-    if g is None:
-        g = np.zeros(n, np.int64)
     off = 1.0 if legacy_plus_one else 0.0
-    wmax = float((b[:, 2] - b[:, 0]).max()) + off
-    hmax = float((b[:, 3] - b[:, 1]).max()) + off
-    y0 = float(b[:, 1].min())
-    hstrip = max(hmax, (float(b[:, 1].max()) - y0) / n, 1e-300)  # strips at least one box tall, at most n of them
-    strip = np.minimum(np.floor((b[:, 1] - y0) / hstrip), n).astype(np.int64)
-    nstrip = int(strip.max()) + 1
-    gid = g if groups is None else np.unique(g, return_inverse=True)[1].astype(np.int64)
-    key = gid * nstrip + strip
-    order = np.lexsort((np.arange(n), b[:, 0], key))
-    sel_sorted = _soft_nms_sweep(
-        np.ascontiguousarray(b[order]),
-        s[order],
-        order.astype(np.int64),
-        key[order],
-        off,
-        _METHOD_ID[method],
-        float(iou_threshold),
-        float(sigma),
-        float(score_threshold),
-        wmax,
-        hmax,
-        y0,
-        hstrip,
-        nstrip,
+    g = np.zeros(n, np.int64) if g is None else g
+    keep, kept, ok = _soft_nms_all(
+        b, s, g, off, _METHOD_ID[method], float(iou_threshold), float(sigma), float(score_threshold)
     )
-    sel = np.empty(n)
-    sel[order] = sel_sorted
-    idx = np.flatnonzero(sel >= 0)
-    o = np.lexsort((idx, -sel[idx]))  # selection order = (-score at selection, index)
-    return idx[o], sel[idx][o]
+    if not ok:
+        _check(b, s, method, sigma, iou_threshold, score_threshold, g)  # names the bad box
+    return keep, kept
 
 
 def _wrap(boxes, scores, keep, kept):
