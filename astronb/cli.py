@@ -9,8 +9,12 @@ import os
 import re
 import sys
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fits.fz")
+
 # %% auto #0
-__all__ = ['NATIVE_NOISE', 'unit_interval', 'positive_float', 'positive_int', 'finish', 'parser', 'quiet_native_logs', 'main']
+__all__ = ['IMAGE_SUFFIXES', 'FITS_SUFFIXES', 'NATIVE_NOISE', 'unit_interval', 'positive_float', 'positive_int', 'finish',
+           'parser', 'quiet_native_logs', 'main']
 
 # %% ../nbs/99_cli.ipynb #c1a00002
 def unit_interval(text: str) -> float:
@@ -55,6 +59,53 @@ def finish(done: int, left_out: list, summary: str) -> int:
         return 2
     print(summary + (f"; {len(left_out)} input(s) left out (reported above)" if left_out else ""))
     return 1 if left_out else 0
+
+# %% ../nbs/99_cli.ipynb #c1a00021
+def _add_watch_args(s, what: str):
+    "The options of a live session, shared by `annotate` and `detect`."
+    s.add_argument("--watch", metavar="DIR", help=f"process each new {what} that appears in DIR until Ctrl-C / SIGTERM")
+    s.add_argument(
+        "--settle",
+        type=positive_float,
+        default=1.0,
+        help="--watch: seconds a file's size and time must stay unchanged before it is read (default: 1)",
+    )
+    s.add_argument(
+        "--poll", type=positive_float, default=0.5, help="--watch: seconds between looks at DIR (default: 0.5)"
+    )
+    s.add_argument("--idle", type=positive_float, help="--watch: stop after this many seconds without a new file")
+
+# %% ../nbs/99_cli.ipynb #c1a00022
+def _run_watch(a, process, suffixes, state_path, session) -> int:
+    "A live session over `a.watch` (`watch_folder`), ended by a signal or `a.idle`; its summary line and exit status."
+    from astronb.watch import stop_on_signals, watch_folder
+
+    def report(msg):
+        print(f"left out: {msg}", file=sys.stderr, flush=True)
+
+    print(f"watching {a.watch} (Ctrl-C to stop); outputs in {session}", flush=True)
+    try:
+        with stop_on_signals() as stopped:
+            n = watch_folder(
+                a.watch,
+                process,
+                state_path,
+                suffixes,
+                a.settle,
+                a.poll,
+                stopped,
+                a.idle,
+                log=lambda m: print(m, flush=True),
+                report=report,
+            )
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(
+        f"session ended: {n['done']} frame(s) processed, {n['failed']} left out (reported above), "
+        f"{n['skipped']} from earlier runs; {session}"
+    )
+    return 1 if n["failed"] else 0
 
 # %% ../nbs/99_cli.ipynb #da183799
 def _cmd_datasets(a):
@@ -307,8 +358,40 @@ def _cmd_train(a):
     return 0
 
 # %% ../nbs/99_cli.ipynb #a5118e44
+def _watch_annotate(a) -> int:
+    "`annotate --watch`: each new image annotated as in a batch run; session.csv holds every detection so far."
+    import pandas as pd
+    from pathlib import Path
+    from astronb.core import atomic_write
+    from astronb.deepspace import annotator
+
+    out = Path(a.out)
+    try:
+        one = annotator(a.weights, out, imgsz=a.imgsz, conf=a.conf, device=a.device, tile=a.tile, overlap=a.overlap)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    session = out / "session.csv"
+    rows = [pd.read_csv(session)] if session.exists() else []
+
+    def process(path):
+        df = one(path)
+        rows.append(df)
+        with atomic_write(session) as f:
+            pd.concat(rows, ignore_index=True).to_csv(f, index=False)
+        return f"{len(df)} detection(s)"
+
+    return _run_watch(a, process, IMAGE_SUFFIXES, out / "watch_state.json", session)
+
+
 def _cmd_annotate(a):
     from astronb.deepspace import annotate
+
+    if a.watch:
+        return _watch_annotate(a)
+    if not a.images:
+        print("error: pass images to annotate, or --watch DIR for a live session", file=sys.stderr)
+        return 2
 
     left = []
     try:
@@ -500,6 +583,11 @@ def _cmd_detect(a):
         minarea=a.minarea,
         zero_point=a.zero_point,
     )
+    if a.watch:
+        return _watch_detect(a, step, card, norm, score_min)
+    if not a.frames:
+        print("error: pass FITS frames, or --watch DIR for a live session", file=sys.stderr)
+        return 2
     if a.workers > 1 or a.scheduler:  # survey mode: Dask, one part per frame beside --out, resumable
         cats, infos = run_frames(
             a.frames, step, Path(str(a.out) + ".parts"), a.workers, a.scheduler, progress=sys.stderr.isatty()
@@ -573,6 +661,59 @@ def _flux_unit(bunit: str) -> str:
         return str(u.Unit(bunit, parse_strict="raise")) if bunit.strip() else "adu"
     except ValueError:
         return "adu"
+
+# %% ../nbs/99_cli.ipynb #3ee4f7f3
+def _session_so_far(out, state_path) -> tuple:
+    "(catalogues, frame infos) of the frames that an earlier run of this watch session finished, read from their own catalogues."
+    from pathlib import Path
+    from astropy.table import Table
+    from astronb.watch import load_state
+
+    cats, infos = [], []
+    for name, rec in sorted(load_state(state_path).items()):
+        p = Path(out).with_name(name.split(".")[0] + Path(out).suffix)
+        if rec["status"] == "done" and p.exists():
+            t = Table.read(p)
+            cats.append(t.to_pandas())
+            fr = t.meta.get("frames")
+            infos += fr if isinstance(fr, list) and all(isinstance(f, dict) for f in fr) else []
+    return cats, infos
+
+# %% ../nbs/99_cli.ipynb #3ee4f7f2
+def _watch_detect(a, step, card, norm, score_min) -> int:
+    """`detect --watch`: each new frame's catalogue and DS9 regions beside OUT (<frame stem> + OUT's suffix, and .reg);
+    OUT is the session catalogue, rewritten after every frame."""
+    import pandas as pd
+    from pathlib import Path
+    from astronb import __version__
+    from astronb.io import write_catalogue, write_regions
+
+    out = Path(a.out)
+    if out.suffix.lower() in (".reg", ".crtf"):
+        print(
+            "error: --watch writes catalogues: give --out a .ecsv, .fits or .csv name (regions come beside it)",
+            file=sys.stderr,
+        )
+        return 2
+    state = out.with_name(out.name + ".watch_state.json")
+    try:
+        cats, infos = _session_so_far(out, state)  # a restarted session keeps the frames it had
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    def process(path):
+        cat, info = step(str(path))
+        meta = _detect_meta(a, card, norm, score_min, [info], __version__)
+        write_catalogue(cat, out.with_name(Path(path).name.split(".")[0] + out.suffix), meta, _units([info]))
+        write_regions(cat, out.with_name(Path(path).name.split(".")[0] + ".reg"))
+        cats.append(cat)
+        infos.append(info)
+        allmeta = _detect_meta(a, card, norm, score_min, infos, __version__)
+        write_catalogue(pd.concat(cats, ignore_index=True), out, allmeta, _units(infos))
+        return f"{len(cat)} source(s)"
+
+    return _run_watch(a, process, FITS_SUFFIXES, state, out)
 
 # %% ../nbs/99_cli.ipynb #02e274d8
 def parser() -> argparse.ArgumentParser:
@@ -763,7 +904,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)")
     s.set_defaults(fn=_cmd_train)
     s = sub.add_parser("annotate", help="detect deep-sky objects in whole frames (sliced inference when large)")
-    s.add_argument("images", nargs="+", help="images (PNG, JPEG, TIFF) of any size")
+    s.add_argument("images", nargs="*", help="images (PNG, JPEG, TIFF) of any size")
     s.add_argument(
         "--weights",
         required=True,
@@ -787,6 +928,7 @@ def parser() -> argparse.ArgumentParser:
         type=unit_interval,
         help="fraction of a tile shared with its neighbour (default: the card's, else 0.25)",
     )
+    _add_watch_args(s, "image")
     s.set_defaults(fn=_cmd_annotate)
     s = sub.add_parser("export", help="write a trained model to ONNX, for `detect` / `annotate` on ONNX Runtime")
     s.add_argument(
@@ -862,7 +1004,7 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser(
         "detect", help="detect and classify stars and galaxies in FITS frames (network, sep or SExtractor)"
     )
-    s.add_argument("frames", nargs="+", help="FITS frames (first image HDU; blanks and any size handled)")
+    s.add_argument("frames", nargs="*", help="FITS frames (first image HDU; blanks and any size handled)")
     s.add_argument(
         "--weights",
         help="a model card (.card.json) saved by the starfield study, a detector checkpoint (.pt), or an export (.onnx, run with ONNX Runtime); "
@@ -915,6 +1057,7 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also write a DS9 region file beside the catalogue (OUT with suffix .reg)",
     )
+    _add_watch_args(s, "FITS frame")
     s.set_defaults(fn=_cmd_detect)
     return p
 

@@ -24,7 +24,7 @@ IMG_EXT = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 __all__ = ['IMG_EXT', 'synthetic_frame', 'to_yolo', 'from_yolo', 'write_synthetic_archive', 'Issue', 'find_pairs',
            'validate_label_file', 'validate_image', 'Prepared', 'prepare_dataset', 'box_sizes', 'prepare_data',
            'train_yolo', 'yolo_val', 'max_f1_conf', 'image_counts', 'map_interval', 'evaluate_yolo', 'write_yolo_card',
-           'yolo_weights', 'export_yolo', 'yolo_predictor', 'annotate']
+           'yolo_weights', 'export_yolo', 'yolo_predictor', 'annotator', 'annotate']
 
 # %% ../nbs/10_deepspace.ipynb #1b35c4c6
 def _add_gauss(img, x, y, sig, flux, color):
@@ -675,16 +675,11 @@ def _readable(p: Path, report) -> bool:
     return bad is None
 
 # %% ../nbs/10_deepspace.ipynb #f5151f56
-def annotate(
-    images, weights, out_dir, imgsz=None, conf=None, device="cpu", tile=None, overlap=None, merge="hard", report=print
-) -> pd.DataFrame:
-    """Detect on each image (sliced when larger than the model input); write <stem>.png, <stem>.csv and <stem>.txt.
-    `weights`: a .pt file's model card, or an .onnx export (or its card); the card's image size, tile size, overlap and
-    operating confidence apply unless given (without a card: 608 px, tiles of imgsz, overlap 0.25, confidence 0.25).
-    An image that cannot be read is told to `report` and left out; a ValueError when none can be."""
-    images = [p for p in map(Path, images) if _readable(p, report)]  # every input checked before any work
-    if not images:
-        raise ValueError("no readable image to annotate")
+def annotator(weights, out_dir, imgsz=None, conf=None, device="cpu", tile=None, overlap=None, merge="hard"):
+    """A function `annotate_one(path) -> DataFrame` that detects on one image (sliced when larger than the model input) and
+    writes <stem>.png, <stem>.csv and <stem>.txt into `out_dir`; the model is loaded once. `weights`: a .pt file's model card,
+    or an .onnx export (or its card); the card's image size, tile size, overlap and operating confidence apply unless given
+    (without a card: 608 px, tiles of imgsz, overlap 0.25, confidence 0.25). An unreadable image is a ValueError naming it."""
     card, weights = yolo_weights(weights)
     pre = (card or {}).get("preprocessing", {})
     imgsz = imgsz or pre.get("imgsz", 608)
@@ -694,8 +689,12 @@ def annotate(
     overlap = overlap if overlap is not None else pre.get("overlap", 0.25)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for p in images:
+
+    def annotate_one(p) -> pd.DataFrame:
+        p = Path(p)
+        bad = validate_image(p)
+        if bad:
+            raise ValueError(str(bad))
         rgb = np.asarray(Image.open(p).convert("RGB"))
         b, s, c = sliced_predict(rgb, predict, tile, overlap, method=merge)
         h, w = rgb.shape[:2]
@@ -720,5 +719,19 @@ def annotate(
             f.write("".join(f"{to_yolo([bx], w, h, int(cl))[0]} {sc:.4f}\n" for bx, cl, sc in zip(b, c, s)))
         ann = draw_boxes(rgb, b, s, names)
         atomic_save(out_dir / f"{p.stem}.png", lambda q: Image.fromarray(ann).save(q, format="PNG"))
-        rows.append(df)
+        return df
+
+    return annotate_one
+
+
+# %% ../nbs/10_deepspace.ipynb #f5151f57
+def annotate(images, weights, out_dir, report=print, **kw) -> pd.DataFrame:
+    """`annotator(weights, out_dir, **kw)` applied to each of `images`. Every image is checked before any work; an image that
+    cannot be read is told to `report` and left out; a ValueError when none can be."""
+    images = [p for p in map(Path, images) if _readable(p, report)]
+    if not images:
+        raise ValueError("no readable image to annotate")
+    one = annotator(weights, out_dir, **kw)
+    rows = [one(p) for p in images]
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+
