@@ -256,6 +256,109 @@ def _cmd_tile(a):
     print(f"{n} tile(s) of {a.size}x{a.size} written to {out}/images and {out}/labels")
     return 0
 
+# %% ../nbs/99_cli.ipynb #a1b2c302
+def _alert_labels(index, labels: str) -> tuple:
+    "(y, labelled mask, where the labels came from) for the alerts in `index`: their trusted cross-match, or a CSV's."
+    import pandas as pd
+    from pathlib import Path
+
+    if labels == "crossmatch":
+        ok = index.crossmatch_valid.to_numpy(bool)
+        return index.label.to_numpy(int), ok, "ZTF's Solar-System cross-match, alerts whose cross-match can be trusted"
+    t = pd.read_csv(labels)
+    if not {"candid", "label"} <= set(t.columns) or not t.label.isin([0, 1]).all():
+        raise ValueError(
+            f"{labels}: needs columns candid and label (1 asteroid, 0 other, one row per alert); it has {list(t.columns)}"
+        )
+    y = index.candid.astype("int64").map(dict(zip(t.candid.astype("int64"), t.label.astype(int))))
+    ok = y.notna().to_numpy()
+    return y.fillna(0).to_numpy(int), ok, f"{Path(labels).name}: {int(ok.sum())} of {len(index)} alerts labelled"
+
+# %% ../nbs/99_cli.ipynb #a1b2c303
+def _train_asteroids(a) -> int:
+    from pathlib import Path
+    from astronb import asteroids as ast, regimes as rg
+    from astronb.cards import write_card
+    from astronb.core import atomic_write
+    from astronb.metrics import wilson
+
+    left = []
+    try:
+        if (a.model or "features") != "features":
+            raise ValueError(
+                f"--model {a.model}: this verb trains the study's shipped kind, the gated trees on alert features "
+                "(--model features); the stamp CNNs are trained by nbs/studies/asteroids.ipynb"
+            )
+        if not a.inputs or not a.labels:
+            raise ValueError(
+                "pass ZTF alert files (.avro, .parquet) and --labels (a CSV of candid,label, or crossmatch)"
+            )
+        features = tuple(a.features.split(",")) if a.features else rg.FIRST_DETECTION_FEATURES
+        ast.check_features(features)  # refused before any file is read
+        cs, _ = ast.ztf_cutouts(a.inputs, report=lambda m: left.append(str(m).removeprefix("left out: ")))
+        if not len(cs):
+            raise ValueError("no alert could be read")
+        y, ok, source = _alert_labels(cs.index, a.labels)
+        cs = cs.subset(ok.nonzero()[0])
+        y = y[ok]
+        F = ast.alert_feature_table(cs.index)
+        gt = rg.fit_gated_trees(
+            F, y, cs.index.objectId.to_numpy(), a.recall, folds=a.folds, seed=a.seed, features=features
+        )
+    except (ValueError, FileNotFoundError) as e:
+        for m in left:
+            print(f"left out: {' '.join(str(m).split())}", file=sys.stderr)
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = Path(a.out or "asteroid_model.joblib")
+    fields = rg.gated_trees_card(gt, a.recall)
+    found, flagged, n_ast = (
+        int(((gt.oof >= gt.threshold) & (y == 1)).sum()),
+        int((gt.oof >= gt.threshold).sum()),
+        int(y.sum()),
+    )
+    (r_lo, r_hi), (p_lo, p_hi) = wilson(found, n_ast), wilson(found, flagged)
+    oof = dict(
+        alerts=len(y),
+        asteroids=n_ast,
+        found=found,
+        flagged=flagged,
+        recall=found / n_ast,
+        recall_lo=float(r_lo),
+        recall_hi=float(r_hi),
+        precision=found / max(flagged, 1),
+        precision_lo=float(p_lo),
+        precision_hi=float(p_hi),
+    )
+    card = write_card(
+        ast.save_feature_classifier(gt.model, out),
+        "asteroids",
+        fields["architecture"],
+        fields["preprocessing"],
+        fields["operating_point"] | dict(val_recall=oof["recall"], val_precision=oof["precision"]),
+        {"out of fold, all training alerts (gate included)": oof},
+        training_data=dict(alert_files=len(a.inputs) - len(left), alerts=len(y), asteroids=n_ast, labels=source),
+        params=dict(recall=a.recall, folds=a.folds, seed=a.seed, features=list(features)),
+        role="gated trees trained with astronb train asteroids",
+        study_model=False,
+        split=f"objectId, {a.folds} grouped folds, seed {a.seed}",
+    )
+    table = ast.score_table(ast.load_classifier(card), cs).assign(label=y, oof_score=gt.oof)
+    scores = out.with_name(out.name.split(".")[0] + ".training_scores.csv")
+    with atomic_write(scores) as f:
+        table[["source", "candid", "objectId", "label", "score", "asteroid", "regime", "reason", "oof_score"]].to_csv(
+            f, index=False
+        )
+    for m in left:
+        print(f"left out: {' '.join(str(m).split())}", file=sys.stderr)
+    print(
+        f"{len(y)} labelled alert(s), {n_ast} asteroid(s), {int((~gt.open).sum())} decided by the gate; threshold "
+        f"{gt.threshold:.4f} for recall >= {gt.open_recall:.3f} behind the gate; out of fold: recall {found}/{n_ast} "
+        f"[{r_lo:.2f}, {r_hi:.2f}], precision {found}/{flagged} [{p_lo:.2f}, {p_hi:.2f}]\nmodel card: {card}\n"
+        f"training alerts as classify scores them: {scores}"
+    )
+    return 1 if left else 0
+
 # %% ../nbs/99_cli.ipynb #6016e159
 def _train_starfield(a):
     import torch
@@ -332,6 +435,8 @@ def _cmd_train(a):
 
     if a.study == "starfield":
         return _train_starfield(a)
+    if a.study == "asteroids":
+        return _train_asteroids(a)
     data_yaml = Path(a.data) if a.data else None
     if data_yaml is None:
         prep, _, _ = ds.prepare_data(a.source, a.n_images, a.seed, a.fraction, a.mirror)  # the study's data step
@@ -340,7 +445,7 @@ def _cmd_train(a):
         data_yaml = prep.data_yaml
     best = ds.train_yolo(
         data_yaml,
-        a.model,
+        a.model or "yolov8n.yaml",
         epochs=a.epochs,
         imgsz=a.imgsz,
         batch=a.batch or 16,
@@ -842,7 +947,21 @@ def parser() -> argparse.ArgumentParser:
         "train",
         help="train a detector (deepspace: Ultralytics YOLO; starfield: the Faster R-CNN, on several processes with torchrun)",
     )
-    s.add_argument("study", choices=["deepspace", "starfield"], help="the study whose model to train")
+    s.add_argument("study", choices=["deepspace", "starfield", "asteroids"], help="the study whose model to train")
+    s.add_argument("inputs", nargs="*", help="asteroids: ZTF alert files (.avro, .parquet)")
+    s.add_argument("--labels", help="asteroids: a CSV with columns candid,label (1 asteroid, 0 other), or 'crossmatch'")
+    s.add_argument(
+        "--recall",
+        type=unit_interval,
+        default=0.95,
+        help="asteroids: the asteroid recall the threshold must keep, out of fold (default: 0.95)",
+    )
+    s.add_argument("--folds", type=positive_int, default=5, help="asteroids: grouped folds by object (default: 5)")
+    s.add_argument(
+        "--features",
+        help="asteroids: comma-separated alert features for the trees (default: regimes.FIRST_DETECTION_FEATURES); "
+        "fields that carry the label or name the night are refused",
+    )
     s.add_argument(
         "--frames", nargs="+", help="starfield: FITS training frames, each with its truth list (.list) beside it"
     )
@@ -863,14 +982,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--norm", default="asinh", choices=["asinh", "paper"], help="starfield: frame normalisation (default: asinh)"
     )
-    s.add_argument("--out", help="starfield: the trained weights (default: detector.pt)")
+    s.add_argument(
+        "--out",
+        help="starfield: the trained weights (default: detector.pt); asteroids: the model .joblib, its card beside it "
+        "(default: asteroid_model.joblib)",
+    )
     s.add_argument(
         "--ckpt", help="starfield: checkpoint written as it trains and resumed from (default: OUT with suffix .ckpt)"
     )
     s.add_argument(
         "--model",
-        default="yolov8n.yaml",
-        help="Ultralytics architecture .yaml (from scratch) or local .pt weights (default: yolov8n.yaml)",
+        help="deepspace: Ultralytics architecture .yaml (from scratch) or local .pt weights (default: yolov8n.yaml); "
+        "asteroids: features (the gated trees, the default and the only kind this verb trains)",
     )
     s.add_argument("--data", help="an Ultralytics data.yaml (default: prepare --source)")
     s.add_argument(

@@ -723,7 +723,6 @@ def annotator(weights, out_dir, imgsz=None, conf=None, device="cpu", tile=None, 
 
     return annotate_one
 
-
 # %% ../nbs/10_deepspace.ipynb #f5151f57
 def annotate(images, weights, out_dir, report=print, **kw) -> pd.DataFrame:
     """`annotator(weights, out_dir, **kw)` applied to each of `images`. Every image is checked before any work; an image that
@@ -734,4 +733,3 @@ def annotate(images, weights, out_dir, report=print, **kw) -> pd.DataFrame:
     one = annotator(weights, out_dir, **kw)
     rows = [one(p) for p in images]
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
-

@@ -8,12 +8,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .asteroids import ALERT_FEATURES, train_feature_classifier
+from dataclasses import dataclass
+
+from .asteroids import ALERT_FEATURES, check_features, train_feature_classifier
+from .metrics import threshold_for_recall
 
 # %% auto #0
 __all__ = ['HISTORY_DAYS', 'REGIMES', 'ROID_SGSCORE', 'ROID_PS1_ARCSEC', 'ROID_PAIR_DAYS', 'FIRST_DETECTION_FEATURES',
-           'MONOTONIC', 'COUNTERFACTUALS', 'regime', 'gate', 'history_rule', 'roid_catcher', 'FoldEnsemble',
-           'fit_first_detection_model', 'gated_score', 'counterfactual', 'regime_rows']
+           'MONOTONIC', 'COUNTERFACTUALS', 'GATE_SETTINGS', 'REGIME_RULES', 'regime', 'gate', 'history_rule',
+           'roid_catcher', 'FoldEnsemble', 'fit_first_detection_model', 'gated_score', 'counterfactual', 'regime_rows',
+           'GatedTrees', 'fit_gated_trees', 'gated_trees_card']
 
 # %% ../nbs/20d_regimes.ipynb #44ae685b
 HISTORY_DAYS = 0.01  # the issue's rule jd - jdstarthist < 0.01 d (14.4 min): above one exposure, below a revisit
@@ -83,14 +87,18 @@ class FoldEnsemble:
         return np.mean([m.predict_proba(X[self.features]) for m in self.models], axis=0)
 
 # %% ../nbs/20d_regimes.ipynb #14988d6e
-def fit_first_detection_model(F: pd.DataFrame, y, groups, folds: int = 5, seed: int = 0) -> FoldEnsemble:
-    "Monotone trees (`MONOTONIC`) on `FIRST_DETECTION_FEATURES`, k-fold by group; the rows should be first detections."
+def fit_first_detection_model(
+    F: pd.DataFrame, y, groups, folds: int = 5, seed: int = 0, features=FIRST_DETECTION_FEATURES
+) -> FoldEnsemble:
+    """Monotone trees (`MONOTONIC`, for those of `features` it names) on `features`, k-fold by group; the rows should be
+    first detections. A forbidden feature (`check_features`) is refused before anything is fitted."""
     from sklearn.model_selection import StratifiedGroupKFold
 
-    X, y = F[list(FIRST_DETECTION_FEATURES)], np.asarray(y, int)
+    X, y = F[check_features(features)], np.asarray(y, int)
     oof, models = np.full(len(y), np.nan), []
     for tr, va in StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(X, y, np.asarray(groups)):
-        m = train_feature_classifier(X.iloc[tr], y[tr], seed=seed, monotonic_cst=MONOTONIC)
+        cst = {k: v for k, v in MONOTONIC.items() if k in X.columns}
+        m = train_feature_classifier(X.iloc[tr], y[tr], seed=seed, monotonic_cst=cst)
         oof[va] = m.predict_proba(X.iloc[va])[:, 1]
         models.append(m)
     return FoldEnsemble(models, X.columns, oof)
@@ -145,3 +153,76 @@ def regime_rows(model: str, y, score, threshold: float, regimes, seed: int = 0, 
         )
         rows.append(row)
     return rows
+
+# %% ../nbs/20d_regimes.ipynb #f7a8b002
+GATE_SETTINGS = dict(history_days=HISTORY_DAYS, negative_difference=True)  # the shipped model's gate
+REGIME_RULES = dict(
+    history=f"jd - jdstarthist >= {HISTORY_DAYS} d: seen at this position before, not a moving object",
+    negative_difference="isdiffpos false: fainter than the template; a moving object only adds light",
+    first_detection="otherwise: the model decides",
+)
+
+# %% ../nbs/20d_regimes.ipynb #f7a8b003
+@dataclass
+class GatedTrees:
+    "A fitted gated model: the trees, their threshold, the recall they had to keep, and per training alert the gate and score."
+
+    model: FoldEnsemble
+    threshold: float
+    open_recall: float  # the recall asked of the trees on the open alerts
+    share_open: float  # the share of the asteroids that pass the gate
+    open: np.ndarray  # per training alert: left open by the gate
+    oof: np.ndarray  # per training alert: its out-of-fold score, 0 where the gate decided
+
+# %% ../nbs/20d_regimes.ipynb #f7a8b004
+def fit_gated_trees(
+    F: pd.DataFrame,
+    y,
+    groups,
+    recall: float = 0.95,
+    min_open_recall: float = 0.0,
+    folds: int = 5,
+    seed: int = 0,
+    features=FIRST_DETECTION_FEATURES,
+) -> GatedTrees:
+    """The gate, then monotone trees on the alerts it leaves open, thresholded on out-of-fold scores (see above).
+    F: `alert_feature_table` rows; y: 1 asteroid, 0 other; groups: object ids (folds never split an object);
+    recall: the asteroid recall wanted over all alerts. A ValueError for a forbidden feature or too few asteroids."""
+    check_features(features)
+    y, groups = np.asarray(y, int), np.asarray(groups)
+    is_open = gate(F, **GATE_SETTINGS) == ""
+    if y[is_open].sum() < folds or (y[is_open] == 0).sum() < folds:
+        raise ValueError(
+            f"{int(y[is_open].sum())} asteroid(s) and {int((y[is_open] == 0).sum())} other alert(s) pass the gate: "
+            f"need at least {folds} of each (one per fold); label more first detections"
+        )
+    ens = fit_first_detection_model(F[is_open], y[is_open], groups[is_open], folds, seed, features)
+    share = float(y[is_open].sum() / y.sum())
+    target = max(min_open_recall, min(1.0, recall / share))
+    oof = np.zeros(len(y))
+    oof[is_open] = ens.oof
+    th = threshold_for_recall(y[is_open], ens.oof, target)["threshold"]
+    return GatedTrees(ens, float(th), float(target), share, is_open, oof)
+
+# %% ../nbs/20d_regimes.ipynb #f7a8b005
+def gated_trees_card(gt: GatedTrees, recall: float) -> dict:
+    "The card fields of a `GatedTrees` model: architecture, preprocessing (features, constraints, gate) and operating point."
+    m0 = gt.model.models[0]
+    return dict(
+        architecture=dict(
+            framework="sklearn",
+            estimator="FoldEnsemble of HistGradientBoostingClassifier",
+            folds=len(gt.model.models),
+            params={p: v for p, v in m0.get_params().items() if p != "monotonic_cst"},
+        ),
+        preprocessing=dict(
+            features=list(gt.model.features),
+            monotonic_cst={k: v for k, v in MONOTONIC.items() if k in gt.model.features},
+            gate=GATE_SETTINGS,
+            regime_rules=REGIME_RULES,
+        ),
+        operating_point=dict(
+            threshold=gt.threshold,
+            rule=f"highest threshold with recall >= {gt.open_recall:.3f} (pooled {recall}) on out-of-fold scores of the open alerts",
+        ),
+    )
