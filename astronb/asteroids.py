@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .core import atomic_write, atomic_save
+from .core import atomic_write, atomic_save, progress_bar
 from .io import FormatError, read_frame, read_ztf_alerts, ztf_crossmatch_valid
 
 # %% auto #0
@@ -295,7 +295,7 @@ def ztf_cutouts(files, size: int = 32, channels=("science",), norm: str | None =
         "minmax" if len(channels) == 1 else "significance"
     )  # the paper's for one band; relative levels kept for several
     X, rows, bad, cands = [], [], [], []
-    for f in files:
+    for f in progress_bar(files, "alert files"):
         try:
             alerts = read_ztf_alerts(f)
         except FormatError as e:
@@ -840,7 +840,7 @@ def _load_item(it: str, size: int, channels: int) -> CutoutSet:
 def load_items(items, size: int = 32, channels: int = 1, report=print) -> CutoutSet:
     "One CutoutSet from cutout sets, 'frame.fits:detections.csv' pairs and ZTF .avro packets."
     sets, avro = [], []
-    for it in map(str, items):
+    for it in progress_bar(list(map(str, items)), "inputs"):
         if it.endswith((".avro", ".parquet")):
             avro.append(Path(it))
             continue

@@ -230,7 +230,9 @@ def _cmd_tile(a):
 
     out = Path(a.out)
     n = 0
-    for p in map(Path, a.images):
+    from astronb.core import progress_bar
+
+    for p in progress_bar(list(map(Path, a.images)), "images"):
         bad = validate_image(p)
         if bad:
             print(f"error: {bad}", file=sys.stderr)
@@ -698,7 +700,9 @@ def _cmd_detect(a):
             a.frames, step, Path(str(a.out) + ".parts"), a.workers, a.scheduler, progress=sys.stderr.isatty()
         )
     else:
-        cats, infos = zip(*[guarded(step, f) for f in a.frames])
+        from astronb.core import progress_bar
+
+        cats, infos = zip(*[guarded(step, f) for f in progress_bar(a.frames, "frames")])
     frames = [i for c, i in zip(cats, infos) if c is not None]
     left = [i["error"] for c, i in zip(cats, infos) if c is None]
     if frames:

@@ -19,8 +19,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 # %% auto #0
-__all__ = ['STACK', 'project_root', 'paths', 'seed_everything', 'atomic_write', 'atomic_save', 'file_digest', 'package_versions',
-           'git_info', 'hardware_info', 'utc_now', 'portable_path', 'portable_text', 'write_manifest']
+__all__ = ['STACK', 'project_root', 'paths', 'seed_everything', 'atomic_write', 'atomic_save', 'file_digest', 'progress_bar',
+           'package_versions', 'git_info', 'hardware_info', 'utc_now', 'portable_path', 'portable_text',
+           'write_manifest']
 
 # %% ../nbs/00_core.ipynb #572d53b7
 def project_root() -> Path:
@@ -148,6 +149,15 @@ def file_digest(path, algo: str = "sha256", chunk: int = 1 << 20) -> str:
         for b in iter(lambda: f.read(chunk), b""):
             h.update(b)
     return h.hexdigest()
+
+# %% ../nbs/00_core.ipynb #b0c1d002
+def progress_bar(iterable, desc: str, total: int | None = None, unit: str = "file"):
+    "`iterable` wrapped in a tqdm bar on stderr when it is a terminal (or ASTRONB_PROGRESS=1), left alone otherwise."
+    from tqdm import tqdm
+
+    env = os.environ.get("ASTRONB_PROGRESS")
+    show = sys.stderr.isatty() if env not in ("0", "1") else env == "1"
+    return tqdm(iterable, desc=desc, total=total, unit=unit, disable=not show, leave=False, file=sys.stderr)
 
 # %% ../nbs/00_core.ipynb #e2be618a
 STACK = (

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from .core import atomic_write, atomic_save
+from .core import atomic_write, atomic_save, progress_bar
 from .sliced import draw_boxes, sliced_predict  # shared with the starfield study: astronb.sliced
 
 IMG_EXT = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
@@ -731,5 +731,5 @@ def annotate(images, weights, out_dir, report=print, **kw) -> pd.DataFrame:
     if not images:
         raise ValueError("no readable image to annotate")
     one = annotator(weights, out_dir, **kw)
-    rows = [one(p) for p in images]
+    rows = [one(p) for p in progress_bar(images, "images")]
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()

@@ -55,3 +55,15 @@ def test_the_cli_prints_no_framework_log_noise(tmp_path):
     assert quiet.stderr.strip() == "", quiet.stderr
     loud = run("--verbose", *args, "--out", tmp_path / "s2.csv")
     assert loud.returncode == 0 and ("oneDNN" in loud.stderr or "absl" in loud.stderr or "I0000" in loud.stderr)
+
+
+def test_progress_bars_on_a_terminal_only(tmp_path):
+    "A serial detect over several frames shows a bar when asked (as on a terminal) and nothing in a log or pipe."
+    frames = [MIRROR / "wfsat" / "242.fits", MIRROR / "wfsat" / "244.fits"]
+    env = {**os.environ, "ASTRONB_PROGRESS": "1"}
+    r = subprocess.run([str(ASTRONB), "detect", *map(str, frames), "--baseline", "sep", "--out", str(tmp_path / "a.csv")],
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0 and "frames" in r.stderr and "2/2" in r.stderr, r.stderr
+    quiet = run("detect", *frames, "--baseline", "sep", "--out", tmp_path / "b.csv")  # stderr is a pipe here
+    assert quiet.returncode == 0 and "2/2" not in quiet.stderr and quiet.stderr.strip() == "", quiet.stderr
+    assert pd.read_csv(tmp_path / "a.csv").equals(pd.read_csv(tmp_path / "b.csv"))
