@@ -116,6 +116,12 @@ def _cmd_datasets(a):
         print(f"{d.name:15s} {src:22s} {d.licence:30s} {d.title}")
     return 0
 
+# %% ../nbs/99_cli.ipynb #pdatase0
+def _parser_datasets(sub):
+    "The options of `astronb datasets`."
+    s = sub.add_parser("datasets", help="list the registered datasets")
+    s.set_defaults(fn=_cmd_datasets)
+
 # %% ../nbs/99_cli.ipynb #61bc7dfe
 def _cmd_download(a):
     from astronb.data import DataError, REGISTRY, fetch
@@ -134,6 +140,16 @@ def _cmd_download(a):
             print(f"error: {e}", file=sys.stderr)
             status = 2
     return status
+
+# %% ../nbs/99_cli.ipynb #pdownlo0
+def _parser_download(sub):
+    "The options of `astronb download`."
+    s = sub.add_parser("download", help="download (or verify from a mirror) registered datasets")
+    s.add_argument("names", nargs="*", help="dataset names (see `astronb datasets`)")
+    s.add_argument("--all", action="store_true", help="every registered dataset")
+    s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(fn=_cmd_download)
 
 # %% ../nbs/99_cli.ipynb #c63b6d3d
 def _cmd_reproduce(a):
@@ -172,6 +188,22 @@ def _cmd_reproduce(a):
             return 1
         print("check passed: exact columns identical, trained-model metrics inside the committed 95% intervals")
     return 1 if bad else 0
+
+# %% ../nbs/99_cli.ipynb #preprod0
+def _parser_reproduce(sub):
+    "The options of `astronb reproduce`."
+    s = sub.add_parser("reproduce", help="execute the study notebooks with papermill")
+    s.add_argument("--params", default="smoke", help="parameter scale: smoke (CI, CPU) or full (the papers' scale)")
+    s.add_argument("--only", nargs="+", metavar="STUDY", help="run only these studies")
+    s.add_argument("--kernel", default="python3", help="Jupyter kernel that runs the notebooks (default: python3)")
+    s.add_argument("--verbose", action="store_true", help="stream cell output")
+    s.add_argument(
+        "--check",
+        action="store_true",
+        help="then compare with the committed results (params/<study>/outputs.yaml 'check:'); "
+        "exit 1 on an exact column that changed or a metric outside its committed 95%% interval",
+    )
+    s.set_defaults(fn=_cmd_reproduce)
 
 # %% ../nbs/99_cli.ipynb #2fb91a5d
 def _cmd_bench(a):
@@ -219,6 +251,80 @@ def _cmd_bench(a):
     print(f"unknown benchmark {a.what!r}", file=sys.stderr)
     return 2
 
+# %% ../nbs/99_cli.ipynb #pbench01
+def _parser_bench(sub):
+    "The options of `astronb bench`."
+    s = sub.add_parser("bench", help="benchmarks that print ratios measured side by side")
+    s.add_argument(
+        "what",
+        choices=["softnms", "detect"],
+        help="softnms: our soft-NMS against the reference; detect: detector inference speed",
+    )
+    s.add_argument("--backbones", nargs="+", default=["resnet18", "resnet50"], help="detect: backbones to time")
+    s.add_argument(
+        "--fpn",
+        nargs="+",
+        type=int,
+        default=[128],
+        help="detect: FPN widths to time side by side (torchvision's is 256)",
+    )
+    s.add_argument(
+        "--frames", type=positive_int, default=3, help="detect: simulated frames (--workers: at least 2 per worker)"
+    )
+    s.add_argument(
+        "--weights",
+        nargs="*",
+        metavar="BACKBONE=CKPT",
+        help="detect: trained checkpoints (from the study's build/ folder); "
+        "with --runtime or --workers: one trained detector's card, checkpoint or .onnx",
+    )
+    s.add_argument(
+        "--runtime",
+        nargs="+",
+        choices=["torch", "onnx"],
+        help="detect: time eager torch and ONNX Runtime side by side (--runtime torch onnx) "
+        "and print how far their catalogues agree",
+    )
+    s.add_argument(
+        "--onnx",
+        help="detect --runtime: the .onnx export of --weights (default: exported now, into a temporary folder)",
+    )
+    s.add_argument(
+        "--size",
+        type=positive_int,
+        default=500,
+        help="detect --runtime/--workers: side of the simulated frames in px (default: 500; 4096 for a wide-field frame, run in tiles)",
+    )
+    s.add_argument(
+        "--peak-rss",
+        action="store_true",
+        help="detect --runtime: also each runtime's peak memory on one frame, in a fresh process",
+    )
+    s.add_argument(
+        "--workers",
+        nargs="+",
+        type=int,
+        help="detect: frames per second of `astronb detect --workers N` for these N (e.g. --workers 1 2), and the ratio",
+    )
+    s.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[100, 500, 2500, 10000],
+        help="softnms: numbers of boxes to time (default: 100 500 2500 10000)",
+    )
+    s.add_argument(
+        "--repeats", type=positive_int, default=7, help="timings per size; the median is reported (default: 7)"
+    )
+    s.add_argument(
+        "--oracle-max",
+        type=positive_int,
+        default=2500,
+        help="softnms: largest size also run through the slow reference (default: 2500)",
+    )
+    s.add_argument("--out", help="also write the table as CSV here")
+    s.set_defaults(fn=_cmd_bench)
+
 # %% ../nbs/99_cli.ipynb #43ac485b
 def _cmd_tile(a):
     import numpy as np
@@ -257,6 +363,36 @@ def _cmd_tile(a):
             n += 1
     print(f"{n} tile(s) of {a.size}x{a.size} written to {out}/images and {out}/labels")
     return 0
+
+# %% ../nbs/99_cli.ipynb #ptile01
+def _parser_tile(sub):
+    "The options of `astronb tile`."
+    s = sub.add_parser("tile", help="cut images of any size into square patches with YOLO labels")
+    s.add_argument("images", nargs="+", help="images (PNG, JPEG, TIFF) of any size")
+    s.add_argument("--labels", help="folder of YOLO .txt files (default: beside each image)")
+    s.add_argument("--out", required=True, help="folder for the patches and their labels")
+    s.add_argument(
+        "--size", type=positive_int, default=608, help="patch size in px (default: 608, the DeepSpaceYolo tile)"
+    )
+    s.add_argument(
+        "--overlap",
+        type=unit_interval,
+        default=0.2,
+        help="fraction of a patch shared with its neighbour (default: 0.2)",
+    )
+    s.add_argument(
+        "--min-visible",
+        type=unit_interval,
+        default=0.5,
+        help="keep a clipped box when at least this fraction of its area is in the patch",
+    )
+    s.add_argument(
+        "--classes",
+        type=positive_int,
+        default=1,
+        help="number of classes; a label outside 0..classes-1 is reported (default: 1)",
+    )
+    s.set_defaults(fn=_cmd_tile)
 
 # %% ../nbs/99_cli.ipynb #a1b2c302
 def _alert_labels(index, labels: str) -> tuple:
@@ -464,6 +600,93 @@ def _cmd_train(a):
     print("test: " + ", ".join(f"{k} {v:.3f}" for k, v in ev.items() if isinstance(v, float)))
     return 0
 
+# %% ../nbs/99_cli.ipynb #ptrain01
+def _parser_train(sub):
+    "The options of `astronb train`."
+    s = sub.add_parser(
+        "train",
+        help="train a detector (deepspace: Ultralytics YOLO; starfield: the Faster R-CNN, on several processes with torchrun)",
+    )
+    s.add_argument("study", choices=["deepspace", "starfield", "asteroids"], help="the study whose model to train")
+    s.add_argument("inputs", nargs="*", help="asteroids: ZTF alert files (.avro, .parquet)")
+    s.add_argument("--labels", help="asteroids: a CSV with columns candid,label (1 asteroid, 0 other), or 'crossmatch'")
+    s.add_argument(
+        "--recall",
+        type=unit_interval,
+        default=0.95,
+        help="asteroids: the asteroid recall the threshold must keep, out of fold (default: 0.95)",
+    )
+    s.add_argument("--folds", type=positive_int, default=5, help="asteroids: grouped folds by object (default: 5)")
+    s.add_argument(
+        "--features",
+        help="asteroids: comma-separated alert features for the trees (default: regimes.FIRST_DETECTION_FEATURES); "
+        "fields that carry the label or name the night are refused",
+    )
+    s.add_argument(
+        "--frames", nargs="+", help="starfield: FITS training frames, each with its truth list (.list) beside it"
+    )
+    s.add_argument(
+        "--val",
+        nargs="+",
+        help="starfield: validation frames (with .list) on which the score cut is chosen; then a model card is written",
+    )
+    s.add_argument(
+        "--backbone",
+        default="resnet50",
+        choices=["resnet18", "resnet50"],
+        help="starfield: ResNet depth (default: resnet50, the paper's)",
+    )
+    s.add_argument("--steps", type=positive_int, default=200, help="starfield: optimiser steps (default: 200)")
+    s.add_argument("--crop", type=positive_int, default=160, help="starfield: training crop side in px (default: 160)")
+    s.add_argument("--lr", type=positive_float, default=0.01, help="starfield: SGD learning rate (default: 0.01)")
+    s.add_argument(
+        "--norm", default="asinh", choices=["asinh", "paper"], help="starfield: frame normalisation (default: asinh)"
+    )
+    s.add_argument(
+        "--out",
+        help="starfield: the trained weights (default: detector.pt); asteroids: the model .joblib, its card beside it "
+        "(default: asteroid_model.joblib)",
+    )
+    s.add_argument(
+        "--ckpt", help="starfield: checkpoint written as it trains and resumed from (default: OUT with suffix .ckpt)"
+    )
+    s.add_argument(
+        "--model",
+        help="deepspace: Ultralytics architecture .yaml (from scratch) or local .pt weights (default: yolov8n.yaml); "
+        "asteroids: features (the gated trees, the default and the only kind this verb trains)",
+    )
+    s.add_argument("--data", help="an Ultralytics data.yaml (default: prepare --source)")
+    s.add_argument(
+        "--source",
+        default="synthetic",
+        choices=["synthetic", "deepspaceyolo"],
+        help="training images when --data is not given (default: synthetic)",
+    )
+    s.add_argument("--n-images", type=positive_int, default=60, help="synthetic: number of images (default: 60)")
+    s.add_argument(
+        "--fraction",
+        type=unit_interval,
+        default=1.0,
+        help="deepspaceyolo: fraction of the dataset to use, 0-1 (default: 1)",
+    )
+    s.add_argument("--epochs", type=positive_int, default=100, help="training epochs (default: 100)")
+    s.add_argument("--imgsz", type=positive_int, default=608, help="input size in px (default: 608)")
+    s.add_argument(
+        "--batch",
+        type=positive_int,
+        help="images per batch (default: deepspace 16, starfield 4 crops per step; under torchrun the global batch, split over the processes)",
+    )
+    s.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu, a CUDA device number, or several (0,1: Ultralytics' own DDP) (default: cpu)",
+    )
+    s.add_argument("--project", default="runs/deepspace", help="Ultralytics project folder (default: runs/deepspace)")
+    s.add_argument("--name", help="run name inside the project (default: Ultralytics' train, train2, ...)")
+    s.add_argument("--seed", type=int, default=0, help="random seed for the split and the training (default: 0)")
+    s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)")
+    s.set_defaults(fn=_cmd_train)
+
 # %% ../nbs/99_cli.ipynb #a5118e44
 def _watch_annotate(a) -> int:
     "`annotate --watch`: each new image annotated as in a batch run; session.csv holds every detection so far."
@@ -521,6 +744,37 @@ def _cmd_annotate(a):
     n = len(a.images) - len(left)
     return finish(n, left, f"{len(df)} detection(s) in {n} image(s); annotated PNG, CSV and YOLO txt in {a.out}")
 
+# %% ../nbs/99_cli.ipynb #pannota0
+def _parser_annotate(sub):
+    "The options of `astronb annotate`."
+    s = sub.add_parser("annotate", help="detect deep-sky objects in whole frames (sliced inference when large)")
+    s.add_argument("images", nargs="*", help="images (PNG, JPEG, TIFF) of any size")
+    s.add_argument(
+        "--weights",
+        required=True,
+        help="YOLO .pt weights, their .onnx export (`astronb export`), or the .card.json of either (from the deepspace study or `astronb train`)",
+    )
+    s.add_argument("--out", default="annotated", help="folder for <image>.png, .csv and YOLO .txt (default: annotated)")
+    s.add_argument("--imgsz", type=positive_int, help="model input size in px (default: the card's, else 608)")
+    s.add_argument(
+        "--tile",
+        type=positive_int,
+        help="tile size in px for frames larger than a tile (default: the card's training patch size, else imgsz)",
+    )
+    s.add_argument(
+        "--conf",
+        type=unit_interval,
+        help="confidence cut (default: the card's operating point chosen on validation images, else 0.25)",
+    )
+    s.add_argument("--device", default="cpu", help="cpu, or a CUDA device number")
+    s.add_argument(
+        "--overlap",
+        type=unit_interval,
+        help="fraction of a tile shared with its neighbour (default: the card's, else 0.25)",
+    )
+    _add_watch_args(s, "image")
+    s.set_defaults(fn=_cmd_annotate)
+
 # %% ../nbs/99_cli.ipynb #82b1e475
 def _cmd_export(a):
     from astronb.cards import read_card, card_path
@@ -550,6 +804,20 @@ def _cmd_export(a):
         + (f", with its card {card_path(out)}" if card else " (the source has no card, so neither has the export)")
     )
     return 0
+
+# %% ../nbs/99_cli.ipynb #pexport0
+def _parser_export(sub):
+    "The options of `astronb export`."
+    s = sub.add_parser("export", help="write a trained model to ONNX, for `detect` / `annotate` on ONNX Runtime")
+    s.add_argument(
+        "weights", help="a starfield detector or a deepspace YOLO model: its card (.card.json), or its weights (.pt)"
+    )
+    s.add_argument(
+        "--out", help="the .onnx file (default: <weights stem>_onnx.onnx beside the weights; its card goes beside it)"
+    )
+    s.add_argument("--study", choices=["starfield", "deepspace"], help="which study's model (default: the card's)")
+    s.add_argument("--opset", type=int, default=17, help="starfield: ONNX opset (default: 17)")
+    s.set_defaults(fn=_cmd_export)
 
 # %% ../nbs/99_cli.ipynb #fe8ae832
 def _cmd_classify(a):
@@ -623,6 +891,53 @@ def _classify_summary(df, out) -> str:
         + f"; written to {out}"
     )
 
+# %% ../nbs/99_cli.ipynb #pclassi0
+def _parser_classify(sub):
+    "The options of `astronb classify`."
+    s = sub.add_parser("classify", help="asteroid or not: score cutout sets, FITS:detections pairs or ZTF alerts")
+    s.add_argument(
+        "items",
+        nargs="+",
+        help="ZTF alerts (.avro packets, Parquet tables), cutout sets (.npy) or frame.fits:detections.csv",
+    )
+    s.add_argument(
+        "--model",
+        choices=["inceptionv3", "xception", "inceptionresnetv2", "resnet152v2"],
+        help="architecture (default: the card's, else inceptionv3)",
+    )
+    s.add_argument(
+        "--experiment", type=int, choices=[1, 2, 3], help="the paper's experiment (default: the card's, else 3)"
+    )
+    s.add_argument(
+        "--weights",
+        required=True,
+        help="the model card (.card.json) saved by the asteroid study (a CNN on the stamps, one on stamps and alert features, or trees on the alert features), or Keras weights (.weights.h5)",
+    )
+    s.add_argument(
+        "--channels",
+        type=int,
+        choices=[1, 3],
+        help="1: science band; 3: ZTF science/template/difference (default: the card's, else 1)",
+    )
+    s.add_argument(
+        "--threshold",
+        type=unit_interval,
+        help="asteroid when score >= this, 0-1 (default: the card's, chosen on validation alerts, else 0.5)",
+    )
+    s.add_argument("--out", default="scores.csv", help="output CSV, one row per alert or cutout (default: scores.csv)")
+    s.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="files in parallel on a local Dask cluster of this many processes; each file's scores "
+        "are kept in OUT.parts/ as it finishes and reused on a re-run (default: 1, serial, no parts)",
+    )
+    s.add_argument(
+        "--scheduler",
+        help="address of an existing Dask scheduler (e.g. tcp://host:8786) to score the files on instead of a local cluster",
+    )
+    s.set_defaults(fn=_cmd_classify)
+
 # %% ../nbs/99_cli.ipynb #af324dbd
 def _cmd_simulate(a):
     from pathlib import Path
@@ -651,6 +966,28 @@ def _cmd_simulate(a):
         sf.write_frame(Path(a.out) / f"sim_{a.seed + i:05d}.fits", img, tr, pr)
     print(f"{a.n} frame(s) ({a.size}x{a.size}) with .list truth files written to {a.out}")
     return 0
+
+# %% ../nbs/99_cli.ipynb #psimula0
+def _parser_simulate(sub):
+    "The options of `astronb simulate`."
+    s = sub.add_parser("simulate", help="simulated wide-field frames with truth lists")
+    s.add_argument("what", choices=["starfield"], help="what to simulate")
+    s.add_argument("--n", type=positive_int, default=10, help="number of frames (default: 10)")
+    s.add_argument("--size", type=positive_int, default=500, help="frame side in px (default: 500)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the first frame; frame i uses seed + i (default: 0)")
+    s.add_argument(
+        "--out", default="simulated", help="folder for the .fits frames and .list truth files (default: simulated)"
+    )
+    s.add_argument(
+        "--calibrate", action="store_true", help="calibrate on the real wfsat frames (needs the data or a mirror)"
+    )
+    s.add_argument(
+        "--galaxy-fraction",
+        type=unit_interval,
+        help="fraction of sources that are galaxies (default: 0.1, or the calibrated one)",
+    )
+    s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)")
+    s.set_defaults(fn=_cmd_simulate)
 
 # %% ../nbs/99_cli.ipynb #3ee4f7f1
 def _cmd_detect(a):
@@ -771,6 +1108,68 @@ def _flux_unit(bunit: str) -> str:
     except ValueError:
         return "adu"
 
+# %% ../nbs/99_cli.ipynb #pdetect0
+def _parser_detect(sub):
+    "The options of `astronb detect`."
+    s = sub.add_parser(
+        "detect", help="detect and classify stars and galaxies in FITS frames (network, sep or SExtractor)"
+    )
+    s.add_argument("frames", nargs="*", help="FITS frames (first image HDU; blanks and any size handled)")
+    s.add_argument(
+        "--weights",
+        help="a model card (.card.json) saved by the starfield study, a detector checkpoint (.pt), or an export (.onnx, run with ONNX Runtime); "
+        "the card's normalisation and score cut are used unless --norm / --score-min are given "
+        "(default: the starfield study's default model, fine-tuned on every labelled real frame, from its last reproduce run)",
+    )
+    s.add_argument("--norm", choices=["asinh", "paper"], help="frame normalisation (default: the card's, else asinh)")
+    s.add_argument(
+        "--score-min",
+        type=unit_interval,
+        help="keep detections scoring at least this, 0-1 (default: the card's cut, else 0.5)",
+    )
+    s.add_argument("--baseline", choices=["sep", "sextractor"], help="run a classical extractor instead of the network")
+    s.add_argument(
+        "--thresh",
+        type=positive_float,
+        default=1.5,
+        help="baselines: detection threshold in units of the background rms (default: 1.5)",
+    )
+    s.add_argument(
+        "--minarea",
+        type=positive_int,
+        default=5,
+        help="baselines: minimum connected pixels above the threshold (default: 5)",
+    )
+    s.add_argument(
+        "--zero-point",
+        type=float,
+        help="magnitude of a source of total flux 1 (default: the header's MAGZPT/MAGZP/MAGZERO/ZEROPT/ZP, else 0: instrumental)",
+    )
+    s.add_argument(
+        "--out",
+        default="catalog.ecsv",
+        help="catalogue: .ecsv (astropy Table with units and provenance, default catalog.ecsv), .fits, or .csv (no units); "
+        ".reg (DS9) or .crtf (CASA) for a region file only",
+    )
+    s.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="frames in parallel on a local Dask cluster of this many processes; each frame's catalogue "
+        "is kept in OUT.parts/ as it finishes and reused on a re-run (default: 1, serial, no parts)",
+    )
+    s.add_argument(
+        "--scheduler",
+        help="address of an existing Dask scheduler (e.g. tcp://host:8786) to run the frames on instead of a local cluster",
+    )
+    s.add_argument(
+        "--regions",
+        action="store_true",
+        help="also write a DS9 region file beside the catalogue (OUT with suffix .reg)",
+    )
+    _add_watch_args(s, "FITS frame")
+    s.set_defaults(fn=_cmd_detect)
+
 # %% ../nbs/99_cli.ipynb #3ee4f7f3
 def _session_so_far(out, state_path) -> tuple:
     "(catalogues, frame infos) of the frames that an earlier run of this watch session finished, read from their own catalogues."
@@ -831,361 +1230,20 @@ def parser() -> argparse.ArgumentParser:
         "--verbose", action="store_true", help="show the native libraries' start-up logs (TensorFlow, absl, CUDA)"
     )
     sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("datasets", help="list the registered datasets")
-    s.set_defaults(fn=_cmd_datasets)
-    s = sub.add_parser("download", help="download (or verify from a mirror) registered datasets")
-    s.add_argument("names", nargs="*", help="dataset names (see `astronb datasets`)")
-    s.add_argument("--all", action="store_true", help="every registered dataset")
-    s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
-    s.set_defaults(fn=_cmd_download)
-    s = sub.add_parser("reproduce", help="execute the study notebooks with papermill")
-    s.add_argument("--params", default="smoke", help="parameter scale: smoke (CI, CPU) or full (the papers' scale)")
-    s.add_argument("--only", nargs="+", metavar="STUDY", help="run only these studies")
-    s.add_argument("--kernel", default="python3", help="Jupyter kernel that runs the notebooks (default: python3)")
-    s.add_argument("--verbose", action="store_true", help="stream cell output")
-    s.add_argument(
-        "--check",
-        action="store_true",
-        help="then compare with the committed results (params/<study>/outputs.yaml 'check:'); "
-        "exit 1 on an exact column that changed or a metric outside its committed 95%% interval",
-    )
-    s.set_defaults(fn=_cmd_reproduce)
-    s = sub.add_parser("bench", help="benchmarks that print ratios measured side by side")
-    s.add_argument(
-        "what",
-        choices=["softnms", "detect"],
-        help="softnms: our soft-NMS against the reference; detect: detector inference speed",
-    )
-    s.add_argument("--backbones", nargs="+", default=["resnet18", "resnet50"], help="detect: backbones to time")
-    s.add_argument(
-        "--fpn",
-        nargs="+",
-        type=int,
-        default=[128],
-        help="detect: FPN widths to time side by side (torchvision's is 256)",
-    )
-    s.add_argument(
-        "--frames", type=positive_int, default=3, help="detect: simulated frames (--workers: at least 2 per worker)"
-    )
-    s.add_argument(
-        "--weights",
-        nargs="*",
-        metavar="BACKBONE=CKPT",
-        help="detect: trained checkpoints (from the study's build/ folder); "
-        "with --runtime or --workers: one trained detector's card, checkpoint or .onnx",
-    )
-    s.add_argument(
-        "--runtime",
-        nargs="+",
-        choices=["torch", "onnx"],
-        help="detect: time eager torch and ONNX Runtime side by side (--runtime torch onnx) "
-        "and print how far their catalogues agree",
-    )
-    s.add_argument(
-        "--onnx",
-        help="detect --runtime: the .onnx export of --weights (default: exported now, into a temporary folder)",
-    )
-    s.add_argument(
-        "--size",
-        type=positive_int,
-        default=500,
-        help="detect --runtime/--workers: side of the simulated frames in px (default: 500; 4096 for a wide-field frame, run in tiles)",
-    )
-    s.add_argument(
-        "--peak-rss",
-        action="store_true",
-        help="detect --runtime: also each runtime's peak memory on one frame, in a fresh process",
-    )
-    s.add_argument(
-        "--workers",
-        nargs="+",
-        type=int,
-        help="detect: frames per second of `astronb detect --workers N` for these N (e.g. --workers 1 2), and the ratio",
-    )
-    s.add_argument(
-        "--sizes",
-        type=int,
-        nargs="+",
-        default=[100, 500, 2500, 10000],
-        help="softnms: numbers of boxes to time (default: 100 500 2500 10000)",
-    )
-    s.add_argument(
-        "--repeats", type=positive_int, default=7, help="timings per size; the median is reported (default: 7)"
-    )
-    s.add_argument(
-        "--oracle-max",
-        type=positive_int,
-        default=2500,
-        help="softnms: largest size also run through the slow reference (default: 2500)",
-    )
-    s.add_argument("--out", help="also write the table as CSV here")
-    s.set_defaults(fn=_cmd_bench)
-    s = sub.add_parser("tile", help="cut images of any size into square patches with YOLO labels")
-    s.add_argument("images", nargs="+", help="images (PNG, JPEG, TIFF) of any size")
-    s.add_argument("--labels", help="folder of YOLO .txt files (default: beside each image)")
-    s.add_argument("--out", required=True, help="folder for the patches and their labels")
-    s.add_argument(
-        "--size", type=positive_int, default=608, help="patch size in px (default: 608, the DeepSpaceYolo tile)"
-    )
-    s.add_argument(
-        "--overlap",
-        type=unit_interval,
-        default=0.2,
-        help="fraction of a patch shared with its neighbour (default: 0.2)",
-    )
-    s.add_argument(
-        "--min-visible",
-        type=unit_interval,
-        default=0.5,
-        help="keep a clipped box when at least this fraction of its area is in the patch",
-    )
-    s.add_argument(
-        "--classes",
-        type=positive_int,
-        default=1,
-        help="number of classes; a label outside 0..classes-1 is reported (default: 1)",
-    )
-    s.set_defaults(fn=_cmd_tile)
-    s = sub.add_parser(
-        "train",
-        help="train a detector (deepspace: Ultralytics YOLO; starfield: the Faster R-CNN, on several processes with torchrun)",
-    )
-    s.add_argument("study", choices=["deepspace", "starfield", "asteroids"], help="the study whose model to train")
-    s.add_argument("inputs", nargs="*", help="asteroids: ZTF alert files (.avro, .parquet)")
-    s.add_argument("--labels", help="asteroids: a CSV with columns candid,label (1 asteroid, 0 other), or 'crossmatch'")
-    s.add_argument(
-        "--recall",
-        type=unit_interval,
-        default=0.95,
-        help="asteroids: the asteroid recall the threshold must keep, out of fold (default: 0.95)",
-    )
-    s.add_argument("--folds", type=positive_int, default=5, help="asteroids: grouped folds by object (default: 5)")
-    s.add_argument(
-        "--features",
-        help="asteroids: comma-separated alert features for the trees (default: regimes.FIRST_DETECTION_FEATURES); "
-        "fields that carry the label or name the night are refused",
-    )
-    s.add_argument(
-        "--frames", nargs="+", help="starfield: FITS training frames, each with its truth list (.list) beside it"
-    )
-    s.add_argument(
-        "--val",
-        nargs="+",
-        help="starfield: validation frames (with .list) on which the score cut is chosen; then a model card is written",
-    )
-    s.add_argument(
-        "--backbone",
-        default="resnet50",
-        choices=["resnet18", "resnet50"],
-        help="starfield: ResNet depth (default: resnet50, the paper's)",
-    )
-    s.add_argument("--steps", type=positive_int, default=200, help="starfield: optimiser steps (default: 200)")
-    s.add_argument("--crop", type=positive_int, default=160, help="starfield: training crop side in px (default: 160)")
-    s.add_argument("--lr", type=positive_float, default=0.01, help="starfield: SGD learning rate (default: 0.01)")
-    s.add_argument(
-        "--norm", default="asinh", choices=["asinh", "paper"], help="starfield: frame normalisation (default: asinh)"
-    )
-    s.add_argument(
-        "--out",
-        help="starfield: the trained weights (default: detector.pt); asteroids: the model .joblib, its card beside it "
-        "(default: asteroid_model.joblib)",
-    )
-    s.add_argument(
-        "--ckpt", help="starfield: checkpoint written as it trains and resumed from (default: OUT with suffix .ckpt)"
-    )
-    s.add_argument(
-        "--model",
-        help="deepspace: Ultralytics architecture .yaml (from scratch) or local .pt weights (default: yolov8n.yaml); "
-        "asteroids: features (the gated trees, the default and the only kind this verb trains)",
-    )
-    s.add_argument("--data", help="an Ultralytics data.yaml (default: prepare --source)")
-    s.add_argument(
-        "--source",
-        default="synthetic",
-        choices=["synthetic", "deepspaceyolo"],
-        help="training images when --data is not given (default: synthetic)",
-    )
-    s.add_argument("--n-images", type=positive_int, default=60, help="synthetic: number of images (default: 60)")
-    s.add_argument(
-        "--fraction",
-        type=unit_interval,
-        default=1.0,
-        help="deepspaceyolo: fraction of the dataset to use, 0-1 (default: 1)",
-    )
-    s.add_argument("--epochs", type=positive_int, default=100, help="training epochs (default: 100)")
-    s.add_argument("--imgsz", type=positive_int, default=608, help="input size in px (default: 608)")
-    s.add_argument(
-        "--batch",
-        type=positive_int,
-        help="images per batch (default: deepspace 16, starfield 4 crops per step; under torchrun the global batch, split over the processes)",
-    )
-    s.add_argument(
-        "--device",
-        default="cpu",
-        help="cpu, a CUDA device number, or several (0,1: Ultralytics' own DDP) (default: cpu)",
-    )
-    s.add_argument("--project", default="runs/deepspace", help="Ultralytics project folder (default: runs/deepspace)")
-    s.add_argument("--name", help="run name inside the project (default: Ultralytics' train, train2, ...)")
-    s.add_argument("--seed", type=int, default=0, help="random seed for the split and the training (default: 0)")
-    s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)")
-    s.set_defaults(fn=_cmd_train)
-    s = sub.add_parser("annotate", help="detect deep-sky objects in whole frames (sliced inference when large)")
-    s.add_argument("images", nargs="*", help="images (PNG, JPEG, TIFF) of any size")
-    s.add_argument(
-        "--weights",
-        required=True,
-        help="YOLO .pt weights, their .onnx export (`astronb export`), or the .card.json of either (from the deepspace study or `astronb train`)",
-    )
-    s.add_argument("--out", default="annotated", help="folder for <image>.png, .csv and YOLO .txt (default: annotated)")
-    s.add_argument("--imgsz", type=positive_int, help="model input size in px (default: the card's, else 608)")
-    s.add_argument(
-        "--tile",
-        type=positive_int,
-        help="tile size in px for frames larger than a tile (default: the card's training patch size, else imgsz)",
-    )
-    s.add_argument(
-        "--conf",
-        type=unit_interval,
-        help="confidence cut (default: the card's operating point chosen on validation images, else 0.25)",
-    )
-    s.add_argument("--device", default="cpu", help="cpu, or a CUDA device number")
-    s.add_argument(
-        "--overlap",
-        type=unit_interval,
-        help="fraction of a tile shared with its neighbour (default: the card's, else 0.25)",
-    )
-    _add_watch_args(s, "image")
-    s.set_defaults(fn=_cmd_annotate)
-    s = sub.add_parser("export", help="write a trained model to ONNX, for `detect` / `annotate` on ONNX Runtime")
-    s.add_argument(
-        "weights", help="a starfield detector or a deepspace YOLO model: its card (.card.json), or its weights (.pt)"
-    )
-    s.add_argument(
-        "--out", help="the .onnx file (default: <weights stem>_onnx.onnx beside the weights; its card goes beside it)"
-    )
-    s.add_argument("--study", choices=["starfield", "deepspace"], help="which study's model (default: the card's)")
-    s.add_argument("--opset", type=int, default=17, help="starfield: ONNX opset (default: 17)")
-    s.set_defaults(fn=_cmd_export)
-    s = sub.add_parser("classify", help="asteroid or not: score cutout sets, FITS:detections pairs or ZTF alerts")
-    s.add_argument(
-        "items",
-        nargs="+",
-        help="ZTF alerts (.avro packets, Parquet tables), cutout sets (.npy) or frame.fits:detections.csv",
-    )
-    s.add_argument(
-        "--model",
-        choices=["inceptionv3", "xception", "inceptionresnetv2", "resnet152v2"],
-        help="architecture (default: the card's, else inceptionv3)",
-    )
-    s.add_argument(
-        "--experiment", type=int, choices=[1, 2, 3], help="the paper's experiment (default: the card's, else 3)"
-    )
-    s.add_argument(
-        "--weights",
-        required=True,
-        help="the model card (.card.json) saved by the asteroid study (a CNN on the stamps, one on stamps and alert features, or trees on the alert features), or Keras weights (.weights.h5)",
-    )
-    s.add_argument(
-        "--channels",
-        type=int,
-        choices=[1, 3],
-        help="1: science band; 3: ZTF science/template/difference (default: the card's, else 1)",
-    )
-    s.add_argument(
-        "--threshold",
-        type=unit_interval,
-        help="asteroid when score >= this, 0-1 (default: the card's, chosen on validation alerts, else 0.5)",
-    )
-    s.add_argument("--out", default="scores.csv", help="output CSV, one row per alert or cutout (default: scores.csv)")
-    s.add_argument(
-        "--workers",
-        type=positive_int,
-        default=1,
-        help="files in parallel on a local Dask cluster of this many processes; each file's scores "
-        "are kept in OUT.parts/ as it finishes and reused on a re-run (default: 1, serial, no parts)",
-    )
-    s.add_argument(
-        "--scheduler",
-        help="address of an existing Dask scheduler (e.g. tcp://host:8786) to score the files on instead of a local cluster",
-    )
-    s.set_defaults(fn=_cmd_classify)
-    s = sub.add_parser("simulate", help="simulated wide-field frames with truth lists")
-    s.add_argument("what", choices=["starfield"], help="what to simulate")
-    s.add_argument("--n", type=positive_int, default=10, help="number of frames (default: 10)")
-    s.add_argument("--size", type=positive_int, default=500, help="frame side in px (default: 500)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the first frame; frame i uses seed + i (default: 0)")
-    s.add_argument(
-        "--out", default="simulated", help="folder for the .fits frames and .list truth files (default: simulated)"
-    )
-    s.add_argument(
-        "--calibrate", action="store_true", help="calibrate on the real wfsat frames (needs the data or a mirror)"
-    )
-    s.add_argument(
-        "--galaxy-fraction",
-        type=unit_interval,
-        help="fraction of sources that are galaxies (default: 0.1, or the calibrated one)",
-    )
-    s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)")
-    s.set_defaults(fn=_cmd_simulate)
-    s = sub.add_parser(
-        "detect", help="detect and classify stars and galaxies in FITS frames (network, sep or SExtractor)"
-    )
-    s.add_argument("frames", nargs="*", help="FITS frames (first image HDU; blanks and any size handled)")
-    s.add_argument(
-        "--weights",
-        help="a model card (.card.json) saved by the starfield study, a detector checkpoint (.pt), or an export (.onnx, run with ONNX Runtime); "
-        "the card's normalisation and score cut are used unless --norm / --score-min are given "
-        "(default: the starfield study's default model, fine-tuned on every labelled real frame, from its last reproduce run)",
-    )
-    s.add_argument("--norm", choices=["asinh", "paper"], help="frame normalisation (default: the card's, else asinh)")
-    s.add_argument(
-        "--score-min",
-        type=unit_interval,
-        help="keep detections scoring at least this, 0-1 (default: the card's cut, else 0.5)",
-    )
-    s.add_argument("--baseline", choices=["sep", "sextractor"], help="run a classical extractor instead of the network")
-    s.add_argument(
-        "--thresh",
-        type=positive_float,
-        default=1.5,
-        help="baselines: detection threshold in units of the background rms (default: 1.5)",
-    )
-    s.add_argument(
-        "--minarea",
-        type=positive_int,
-        default=5,
-        help="baselines: minimum connected pixels above the threshold (default: 5)",
-    )
-    s.add_argument(
-        "--zero-point",
-        type=float,
-        help="magnitude of a source of total flux 1 (default: the header's MAGZPT/MAGZP/MAGZERO/ZEROPT/ZP, else 0: instrumental)",
-    )
-    s.add_argument(
-        "--out",
-        default="catalog.ecsv",
-        help="catalogue: .ecsv (astropy Table with units and provenance, default catalog.ecsv), .fits, or .csv (no units); "
-        ".reg (DS9) or .crtf (CASA) for a region file only",
-    )
-    s.add_argument(
-        "--workers",
-        type=positive_int,
-        default=1,
-        help="frames in parallel on a local Dask cluster of this many processes; each frame's catalogue "
-        "is kept in OUT.parts/ as it finishes and reused on a re-run (default: 1, serial, no parts)",
-    )
-    s.add_argument(
-        "--scheduler",
-        help="address of an existing Dask scheduler (e.g. tcp://host:8786) to run the frames on instead of a local cluster",
-    )
-    s.add_argument(
-        "--regions",
-        action="store_true",
-        help="also write a DS9 region file beside the catalogue (OUT with suffix .reg)",
-    )
-    _add_watch_args(s, "FITS frame")
-    s.set_defaults(fn=_cmd_detect)
+    for add in (
+        _parser_datasets,
+        _parser_download,
+        _parser_reproduce,
+        _parser_bench,
+        _parser_tile,
+        _parser_train,
+        _parser_annotate,
+        _parser_export,
+        _parser_classify,
+        _parser_simulate,
+        _parser_detect,
+    ):
+        add(sub)
     return p
 
 # %% ../nbs/99_cli.ipynb #c9a1b2c1
