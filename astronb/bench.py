@@ -12,7 +12,8 @@ import torch
 from .softnms import soft_nms, soft_nms_reference
 
 # %% auto #0
-__all__ = ['starfield_boxes', 'dense_boxes', 'bench_softnms', 'bench_detect', 'bench_frames', 'bench_runtimes', 'bench_workers']
+__all__ = ['starfield_boxes', 'dense_boxes', 'bench_softnms', 'bench_detect', 'bench_frames', 'bench_runtimes', 'bench_annotate',
+           'bench_workers']
 
 # %% ../nbs/06_bench.ipynb #22ba3618
 def starfield_boxes(n: int, frame: int = 500, seed: int = 0):
@@ -174,85 +175,156 @@ def _status_mib(key):
     return float("nan")
 
 
-def _rss_of_one_frame(weights, frame_npy, norm, score_min):
+def _rss_of_one_frame(weights, frame_npy, norm, score_min, runtime=None):
     "(MiB resident with the model loaded and the frame read, peak MiB during its detection): Linux's peak counter is reset in between."
     from astronb.runtime import open_detector
     from astronb.starfield import detect_frame
 
-    m, img = open_detector(weights), np.load(frame_npy)
+    m, img = open_detector(weights, runtime), np.load(frame_npy)
     loaded = _status_mib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS (Linux >= 4.0)
     detect_frame(m, img, norm, score_min=score_min)
     return loaded, _status_mib("VmHWM")
 
 
+def _agreement(frames: int, runtime: str, ref_cats, cats) -> dict:
+    "One agreement row: `catalogue_agreement` of a runtime's catalogues with eager torch's, summed over the frames."
+    from astronb.runtime import catalogue_agreement
+
+    agr = [catalogue_agreement(a, b) for a, b in zip(ref_cats, cats)]
+    tot = {k: sum(a[k] for a in agr) for k in ("n_a", "n_b", "matched", "agree")}
+    return dict(
+        runtime=runtime,
+        frames=frames,
+        torch_detections=tot["n_a"],
+        runtime_detections=tot["n_b"],
+        matched_0p5px=tot["matched"],
+        same_class=tot["agree"],
+        agreement=tot["agree"] / max(1, sum(max(a["n_a"], a["n_b"]) for a in agr)),
+    )
+
+
 def bench_runtimes(
-    weights, onnx=None, frames: int = 3, size: int = 500, repeats: int = 3, peak_rss: bool = False, verbose: bool = True
+    weights,
+    onnx=None,
+    frames: int = 3,
+    size: int = 500,
+    repeats: int = 3,
+    peak_rss: bool = False,
+    verbose: bool = True,
+    runtimes=("torch", "onnxruntime", "openvino"),
 ) -> tuple:
-    """(timings, agreement) of one trained starfield detector on eager torch and on ONNX Runtime, timed side by side.
+    """(timings, agreement) of one trained starfield detector on each of `runtimes` and of sep, timed side by side.
     weights: its card or checkpoint; onnx: its `.onnx` export (default: exported now into a temporary folder); frames, size:
     simulated frames (`bench_frames`); repeats: timed passes over the frames, alternating runtimes; peak_rss: also each
-    runtime's peak memory on one frame, in a fresh process. timings: seconds per frame, ratio to torch, detections, threads
-    (and MiB); agreement: `catalogue_agreement` summed over the frames."""
+    runtime's peak memory on one frame, in a fresh process; runtimes: 'torch' (eager, the reference), 'onnxruntime',
+    'openvino'. timings: seconds per frame, ratios to torch and to sep on the same frames, detections, threads (and MiB);
+    agreement: per runtime, `catalogue_agreement` with eager torch summed over the frames."""
     import tempfile
     from astronb.cards import read_card
-    from astronb.runtime import OnnxDetector, export_detector, catalogue_agreement
+    from astronb.runtime import export_detector, open_detector
     from astronb.detector import load_detector
-    from astronb.starfield import detect_frame, card_settings
+    from astronb.starfield import detect_frame, detect_sep, card_settings
 
     card, w = read_card(weights)
     norm, score_min = card_settings(card)
     imgs = [f[0] for f in bench_frames(frames, size)]
+    runtimes = ["torch"] + [r for r in runtimes if r != "torch"]
     with tempfile.TemporaryDirectory() as d:
         onnx = Path(onnx) if onnx else export_detector(w, Path(d) / "model_onnx.onnx")
-        models = {"torch": load_detector(w), "onnx": OnnxDetector(onnx)}
+        models = {k: load_detector(w) if k == "torch" else open_detector(onnx, k) for k in runtimes}
         run = {
             k: (lambda m=m: [detect_frame(m, im, norm, score_min=score_min) for im in imgs]) for k, m in models.items()
         }
         cats = {k: f() for k, f in run.items()}
-        secs = _interleaved_s(run, repeats)
+        secs = _interleaved_s(run | {"sep": lambda: [detect_sep(im) for im in imgs]}, repeats)
         rows = [
             dict(
                 runtime=k,
                 frame_px=f"{size}x{size}",
                 s_per_frame=secs[k] / frames,
                 ratio_vs_torch=secs[k] / secs["torch"],
-                detections=sum(len(c) for c in cats[k]),
+                ratio_vs_sep=secs[k] / secs["sep"],
+                detections=sum(len(c) for c in cats[k]) if k in cats else None,  # sep's sources are not comparable
                 threads=torch.get_num_threads(),
             )
-            for k in models
+            for k in [*runtimes, "sep"]
         ]
         if peak_rss:
             import multiprocessing as mp
 
             np.save(Path(d) / "frame.npy", imgs[0])
             with mp.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
-                for r, path in zip(rows, (w, onnx)):
+                for r in rows[:-1]:
+                    path = w if r["runtime"] == "torch" else onnx
                     r["rss_loaded_mib"], r["rss_peak_mib"] = pool.apply(
-                        _rss_of_one_frame, (str(path), str(Path(d) / "frame.npy"), norm, score_min)
+                        _rss_of_one_frame, (str(path), str(Path(d) / "frame.npy"), norm, score_min, r["runtime"])
                     )
-    agr = [catalogue_agreement(a, b) for a, b in zip(cats["torch"], cats["onnx"])]
-    tot = {k: sum(a[k] for a in agr) for k in ("n_a", "n_b", "matched", "agree")}
-    agreement = pd.DataFrame(
-        [
-            dict(
-                frames=frames,
-                torch_detections=tot["n_a"],
-                onnx_detections=tot["n_b"],
-                matched_0p5px=tot["matched"],
-                same_class=tot["agree"],
-                agreement=tot["agree"] / max(1, sum(max(a["n_a"], a["n_b"]) for a in agr)),
-            )
-        ]
-    )
+    agreement = pd.DataFrame([_agreement(frames, k, cats["torch"], cats[k]) for k in runtimes[1:]])
     timings = pd.DataFrame(rows)
     if verbose:
         print(timings.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-        a = agreement.iloc[0]
-        print(
-            f"ONNX Runtime / eager torch time per frame: {rows[1]['ratio_vs_torch']:.3f}; detections that agree "
-            f"(same source within 0.5 px, same class): {a.same_class}/{max(a.torch_detections, a.onnx_detections)} = {a.agreement:.4f}"
-        )
+        print(agreement.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return timings, agreement
+
+# %% ../nbs/06_bench.ipynb #e1f2a002
+def bench_annotate(
+    weights,
+    runtimes=("torch", "onnx", "openvino"),
+    size=(3096, 2080),
+    repeats: int = 3,
+    seed: int = 0,
+    verbose: bool = True,
+) -> tuple:
+    """(timings, agreement) of sliced whole-frame annotation (`deepspace.annotator`'s steps) of one synthetic frame of
+    `size` (width, height) with the YOLO model of `weights` (its card) on each of `runtimes` ('torch': Ultralytics' eager
+    model, 'onnx', 'openvino': its exports, made now in a temporary folder); repeats: timed passes, alternating runtimes."""
+    import tempfile
+    from astronb import deepspace as ds
+    from astronb.runtime import catalogue_agreement
+    from astronb.sliced import sliced_predict
+
+    card, w = ds.yolo_weights(weights)
+    pre, op = (card or {}).get("preprocessing", {}), (card or {}).get("operating_point", {})
+    imgsz, conf = pre.get("imgsz", 608), op.get("conf", 0.25)
+    tile, overlap = pre.get("tile", imgsz), pre.get("overlap", 0.25)
+    img, _ = ds.synthetic_frame(*size, n_objects=(10, 16), seed=seed)
+    with tempfile.TemporaryDirectory() as d:
+        src = {"torch": w}
+        if "onnx" in runtimes:
+            src["onnx"] = ds.export_yolo(weights, Path(d) / "m_onnx.onnx")
+        if "openvino" in runtimes:
+            src["openvino"] = ds.export_yolo(weights, Path(d) / "m_openvino_model", format="openvino")
+        preds = {k: ds.yolo_predictor(v, imgsz, conf) for k, v in src.items()}
+        run = {k: (lambda f=f: sliced_predict(img, f, tile, overlap, method="hard")) for k, f in preds.items()}
+        outs = {k: f() for k, f in run.items()}
+        secs = _interleaved_s(run, repeats)
+
+    def cat(o):
+        b, _, c = o
+        return pd.DataFrame(dict(x=(b[:, 0] + b[:, 2]) / 2, y=(b[:, 1] + b[:, 3]) / 2, cls=c))
+
+    timings = pd.DataFrame(
+        [
+            dict(
+                runtime=k,
+                frame_px=f"{size[0]}x{size[1]}",
+                tile_px=tile,
+                s_per_frame=secs[k],
+                frames_per_s=1 / secs[k],
+                ratio_vs_torch=secs[k] / secs["torch"],
+                detections=len(outs[k][0]),
+                threads=torch.get_num_threads(),
+            )
+            for k in run
+        ]
+    )
+    agreement = pd.DataFrame(
+        [dict(runtime=k, **catalogue_agreement(cat(outs["torch"]), cat(outs[k]))) for k in run if k != "torch"]
+    )
+    if verbose:
+        print(timings.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        print(agreement.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return timings, agreement
 
 # %% ../nbs/06_bench.ipynb #335864f4

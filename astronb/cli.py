@@ -212,6 +212,25 @@ def _cmd_bench(a):
 
         bench_softnms(sizes=a.sizes, repeats=a.repeats, oracle_max=a.oracle_max, out=a.out)
         return 0
+    if a.what == "annotate":
+        from astronb.bench import bench_annotate
+
+        if not a.weights or len(a.weights) != 1:
+            print("error: bench annotate times one YOLO model: pass --weights CARD", file=sys.stderr)
+            return 2
+        rts = list(
+            dict.fromkeys("onnx" if r == "onnxruntime" else r for r in a.runtime or ["torch", "onnx", "openvino"])
+        )
+        try:
+            t, agr = bench_annotate(
+                a.weights[0], ["torch"] + [r for r in rts if r != "torch"], tuple(a.frame_size), min(a.repeats, 3)
+            )
+        except (FileNotFoundError, ValueError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        if a.out:
+            t.merge(agr, on="runtime", how="left").to_csv(a.out, index=False)
+        return 0
     if a.what == "detect" and (a.runtime or a.workers):
         if not a.weights or len(a.weights) != 1 or "=" in a.weights[0]:
             print(
@@ -223,14 +242,15 @@ def _cmd_bench(a):
 
         try:
             if a.runtime:
-                if sorted(set(a.runtime)) != ["onnx", "torch"]:
-                    print("error: --runtime compares the two: --runtime torch onnx", file=sys.stderr)
+                rts = list(dict.fromkeys("onnxruntime" if r == "onnx" else r for r in a.runtime))
+                if rts == ["torch"]:
+                    print("error: --runtime compares eager torch with onnx and/or openvino", file=sys.stderr)
                     return 2
                 df, agr = bench.bench_runtimes(
-                    a.weights[0], a.onnx, a.frames, a.size, min(a.repeats, 3), peak_rss=a.peak_rss
+                    a.weights[0], a.onnx, a.frames, a.size, min(a.repeats, 3), peak_rss=a.peak_rss, runtimes=rts
                 )
                 if a.out:
-                    df.merge(agr, how="cross").to_csv(a.out, index=False)
+                    df.merge(agr, on="runtime", how="left").to_csv(a.out, index=False)
             if a.workers:
                 df = bench.bench_workers(a.weights[0], a.workers, max(a.frames, 2 * max(a.workers)), a.size)
                 if a.out:
@@ -257,8 +277,17 @@ def _parser_bench(sub):
     s = sub.add_parser("bench", help="benchmarks that print ratios measured side by side")
     s.add_argument(
         "what",
-        choices=["softnms", "detect"],
-        help="softnms: our soft-NMS against the reference; detect: detector inference speed",
+        choices=["softnms", "detect", "annotate"],
+        help="softnms: our soft-NMS against the reference; detect: detector inference speed; "
+        "annotate: sliced whole-frame YOLO annotation on torch, ONNX Runtime and OpenVINO",
+    )
+    s.add_argument(
+        "--frame-size",
+        nargs=2,
+        type=positive_int,
+        default=[3096, 2080],
+        metavar=("W", "H"),
+        help="annotate: the synthetic frame's width and height in px (default: 3096 2080, a smart telescope's)",
     )
     s.add_argument("--backbones", nargs="+", default=["resnet18", "resnet50"], help="detect: backbones to time")
     s.add_argument(
@@ -281,9 +310,9 @@ def _parser_bench(sub):
     s.add_argument(
         "--runtime",
         nargs="+",
-        choices=["torch", "onnx"],
-        help="detect: time eager torch and ONNX Runtime side by side (--runtime torch onnx) "
-        "and print how far their catalogues agree",
+        choices=["torch", "onnx", "onnxruntime", "openvino"],
+        help="detect: time eager torch, ONNX Runtime (onnx) and OpenVINO side by side with sep on the same frames "
+        "(--runtime torch onnx openvino) and print how far each catalogue agrees with eager torch's",
     )
     s.add_argument(
         "--onnx",
@@ -789,7 +818,7 @@ def _cmd_export(a):
         elif study == "deepspace":
             from astronb.deepspace import export_yolo
 
-            out = export_yolo(a.weights, a.out)
+            out = export_yolo(a.weights, a.out, format=a.format)
         else:
             print(
                 f"error: {a.weights} has no card saying which study's model it is: pass --study starfield or --study deepspace",
@@ -817,6 +846,14 @@ def _parser_export(sub):
     )
     s.add_argument("--study", choices=["starfield", "deepspace"], help="which study's model (default: the card's)")
     s.add_argument("--opset", type=int, default=17, help="starfield: ONNX opset (default: 17)")
+    s.add_argument(
+        "--format",
+        choices=["onnx", "openvino"],
+        default="onnx",
+        help="deepspace: onnx (a file, for ONNX Runtime) or openvino (a folder <stem>_openvino_model/ with its .xml, .bin "
+        "and card; `annotate --weights FOLDER/<stem>.card.json` runs it, the fastest on a CPU) (default: onnx); "
+        "a starfield .onnx runs on OpenVINO as it is (detect --runtime)",
+    )
     s.set_defaults(fn=_cmd_export)
 
 # %% ../nbs/99_cli.ipynb #fe8ae832
@@ -1013,7 +1050,9 @@ def _cmd_detect(a):
             )  # a card gives the preprocessing and the operating point chosen on validation data
             norm, score_min = sf.card_settings(card, a.norm, a.score_min)
             weights = str(Path(weights).resolve())
-            sf.cached_detector(weights)  # a model file that is not one is a usage error, found before any frame
+            sf.cached_detector(
+                weights, a.runtime
+            )  # a model file that is not one is a usage error, found before any frame
     except (FormatError, FileNotFoundError, RuntimeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -1026,6 +1065,7 @@ def _cmd_detect(a):
         thresh=a.thresh,
         minarea=a.minarea,
         zero_point=a.zero_point,
+        runtime=a.runtime,
     )
     if a.watch:
         return _watch_detect(a, step, card, norm, score_min)
@@ -1117,7 +1157,7 @@ def _parser_detect(sub):
     s.add_argument("frames", nargs="*", help="FITS frames (first image HDU; blanks and any size handled)")
     s.add_argument(
         "--weights",
-        help="a model card (.card.json) saved by the starfield study, a detector checkpoint (.pt), or an export (.onnx, run with ONNX Runtime); "
+        help="a model card (.card.json) saved by the starfield study, a detector checkpoint (.pt), or an export (.onnx, run with OpenVINO or ONNX Runtime: --runtime); "
         "the card's normalisation and score cut are used unless --norm / --score-min are given "
         "(default: the starfield study's default model, fine-tuned on every labelled real frame, from its last reproduce run)",
     )
@@ -1128,6 +1168,11 @@ def _parser_detect(sub):
         help="keep detections scoring at least this, 0-1 (default: the card's cut, else 0.5)",
     )
     s.add_argument("--baseline", choices=["sep", "sextractor"], help="run a classical extractor instead of the network")
+    s.add_argument(
+        "--runtime",
+        choices=["onnxruntime", "openvino"],
+        help="an .onnx --weights runs on this (default: openvino when installed: the fastest on a CPU, see `bench detect`)",
+    )
     s.add_argument(
         "--thresh",
         type=positive_float,

@@ -616,7 +616,7 @@ def yolo_weights(weights) -> tuple:
     from astronb.cards import read_card
 
     card, w = read_card(weights)
-    if card is None and w.suffix != ".onnx":
+    if card is None and w.suffix not in (".onnx", ".xml"):  # ONNX and OpenVINO IR hold no code
         raise ValueError(
             f"{w}: a YOLO .pt file is a pickle, which runs code when loaded; astronb loads one only through its model "
             "card (.card.json, written by `astronb train deepspace` or the deepspace study), whose SHA-256 must match. "
@@ -625,27 +625,41 @@ def yolo_weights(weights) -> tuple:
     return card, w
 
 # %% ../nbs/10_deepspace.ipynb #78b246c4
-def export_yolo(weights, out=None, dynamic: bool = True) -> Path:
-    """Export trained YOLO weights (a .pt file or its card) to ONNX with Ultralytics' own exporter, for `annotate` on ONNX
-    Runtime; returns the .onnx path. Written atomically; with a card, the export gets its own (`cards.write_export_card`:
-    same image size, tiles, overlap and operating confidence). out: default `<stem>_onnx.onnx` beside the weights;
-    dynamic: the file takes any input size (else only the card's imgsz)."""
+def export_yolo(weights, out=None, dynamic: bool = True, format: str = "onnx") -> Path:
+    """Export trained YOLO weights (a .pt file or its card) with Ultralytics' own exporter, for `annotate` on ONNX Runtime
+    (format 'onnx': returns the .onnx path, default `<stem>_onnx.onnx` beside the weights) or on OpenVINO (format
+    'openvino': returns the model's .xml inside the folder `<stem>_openvino_model/` beside the weights, default). With a
+    card, the export gets its own (`cards.write_export_card`: same image size, tiles, overlap and operating confidence; for
+    OpenVINO beside the .xml, inside the folder). dynamic: the model takes any input size (else only the card's imgsz)."""
     import shutil
     import tempfile
     from astronb.cards import export_path, write_export_card
 
+    if format not in ("onnx", "openvino"):
+        raise ValueError(f"format must be onnx or openvino, got {format!r}")
     card, w = yolo_weights(weights)
-    out = export_path(w, out)
     imgsz = int((card or {}).get("preprocessing", {}).get("imgsz", 608))
     with tempfile.TemporaryDirectory() as d:  # Ultralytics writes beside its input: work on a copy
         src = Path(d) / w.name
         shutil.copy2(w, src)
-        got = _yolo()(str(src)).export(
-            format="onnx", imgsz=imgsz, dynamic=dynamic, simplify=False, device="cpu", verbose=False
+        extra = dict(simplify=False) if format == "onnx" else {}  # OpenVINO's exporter has no simplify option
+        got = Path(
+            _yolo()(str(src)).export(format=format, imgsz=imgsz, dynamic=dynamic, device="cpu", verbose=False, **extra)
         )
-        atomic_save(out, lambda p: shutil.copyfile(got, p))
+        if format == "onnx":
+            out = export_path(w, out)
+            atomic_save(out, lambda p: shutil.copyfile(got, p))
+        else:
+            folder = Path(out) if out else w.parent / f"{w.name.split('.')[0]}_openvino_model"
+            tmp = folder.with_name(f".{folder.name}.tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(got, tmp)
+            shutil.rmtree(folder, ignore_errors=True)
+            tmp.rename(folder)  # the folder appears whole or not at all
+            out = next(folder.glob("*.xml"))
     if card:
-        write_export_card(out, card, w, runtime="onnxruntime", exporter="ultralytics", dynamic=dynamic)
+        rt = "onnxruntime" if format == "onnx" else "openvino"
+        write_export_card(out, card, w, runtime=rt, exporter="ultralytics", dynamic=dynamic)
     return out
 
 # %% ../nbs/10_deepspace.ipynb #0cd35cfc
@@ -656,7 +670,8 @@ def yolo_predictor(weights, imgsz=608, conf=0.25, device="cpu"):
             f"weights file {weights} not found: train one with `astronb train deepspace` or pass a local .pt file (or its .onnx export)"
         )
     YOLO = _yolo()
-    model = YOLO(str(weights))
+    w = Path(weights)
+    model = YOLO(str(w.parent if w.suffix == ".xml" else w), task="detect")  # OpenVINO: Ultralytics takes the folder
 
     def predict(rgb):
         r = model.predict(rgb[..., ::-1].copy(), imgsz=imgsz, conf=conf, device=device, verbose=False)[0]  # BGR in

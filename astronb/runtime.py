@@ -16,8 +16,8 @@ from .detector import load_detector, detector_config, postprocess_config, source
 from .metrics import match_points
 
 # %% auto #0
-__all__ = ['catalogue_agreement', 'RawDetector', 'onnx_metadata', 'test_image', 'export_detector', 'OnnxDetector',
-           'open_detector']
+__all__ = ['RUNTIMES', 'catalogue_agreement', 'RawDetector', 'onnx_metadata', 'test_image', 'export_detector', 'OnnxDetector',
+           'OpenVinoDetector', 'default_runtime', 'open_detector']
 
 # %% ../nbs/30c_runtime.ipynb #4b992152
 def _as_catalogue(out: dict) -> pd.DataFrame:
@@ -189,7 +189,64 @@ class OnnxDetector:
             out.append(dict(boxes=b[0], scores=s[0], labels=lab[0]))
         return out
 
+# %% ../nbs/30c_runtime.ipynb #d9e0f002
+class OpenVinoDetector(OnnxDetector):
+    """A starfield detector exported by `export_detector`, run with OpenVINO on the CPU in float32; otherwise like
+    `OnnxDetector` (same call, same post-processing from the file's metadata). threads: OpenVINO's inference threads
+    (default: torch's thread count, for a like-for-like comparison)."""
+
+    def __init__(self, path, threads: int | None = None):
+        import onnx
+        import openvino as ov
+        from torchvision.models.detection._utils import BoxCoder
+
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"ONNX file {p} not found: write one with `astronb export WEIGHTS`")
+        try:
+            props = {m.key: m.value for m in onnx.load(str(p), load_external_data=False).metadata_props}
+        except Exception as e:  # protobuf's DecodeError and friends
+            raise ValueError(f"{p}: OpenVINO cannot load it, not an ONNX file ({str(e)[:200]})") from None
+        if "astronb" not in props:
+            raise ValueError(
+                f"{p}: not a starfield detector exported by astronb (no 'astronb' metadata); export it with `astronb export WEIGHTS`"
+            )
+        self.meta = json.loads(props["astronb"])
+        self.post = {
+            **self.meta["postprocess"],
+            "galaxy_odds": torch.tensor(self.meta["postprocess"]["galaxy_odds"], dtype=torch.float32),
+        }
+        self.box_coder = BoxCoder(tuple(self.meta["box_coder_weights"]))
+        cfg = {
+            "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": "f32",
+        }
+        self.compiled = ov.Core().compile_model(str(p), "CPU", cfg)
+        self.path = p
+
+    def raw(self, image: np.ndarray) -> list:
+        "The network's raw outputs (proposals, class logits, box regressions) for one (1, 3, H, W) float32 array."
+        r = self.compiled([np.ascontiguousarray(image, np.float32)])
+        return [r[o] for o in self.compiled.outputs]
+
+# %% ../nbs/30c_runtime.ipynb #d9e0f003
+RUNTIMES = ("torch", "onnxruntime", "openvino")
+
+
+def default_runtime() -> str:
+    "The runtime an `.onnx` file runs on by default: OpenVINO when it is installed, else ONNX Runtime."
+    import importlib.util
+
+    return "openvino" if importlib.util.find_spec("openvino") else "onnxruntime"
+
 # %% ../nbs/30c_runtime.ipynb #e6cc936a
-def open_detector(path):
-    "A starfield detector from a checkpoint (eager torch, `load_detector`) or an exported `.onnx` file (`OnnxDetector`)."
-    return OnnxDetector(path) if str(path).endswith(".onnx") else load_detector(path)
+def open_detector(path, runtime: str | None = None):
+    """A starfield detector from a checkpoint (eager torch, `load_detector`) or an exported `.onnx` file, run on `runtime`
+    ('openvino': `OpenVinoDetector`, 'onnxruntime': `OnnxDetector`; default: `default_runtime()`)."""
+    if not str(path).endswith(".onnx"):
+        return load_detector(path)
+    runtime = runtime or default_runtime()
+    if runtime not in RUNTIMES[1:]:
+        raise ValueError(f"an .onnx file runs on onnxruntime or openvino, not {runtime!r}")
+    return OpenVinoDetector(path) if runtime == "openvino" else OnnxDetector(path)

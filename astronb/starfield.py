@@ -330,11 +330,12 @@ def add_radec(cat, header):
 
 # %% ../nbs/30_starfield.ipynb #f1a2b3c6
 @functools.lru_cache(maxsize=4)
-def cached_detector(weights: str):
-    "The detector in `weights` (a checkpoint for eager torch, or an exported .onnx for ONNX Runtime), opened once per process."
+def cached_detector(weights: str, runtime: str | None = None):
+    """The detector in `weights` (a checkpoint for eager torch, or an exported .onnx for OpenVINO or ONNX Runtime, see
+    `runtime.open_detector`), opened once per process."""
     from astronb.runtime import open_detector
 
-    return open_detector(weights)
+    return open_detector(weights, runtime)
 
 # %% ../nbs/30_starfield.ipynb #cfbe7a51
 ZERO_POINT_KEYS = ("MAGZPT", "MAGZP", "MAGZERO", "ZEROPT", "ZP")
@@ -349,8 +350,10 @@ def catalogue_frame(
     thresh: float = 1.5,
     minarea: int = 5,
     zero_point: float | None = None,
+    runtime: str | None = None,
 ) -> tuple:
-    """(catalogue, info) of one FITS frame. baseline: None (the network in `weights`, a checkpoint or an exported .onnx), "sep" or "sextractor";
+    """(catalogue, info) of one FITS frame. baseline: None (the network in `weights`, a checkpoint or an exported .onnx, run on
+    `runtime`: 'openvino' or 'onnxruntime' for an .onnx, default `runtime.default_runtime()`), "sep" or "sextractor";
     norm, score_min: the network's normalisation and score cut; thresh, minarea: the baselines' threshold (background sigmas)
     and minimum area (pixels); zero_point: magnitude of a source of flux 1 (None: the header's, else instrumental).
     info: the frame's path, SHA-256, zero point and flux unit, for the catalogue's provenance."""
@@ -364,7 +367,7 @@ def catalogue_frame(
         c = detect_sextractor(frame, thresh, minarea)[["x", "y", "flux"]]
         add_radec(c, hdr)
     elif baseline is None:
-        c = detect_frame(cached_detector(str(weights)), img, norm, score_min=score_min, header=hdr)
+        c = detect_frame(cached_detector(str(weights), runtime), img, norm, score_min=score_min, header=hdr)
         c["flux"] = aperture_flux(img, c.x, c.y, 3.0) if len(c) else []
     else:
         raise ValueError(f"baseline must be None, 'sep' or 'sextractor', got {baseline!r}")

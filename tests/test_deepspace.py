@@ -166,3 +166,28 @@ def test_train_resumes_an_interrupted_run(tmp_path):
     assert pd.read_csv(res).epoch.max() == 8 and (tmp_path / "runs" / "r" / "weights" / "best.pt").exists()
     r2 = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)   # finished: not trained again
     assert r2.returncode == 0 and "Resuming" not in r2.stdout + r2.stderr and "Epoch" not in r2.stdout + r2.stderr
+
+
+def test_export_to_openvino_then_annotate_with_the_exports_card(big_frame, tmp_path):
+    "`astronb export --format openvino` writes Ultralytics' OpenVINO model in a folder with its card; annotate runs it like the .pt."
+    os.environ["YOLO_OFFLINE"] = "1"
+    from ultralytics import YOLO
+    from astronb.cards import write_card
+    from astronb.runtime import catalogue_agreement
+    import pandas as pd
+    w = tmp_path / "yolo.pt"
+    YOLO("yolov8n.yaml").save(str(w))
+    card = write_card(w, "deepspace", dict(framework="ultralytics"), dict(imgsz=320), dict(conf=0.0001), {})
+    r = subprocess.run([str(ASTRONB), "export", str(card), "--format", "openvino"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    folder = tmp_path / "yolo_openvino_model"
+    assert (folder / "yolo.xml").is_file() and (folder / "yolo.bin").is_file() and (folder / "yolo.card.json").is_file()
+    frame, _ = big_frame
+    outs = {}
+    for name, wc in (("pt", card), ("ov", folder / "yolo.card.json")):
+        r = subprocess.run([str(ASTRONB), "annotate", str(frame), "--weights", str(wc), "--out", str(tmp_path / name)],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr
+        d = pd.read_csv(tmp_path / name / "frame.csv")
+        outs[name] = pd.DataFrame(dict(x=d.x_center, y=d.y_center, cls=d.class_id))
+    assert len(outs["pt"]) > 0 and catalogue_agreement(outs["pt"], outs["ov"])["fraction"] >= 0.99

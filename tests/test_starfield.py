@@ -156,7 +156,7 @@ def test_export_to_onnx_then_detect_on_onnx_runtime(tmp_path):
     assert len(a) > 10 and catalogue_agreement(a, b)["fraction"] >= 0.99
     (tmp_path / "junk.onnx").write_bytes(b"not a model")
     r = run("detect", frame, "--weights", tmp_path / "junk.onnx", "--out", tmp_path / "x.csv")
-    assert r.returncode == 2 and "junk.onnx" in r.stderr and "ONNX Runtime cannot load it" in r.stderr
+    assert r.returncode == 2 and "junk.onnx" in r.stderr and "cannot load it" in r.stderr
 
 
 def test_torchrun_two_processes_train_like_one(tmp_path):
