@@ -238,6 +238,7 @@ def _cmd_bench(a):
                 file=sys.stderr,
             )
             return 2
+        import pandas as pd
         from astronb import bench
 
         try:
@@ -246,13 +247,20 @@ def _cmd_bench(a):
                 if rts == ["torch"]:
                     print("error: --runtime compares eager torch with onnx and/or openvino", file=sys.stderr)
                     return 2
-                df, agr = bench.bench_runtimes(
-                    a.weights[0], a.onnx, a.frames, a.size, min(a.repeats, 3), peak_rss=a.peak_rss, runtimes=rts
-                )
+                parts = [
+                    bench.bench_runtimes(
+                        a.weights[0], a.onnx, a.frames, n, min(a.repeats, 3), peak_rss=a.peak_rss, runtimes=rts
+                    )
+                    for n in a.size
+                ]
+                df, agr = (pd.concat([p[i].assign(size_px=n) for p, n in zip(parts, a.size)]) for i in (0, 1))
+                if len(a.size) > 1:
+                    df["s_per_megapixel"] = df.s_per_frame / (df.size_px**2 / 1e6)
+                    print("cost against frame area:\n" + df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
                 if a.out:
-                    df.merge(agr, on="runtime", how="left").to_csv(a.out, index=False)
+                    df.merge(agr, on=["runtime", "size_px"], how="left").to_csv(a.out, index=False)
             if a.workers:
-                df = bench.bench_workers(a.weights[0], a.workers, max(a.frames, 2 * max(a.workers)), a.size)
+                df = bench.bench_workers(a.weights[0], a.workers, max(a.frames, 2 * max(a.workers)), a.size[0])
                 if a.out:
                     df.to_csv(a.out if not a.runtime else a.out.replace(".csv", "_workers.csv"), index=False)
         except (FileNotFoundError, ValueError, RuntimeError) as e:
@@ -321,8 +329,10 @@ def _parser_bench(sub):
     s.add_argument(
         "--size",
         type=positive_int,
-        default=500,
-        help="detect --runtime/--workers: side of the simulated frames in px (default: 500; 4096 for a wide-field frame, run in tiles)",
+        nargs="+",
+        default=[500],
+        help="detect --runtime/--workers: side of the simulated frames in px (default: 500; 4096 for a wide-field frame, "
+        "run in tiles); several (--size 500 1024 2048 4096) give one table of cost against frame area",
     )
     s.add_argument(
         "--peak-rss",
