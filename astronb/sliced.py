@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw
 from .softnms import batched_soft_nms
 
 # %% auto #0
-__all__ = ['tile_origins', 'fit_tile', 'tile_boxes', 'tile_image', 'merge_tiles', 'sliced_predict', 'draw_boxes']
+__all__ = ['tile_origins', 'tile_boxes', 'tile_image', 'merge_tiles', 'sliced_predict', 'draw_boxes']
 
 # %% ../nbs/09_sliced.ipynb #3e397e56
 def tile_origins(length: int, tile: int = 608, overlap: float = 0.2) -> list:
@@ -21,17 +21,6 @@ def tile_origins(length: int, tile: int = 608, overlap: float = 0.2) -> list:
     stride = max(1, int(round(tile * (1 - overlap))))
     starts = list(range(0, length - tile, stride))
     return starts + [length - tile]
-
-# %% ../nbs/09_sliced.ipynb #f3a4b002
-def fit_tile(length: int, tile: int = 1024, overlap: float = 0.1) -> tuple:
-    """(tile px, overlap fraction) covering `length` px with ceil(length / tile) tiles per side that share the nominal
-    `tile * overlap` px; a frame no longer than `tile` runs in one pass (length, 0.0)."""
-    if length <= tile:
-        return length, 0.0
-    shared = int(round(tile * overlap))
-    k = -(-length // tile)
-    t = -(-(length + (k - 1) * shared) // k)
-    return t, shared / t
 
 # %% ../nbs/09_sliced.ipynb #7e9cd54e
 def tile_boxes(boxes, x0, y0, tile, min_visible=0.5):

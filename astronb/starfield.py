@@ -276,7 +276,7 @@ def detect_frame(
     model: a trained detector; img: the frame (2-D array); norm: the normalisation it was trained with (`normalise_frame`);
     score_min: the operating score cut (the model card's); tile, overlap: frames larger than `tile` px run on overlapping tiles
     (`astronb.sliced.sliced_predict`, merged with the project's soft-NMS); header: the FITS header, for RA/Dec."""
-    from astronb.sliced import fit_tile, sliced_predict
+    from astronb.sliced import sliced_predict
 
     model.eval()
     x = normalise_frame(img, norm)
@@ -298,7 +298,8 @@ def detect_frame(
         b, s, c = sliced_predict(
             hwc,
             lambda p: predict(np.moveaxis(p, -1, 0)),
-            *fit_tile(max(H, W), tile, overlap),  # as many tiles as `tile` implies, stretched to fit the frame
+            tile,
+            overlap,
             method="gaussian",
             sigma=0.6,
             iou=0.3,
