@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 from .core import atomic_write, atomic_save, progress_bar
+from .io import write_box_regions
 from .sliced import draw_boxes, sliced_predict  # shared with the starfield study: astronb.sliced
 
 IMG_EXT = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
@@ -760,6 +761,7 @@ def annotator(weights, out_dir, imgsz=None, conf=None, device="cpu", tile=None, 
             df.to_csv(f, index=False)
         with atomic_write(out_dir / f"{p.stem}.txt") as f:
             f.write("".join(f"{to_yolo([bx], w, h, int(cl))[0]} {sc:.4f}\n" for bx, cl, sc in zip(b, c, s)))
+        write_box_regions(df, out_dir / f"{p.stem}.reg", h)  # DS9 / Aladin overlay on the original picture
         ann = draw_boxes(rgb, b, s, names)
         atomic_save(out_dir / f"{p.stem}.png", lambda q: Image.fromarray(ann).save(q, format="PNG"))
         return df

@@ -12,8 +12,8 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['CATALOGUE_UNITS', 'REGION_COLOURS', 'FormatError', 'read_fits_image', 'read_frame', 'read_truth_list',
-           'read_sextractor_catalog', 'write_catalogue', 'write_regions', 'ztf_is_asteroid', 'ztf_crossmatch_valid',
-           'read_ztf_alerts']
+           'read_sextractor_catalog', 'write_catalogue', 'write_regions', 'write_box_regions', 'ztf_is_asteroid',
+           'ztf_crossmatch_valid', 'read_ztf_alerts']
 
 # %% ../nbs/02_io.ipynb #b681b0d5
 class FormatError(ValueError):
@@ -181,6 +181,28 @@ def write_regions(cat: pd.DataFrame, path, radius_px: float = 4.0, radius_arcsec
             out.append(CirclePixelRegion(PixCoord(float(r.x) - 1, float(r.y) - 1), radius_px, meta=meta, visual=visual))
     with atomic_write(path) as f:
         f.write(Regions(out).serialize(format=fmt))
+    return path
+
+# %% ../nbs/02_io.ipynb #b1c2d3f1
+def write_box_regions(boxes: pd.DataFrame, path, height: int) -> Path:
+    """Write boxes (x1, y1, x2, y2 in picture pixels, first row at the top; optional class_name, confidence) of a picture
+    `height` px tall as DS9 (.reg) or CRTF (.crtf) rectangles in the viewers' image coordinates (rows from the bottom)."""
+    from regions import PixCoord, RectanglePixelRegion, RegionMeta, Regions, RegionVisual
+    from astronb.core import atomic_write
+
+    path = Path(path)
+    out = []
+    for r in boxes.itertuples(index=False):
+        cls = str(getattr(r, "class_name", "object"))
+        meta = RegionMeta(text=cls)
+        if hasattr(r, "confidence"):
+            meta["tag"] = [f"score={float(r.confidence):.4f}"]
+        cx, cy = (r.x1 + r.x2) / 2, (r.y1 + r.y2) / 2
+        centre = PixCoord(cx - 0.5, height - cy - 0.5)  # regions counts from 0 at the first pixel's centre
+        visual = RegionVisual(color=REGION_COLOURS.get(cls, "cyan"))
+        out.append(RectanglePixelRegion(centre, r.x2 - r.x1, r.y2 - r.y1, meta=meta, visual=visual))
+    with atomic_write(path) as f:
+        f.write(Regions(out).serialize(format="crtf" if path.suffix.lower() == ".crtf" else "ds9"))
     return path
 
 # %% ../nbs/02_io.ipynb #0fd8521e

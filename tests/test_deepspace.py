@@ -133,6 +133,11 @@ def test_annotate_cli_on_a_3000x2000_frame(big_frame, tmp_path):
     assert list(det.columns[:5]) == ["image", "x1", "y1", "x2", "y2"] and len(det) > 0
     assert det.x2.max() <= 3000 and det.y2.max() <= 2000 and (det.x1 < det.x2).all()
     assert len((out / "frame.txt").read_text().splitlines()) == len(det)
+    from regions import Regions
+    regs = Regions.read(out / "frame.reg", format="ds9")                 # the DS9 / Aladin overlay of the same boxes
+    assert len(regs) == len(det)
+    r0, d0 = regs[0], det.iloc[0]
+    assert np.isclose(r0.center.x, d0.x_center - 0.5) and np.isclose(r0.center.y, 2000 - d0.y_center - 0.5)  # rows from the bottom
 
 
 def test_annotate_rejects_a_truncated_image(big_frame, tmp_path):
