@@ -148,7 +148,6 @@ class OnnxDetector:
 
     def __init__(self, path, threads: int | None = None):
         import onnxruntime as ort
-        from torchvision.models.detection._utils import BoxCoder
 
         p = Path(path)
         if not p.is_file():
@@ -161,12 +160,17 @@ class OnnxDetector:
             self.session = ort.InferenceSession(str(p), so, providers=["CPUExecutionProvider"])
         except Exception as e:
             raise ValueError(f"{p}: ONNX Runtime cannot load it ({str(e)[:200]})") from None
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if "astronb" not in meta:
+        self._read_settings(p, self.session.get_modelmeta().custom_metadata_map)
+
+    def _read_settings(self, p: Path, props: dict):
+        "The post-processing settings stored in the file's 'astronb' metadata (`onnx_metadata`); a clear error without them."
+        from torchvision.models.detection._utils import BoxCoder
+
+        if "astronb" not in props:
             raise ValueError(
                 f"{p}: not a starfield detector exported by astronb (no 'astronb' metadata); export it with `astronb export WEIGHTS`"
             )
-        self.meta = json.loads(meta["astronb"])
+        self.meta = json.loads(props["astronb"])
         self.post = {
             **self.meta["postprocess"],
             "galaxy_odds": torch.tensor(self.meta["postprocess"]["galaxy_odds"], dtype=torch.float32),
@@ -198,7 +202,6 @@ class OpenVinoDetector(OnnxDetector):
     def __init__(self, path, threads: int | None = None):
         import onnx
         import openvino as ov
-        from torchvision.models.detection._utils import BoxCoder
 
         p = Path(path)
         if not p.is_file():
@@ -207,23 +210,13 @@ class OpenVinoDetector(OnnxDetector):
             props = {m.key: m.value for m in onnx.load(str(p), load_external_data=False).metadata_props}
         except Exception as e:  # protobuf's DecodeError and friends
             raise ValueError(f"{p}: OpenVINO cannot load it, not an ONNX file ({str(e)[:200]})") from None
-        if "astronb" not in props:
-            raise ValueError(
-                f"{p}: not a starfield detector exported by astronb (no 'astronb' metadata); export it with `astronb export WEIGHTS`"
-            )
-        self.meta = json.loads(props["astronb"])
-        self.post = {
-            **self.meta["postprocess"],
-            "galaxy_odds": torch.tensor(self.meta["postprocess"]["galaxy_odds"], dtype=torch.float32),
-        }
-        self.box_coder = BoxCoder(tuple(self.meta["box_coder_weights"]))
+        self._read_settings(p, props)
         cfg = {
             "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_PRECISION_HINT": "f32",
         }
         self.compiled = ov.Core().compile_model(str(p), "CPU", cfg)
-        self.path = p
 
     def raw(self, image: np.ndarray) -> list:
         "The network's raw outputs (proposals, class logits, box regressions) for one (1, 3, H, W) float32 array."
