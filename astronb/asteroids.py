@@ -5,341 +5,47 @@
 # %% ../nbs/20_asteroids.ipynb #73bc65df
 from __future__ import annotations
 import functools
-from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import pandas as pd
 from .core import atomic_write, atomic_save, progress_bar
-from .io import FormatError, read_frame, read_ztf_alerts, ztf_crossmatch_valid
+from .io import FormatError
+from .cutouts import CutoutSet, cutouts_from_fits
+from .alerts import ZTF_CHANNELS, alert_feature_table, feature_width, model_inputs, ztf_cutouts
+from .models import build_model, load_classifier, predict_proba
+
+# the asteroid study reaches the cutouts, the alert features and the models through this namespace
+from astronb.cutouts import (
+    SIG_CLIP,
+    TRIPLET_KINDS,
+    cutout,
+    normalise,
+    significance_sigma,
+    simulate_cutouts,
+    dihedral,
+    simulate_triplets,
+)
+from astronb.alerts import (
+    ALERT_FEATURES,
+    FORBIDDEN_FEATURES,
+    check_features,
+    alert_features,
+    feature_scaling,
+    feature_matrix,
+)
+from astronb.models import (
+    MODELS,
+    EXPERIMENTS,
+    train_feature_classifier,
+    save_feature_classifier,
+    find_layer,
+    transfer_weights,
+)
 
 # %% auto #0
-__all__ = ['SIG_CLIP', 'ALERT_FEATURES', 'FORBIDDEN_FEATURES', 'ZTF_CHANNELS', 'TRIPLET_KINDS', 'MODELS', 'EXPERIMENTS', 'cutout',
-           'normalise', 'significance_sigma', 'CutoutSet', 'cutouts_from_fits', 'check_features', 'alert_features',
-           'train_feature_classifier', 'save_feature_classifier', 'alert_feature_table', 'feature_scaling',
-           'feature_width', 'feature_matrix', 'model_inputs', 'ztf_cutouts', 'group_split', 'class_weights',
-           'simulate_cutouts', 'dihedral', 'simulate_triplets', 'find_layer', 'build_model', 'transfer_weights',
-           'logical_cpus', 'distribution_strategy', 'train_classifier', 'predict_proba', 'load_items',
-           'load_classifier', 'score_cutouts', 'score_table', 'score_items', 'classify_items', 'classify_part',
-           'score_at_recall', 'VariantResults']
-
-# %% ../nbs/20_asteroids.ipynb #4814c5d5
-def cutout(img: np.ndarray, x: float, y: float, size: int = 32):
-    "(stamp size x size float32, edge flag, NaN fraction); x, y are 0-based pixel coordinates of the centre."
-    h, w = img.shape[:2]
-    cx, cy = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
-    x0, y0 = cx - size // 2, cy - size // 2
-    out = np.full((size, size) + img.shape[2:], np.nan, np.float32)
-    sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(w, x0 + size), min(h, y0 + size)
-    edge = sx0 != x0 or sy0 != y0 or sx1 != x0 + size or sy1 != y0 + size
-    if sx1 > sx0 and sy1 > sy0:
-        out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = img[sy0:sy1, sx0:sx1]
-    nan = ~np.isfinite(out)
-    frac = float(nan.mean())
-    if nan.any():
-        fill = np.nanmedian(out) if frac < 1 else 0.0
-        out[nan] = fill
-    return out, bool(edge), frac
-
-# %% ../nbs/20_asteroids.ipynb #4ef787f8
-def normalise(stamp: np.ndarray, method: str = "minmax") -> np.ndarray:
-    """Scale a cutout to [0, 1]: 'minmax' as in the paper; 'robust' (median / MAD, asinh, 0.5-99.5 percentiles);
-    'significance' (asinh of (pixel - median) / (1.4826 MAD), -8..8 mapped to 0..1: an empty stamp stays flat grey,
-    a negative source stays dark; for the three ZTF stamps, whose relative brightness matters)."""
-    s = np.asarray(stamp, np.float32)
-    if method == "minmax":
-        lo, hi = float(s.min()), float(s.max())
-        return np.zeros_like(s) if hi <= lo else (s - lo) / (hi - lo)
-    if method == "robust":
-        med = float(np.median(s))
-        mad = float(np.median(np.abs(s - med))) * 1.4826 or 1.0
-        a = np.arcsinh((s - med) / (3 * mad))
-        lo, hi = np.percentile(a, [0.5, 99.5])
-        return np.clip((a - lo) / (hi - lo), 0, 1).astype(np.float32) if hi > lo else np.zeros_like(s)
-    if method == "significance":
-        med = float(np.median(s))
-        sig = 1.4826 * float(np.median(np.abs(s - med))) or 1.0
-        return ((np.clip(np.arcsinh((s - med) / sig), -SIG_CLIP, SIG_CLIP) + SIG_CLIP) / (2 * SIG_CLIP)).astype(
-            np.float32
-        )
-    raise ValueError(f"normalisation must be 'minmax', 'robust' or 'significance', got {method!r}")
-
-# %% ../nbs/20_asteroids.ipynb #2f94c307
-SIG_CLIP = 8.0  # 'significance' keeps asinh(sigma) within +-8, i.e. about +-1500 sigma
-
-
-def significance_sigma(x: np.ndarray) -> np.ndarray:
-    "The inverse of `normalise(..., 'significance')`: pixel values back in sigma above the stamp's median (clipped ones stay clipped)."
-    return np.sinh(np.asarray(x, np.float64) * 2 * SIG_CLIP - SIG_CLIP)
-
-# %% ../nbs/20_asteroids.ipynb #7f3849fe
-@dataclass
-class CutoutSet:
-    X: np.ndarray
-    index: pd.DataFrame
-
-    def __len__(self):
-        return len(self.X)
-
-    @property
-    def y(self):
-        return self.index.label.to_numpy(int)
-
-    def save(self, path):
-        path = Path(path)
-        atomic_save(path.with_suffix(".npy"), lambda p: np.save(p, self.X))
-        with atomic_write(path.with_suffix(".csv")) as f:
-            self.index.to_csv(f, index=False)
-        return path
-
-    @classmethod
-    def load(cls, path):
-        path = Path(path)
-        X = np.load(path.with_suffix(".npy"))
-        idx = pd.read_csv(path.with_suffix(".csv"))
-        if len(X) != len(idx):
-            raise FormatError(f"{path}: {len(X)} cutouts but {len(idx)} index rows; rebuild the set")
-        return cls(X, idx)
-
-    def subset(self, rows):
-        rows = np.asarray(rows)
-        return CutoutSet(self.X[rows], self.index.iloc[rows].reset_index(drop=True))
-
-# %% ../nbs/20_asteroids.ipynb #d616b6c7
-def cutouts_from_fits(
-    path, detections: pd.DataFrame, size: int = 32, coord_base: int = 1, norm: str = "minmax"
-) -> CutoutSet:
-    "Cutouts around detections (columns x, y and optionally label) of a FITS image; x, y 1-based (FITS) by default."
-    img, _ = read_frame(path)
-    for c in ("x", "y"):
-        if c not in detections:
-            raise FormatError(f"detection list for {path} needs columns x and y (got {list(detections.columns)})")
-    X, rows = [], []
-    for k, d in enumerate(detections.itertuples(index=False)):
-        st, edge, frac = cutout(img, d.x - coord_base, d.y - coord_base, size)
-        X.append(normalise(st, norm)[..., None])
-        rows.append(
-            dict(
-                source=Path(path).name,
-                x=d.x,
-                y=d.y,
-                label=int(getattr(d, "label", -1)),
-                edge=edge,
-                nan_fraction=frac,
-                group=f"{Path(path).name}:{k}",
-            )
-        )
-    return CutoutSet(np.array(X, np.float32).reshape(-1, size, size, 1), pd.DataFrame(rows))
-
-# %% ../nbs/20_asteroids.ipynb #775ff704
-ALERT_FEATURES = (
-    "ecl_lat_abs",
-    "ndethist",
-    "ncovhist",
-    "days_since_first",
-    "sgscore1",
-    "distpsnr1",
-    "magpsf",
-    "sigmapsf",
-    "fwhm",
-    "elong",
-    "classtar",
-    "isdiffpos",
-    "rb",
-    "drb",
-)
-FORBIDDEN_FEATURES = (
-    "ssnamenr",
-    "ssdistnr",
-    "ssmagnr",
-    "jd",
-    "jdstarthist",
-    "jdendhist",
-    "nid",
-    "pid",
-    "field",
-    "rcid",
-    "programid",
-    "ra",
-    "dec",
-    "candid",
-    "objectId",
-)
-
-
-def check_features(columns) -> list:
-    "The feature names, or a ValueError naming any that leaks the label or the night/field (`FORBIDDEN_FEATURES`)."
-    cols = [str(c) for c in columns]
-    bad = [c for c in cols if c.removeprefix("feat_") in FORBIDDEN_FEATURES]
-    if bad:
-        raise ValueError(
-            f"features {bad} must not reach a model: they carry the label or name the night/field (see FORBIDDEN_FEATURES)"
-        )
-    return cols
-
-# %% ../nbs/20_asteroids.ipynb #a213b368
-def alert_features(candidates) -> pd.DataFrame:
-    "Detection-time features (`ALERT_FEATURES`, floats, NaN where missing) of ZTF alert `candidate` records, one row each."
-    from astropy.coordinates import SkyCoord
-    import astropy.units as u
-
-    c = pd.DataFrame([dict(x) for x in candidates])
-
-    def num(k):
-        return pd.to_numeric(c[k], errors="coerce") if k in c else pd.Series(np.nan, index=c.index, dtype=float)
-
-    f = pd.DataFrame(index=c.index)
-    ra, dec = num("ra").to_numpy(float), num("dec").to_numpy(float)
-    ok = np.isfinite(ra) & np.isfinite(dec)
-    lat = np.full(len(c), np.nan)
-    if ok.any():
-        lat[ok] = SkyCoord(ra=ra[ok] * u.deg, dec=dec[ok] * u.deg).barycentrictrueecliptic.lat.deg
-    f["ecl_lat_abs"] = np.abs(lat)
-    f["ndethist"], f["ncovhist"] = num("ndethist"), num("ncovhist")
-    f["days_since_first"] = num("jd") - num("jdstarthist")
-    for k in ("sgscore1", "distpsnr1", "magpsf", "sigmapsf", "fwhm", "elong", "classtar", "rb", "drb"):
-        f[k] = num(k)
-    for k in ("sgscore1", "distpsnr1"):
-        f.loc[f[k] < 0, k] = np.nan  # -999: no PS1 source within 30 arcsec
-    sign = c["isdiffpos"].astype(str).str.lower() if "isdiffpos" in c else pd.Series("", index=c.index)
-    f["isdiffpos"] = sign.map({"t": 1.0, "1": 1.0, "f": 0.0, "0": 0.0})
-    return f[list(ALERT_FEATURES)].astype(float)
-
-# %% ../nbs/20_asteroids.ipynb #4a3568c8
-def train_feature_classifier(F: pd.DataFrame, y, seed: int = 0, monotonic_cst: dict | None = None):
-    """scikit-learn's `HistGradientBoostingClassifier` on a table of alert features (missing values allowed, classes
-    balanced, seeded); a forbidden field (`check_features`) is refused before anything is fitted. `monotonic_cst`:
-    {feature: +1 or -1} for features whose effect physics fixes in sign (`regimes.MONOTONIC`)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    check_features(F.columns)
-    m = HistGradientBoostingClassifier(
-        max_iter=200,
-        learning_rate=0.05,
-        max_leaf_nodes=15,
-        min_samples_leaf=5,
-        l2_regularization=1.0,
-        class_weight="balanced",
-        random_state=seed,
-        monotonic_cst=monotonic_cst,
-    )
-    return m.fit(F, np.asarray(y, int))
-
-# %% ../nbs/20_asteroids.ipynb #a99b67bf
-def save_feature_classifier(model, path) -> Path:
-    "Save a fitted scikit-learn classifier with joblib, atomically; load it through its model card (`classify_items`)."
-    import joblib
-
-    return atomic_save(path, lambda p: joblib.dump(model, p))
-
-# %% ../nbs/20_asteroids.ipynb #dbd5469a
-def alert_feature_table(index: pd.DataFrame) -> pd.DataFrame:
-    "The `ALERT_FEATURES` columns of a cutout index (its `feat_` columns) or of a feature table; a ValueError when they are absent."
-    if all(f"feat_{k}" in index for k in ALERT_FEATURES):
-        return index[[f"feat_{k}" for k in ALERT_FEATURES]].rename(columns=lambda c: c.removeprefix("feat_"))
-    if all(k in index for k in ALERT_FEATURES):
-        return index[list(ALERT_FEATURES)]
-    raise ValueError(
-        "these items carry no ZTF alert features: a model on alert features needs ZTF alerts (.avro packets or Parquet tables)"
-    )
-
-# %% ../nbs/20_asteroids.ipynb #b23dc21c
-def feature_scaling(F: pd.DataFrame) -> dict:
-    "Robust centre (median) and scale (IQR / 1.349, else 1) of each alert feature, from training alerts; JSON-ready for a model card."
-    F = alert_feature_table(F)
-    centre, scale = [], []
-    for k in F:
-        v = F[k].to_numpy(float)
-        v = v[np.isfinite(v)]
-        c = float(np.median(v)) if len(v) else 0.0
-        s = float(np.subtract(*np.percentile(v, [75, 25])) / 1.349) if len(v) else 0.0
-        centre.append(c)
-        scale.append(s if s > 0 else 1.0)
-    return dict(features=list(F.columns), centre=centre, scale=scale, clip=10.0, missing_indicators=True)
-
-# %% ../nbs/20_asteroids.ipynb #8d87f8e6
-def feature_width(scaling) -> int:
-    "Width of `feature_matrix`'s output: each feature and its missing-value indicator; 0 without a scaling."
-    return 2 * len(scaling["features"]) if scaling else 0
-
-# %% ../nbs/20_asteroids.ipynb #d4a57b49
-def feature_matrix(F: pd.DataFrame, scaling: dict) -> np.ndarray:
-    "Scaled features (clipped; a missing value at the centre) and their 0/1 missing indicators, float32 (n, `feature_width`)."
-    F = alert_feature_table(F)
-    if list(F.columns) != list(scaling["features"]):
-        raise ValueError(f"features {list(F.columns)} differ from the model's {scaling['features']}")
-    v = F.to_numpy(float)
-    miss = ~np.isfinite(v)
-    z = np.clip((v - np.asarray(scaling["centre"])) / np.asarray(scaling["scale"]), -scaling["clip"], scaling["clip"])
-    return np.concatenate([np.where(miss, 0.0, z), miss.astype(float)], axis=1).astype(np.float32)
-
-# %% ../nbs/20_asteroids.ipynb #d208ffac
-def model_inputs(cs, scaling=None):
-    "What a classifier takes: the stamps, or [stamps, `feature_matrix`] for a model with a feature branch."
-    return cs.X if scaling is None else [cs.X, feature_matrix(cs.index, scaling)]
-
-# %% ../nbs/20_asteroids.ipynb #9a043a9e
-ZTF_CHANNELS = ("science", "template", "difference")
-
-
-def _ztf_centre(stamp_shape, cand, full=63):
-    h, w = stamp_shape
-    half = full // 2
-    col = half if w == full else min(half, int(round(cand.get("xpos", half + 1))) - 1)
-    row = half if h == full else min(half, int(round(cand.get("ypos", half + 1))) - 1)
-    return col, row
-
-
-def ztf_cutouts(files, size: int = 32, channels=("science",), norm: str | None = None, report=print):
-    "(CutoutSet, bad) from ZTF alert files; label 1 = known asteroid; group = objectId for splitting; `crossmatch_valid` flags trustworthy labels."
-    norm = norm or (
-        "minmax" if len(channels) == 1 else "significance"
-    )  # the paper's for one band; relative levels kept for several
-    X, rows, bad, cands = [], [], [], []
-    for f in progress_bar(files, "alert files"):
-        try:
-            alerts = read_ztf_alerts(f)
-        except FormatError as e:
-            bad.append(str(e))
-            report(f"left out: {e}")
-            continue
-        for a in alerts:
-            stamps = [a.get(c) for c in channels]
-            if any(s is None for s in stamps):
-                bad.append(f"{f}: alert {a['candid']} lacks a {channels} stamp")
-                report(f"left out: {bad[-1]}")
-                continue
-            chans, edge, frac = [], False, 0.0
-            for s in stamps:
-                cx, cy = _ztf_centre(s.shape, a["candidate"])
-                st, e, fr = cutout(s, cx, cy, size)
-                chans.append(normalise(st, norm))
-                edge |= e
-                frac = max(frac, fr)
-            X.append(np.stack(chans, -1))
-            c = a["candidate"]
-            rows.append(
-                dict(
-                    source=Path(f).name,
-                    objectId=a["objectId"],
-                    candid=a["candid"],
-                    label=int(a["asteroid"]),
-                    ssnamenr=c.get("ssnamenr"),
-                    ssdistnr=c.get("ssdistnr"),
-                    magpsf=c.get("magpsf"),
-                    isdiffpos=c.get("isdiffpos"),
-                    crossmatch_valid=ztf_crossmatch_valid(c),
-                    x=c.get("xpos"),
-                    y=c.get("ypos"),
-                    edge=edge,
-                    nan_fraction=frac,
-                    group=a["objectId"],
-                )
-            )
-            cands.append(c)
-    index = pd.DataFrame(rows)
-    if len(index):
-        index = pd.concat([index, alert_features(cands).add_prefix("feat_")], axis=1)  # detection-time features (below)
-    return CutoutSet(np.array(X, np.float32).reshape(-1, size, size, len(channels)), index), bad
+__all__ = ['group_split', 'class_weights', 'logical_cpus', 'distribution_strategy', 'train_classifier', 'load_items',
+           'score_cutouts', 'score_table', 'score_items', 'classify_items', 'classify_part', 'score_at_recall',
+           'VariantResults']
 
 # %% ../nbs/20_asteroids.ipynb #bb6dafe8
 def group_split(groups, labels, fractions=(0.7, 0.15, 0.15), seed: int = 0) -> np.ndarray:
@@ -369,368 +75,11 @@ def class_weights(y) -> dict:
         raise ValueError(f"training labels hold only class {np.unique(y).tolist()}: both classes (0, 1) are needed")
     return {c: float(w) for c, w in zip((0, 1), compute_class_weight("balanced", classes=np.array([0, 1]), y=y))}
 
-# %% ../nbs/20_asteroids.ipynb #e39210f0
-def _psf(size, x, y, fwhm, flux, trail=0.0, angle=0.0, n=9):
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    sig = fwhm / 2.355
-    img = np.zeros((size, size), np.float32)
-    for s in np.linspace(-0.5, 0.5, n if trail > 0 else 1):
-        cx, cy = x + s * trail * np.cos(angle), y + s * trail * np.sin(angle)
-        img += np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sig * sig))
-    return flux * img / img.sum()
-
-
-def simulate_cutouts(n: int = 1000, asteroid_fraction: float = 0.36, size: int = 32, seed: int = 0) -> CutoutSet:
-    "Simulated asteroid (label 1) and non-asteroid (label 0) cutouts, normalised to [0, 1]."
-    rng = np.random.default_rng(seed)
-    X, rows = [], []
-    c = (size - 1) / 2
-    for i in range(n):
-        sky, noise = rng.uniform(100, 1000), 1.0
-        img = rng.normal(0, 1, (size, size)).astype(np.float32) * np.sqrt(sky) / 10
-        noise = np.sqrt(sky) / 10
-        fwhm = rng.uniform(1.5, 3.0)
-        area = np.pi * (fwhm / 2.355) ** 2 * 4
-        if rng.random() < asteroid_fraction:
-            kind, label = "asteroid", 1
-            snr = np.exp(rng.uniform(np.log(3), np.log(60)))
-            img += _psf(
-                size,
-                c + rng.uniform(-0.5, 0.5),
-                c + rng.uniform(-0.5, 0.5),
-                fwhm,
-                snr * noise * np.sqrt(area),
-                trail=rng.uniform(0, 6),
-                angle=rng.uniform(0, np.pi),
-            )
-        else:
-            label = 0
-            kind = rng.choice(
-                ["noise", "cosmic_ray", "hot_pixel", "star", "bright_star_edge", "satellite_trail"],
-                p=[0.2, 0.2, 0.15, 0.25, 0.1, 0.1],
-            )
-            if kind == "noise":
-                img[int(c), int(c)] += rng.uniform(2, 4) * noise
-            elif kind == "cosmic_ray":
-                L = rng.integers(1, 6)
-                ang = rng.uniform(0, np.pi)
-                amp = rng.uniform(10, 80) * noise
-                for s in np.linspace(0, L, 2 * L + 1):
-                    xi, yi = int(round(c + s * np.cos(ang))), int(round(c + s * np.sin(ang)))
-                    if 0 <= xi < size and 0 <= yi < size:
-                        img[yi, xi] += amp * rng.uniform(0.6, 1)
-            elif kind == "hot_pixel":
-                img[int(c), int(c)] += rng.uniform(20, 200) * noise
-            elif kind == "star":
-                off = rng.normal(0, 2.5, 2) if rng.random() < 0.5 else rng.uniform(-0.5, 0.5, 2)
-                img += _psf(
-                    size,
-                    c + off[0],
-                    c + off[1],
-                    fwhm,
-                    np.exp(rng.uniform(np.log(20), np.log(2000))) * noise * np.sqrt(area),
-                )
-                if rng.random() < 0.3:
-                    img = np.minimum(img, rng.uniform(30, 80) * noise)  # saturated core
-            elif kind == "bright_star_edge":
-                side = rng.integers(4)
-                d = rng.uniform(size * 0.6, size * 1.1)
-                ox, oy = [(c - d, c), (c + d, c), (c, c - d), (c, c + d)][side]
-                yy, xx = np.mgrid[0:size, 0:size]
-                img += (
-                    rng.uniform(50, 500) * noise / (1 + ((xx - ox) ** 2 + (yy - oy) ** 2) / (fwhm * 2) ** 2) ** 1.5 * 10
-                )
-            else:
-                ang = rng.uniform(0, np.pi)
-                off = rng.uniform(-4, 4)
-                yy, xx = np.mgrid[0:size, 0:size]
-                dist = np.abs((xx - c) * np.sin(ang) - (yy - c) * np.cos(ang) - off)
-                img += rng.uniform(3, 30) * noise * np.exp(-(dist**2) / (2 * (fwhm / 2.355) ** 2))
-        X.append(normalise(img)[..., None])
-        rows.append(
-            dict(source="simulated", kind=kind, label=label, group=f"sim{seed}:{i}", edge=False, nan_fraction=0.0)
-        )
-    return CutoutSet(np.array(X, np.float32), pd.DataFrame(rows))
-
-# %% ../nbs/20_asteroids.ipynb #66170049
-def dihedral(cs: CutoutSet) -> CutoutSet:
-    "The 8 rotations and reflections of every cutout (an asteroid has no preferred orientation); index rows repeated, `aug` 0-7 added."
-    Xs = [np.rot90(cs.X, k, axes=(1, 2)) for k in range(4)]
-    Xs += [x[:, :, ::-1] for x in Xs]
-    idx = pd.concat([cs.index.assign(aug=k) for k in range(8)], ignore_index=True)
-    return CutoutSet(np.ascontiguousarray(np.concatenate(Xs)), idx)
-
-# %% ../nbs/20_asteroids.ipynb #920ef799
-TRIPLET_KINDS = {
-    "asteroid": 1.0,
-    "variable_star": 0.3,
-    "host_transient": 0.15,
-    "subtraction_residual": 0.2,
-    "cosmic_ray": 0.15,
-    "hot_pixel": 0.1,
-    "noise": 0.1,
-}
-
-
-def simulate_triplets(n: int = 1000, asteroid_fraction: float = 0.36, size: int = 32, seed: int = 0) -> CutoutSet:
-    "Simulated ZTF-like (science, template, difference) cutouts; label 1 = asteroid; channels normalised by significance."
-    rng = np.random.default_rng(seed)
-    c = size // 2  # where ztf_cutouts puts the candidate
-    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    kinds = [k for k in TRIPLET_KINDS if k != "asteroid"]
-    pk = np.array([TRIPLET_KINDS[k] for k in kinds])
-    pk /= pk.sum()
-    X, rows = [], []
-    for i in range(n):
-        fs, ft = rng.uniform(1.6, 3.5), rng.uniform(1.5, 2.5)  # science and template seeing (px FWHM)
-        ss, st = 1.0, rng.uniform(0.2, 0.6)  # noise: the template is a deep coadd
-        area = np.pi * (fs / 2.355) ** 2 * 4
-        sci = np.zeros((size, size), np.float32)
-        tpl = np.zeros_like(sci)
-        tpl_m = np.zeros_like(sci)  # tpl_m: template at science seeing
-
-        def static(x, y, flux, fw_extra=0.0, e=0.0, ang=0.0):
-            for img, fw in ((sci, fs), (tpl, ft), (tpl_m, fs)):
-                img += _gauss(xx, yy, x, y, np.hypot(fw, fw_extra), flux, e, ang)
-
-        for _ in range(rng.poisson(rng.uniform(0, 5))):  # the static field around the candidate
-            x, y = rng.uniform(0, size, 2)
-            if np.hypot(x - c, y - c) < 4:
-                continue
-            static(x, y, np.exp(rng.uniform(np.log(10), np.log(5000))))
-        for _ in range(rng.poisson(0.5)):
-            x, y = rng.uniform(0, size, 2)
-            static(
-                x,
-                y,
-                np.exp(rng.uniform(np.log(50), np.log(3000))),
-                rng.uniform(2, 6),
-                rng.uniform(0, 0.6),
-                rng.uniform(0, np.pi),
-            )
-        extra = np.zeros_like(sci)  # what only the science image holds
-        kind = "asteroid" if rng.random() < asteroid_fraction else str(rng.choice(kinds, p=pk))
-        snr = np.exp(rng.uniform(np.log(5), np.log(100)))
-        flux = snr * ss * np.sqrt(area)
-        ox, oy = rng.uniform(-0.5, 0.5, 2)
-        if kind == "asteroid":
-            extra += _psf(size, c + ox, c + oy, fs, flux, trail=rng.uniform(0, 3), angle=rng.uniform(0, np.pi))
-        elif kind == "variable_star":
-            f0 = np.exp(rng.uniform(np.log(20), np.log(5000)))
-            static(c + ox, c + oy, f0)
-            extra += _gauss(
-                xx, yy, c + ox, c + oy, fs, rng.choice([-1, 1]) * min(flux, 0.9 * f0) if rng.random() < 0.5 else flux
-            )
-        elif kind == "host_transient":
-            gx, gy = c + rng.uniform(-3, 3), c + rng.uniform(-3, 3)
-            static(
-                gx,
-                gy,
-                np.exp(rng.uniform(np.log(100), np.log(5000))),
-                rng.uniform(1.5, 5),
-                rng.uniform(0, 0.6),
-                rng.uniform(0, np.pi),
-            )
-            extra += _gauss(xx, yy, c + ox, c + oy, fs, flux)
-        elif kind == "subtraction_residual":
-            f0 = np.exp(rng.uniform(np.log(500), np.log(50000)))
-            static(c + ox, c + oy, f0)
-            d, ang = rng.uniform(0.2, 1.0), rng.uniform(0, np.pi)  # misregistration and PSF mismatch
-            sci -= _gauss(xx, yy, c + ox, c + oy, fs, f0)
-            sci += _gauss(xx, yy, c + ox + d * np.cos(ang), c + oy + d * np.sin(ang), fs * rng.uniform(0.85, 1.15), f0)
-        elif kind == "cosmic_ray":
-            L = int(rng.integers(0, 5))
-            ang = rng.uniform(0, np.pi)
-            amp = flux * rng.uniform(0.2, 0.6)
-            for s in np.linspace(0, L, 2 * L + 1):
-                xi, yi = int(round(c + ox + s * np.cos(ang))), int(round(c + oy + s * np.sin(ang)))
-                if 0 <= xi < size and 0 <= yi < size:
-                    extra[yi, xi] += amp
-        elif kind == "hot_pixel":
-            extra[c, c] += flux * rng.uniform(0.3, 1.0)
-        else:  # a noise peak
-            extra[c, c] += rng.uniform(3, 6) * ss
-        ns = rng.normal(0, 1, sci.shape).astype(np.float32) * ss * np.sqrt(1 + np.maximum(sci + extra, 0) / 200)
-        nt = rng.normal(0, 1, sci.shape).astype(np.float32) * st
-        S, T = sci + extra + ns, tpl + nt
-        D = S - (tpl_m + nt)  # PSF-matched subtraction
-        X.append(
-            np.stack([normalise(S, "significance"), normalise(T, "significance"), normalise(D, "significance")], -1)
-        )
-        rows.append(
-            dict(
-                source="simulated",
-                kind=kind,
-                label=int(kind == "asteroid"),
-                group=f"simztf{seed}:{i}",
-                snr=round(float(snr), 2),
-                edge=False,
-                nan_fraction=0.0,
-            )
-        )
-    return CutoutSet(np.array(X, np.float32), pd.DataFrame(rows))
-
-
-def _gauss(xx, yy, x, y, fwhm, flux, e=0.0, ang=0.0):
-    "An elliptical Gaussian of total flux `flux` (e: ellipticity, ang: position angle)."
-    sa = fwhm / 2.355
-    sb = sa * (1 - e)
-    ca, sn = np.cos(ang), np.sin(ang)
-    u = (xx - x) * ca + (yy - y) * sn
-    v = -(xx - x) * sn + (yy - y) * ca
-    g = np.exp(-0.5 * ((u / sa) ** 2 + (v / sb) ** 2))
-    return (flux / (2 * np.pi * sa * sb) * g).astype(np.float32)
-
-# %% ../nbs/20_asteroids.ipynb #e7634e4f
-MODELS = {
-    "inceptionv3": dict(
-        app="InceptionV3",
-        size=75,
-        bottleneck="mixed2",
-        unfreeze="mixed0",
-        file="inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    ),
-    "xception": dict(
-        app="Xception",
-        size=71,
-        bottleneck="add_1",
-        unfreeze="add_1",
-        file="xception_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    ),
-    "inceptionresnetv2": dict(
-        app="InceptionResNetV2",
-        size=75,
-        bottleneck="block35_10_mixed",
-        unfreeze="mixed_5b",
-        file="inception_resnet_v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    ),
-    "resnet152v2": dict(
-        app="ResNet152V2",
-        size=32,
-        bottleneck="conv3_block8_1_relu",
-        unfreeze="conv2_block3_2_conv",
-        file="resnet152v2_weights_tf_dim_ordering_tf_kernels_notop.h5",
-    ),
-}
-
-EXPERIMENTS = {
-    1: "top output, base frozen",
-    2: "bottleneck layer, base frozen",
-    3: "bottleneck layer, base unfrozen from a named layer",
-}
-
-
-def find_layer(model, name: str):
-    "A layer by its keras.applications name; 'add_k' means the (k+1)-th Add layer (Keras renumbers unnamed layers)."
-    import re
-
-    for layer in model.layers:
-        if layer.name == name:
-            return layer
-    m = re.fullmatch(r"add(?:_(\d+))?", name)
-    if m:
-        adds = [layer for layer in model.layers if type(layer).__name__ == "Add"]
-        k = int(m.group(1) or 0)
-        if k < len(adds):
-            return adds[k]
-    raise ValueError(f"{model.name} has no layer {name!r}")
-
-# %% ../nbs/20_asteroids.ipynb #a288bdad
-def _load_base_weights(base, spec, weights):
-    p = Path(weights)
-    f = p / spec["file"] if p.is_dir() else p
-    if not f.exists():
-        raise FileNotFoundError(
-            f"ImageNet weights {f} not found: put Keras's notop file {spec['file']} there, "
-            "or use weights='imagenet' online, or weights=None"
-        )
-    base.load_weights(str(f))
-
-
-def build_model(
-    name: str = "inceptionv3",
-    experiment: int = 1,
-    weights=None,
-    input_size: int = 32,
-    channels: int = 1,
-    dense: int = 256,
-    dropout: float = 0.5,
-    unfreeze_from: str | None = None,
-    bn_momentum: float | None = None,
-    n_features: int = 0,
-    feature_units: int = 32,
-):
-    """The paper's classifier: [replicate to 3 channels] -> Resizing -> base (cut at the experiment's layer) -> Flatten -> Dense -> Dropout -> softmax.
-    n_features > 0 adds ALeRCE's second input: the scaled alert features (`feature_matrix`) -> Dense(feature_units, relu),
-    concatenated with the flattened stamp features before the head; the model then takes [stamps, features]."""
-    import keras
-    from keras import layers
-
-    if name not in MODELS:
-        raise ValueError(f"model must be one of {list(MODELS)}, got {name!r}")
-    if experiment not in EXPERIMENTS:
-        raise ValueError(f"experiment must be 1, 2 or 3, got {experiment!r}")
-    spec = MODELS[name]
-    app = getattr(keras.applications, spec["app"])
-    kw = "imagenet" if weights == "imagenet" else None
-    base = app(include_top=False, weights=kw, input_shape=(spec["size"], spec["size"], 3))
-    if weights not in (None, "imagenet"):
-        _load_base_weights(base, spec, weights)
-    if bn_momentum is not None:  # see the note above: from scratch, 0.99 lags behind the weights
-        for layer in base.layers:
-            if isinstance(layer, layers.BatchNormalization):
-                layer.momentum = bn_momentum
-    if experiment == 1:
-        feat = base
-    else:
-        feat = keras.Model(base.input, find_layer(base, spec["bottleneck"]).output, name=f"{name}_bottleneck")
-    feat.trainable = experiment == 3
-    if experiment == 3:
-        start = find_layer(base, unfreeze_from or spec["unfreeze"])
-        on = False
-        for layer in feat.layers:
-            on = on or layer is start
-            layer.trainable = on
-    inp = keras.Input((input_size, input_size, channels))
-    x = inp
-    if channels == 1:
-        x = layers.Concatenate(name="replicate_band")([x, x, x])
-    elif channels != 3:
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
-    if spec["size"] != input_size:
-        x = layers.Resizing(spec["size"], spec["size"], name="upscale")(x)
-    x = feat(x, training=False if experiment < 3 else None)
-    x = layers.Flatten()(x)
-    inputs = inp
-    if n_features:
-        finp = keras.Input((n_features,), name="alert_features")
-        f = layers.Dense(feature_units, activation="relu", name="feature_dense")(finp)
-        x = layers.Concatenate(name="stamps_and_features")([x, f])
-        inputs = [inp, finp]
-    x = layers.Dense(dense, activation="relu")(x)
-    x = layers.Dropout(dropout)(x)
-    out = layers.Dense(2, activation="softmax")(x)
-    return keras.Model(inputs, out, name=f"{name}_exp{experiment}" + ("_features" if n_features else ""))
-
-# %% ../nbs/20_asteroids.ipynb #15e49ac7
-def transfer_weights(src, dst) -> list:
-    "Copy the weights of every layer of `src` that `dst` has under the same name and with the same shapes; returns the names copied."
-    done = []
-    for layer in src.layers:
-        try:
-            d = dst.get_layer(layer.name)
-        except ValueError:
-            continue
-        w = layer.get_weights()
-        if w and [x.shape for x in w] == [x.shape for x in d.get_weights()]:
-            d.set_weights(w)
-            done.append(layer.name)
-    return done
-
 # %% ../nbs/20_asteroids.ipynb #782aed77
 def logical_cpus(n: int) -> list:
-    """Split this process's CPU into `n` logical TensorFlow devices and return their names, to run `train_classifier(devices=...)`
-    on a machine without GPUs (a test of the multi-device path). Call it before TensorFlow runs anything in the process."""
+    """Split this process's CPU into `n` logical TensorFlow devices and return their names, to run
+    `train_classifier(devices=...)` on a machine without GPUs (a test of the multi-device path). Call it before
+    TensorFlow runs anything in the process."""
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
@@ -775,12 +124,13 @@ def train_classifier(
     scaling=None,
     devices=None,
 ):
-    """Build (or continue) and fit a classifier; returns (model, history dict).
-    name, experiment: the paper's configuration (`MODELS`, `EXPERIMENTS`); train, val: CutoutSets (val drives early stopping);
-    weights: None, "imagenet" or a folder of Keras notop files; model: a built model to train further instead of a new one;
-    bn_momentum 'auto': 0.9 without pretrained weights, Keras's otherwise; scaling: the alert-feature scaling (`feature_scaling`)
-    of a model with a feature branch, None for stamps only; devices: train on these devices with MirroredStrategy
-    (`distribution_strategy`; default: all GPUs when there are several). `batch` is the global batch, split over the devices."""
+    """Build (or continue) and fit a classifier; returns (model, history dict). name, experiment: the paper's
+    configuration (`MODELS`, `EXPERIMENTS`); train, val: CutoutSets (val drives early stopping); weights: None,
+    "imagenet" or a folder of Keras notop files; model: a built model to train further instead of a new one;
+    bn_momentum 'auto': 0.9 without pretrained weights, Keras's otherwise; scaling: the alert-feature scaling
+    (`feature_scaling`) of a model with a feature branch, None for stamps only; devices: train on these devices with
+    MirroredStrategy (`distribution_strategy`; default: all GPUs when there are several). `batch` is the global
+    batch, split over the devices."""
     import keras
     from astronb.core import seed_everything
 
@@ -816,11 +166,6 @@ def train_classifier(
     )
     return model, {k: [float(v) for v in vs] for k, vs in h.history.items()}
 
-# %% ../nbs/20_asteroids.ipynb #a981e7ee
-def predict_proba(model, cs: CutoutSet, batch: int = 256, scaling=None) -> np.ndarray:
-    "Asteroid probability per cutout (`scaling`: the alert-feature scaling of a model with a feature branch)."
-    return model.predict(model_inputs(cs, scaling), batch_size=batch, verbose=0)[:, 1]
-
 # %% ../nbs/20_asteroids.ipynb #eaa7f163
 def _load_item(it: str, size: int, channels: int) -> CutoutSet:
     "One cutout set from a 'frame.fits:detections.csv' pair or a saved cutout set (.npy + .csv)."
@@ -833,7 +178,8 @@ def _load_item(it: str, size: int, channels: int) -> CutoutSet:
     if p.suffix in (".npy", ".csv") or p.with_suffix(".npy").exists():
         return CutoutSet.load(p)
     raise ValueError(
-        f"{it}: not a cutout set (.npy + .csv), a 'frame.fits:detections.csv' pair, a ZTF .avro packet or a Parquet alert table"
+        f"{it}: not a cutout set (.npy + .csv), a 'frame.fits:detections.csv' pair, a ZTF .avro packet or a Parquet "
+        "alert table"
     )
 
 
@@ -861,44 +207,10 @@ def load_items(items, size: int = 32, channels: int = 1, report=print) -> Cutout
         raise ValueError(f"the items have {X.shape[-1]} channel(s) but the model takes {channels}")
     return CutoutSet(X, idx)
 
-# %% ../nbs/20_asteroids.ipynb #1b9a2046
-def load_classifier(weights_file, name=None, experiment=None, channels=None, threshold=None) -> dict:
-    """A trained asteroid model ready for `score_items`, from its card or bare Keras weights (arguments as in `classify_items`):
-    dict(kind "trees", "cnn" or "rule", threshold, channels, gate, ...). A CNN is built at its first use, for the cutouts'
-    size, and kept. `gate`: the card's physical gate (`regimes.gate`'s settings), None for a model without one."""
-    from astronb.cards import read_card
-
-    if weights_file is None:
-        raise FileNotFoundError("pass the trained model: its card (.card.json) or weights (.weights.h5)")
-    card, w = read_card(weights_file)
-    if card is None and w.suffix == ".joblib":
-        raise ValueError(
-            f"{w}: a scikit-learn model is loaded only through its model card (.card.json), whose SHA-256 guards the pickle"
-        )
-    arch, pre, op = (card["architecture"], card["preprocessing"], card["operating_point"]) if card else ({}, {}, {})
-    common = dict(threshold=threshold if threshold is not None else op.get("threshold", 0.5), gate=pre.get("gate"))
-    if arch.get("framework") == "rule":
-        return dict(kind="rule", channels=1, **common)
-    if arch.get("framework") == "sklearn":
-        import joblib
-
-        return dict(
-            kind="trees", model=joblib.load(w), features=list(pre.get("features", ALERT_FEATURES)), channels=1, **common
-        )
-    return dict(
-        kind="cnn",
-        name=name or arch.get("model", "inceptionv3"),
-        experiment=experiment or arch.get("experiment", 3),
-        channels=channels or pre.get("channels") or 1,
-        scaling=pre.get("feature_scaling"),
-        weights=w,
-        built={},
-        **common,
-    )
-
 # %% ../nbs/20_asteroids.ipynb #e1f71d1c
 def score_cutouts(clf: dict, cs: CutoutSet) -> np.ndarray:
-    "The model's own asteroid score of each cutout (before any gate): trees on the alert features, a CNN, or 1 for a rule."
+    """The model's own asteroid score of each cutout (before any gate): trees on the alert features, a CNN, or 1 for a
+    rule."""
     if not len(cs):
         return np.zeros(0)  # e.g. one corrupt packet: nothing to score
     if clf["kind"] == "rule":
@@ -917,8 +229,9 @@ def score_cutouts(clf: dict, cs: CutoutSet) -> np.ndarray:
 
 # %% ../nbs/20_asteroids.ipynb #b7c2e4a1
 def score_table(clf: dict, cs: CutoutSet) -> pd.DataFrame:
-    """`cs.index` with the decision: `model_score` (the model's own), `regime` (`regimes.regime`), `reason` (why the card's
-    gate decided, '' where the model did), `score` (0 where the gate decided) and `asteroid` (score >= threshold)."""
+    """`cs.index` with the decision: `model_score` (the model's own), `regime` (`regimes.regime`), `reason` (why the
+    card's gate decided, '' where the model did), `score` (0 where the gate decided) and `asteroid` (score >=
+    threshold)."""
     from astronb import regimes
 
     df = cs.index.copy()
@@ -940,8 +253,8 @@ def score_table(clf: dict, cs: CutoutSet) -> pd.DataFrame:
 
 # %% ../nbs/20_asteroids.ipynb #b7c2e4a2
 def score_items(clf: dict, items, report=print) -> pd.DataFrame:
-    """Asteroid scores and decisions (`score_table`) for the cutouts of `items` (`load_items`, which tells `report` what it
-    skips), one row per alert or cutout, provenance first."""
+    """Asteroid scores and decisions (`score_table`) for the cutouts of `items` (`load_items`, which tells `report` what
+    it skips), one row per alert or cutout, provenance first."""
     cs = load_items(items, 32, clf["channels"], report=report)
     if not len(cs):
         raise ValueError("no alert or cutout could be read from the inputs (each one is reported above)")
@@ -951,13 +264,13 @@ def score_items(clf: dict, items, report=print) -> pd.DataFrame:
 def classify_items(
     items, name=None, experiment=None, weights_file=None, channels=None, threshold=None, out=None, report=print
 ) -> pd.DataFrame:
-    """Asteroid scores and decisions for the cutouts of `items`, one row per alert or cutout.
-    `weights_file`: a model card (`.card.json`, saved by the asteroid study) or Keras weights (`.weights.h5`). The card says which
-    of the study's models it is: a CNN on the stamps, a CNN on the stamps and the alert features (with the features' scaling),
-    or gradient-boosted trees on the alert features (a `.joblib` file, loaded only through its card); it gives the model,
-    experiment, channels and the threshold chosen on validation alerts, and arguments that are not None override them.
-    Without a card: inceptionv3, experiment 3, 1 channel, threshold 0.5. The same as `score_items(load_classifier(...), items)`;
-    `report` is told of each input left out."""
+    """Asteroid scores and decisions for the cutouts of `items`, one row per alert or cutout. `weights_file`: a model
+    card (`.card.json`, saved by the asteroid study) or Keras weights (`.weights.h5`). The card says which of the
+    study's models it is: a CNN on the stamps, a CNN on the stamps and the alert features (with the features'
+    scaling), or gradient-boosted trees on the alert features (a `.joblib` file, loaded only through its card); it
+    gives the model, experiment, channels and the threshold chosen on validation alerts, and arguments that are not
+    None override them. Without a card: inceptionv3, experiment 3, 1 channel, threshold 0.5. The same as
+    `score_items(load_classifier(...), items)`; `report` is told of each input left out."""
     df = score_items(load_classifier(weights_file, name, experiment, channels, threshold), items, report=report)
     if out:
         with atomic_write(out) as f:
@@ -971,9 +284,9 @@ def _classifier_once(weights_file: str, name, experiment, channels, threshold):
 
 
 def classify_part(item, weights_file, name=None, experiment=None, channels=None, threshold=None) -> tuple:
-    """(scores, info) of one alert file, Parquet partition or cutout set, for `survey.run_frames`; the model is loaded once per
-    process. A file that yields no cutout (a corrupt packet) gives an empty table and its reason in info["error"]: one bad
-    file of a night is reported, not fatal."""
+    """(scores, info) of one alert file, Parquet partition or cutout set, for `survey.run_frames`; the model is loaded
+    once per process. A file that yields no cutout (a corrupt packet) gives an empty table and its reason in
+    info["error"]: one bad file of a night is reported, not fatal."""
     clf = _classifier_once(str(weights_file), name, experiment, channels, threshold)
     notes = []
     try:
@@ -989,8 +302,9 @@ def classify_part(item, weights_file, name=None, experiment=None, channels=None,
 def score_at_recall(
     variant: str, y_val, p_val, y_test, p_test, valid, recall_target: float = 0.95, seed: int = 0
 ) -> tuple:
-    """(rows, threshold) for one variant. y_val, p_val: validation labels and asteroid scores (the threshold is chosen on them);
-    y_test, p_test: test labels and scores; valid: test alerts whose cross-match is trustworthy; seed: of the bootstrap intervals."""
+    """(rows, threshold) for one variant. y_val, p_val: validation labels and asteroid scores (the threshold is chosen
+    on them); y_test, p_test: test labels and scores; valid: test alerts whose cross-match is trustworthy; seed: of
+    the bootstrap intervals."""
     from sklearn.metrics import average_precision_score
     from astronb.metrics import ranking_scores, threshold_for_recall
 
@@ -1032,16 +346,17 @@ def score_at_recall(
 
 # %% ../nbs/20_asteroids.ipynb #49dc1e1c
 class VariantResults:
-    """The variants a study takes to real alerts, one `add` each: test rows (`score_at_recall`), test scores, thresholds and
-    saved weights. model_dir: where the weights go; recall_target and seed: as in `score_at_recall`."""
+    """The variants a study takes to real alerts, one `add` each: test rows (`score_at_recall`), test scores, thresholds
+    and saved weights. model_dir: where the weights go; recall_target and seed: as in `score_at_recall`."""
 
     def __init__(self, model_dir, recall_target: float = 0.95, seed: int = 0):
         self.model_dir, self.recall_target, self.seed = Path(model_dir), recall_target, seed
         self.rows, self.scores, self.thresholds, self.saved = [], {}, {}, {}
 
     def add(self, label: str, variant: str, predict, R: dict, val=None, model=None) -> float:
-        """Score `predict` (CutoutSet -> asteroid probabilities) on R["val"] (its valid alerts unless `val` is given) and
-        R["test"]; keep the rows under `variant` and the scores under `label`; save a Keras `model`'s weights atomically."""
+        """Score `predict` (CutoutSet -> asteroid probabilities) on R["val"] (its valid alerts unless `val` is given)
+        and R["test"]; keep the rows under `variant` and the scores under `label`; save a Keras `model`'s weights
+        atomically."""
         val = (
             R["val"].subset(np.flatnonzero(R["val"].index.crossmatch_valid)) if val is None else val
         )  # trustworthy labels only

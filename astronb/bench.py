@@ -41,7 +41,8 @@ def dense_boxes(n: int, seed: int = 0):
 
 # %% ../nbs/06_bench.ipynb #02ba51db
 def _interleaved_s(fns: dict, repeats: int) -> dict:
-    "Median seconds of each function, its runs alternating with the others' (one warm-up each first: JIT compilation, caches)."
+    """Median seconds of each function, its runs alternating with the others' (one warm-up each first: JIT compilation,
+    caches)."""
     for f in fns.values():
         f()
     ts = {k: [] for k in fns}
@@ -124,7 +125,8 @@ def bench_softnms(
 def bench_detect(
     backbones=("resnet18", "resnet50"), frames=3, weights=None, repeats=3, verbose=True, fpn_widths=(128,)
 ) -> pd.DataFrame:
-    "Seconds per 500x500 frame: network (per backbone and FPN width, or per trained checkpoint) and sep, measured side by side."
+    """Seconds per 500x500 frame: network (per backbone and FPN width, or per trained checkpoint) and sep, measured side
+    by side."""
     from astronb import starfield as sf
 
     imgs = [f[0] for f in bench_frames(frames)]
@@ -153,14 +155,16 @@ def bench_detect(
             )
             if verbose:
                 print(
-                    f"{bb:9s} FPN {fpn:3d}  network {net_s:6.3f} s/frame   sep {sep_s:6.3f} s/frame   ratio {net_s / sep_s:7.1f}",
+                    f"{bb:9s} FPN {fpn:3d}  network {net_s:6.3f} s/frame   sep {sep_s:6.3f} s/frame   ratio "
+                    f"{net_s / sep_s:7.1f}",
                     flush=True,
                 )
     return pd.DataFrame(rows)
 
 # %% ../nbs/06_bench.ipynb #a7fd945c
 def bench_frames(n: int, size: int = 500, seed: int = 100) -> list:
-    "n simulated (image, truth, params) size x size frames like the real wide-field ones (calibrated gain, zero point and seeing), with the source density of 184 per 500 x 500."
+    """n simulated (image, truth, params) size x size frames like the real wide-field ones (calibrated gain, zero point
+    and seeing), with the source density of 184 per 500 x 500."""
     from astronb.simulator import SimConfig, simulate_frame
 
     cfg = SimConfig(size=size, gain=2.5, zero_point=31.6, fwhm=(3.7, 5.0), sources_per_frame=184 * (size / 500) ** 2)
@@ -176,7 +180,8 @@ def _status_mib(key):
 
 
 def _rss_of_one_frame(weights, frame_npy, norm, score_min, runtime=None):
-    "(MiB resident with the model loaded and the frame read, peak MiB during its detection): Linux's peak counter is reset in between."
+    """(MiB resident with the model loaded and the frame read, peak MiB during its detection): Linux's peak counter is
+    reset in between."""
     from astronb.runtime import open_detector
     from astronb.starfield import detect_frame
 
@@ -217,11 +222,12 @@ def bench_runtimes(
     runtimes=("torch", "onnxruntime", "openvino"),
 ) -> tuple:
     """(timings, agreement) of one trained starfield detector on each of `runtimes` and of sep, timed side by side.
-    weights: its card or checkpoint; onnx: its `.onnx` export (default: exported now into a temporary folder); frames, size:
-    simulated frames (`bench_frames`); repeats: timed passes over the frames, alternating runtimes; peak_rss: also each
-    runtime's peak memory on one frame, in a fresh process; runtimes: 'torch' (eager, the reference), 'onnxruntime',
-    'openvino'. timings: seconds per frame, ratios to torch and to sep on the same frames, detections, threads (and MiB);
-    agreement: per runtime, `catalogue_agreement` with eager torch summed over the frames."""
+    weights: its card or checkpoint; onnx: its `.onnx` export (default: exported now into a temporary folder);
+    frames, size: simulated frames (`bench_frames`); repeats: timed passes over the frames, alternating runtimes;
+    peak_rss: also each runtime's peak memory on one frame, in a fresh process; runtimes: 'torch' (eager, the
+    reference), 'onnxruntime', 'openvino'. timings: seconds per frame, ratios to torch and to sep on the same frames,
+    detections, threads (and MiB); agreement: per runtime, `catalogue_agreement` with eager torch summed over the
+    frames."""
     import tempfile
     from astronb.cards import read_card
     from astronb.runtime import export_detector, open_detector
@@ -279,8 +285,9 @@ def bench_annotate(
     verbose: bool = True,
 ) -> tuple:
     """(timings, agreement) of sliced whole-frame annotation (`deepspace.annotator`'s steps) of one synthetic frame of
-    `size` (width, height) with the YOLO model of `weights` (its card) on each of `runtimes` ('torch': Ultralytics' eager
-    model, 'onnx', 'openvino': its exports, made now in a temporary folder); repeats: timed passes, alternating runtimes."""
+    `size` (width, height) with the YOLO model of `weights` (its card) on each of `runtimes` ('torch': Ultralytics'
+    eager model, 'onnx', 'openvino': its exports, made now in a temporary folder); repeats: timed passes, alternating
+    runtimes."""
     import tempfile
     from astronb import deepspace as ds
     from astronb.runtime import catalogue_agreement
@@ -332,7 +339,8 @@ def bench_annotate(
 # %% ../nbs/06_bench.ipynb #335864f4
 def bench_workers(weights, workers=(1, 2), frames: int = 8, size: int = 500, verbose: bool = True) -> pd.DataFrame:
     """Frames per second of `survey.run_frames` over the same simulated FITS frames for each worker count, with the
-    throughput ratio to the first. weights: a starfield card, checkpoint or .onnx (the card's normalisation and score cut)."""
+    throughput ratio to the first. weights: a starfield card, checkpoint or .onnx (the card's normalisation and score
+    cut)."""
     import tempfile
     from functools import partial
     from astronb.cards import read_card

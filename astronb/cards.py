@@ -32,10 +32,10 @@ def write_card(
     params: dict | None = None,
     **extra,
 ) -> Path:
-    """Write the model card of `weights` atomically and return its path.
-    architecture: what rebuilds the model; preprocessing: input channels and normalisation; operating_point: the thresholds
-    chosen on validation data (and on what); test_metrics: scores on the test data with their intervals;
-    training_data: {file: sha256} of the training inputs; params: the run's parameters."""
+    """Write the model card of `weights` atomically and return its path. architecture: what rebuilds the model;
+    preprocessing: input channels and normalisation; operating_point: the thresholds chosen on validation data (and
+    on what); test_metrics: scores on the test data with their intervals; training_data: {file: sha256} of the
+    training inputs; params: the run's parameters."""
     w = Path(weights)
     if not w.is_file():
         raise FileNotFoundError(f"cannot write a card for {w}: the weights file does not exist")
@@ -62,8 +62,8 @@ def write_card(
 
 # %% ../nbs/08_cards.ipynb #13179c12
 def read_card(path) -> tuple:
-    """(card dict, weights path) from a card or from the weights it describes. The weights' SHA-256 must match the card's;
-    weights without a card give (None, weights path)."""
+    """(card dict, weights path) from a card or from the weights it describes. The weights' SHA-256 must match the
+    card's; weights without a card give (None, weights path)."""
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p} not found: pass a weights file or its .card.json")
@@ -95,7 +95,8 @@ def read_card(path) -> tuple:
 
 # %% ../nbs/08_cards.ipynb #b8c2d002
 def study_model(study: str, key: str = "default") -> Path:
-    "The card of model `key` that the last reproduce run of `study` names in its manifest; a clear error when there is none."
+    """The card of model `key` that the last reproduce run of `study` names in its manifest; a clear error when there is
+    none."""
     from astronb.core import paths
 
     P = paths()
@@ -114,8 +115,8 @@ def study_model(study: str, key: str = "default") -> Path:
 
 # %% ../nbs/08_cards.ipynb #c0d552a7
 def export_path(weights, out=None, suffix: str = ".onnx") -> Path:
-    """Where an export of `weights` goes: `out`, or `<stem>_onnx<suffix>` beside the weights. A name whose card would be the
-    source's card, or without `suffix`, is refused."""
+    """Where an export of `weights` goes: `out`, or `<stem>_onnx<suffix>` beside the weights. A name whose card would be
+    the source's card, or without `suffix`, is refused."""
     w = Path(weights)
     p = Path(out) if out else w.with_name(w.name.split(".")[0] + "_onnx" + suffix)
     if p.suffix != suffix:
@@ -126,7 +127,8 @@ def export_path(weights, out=None, suffix: str = ".onnx") -> Path:
 
 # %% ../nbs/08_cards.ipynb #b9ab7111
 def write_export_card(out, card: dict, source, **architecture) -> Path:
-    "The card of `out`, an export of `source` described by `card`: the same preprocessing, operating point and test metrics, with `architecture` added (runtime, opset...)."
+    """The card of `out`, an export of `source` described by `card`: the same preprocessing, operating point and test
+    metrics, with `architecture` added (runtime, opset...)."""
     arch = {
         **card.get("architecture", {}),
         **architecture,

@@ -44,7 +44,8 @@ def project_root() -> Path:
 
 # %% ../nbs/00_core.ipynb #a8db23b1
 def paths() -> SimpleNamespace:
-    "All project folders in one place; `cache`, `results` and `build` honour `ASTRONB_CACHE`, `ASTRONB_RESULTS`, `ASTRONB_BUILD`."
+    """All project folders in one place; `cache`, `results` and `build` honour `ASTRONB_CACHE`, `ASTRONB_RESULTS`,
+    `ASTRONB_BUILD`."""
     root = project_root()
     cache = (
         Path(os.environ["ASTRONB_CACHE"]).expanduser() if os.environ.get("ASTRONB_CACHE") else root / "data" / "cache"
@@ -67,9 +68,9 @@ def paths() -> SimpleNamespace:
 
 # %% ../nbs/00_core.ipynb #7189ac65
 def seed_everything(seed: int, frameworks=("torch", "tensorflow"), deterministic: bool = True) -> dict:
-    """Seed Python, NumPy and the named deep-learning frameworks; returns what was seeded and which determinism switches are on.
-    `deterministic`: PyTorch's deterministic algorithms (a warning where an op has none), cuDNN without autotuning, and
-    TensorFlow's op determinism, so that one machine gives the same bytes on every run."""
+    """Seed Python, NumPy and the named deep-learning frameworks; returns what was seeded and which determinism switches
+    are on. `deterministic`: PyTorch's deterministic algorithms (a warning where an op has none), cuDNN without
+    autotuning, and TensorFlow's op determinism, so that one machine gives the same bytes on every run."""
     import numpy as np
 
     if not isinstance(seed, int) or seed < 0:
@@ -127,8 +128,9 @@ def _umask() -> int:
 
 
 def atomic_save(path, save) -> Path:
-    """Call `save(tmp_path)` (for writers that want a file name, like `savefig`), then rename to `path`. The temporary name
-    ends with the whole file name, so writers that read the ending (`x.weights.h5` for Keras, `.png` for savefig) accept it."""
+    """Call `save(tmp_path)` (for writers that want a file name, like `savefig`), then rename to `path`. The temporary
+    name ends with the whole file name, so writers that read the ending (`x.weights.h5` for Keras, `.png` for
+    savefig) accept it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp_{path.name}")
@@ -193,7 +195,8 @@ def package_versions(names=STACK) -> dict:
 
 # %% ../nbs/00_core.ipynb #ca2dc71b
 def git_info(root=None) -> dict:
-    "Commit and dirty flag of the checkout (None when it is not a git clone); rewritten study outputs (results/) do not count as dirty."
+    """Commit and dirty flag of the checkout (None when it is not a git clone); rewritten study outputs (results/) do
+    not count as dirty."""
     root = Path(root or project_root())
 
     def git(*a):
@@ -241,7 +244,8 @@ def utc_now() -> str:
 
 # %% ../nbs/00_core.ipynb #e0c0a101
 def _anchors() -> list:
-    "(folder, label) pairs by which committed results name files: the project, the build and cache folders, the data mirror."
+    """(folder, label) pairs by which committed results name files: the project, the build and cache folders, the data
+    mirror."""
     P = paths()
     mirror = Path(os.environ.get("ASTRONB_DATA_MIRROR") or P.root.parent / "shared" / "data")
     return [
@@ -256,7 +260,8 @@ def _anchors() -> list:
 
 
 def portable_path(p) -> str:
-    "`p` as committed results name it: relative to the project, else to `$ASTRONB_BUILD`, `$ASTRONB_CACHE` or the data mirror."
+    """`p` as committed results name it: relative to the project, else to `$ASTRONB_BUILD`, `$ASTRONB_CACHE` or the data
+    mirror."""
     p = Path(p).resolve()
     for base, label in _anchors():
         if p.is_relative_to(base):

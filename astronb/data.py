@@ -66,7 +66,8 @@ class Dataset:
 
 
 def _registry_files(name: str, url_pattern: str) -> list:
-    "Read `data/registry/<name>.tsv` (name, size, sha256, and optionally the file's own URL when the files come from several places)."
+    """Read `data/registry/<name>.tsv` (name, size, sha256, and optionally the file's own URL when the files come from
+    several places)."""
     tsv = paths().registry / f"{name}.tsv"
     out = []
     for i, line in enumerate(tsv.read_text().splitlines(), 1):
@@ -147,7 +148,8 @@ def _declare() -> dict:
             "Möller, A. et al. (2021). FINK. MNRAS 501, 3272.",
             homepage="https://github.com/astrolabsoftware/fink-science",
             url_pattern="{name}",  # each file's URL is in the registry
-            description="184 distinct alerts (196 rows) from several nights in 2019-2024, 182 with no known solar-system object "
+            description="184 distinct alerts (196 rows) from several nights in 2019-2024, 182 with no known "
+            "solar-system object "
             "within 30 arcsec: trustworthy negatives. Avro files hold one alert; Parquet files many.",
         ),
     ]

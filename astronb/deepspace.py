@@ -100,7 +100,8 @@ def to_yolo(boxes, width, height, cls=0):
     for b in boxes:
         x1, y1, x2, y2 = b[:4]
         out.append(
-            f"{cls} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} {(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}"
+            f"{cls} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} {(x2 - x1) / width:.6f} "
+            f"{(y2 - y1) / height:.6f}"
         )
     return out
 
@@ -175,7 +176,8 @@ def find_pairs(root):
 
 # %% ../nbs/10_deepspace.ipynb #a9b58abc
 def validate_label_file(path, n_classes: int = 1) -> tuple:
-    "(lines, issues): the valid label lines, and an Issue for each bad line (five numbers, known class, in [0, 1], positive size, no duplicate)."
+    """(lines, issues): the valid label lines, and an Issue for each bad line (five numbers, known class, in [0, 1],
+    positive size, no duplicate)."""
     path = Path(path)
     good, issues, seen = [], [], set()
     try:
@@ -340,7 +342,8 @@ def prepare_dataset(
 
 # %% ../nbs/10_deepspace.ipynb #1b31a19a
 def box_sizes(prep: Prepared, images_root) -> pd.DataFrame:
-    "Width and height in pixels of every box of a prepared dataset (columns split, w, h), from its label files and the images' sizes."
+    """Width and height in pixels of every box of a prepared dataset (columns split, w, h), from its label files and the
+    images' sizes."""
     rows = []
     for r in prep.split.itertuples():
         lab = prep.root / "labels" / r.split / (Path(r.image).with_suffix("").as_posix().replace("/", "__") + ".txt")
@@ -355,9 +358,9 @@ def box_sizes(prep: Prepared, images_root) -> pd.DataFrame:
 def prepare_data(
     source: str = "synthetic", n_images: int = 80, seed: int = 0, fraction: float = 1.0, mirror=None
 ) -> tuple:
-    """(Prepared, extracted folder, input files for the manifest). source: "synthetic" (a look-alike archive of `n_images`
-    made from `seed`) or "deepspaceyolo" (Zenodo record 8387071, from `mirror`, $ASTRONB_DATA_MIRROR or the network);
-    seed: also the split's; fraction: of the images kept (quick runs on the real data)."""
+    """(Prepared, extracted folder, input files for the manifest). source: "synthetic" (a look-alike archive of
+    `n_images` made from `seed`) or "deepspaceyolo" (Zenodo record 8387071, from `mirror`, $ASTRONB_DATA_MIRROR or
+    the network); seed: also the split's; fraction: of the images kept (quick runs on the real data)."""
     from astronb.core import paths
     from astronb.data import default_mirror, fetch, safe_extract
 
@@ -414,9 +417,10 @@ def train_yolo(
 ) -> Path:
     """Train (or resume, or reuse a finished) YOLO run with Ultralytics; returns the path of its best weights.
     data_yaml: the dataset file of `prepare_dataset`; model: an architecture `.yaml` (from scratch) or `.pt` weights;
-    epochs, imgsz, batch, patience: as in Ultralytics; device: "cpu", a GPU index or a list of them (Ultralytics' own DDP);
-    project/name: the run folder (a finished run there is reused, an interrupted one resumed); seed: Ultralytics' seed
-    (deterministic); workers: data-loader processes; fraction: of the training images; **kw: passed to `YOLO.train`."""
+    epochs, imgsz, batch, patience: as in Ultralytics; device: "cpu", a GPU index or a list of them (Ultralytics' own
+    DDP); project/name: the run folder (a finished run there is reused, an interrupted one resumed); seed:
+    Ultralytics' seed (deterministic); workers: data-loader processes; fraction: of the training images; **kw: passed
+    to `YOLO.train`."""
     YOLO = _yolo()
     name = name or Path(str(model)).stem
     run_dir = Path(project) / name
@@ -457,8 +461,8 @@ def train_yolo(
 
 # %% ../nbs/10_deepspace.ipynb #e7c5903e
 def yolo_val(weights, data_yaml, split="val", imgsz=608, batch=8, device="cpu") -> tuple:
-    """Ultralytics' validation of `weights` on a split: (its metrics, the per-image matches it computed them from, a dict of
-    lists `tp` (n_pred, 10 IoU thresholds), `conf`, `pred_cls`, `target_cls`, one entry per image)."""
+    """Ultralytics' validation of `weights` on a split: (its metrics, the per-image matches it computed them from, a
+    dict of lists `tp` (n_pred, 10 IoU thresholds), `conf`, `pred_cls`, `target_cls`, one entry per image)."""
     model = _yolo()(str(weights))
     per_image = {}
 
@@ -484,7 +488,8 @@ def yolo_val(weights, data_yaml, split="val", imgsz=608, batch=8, device="cpu") 
 
 # %% ../nbs/10_deepspace.ipynb #cab00f7c
 def max_f1_conf(metrics) -> float:
-    "The confidence Ultralytics reports P, R and F1 at: the maximum of the class-mean F1 curve, smoothed as `ap_per_class` does."
+    """The confidence Ultralytics reports P, R and F1 at: the maximum of the class-mean F1 curve, smoothed as
+    `ap_per_class` does."""
     from ultralytics.utils.metrics import smooth
 
     f1 = np.asarray(metrics.box.f1_curve)
@@ -492,7 +497,8 @@ def max_f1_conf(metrics) -> float:
 
 # %% ../nbs/10_deepspace.ipynb #3a6291f3
 def image_counts(per_image: dict, conf: float) -> np.ndarray:
-    "(n_images, 3) counts per image of predictions with confidence >= `conf`, true boxes, and predictions matched at IoU 0.5."
+    """(n_images, 3) counts per image of predictions with confidence >= `conf`, true boxes, and predictions matched at
+    IoU 0.5."""
     return np.array(
         [
             [int((c >= conf).sum()), len(t), int(tp[c >= conf, 0].sum())]
@@ -503,7 +509,8 @@ def image_counts(per_image: dict, conf: float) -> np.ndarray:
 
 # %% ../nbs/10_deepspace.ipynb #e484dd08
 def map_interval(per_image: dict, n_boot: int = 1000, seed: int = 0) -> dict:
-    "mAP50 and mAP50-95 of the per-image matches (Ultralytics' `ap_per_class`) with seeded bootstrap intervals over images."
+    """mAP50 and mAP50-95 of the per-image matches (Ultralytics' `ap_per_class`) with seeded bootstrap intervals over
+    images."""
     from ultralytics.utils.metrics import ap_per_class
     from astronb.metrics import bootstrap
 
@@ -539,8 +546,9 @@ def evaluate_yolo(
     val_split="val",
     test_split="test",
 ) -> dict:
-    """Test metrics of a trained model at an operating confidence chosen on `val_split` (or the given `conf`), with intervals:
-    Wilson for precision and recall, bootstrap over test images for F1, mAP50 and mAP50-95; plus the test PR / F1 curves."""
+    """Test metrics of a trained model at an operating confidence chosen on `val_split` (or the given `conf`), with
+    intervals: Wilson for precision and recall, bootstrap over test images for F1, mAP50 and mAP50-95; plus the test
+    PR / F1 curves."""
     from astronb.metrics import wilson, detection_interval
 
     chosen_on, val = "given", {}
@@ -587,8 +595,9 @@ def write_yolo_card(
     params: dict | None = None,
     training_data: dict | None = None,
 ) -> Path:
-    """Write the model card of trained YOLO `weights` from its `evaluate_yolo` result; returns the card's path.
-    `tile`: the size of the training patches (608 px in DeepSpaceYoloDataset), the tile size for sliced inference on whole frames."""
+    """Write the model card of trained YOLO `weights` from its `evaluate_yolo` result; returns the card's path. `tile`:
+    the size of the training patches (608 px in DeepSpaceYoloDataset), the tile size for sliced inference on whole
+    frames."""
     from astronb.cards import write_card
 
     names = _yolo()(str(weights)).names
@@ -603,7 +612,8 @@ def write_yolo_card(
             imgsz=int(imgsz),
             tile=int(tile),
             overlap=float(overlap),
-            input="RGB image; frames larger than a tile are cut into overlapping tiles, each resized to imgsz (sliced inference)",
+            input="RGB image; frames larger than a tile are cut into overlapping tiles, each resized to imgsz (sliced "
+            "inference)",
         ),
         op,
         {k: v for k, v in ev.items() if k != "curves"},
@@ -613,7 +623,8 @@ def write_yolo_card(
 
 # %% ../nbs/10_deepspace.ipynb #d5e7f101
 def yolo_weights(weights) -> tuple:
-    "(card, path) of YOLO weights safe to load: a .pt only through its card (SHA-256 checked), an .onnx with or without one."
+    """(card, path) of YOLO weights safe to load: a .pt only through its card (SHA-256 checked), an .onnx with or
+    without one."""
     from astronb.cards import read_card
 
     card, w = read_card(weights)
@@ -627,11 +638,12 @@ def yolo_weights(weights) -> tuple:
 
 # %% ../nbs/10_deepspace.ipynb #78b246c4
 def export_yolo(weights, out=None, dynamic: bool = True, format: str = "onnx") -> Path:
-    """Export trained YOLO weights (a .pt file or its card) with Ultralytics' own exporter, for `annotate` on ONNX Runtime
-    (format 'onnx': returns the .onnx path, default `<stem>_onnx.onnx` beside the weights) or on OpenVINO (format
-    'openvino': returns the model's .xml inside the folder `<stem>_openvino_model/` beside the weights, default). With a
-    card, the export gets its own (`cards.write_export_card`: same image size, tiles, overlap and operating confidence; for
-    OpenVINO beside the .xml, inside the folder). dynamic: the model takes any input size (else only the card's imgsz)."""
+    """Export trained YOLO weights (a .pt file or its card) with Ultralytics' own exporter, for `annotate` on ONNX
+    Runtime (format 'onnx': returns the .onnx path, default `<stem>_onnx.onnx` beside the weights) or on OpenVINO
+    (format 'openvino': returns the model's .xml inside the folder `<stem>_openvino_model/` beside the weights,
+    default). With a card, the export gets its own (`cards.write_export_card`: same image size, tiles, overlap and
+    operating confidence; for OpenVINO beside the .xml, inside the folder). dynamic: the model takes any input size
+    (else only the card's imgsz)."""
     import shutil
     import tempfile
     from astronb.cards import export_path, write_export_card
@@ -677,7 +689,8 @@ def _openvino_f32(model, xml: Path, imgsz: int, device):
     be = getattr(getattr(model.predictor, "model", None), "backend", None)
     if be is None or not hasattr(be, "compile_model") or not hasattr(be, "ov_compiled_model"):
         raise RuntimeError(
-            f"{xml}: this Ultralytics version's OpenVINO backend cannot be set to float32; annotate with the .onnx export"
+            f"{xml}: this Ultralytics version's OpenVINO backend cannot be set to float32; annotate with the .onnx "
+            "export"
         )
     be.compile_model = partial(
         be.compile_model, config={**be.compile_model.keywords.get("config", {}), "INFERENCE_PRECISION_HINT": "f32"}
@@ -689,7 +702,8 @@ def yolo_predictor(weights, imgsz=608, conf=0.25, device="cpu"):
     "A `predict(rgb uint8 array) -> (boxes, scores, classes)` function for a YOLO weights file."
     if not Path(weights).is_file():  # Ultralytics would try to download an unknown name from the internet
         raise FileNotFoundError(
-            f"weights file {weights} not found: train one with `astronb train deepspace` or pass a local .pt file (or its .onnx export)"
+            f"weights file {weights} not found: train one with `astronb train deepspace` or pass a local .pt file (or "
+            "its .onnx export)"
         )
     import torch
 
@@ -720,10 +734,11 @@ def _readable(p: Path, report) -> bool:
 
 # %% ../nbs/10_deepspace.ipynb #f5151f56
 def annotator(weights, out_dir, imgsz=None, conf=None, device="cpu", tile=None, overlap=None, merge="hard"):
-    """A function `annotate_one(path) -> DataFrame` that detects on one image (sliced when larger than the model input) and
-    writes <stem>.png, <stem>.csv and <stem>.txt into `out_dir`; the model is loaded once. `weights`: a .pt file's model card,
-    or an .onnx export (or its card); the card's image size, tile size, overlap and operating confidence apply unless given
-    (without a card: 608 px, tiles of imgsz, overlap 0.25, confidence 0.25). An unreadable image is a ValueError naming it."""
+    """A function `annotate_one(path) -> DataFrame` that detects on one image (sliced when larger than the model input)
+    and writes <stem>.png, <stem>.csv and <stem>.txt into `out_dir`; the model is loaded once. `weights`: a .pt
+    file's model card, or an .onnx export (or its card); the card's image size, tile size, overlap and operating
+    confidence apply unless given (without a card: 608 px, tiles of imgsz, overlap 0.25, confidence 0.25). An
+    unreadable image is a ValueError naming it."""
     card, weights = yolo_weights(weights)
     pre = (card or {}).get("preprocessing", {})
     imgsz = imgsz or pre.get("imgsz", 608)
@@ -770,8 +785,8 @@ def annotator(weights, out_dir, imgsz=None, conf=None, device="cpu", tile=None, 
 
 # %% ../nbs/10_deepspace.ipynb #f5151f57
 def annotate(images, weights, out_dir, report=print, **kw) -> pd.DataFrame:
-    """`annotator(weights, out_dir, **kw)` applied to each of `images`. Every image is checked before any work; an image that
-    cannot be read is told to `report` and left out; a ValueError when none can be."""
+    """`annotator(weights, out_dir, **kw)` applied to each of `images`. Every image is checked before any work; an image
+    that cannot be read is told to `report` and left out; a ValueError when none can be."""
     images = [p for p in map(Path, images) if _readable(p, report)]
     if not images:
         raise ValueError("no readable image to annotate")

@@ -57,10 +57,11 @@ def build_detector(
     representation: int | None = None,
     fpn_channels: int = 128,
 ):
-    """Faster R-CNN + FPN for stars (1) and galaxies (2) at native resolution, one detection per proposal (`SourceRoIHeads`).
-    backbone: "resnet50" (the paper's) or "resnet18"; pretrained_backbone: a local torchvision ImageNet `.pth` file or None;
-    nms: "soft" (the project's Gaussian soft-NMS) or "hard"; detections: most kept per frame; proposals: RPN proposals per
-    frame at inference; representation: box-head width (None: 1024 for resnet50 as in torchvision, 256 for resnet18); fpn_channels: FPN width (128 here, torchvision's 256)."""
+    """Faster R-CNN + FPN for stars (1) and galaxies (2) at native resolution, one detection per proposal
+    (`SourceRoIHeads`). backbone: "resnet50" (the paper's) or "resnet18"; pretrained_backbone: a local torchvision
+    ImageNet `.pth` file or None; nms: "soft" (the project's Gaussian soft-NMS) or "hard"; detections: most kept per
+    frame; proposals: RPN proposals per frame at inference; representation: box-head width (None: 1024 for resnet50
+    as in torchvision, 256 for resnet18); fpn_channels: FPN width (128 here, torchvision's 256)."""
     from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
     from torchvision.models.detection.anchor_utils import AnchorGenerator
     from torchvision.models.detection.faster_rcnn import TwoMLPHead, FastRCNNPredictor
@@ -129,11 +130,11 @@ def source_detections(
     score_threshold: float = 0.001,
     legacy: bool = False,
 ) -> tuple:
-    """(boxes, scores, labels), one list entry per image, from the box head's raw outputs: one detection per proposal, scored
-    1 - P(background), called a galaxy when galaxy_odds x P(galaxy) > P(star), with that class's box, suppressed over both
-    classes at once (soft-NMS with method/sigma/score_threshold/legacy when `soft`, else hard NMS at `nms_thresh`), at most
-    `detections` per image. The one home of the detector's post-processing: `SourceRoIHeads` and the ONNX runtime
-    (`astronb.export.OnnxDetector`) both call it."""
+    """(boxes, scores, labels), one list entry per image, from the box head's raw outputs: one detection per proposal,
+    scored 1 - P(background), called a galaxy when galaxy_odds x P(galaxy) > P(star), with that class's box,
+    suppressed over both classes at once (soft-NMS with method/sigma/score_threshold/legacy when `soft`, else hard
+    NMS at `nms_thresh`), at most `detections` per image. The one home of the detector's post-processing:
+    `SourceRoIHeads` and the ONNX runtime (`astronb.export.OnnxDetector`) both call it."""
     n = [len(p) for p in proposals]
     boxes_all, probs_all = box_coder.decode(box_regression, proposals), F.softmax(class_logits, -1)
     out_b, out_s, out_l = [], [], []
@@ -188,7 +189,8 @@ class SourceRoIHeads(SoftNMSRoIHeads):
 
 # %% ../nbs/30b_detector.ipynb #25bfd542
 def prior_odds(train_fraction: float, prior: float) -> float:
-    "The factor on P(galaxy) that turns a classifier trained with `train_fraction` galaxies into one for a sky with `prior` galaxies (Bayes)."
+    """The factor on P(galaxy) that turns a classifier trained with `train_fraction` galaxies into one for a sky with
+    `prior` galaxies (Bayes)."""
     for name, f in (("train_fraction", train_fraction), ("prior", prior)):
         if not 0 < f < 1:
             raise ValueError(f"{name} must be a fraction in (0, 1), got {f}")
@@ -253,7 +255,8 @@ def load_detector(path, nms: str = "soft", **kw):
 
 # %% ../nbs/30b_detector.ipynb #e8128061
 def truth_boxes(truth: pd.DataFrame, shape, border: float = 5.0):
-    "Boxes (continuous pixel coordinates) and labels from a truth list; objects within `border` px of the edge are dropped."
+    """Boxes (continuous pixel coordinates) and labels from a truth list; objects within `border` px of the edge are
+    dropped."""
     h, w = shape
     u, v = truth.x.to_numpy() - 0.5, truth.y.to_numpy() - 0.5  # FITS 1-based centre -> continuous coordinates
     lab = np.where(truth.code.to_numpy() == 100, 1, 2)

@@ -72,7 +72,8 @@ def aperture_mag(img, x, y, zero_point: float, r: float = 3.0):
 # %% ../nbs/09a_extract.ipynb #4174cee4
 def psf_fwhm(img, det=None, half: int = 7, saturation: float = 65535, max_stars: int = 40) -> np.ndarray:
     """FWHM (px) of a Moffat2D fitted (astropy, trust-region least squares, Poisson + background weights) to each of the
-    brightest `max_stars` isolated point sources: unflagged, unsaturated, round, peak > 10 sigma, no other source within 1.5 `half`."""
+    brightest `max_stars` isolated point sources: unflagged, unsaturated, round, peak > 10 sigma, no other source
+    within 1.5 `half`."""
     import sep
     import warnings
     from astropy.modeling import models, fitting
@@ -122,7 +123,8 @@ def psf_fwhm(img, det=None, half: int = 7, saturation: float = 65535, max_stars:
 
 # %% ../nbs/09a_extract.ipynb #e19a7169
 def noise_correlation(img, lag: int = 2) -> float:
-    "Correlation of background-noise pixels `lag` px apart (mean of x and y), sources masked (sep, 3 sigma) and the background subtracted."
+    """Correlation of background-noise pixels `lag` px apart (mean of x and y), sources masked (sep, 3 sigma) and the
+    background subtracted."""
     import sep
 
     data, mask = sep_input(img)
@@ -143,7 +145,8 @@ def noise_correlation(img, lag: int = 2) -> float:
 
 # %% ../nbs/09a_extract.ipynb #4676b819
 def frame_stats(img, saturation: float = 65535) -> dict:
-    "Background level and RMS, seeing FWHM (px, Moffat fits) and its 2 r50 estimate, noise correlation and number of sep sources of a frame."
+    """Background level and RMS, seeing FWHM (px, Moffat fits) and its 2 r50 estimate, noise correlation and number of
+    sep sources of a frame."""
     det = detect_sep(img)
     fw = psf_fwhm(img, det, saturation=saturation)
     ok = (

@@ -49,8 +49,9 @@ def read_fits_image(path, hdu: int | None = None, dtype=np.float32):
 # %% ../nbs/02_io.ipynb #18ec6514
 def read_frame(path) -> tuple:
     """(image, header) of a FITS frame to detect on: `read_fits_image`, then checked to be one 2-D plane with data.
-    Length-1 leading axes (NAXIS3 = 1) are dropped; a cube, an empty image or one with no finite pixel is a `FormatError`
-    that names the file, what is wrong and the fix, instead of a traceback or an empty catalogue that looks like an empty sky."""
+    Length-1 leading axes (NAXIS3 = 1) are dropped; a cube, an empty image or one with no finite pixel is a
+    `FormatError` that names the file, what is wrong and the fix, instead of a traceback or an empty catalogue that
+    looks like an empty sky."""
     img, hdr = read_fits_image(path)
     shape = img.shape
     while img.ndim > 2 and img.shape[0] == 1:
@@ -97,7 +98,8 @@ def read_truth_list(path) -> pd.DataFrame:
 
 # %% ../nbs/02_io.ipynb #2dcb785b
 def read_sextractor_catalog(path) -> pd.DataFrame:
-    "A SExtractor ASCII_HEAD catalogue as a DataFrame, read by astropy's `ascii.sextractor` reader; the column units are in `df.attrs['units']`."
+    """A SExtractor ASCII_HEAD catalogue as a DataFrame, read by astropy's `ascii.sextractor` reader; the column units
+    are in `df.attrs['units']`."""
     from astropy.table import Table
 
     if not Path(path).exists():
@@ -106,7 +108,8 @@ def read_sextractor_catalog(path) -> pd.DataFrame:
         t = Table.read(str(path), format="ascii.sextractor")
     except Exception as e:
         raise FormatError(
-            f"{path}: not a SExtractor ASCII_HEAD catalogue ({type(e).__name__}: {e}); write it with CATALOG_TYPE ASCII_HEAD"
+            f"{path}: not a SExtractor ASCII_HEAD catalogue ({type(e).__name__}: {e}); write it with CATALOG_TYPE "
+            "ASCII_HEAD"
         ) from None
     text = [c for c in t.colnames if t[c].dtype.kind not in "iuf"]
     if text:
@@ -124,8 +127,9 @@ CATALOGUE_UNITS = dict(
 
 
 def write_catalogue(df: pd.DataFrame, path, meta: dict | None = None, units: dict | None = None) -> Path:
-    """Write a source catalogue atomically as ECSV (default), FITS (by extension) or CSV; `units` (column -> unit string)
-    extend `CATALOGUE_UNITS`; `meta` goes into the table's metadata (FITS: one header card per key, nested values as JSON)."""
+    """Write a source catalogue atomically as ECSV (default), FITS (by extension) or CSV; `units` (column -> unit
+    string) extend `CATALOGUE_UNITS`; `meta` goes into the table's metadata (FITS: one header card per key, nested
+    values as JSON)."""
     import json
     from astropy.table import Table
     import astropy.units as u
@@ -185,8 +189,9 @@ def write_regions(cat: pd.DataFrame, path, radius_px: float = 4.0, radius_arcsec
 
 # %% ../nbs/02_io.ipynb #b1c2d3f1
 def write_box_regions(boxes: pd.DataFrame, path, height: int) -> Path:
-    """Write boxes (x1, y1, x2, y2 in picture pixels, first row at the top; optional class_name, confidence) of a picture
-    `height` px tall as DS9 (.reg) or CRTF (.crtf) rectangles in the viewers' image coordinates (rows from the bottom)."""
+    """Write boxes (x1, y1, x2, y2 in picture pixels, first row at the top; optional class_name, confidence) of a
+    picture `height` px tall as DS9 (.reg) or CRTF (.crtf) rectangles in the viewers' image coordinates (rows from
+    the bottom)."""
     from regions import PixCoord, RectanglePixelRegion, RegionMeta, Regions, RegionVisual
     from astronb.core import atomic_write
 
@@ -215,7 +220,8 @@ def ztf_is_asteroid(candidate: dict, max_dist: float = 10.0) -> bool:
 
 # %% ../nbs/02_io.ipynb #55b6883b
 def ztf_crossmatch_valid(candidate: dict) -> bool:
-    "False when the solar-system or PS1 cross-match fields hold values the ZTF schema cannot produce (rewritten records)."
+    """False when the solar-system or PS1 cross-match fields hold values the ZTF schema cannot produce (rewritten
+    records)."""
     for k in ("ssdistnr", "distpsnr1"):
         v = candidate.get(k)
         if v is None:
@@ -260,7 +266,8 @@ def _alert_records(path):
 
 
 def read_ztf_alerts(path, stamps: bool = True) -> list:
-    "Alerts of one Avro or Parquet file as dicts: objectId, candid, candidate fields, label, and the three stamps as arrays."
+    """Alerts of one Avro or Parquet file as dicts: objectId, candid, candidate fields, label, and the three stamps as
+    arrays."""
     out = []
     try:
         for rec in _alert_records(path):

@@ -25,7 +25,8 @@ def _check_labels(y, n_classes: int, what: str) -> np.ndarray:
 
 # %% ../nbs/07_metrics.ipynb #6dcdf90c
 def threshold_for_recall(y_true, score, target: float = 0.95) -> dict:
-    "Highest threshold t with recall(score >= t) >= target (from sklearn's precision_recall_curve), and the precision and recall there."
+    """Highest threshold t with recall(score >= t) >= target (from sklearn's precision_recall_curve), and the precision
+    and recall there."""
     from sklearn.metrics import precision_recall_curve
 
     y = _check_labels(y_true, 2, "y_true")
@@ -71,7 +72,8 @@ def match_points(det_xy, true_xy, radius: float = 1.5, metric: str = "box"):
 # %% ../nbs/07_metrics.ipynb #945925f4
 def f_beta(p, r, beta: float = 1.0):
     """F-beta from precision and recall, scalars or arrays: (1 + b²) p r / (b² p + r); nan where both are 0 or either is
-    undefined. The one place the formula is written: detection_scores, the starfield per-magnitude tables and the study use it."""
+    undefined. The one place the formula is written: detection_scores, the starfield per-magnitude tables and the
+    study use it."""
     p, r = np.asarray(p, float), np.asarray(r, float)
     with np.errstate(invalid="ignore", divide="ignore"):
         f = (1 + beta * beta) * p * r / (beta * beta * p + r)
@@ -126,7 +128,8 @@ def bootstrap(stat, n_units: int, n_boot: int = 1000, seed: int = 0, conf: float
 
 # %% ../nbs/07_metrics.ipynb #e11b26af
 def verdict(lo, hi, bound, higher_is_better: bool = True) -> str:
-    "'met' when the interval [lo, hi] is entirely on the good side of `bound`, 'not met' when entirely on the bad side, else 'not established'."
+    """'met' when the interval [lo, hi] is entirely on the good side of `bound`, 'not met' when entirely on the bad
+    side, else 'not established'."""
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return "not established"
     if not higher_is_better:
@@ -148,9 +151,9 @@ def confusion(y_true, y_pred, n_classes: int = 2) -> np.ndarray:
 def classification_report(
     y_true, y_pred, names=("other", "asteroid"), proba=None, conf: float = 0.95, n_boot: int = 1000, seed: int = 0
 ) -> pd.DataFrame:
-    """sklearn's classification report as a DataFrame: per class precision, recall (Wilson intervals), F1 (bootstrap interval
-    over the samples) and support; then 'accuracy' (in the f1 column, Wilson interval) and, with probabilities, 'loss'
-    (sklearn's log loss, in the f1 column, bootstrap interval)."""
+    """sklearn's classification report as a DataFrame: per class precision, recall (Wilson intervals), F1 (bootstrap
+    interval over the samples) and support; then 'accuracy' (in the f1 column, Wilson interval) and, with
+    probabilities, 'loss' (sklearn's log loss, in the f1 column, bootstrap interval)."""
     from sklearn.metrics import classification_report as sk_report, log_loss
 
     k = len(names)
@@ -160,7 +163,8 @@ def classification_report(
     rows = []
     for c, n in enumerate(names):
         tp, n_pred, n_true = m[c, c], m[:, c].sum(), m[c, :].sum()
-        # F1 = 2 tp / (n_pred + n_true), per resample from the per-sample indicators (sklearn's f1_score 1000 times is too slow)
+        # F1 = 2 tp / (n_pred + n_true), per resample from the per-sample indicators (sklearn's f1_score 1000 times is
+        # too slow)
         t_, p_ = (yt == c).astype(float), (yp == c).astype(float)
 
         def f1(i):
@@ -213,7 +217,8 @@ def classification_report(
 
 # %% ../nbs/07_metrics.ipynb #57ed7559
 def ranking_scores(y_true, score, n_boot: int = 1000, seed: int = 0, conf: float = 0.95) -> dict:
-    "Threshold-free scores from sklearn: ROC AUC and average precision (area under the PR curve), each with a seeded bootstrap interval over the samples."
+    """Threshold-free scores from sklearn: ROC AUC and average precision (area under the PR curve), each with a seeded
+    bootstrap interval over the samples."""
     from sklearn.metrics import roc_auc_score, average_precision_score
 
     y, s = _check_labels(y_true, 2, "y_true"), np.asarray(score, float)
@@ -229,7 +234,8 @@ def ranking_scores(y_true, score, n_boot: int = 1000, seed: int = 0, conf: float
 
 # %% ../nbs/07_metrics.ipynb #84d1d59c
 def block_counts(det_xy, true_xy, matches, shape, block: int = 100) -> np.ndarray:
-    "(n_blocks, 3) counts of detections, true sources and matches per `block` x `block` px cell of a frame of `shape` (H, W); x, y 1-based."
+    """(n_blocks, 3) counts of detections, true sources and matches per `block` x `block` px cell of a frame of `shape`
+    (H, W); x, y 1-based."""
     H, W = shape
     ny, nx = -(-H // block), -(-W // block)
 
@@ -272,7 +278,8 @@ def _count_score(x, stat: str) -> float:
 
 def detection_interval(counts, stat: str = "f1", other=None, strata=None, n_boot: int = 1000, seed: int = 0) -> dict:
     """A detection score on summed block counts and its bootstrap interval: stat is 'f1', 'f2', 'precision' or 'recall'.
-    With `other` (the block counts of a second method on the same blocks), the ratio of the two scores, resampled in pairs."""
+    With `other` (the block counts of a second method on the same blocks), the ratio of the two scores, resampled in
+    pairs."""
     c = np.asarray(counts, float)
     o = None if other is None else np.asarray(other, float)
 
@@ -284,7 +291,8 @@ def detection_interval(counts, stat: str = "f1", other=None, strata=None, n_boot
 
 # %% ../nbs/07_metrics.ipynb #da44bb07
 def fold_ratio_interval(folds, stat: str = "f1", n_boot: int = 1000, seed: int = 0) -> dict:
-    "Mean over folds of score(method) / score(baseline); each fold is (method block counts, baseline block counts) on its test frame."
+    """Mean over folds of score(method) / score(baseline); each fold is (method block counts, baseline block counts) on
+    its test frame."""
     A = np.concatenate([np.asarray(a, float) for a, _ in folds])
     B = np.concatenate([np.asarray(b, float) for _, b in folds])
     strata = np.repeat(np.arange(len(folds)), [len(a) for a, _ in folds])

@@ -40,7 +40,8 @@ def regime(F: pd.DataFrame) -> np.ndarray:
 
 # %% ../nbs/20d_regimes.ipynb #3b285170
 def gate(F: pd.DataFrame, history_days: float | None = HISTORY_DAYS, negative_difference: bool = True) -> np.ndarray:
-    "Per alert, why it cannot be a moving object ('' where a model decides): an earlier detection here, or a negative difference."
+    """Per alert, why it cannot be a moving object ('' where a model decides): an earlier detection here, or a negative
+    difference."""
     why = np.full(len(F), "", dtype=object)
     if negative_difference:
         why[_column(F, "isdiffpos") == 0] = (
@@ -63,7 +64,8 @@ ROID_SGSCORE, ROID_PS1_ARCSEC, ROID_PAIR_DAYS = 0.76, 5.0, 30 / 1440  # Fink's a
 
 
 def roid_catcher(F: pd.DataFrame) -> np.ndarray:
-    "Fink's asteroid catcher without the cross-match step (1 = probable asteroid): see the text above for its four cuts."
+    """Fink's asteroid catcher without the cross-match step (1 = probable asteroid): see the text above for its four
+    cuts."""
     sg, dist = _column(F, "sgscore1"), _column(F, "distpsnr1")
     n, days = _column(F, "ndethist"), _column(F, "days_since_first")
     not_star = ~(sg >= ROID_SGSCORE)  # no PS1 source (NaN, Fink's -999) passes
@@ -165,7 +167,8 @@ REGIME_RULES = dict(
 # %% ../nbs/20d_regimes.ipynb #f7a8b003
 @dataclass
 class GatedTrees:
-    "A fitted gated model: the trees, their threshold, the recall they had to keep, and per training alert the gate and score."
+    """A fitted gated model: the trees, their threshold, the recall they had to keep, and per training alert the gate
+    and score."""
 
     model: FoldEnsemble
     threshold: float
@@ -206,7 +209,8 @@ def fit_gated_trees(
 
 # %% ../nbs/20d_regimes.ipynb #f7a8b005
 def gated_trees_card(gt: GatedTrees, recall: float) -> dict:
-    "The card fields of a `GatedTrees` model: architecture, preprocessing (features, constraints, gate) and operating point."
+    """The card fields of a `GatedTrees` model: architecture, preprocessing (features, constraints, gate) and operating
+    point."""
     m0 = gt.model.models[0]
     return dict(
         architecture=dict(
@@ -223,6 +227,7 @@ def gated_trees_card(gt: GatedTrees, recall: float) -> dict:
         ),
         operating_point=dict(
             threshold=gt.threshold,
-            rule=f"highest threshold with recall >= {gt.open_recall:.3f} (pooled {recall}) on out-of-fold scores of the open alerts",
+            rule=f"highest threshold with recall >= {gt.open_recall:.3f} (pooled {recall}) on out-of-fold scores of "
+            "the open alerts",
         ),
     )

@@ -35,8 +35,8 @@ def markdown_table(df: pd.DataFrame, digits: int = 3, index: bool = False) -> st
 
 # %% ../nbs/03_report.ipynb #46bce646
 def _inline_image(path, max_width: int = 900, max_bytes: int = 250_000):
-    """The bytes and format to show a saved PNG inline: as is when small; else at most `max_width` px wide and, when still
-    large (images of the sky compress badly as PNG), as JPEG. The file on disk keeps its full resolution."""
+    """The bytes and format to show a saved PNG inline: as is when small; else at most `max_width` px wide and, when
+    still large (images of the sky compress badly as PNG), as JPEG. The file on disk keeps its full resolution."""
     data = Path(path).read_bytes()
     if len(data) <= max_bytes:
         return data, "png"
@@ -56,7 +56,8 @@ def _inline_image(path, max_width: int = 900, max_bytes: int = 250_000):
 
 
 def _show_png(path):
-    "Show the PNG just written in the running notebook (small enough to keep the executed notebook light), whatever matplotlib's backend; nothing outside IPython."
+    """Show the PNG just written in the running notebook (small enough to keep the executed notebook light), whatever
+    matplotlib's backend; nothing outside IPython."""
     try:
         from IPython import get_ipython
     except ImportError:

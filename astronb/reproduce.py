@@ -36,7 +36,8 @@ def load_params(study: str, scale: str = "smoke") -> dict:
 
 # %% ../nbs/04_reproduce.ipynb #958bf646
 def study_dir(study: str, scale: str = "smoke") -> Path:
-    "Where a run's outputs go: `results/<study>/` at smoke scale (committed, checked by CI), `results/<scale>/<study>/` otherwise."
+    """Where a run's outputs go: `results/<study>/` at smoke scale (committed, checked by CI),
+    `results/<scale>/<study>/` otherwise."""
     return paths().results / study if scale == "smoke" else paths().results / scale / study
 
 # %% ../nbs/04_reproduce.ipynb #a74e4e37
@@ -47,7 +48,8 @@ def declared_outputs(study: str) -> list:
 
 # %% ../nbs/04_reproduce.ipynb #622cc24f
 def _add_to_manifest(out_dir, names, **extra):
-    "Add output file `names` (and `extra` fields) to `out_dir/manifest.json`, atomically; nothing when the study did not finish (no manifest)."
+    """Add output file `names` (and `extra` fields) to `out_dir/manifest.json`, atomically; nothing when the study did
+    not finish (no manifest)."""
     import json
     from astronb.core import atomic_write
 
@@ -62,7 +64,8 @@ def _add_to_manifest(out_dir, names, **extra):
 
 # %% ../nbs/04_reproduce.ipynb #dcd45da7
 def publish_notebook(executed, out_dir, study: str) -> list:
-    "Copy an executed study notebook to `out_dir/<study>.ipynb`, render `<study>.html` with nbconvert, add both to the manifest; returns their paths."
+    """Copy an executed study notebook to `out_dir/<study>.ipynb`, render `<study>.html` with nbconvert, add both to the
+    manifest; returns their paths."""
     import nbformat
     from nbconvert import HTMLExporter
     from astronb.core import atomic_write
@@ -87,9 +90,10 @@ def publish_notebook(executed, out_dir, study: str) -> list:
 
 # %% ../nbs/04_reproduce.ipynb #bd46502b
 def seed_summary(study: str, seeds, rules: dict | None = None, base=None) -> Path:
-    """Mean and sample standard deviation over seeds of every trained-model metric (the `metric` columns of outputs.yaml's
-    `check:`), with the per-seed values beside them: `<base>/seeds.csv` and `.md`, added to the manifest. The first seed's
-    outputs are in `base` (default `results/<study>/`), the others' in `<base>/seeds/seed_<k>/`."""
+    """Mean and sample standard deviation over seeds of every trained-model metric (the `metric` columns of
+    outputs.yaml's `check:`), with the per-seed values beside them: `<base>/seeds.csv` and `.md`, added to the
+    manifest. The first seed's outputs are in `base` (default `results/<study>/`), the others' in
+    `<base>/seeds/seed_<k>/`."""
     import numpy as np
     import pandas as pd
     from astronb.core import atomic_write
@@ -255,7 +259,8 @@ def run_study(
 def reproduce(
     scale: str = "smoke", only=None, kernel: str = "python3", log_output: bool = False, progress: bool = True
 ) -> list:
-    "Run the studies (all, or `only`), one after the other; a failure does not stop the rest. `progress`: a line per cell."
+    """Run the studies (all, or `only`), one after the other; a failure does not stop the rest. `progress`: a line per
+    cell."""
     names = study_names()
     if only:
         unknown = [s for s in only if s not in names]
@@ -333,7 +338,8 @@ def _check_table(study, name, rule, fresh_path):
         add(
             "",
             "",
-            f"violation: rows differ (only committed: {sorted(set(old.index) - set(new.index))[:5]}, only fresh: {sorted(set(new.index) - set(old.index))[:5]})",
+            f"violation: rows differ (only committed: {sorted(set(old.index) - set(new.index))[:5]}, only fresh: "
+            f"{sorted(set(new.index) - set(old.index))[:5]})",
         )
         return rows
     metric, volatile = set(rule.get("metric", [])), set(rule.get("volatile", []))
@@ -378,7 +384,8 @@ def _check_table(study, name, rule, fresh_path):
 
 
 def check(studies=None) -> tuple:
-    "(drift table, ok): the fresh results of `studies` against the committed ones, as declared in outputs.yaml's `check:`."
+    """(drift table, ok): the fresh results of `studies` against the committed ones, as declared in outputs.yaml's
+    `check:`."""
     import pandas as pd
 
     rows = []

@@ -27,7 +27,8 @@ def _as_catalogue(out: dict) -> pd.DataFrame:
 
 
 def catalogue_agreement(a: pd.DataFrame, b: pd.DataFrame, radius: float = 0.5) -> dict:
-    "n_a, n_b, matched (within `radius` px), agree (matched and same `cls`) and fraction = agree / max(n_a, n_b) (1 when both are empty)."
+    """n_a, n_b, matched (within `radius` px), agree (matched and same `cls`) and fraction = agree / max(n_a, n_b) (1
+    when both are empty)."""
     m = match_points(a[["x", "y"]].to_numpy(), b[["x", "y"]].to_numpy(), radius)
     same = int((a.cls.to_numpy()[m[:, 0]] == b.cls.to_numpy()[m[:, 1]]).sum()) if len(m) else 0
     n = max(len(a), len(b))
@@ -35,10 +36,10 @@ def catalogue_agreement(a: pd.DataFrame, b: pd.DataFrame, radius: float = 0.5) -
 
 # %% ../nbs/30c_runtime.ipynb #9ecb469e
 class RawDetector(torch.nn.Module):
-    """A starfield detector up to its raw RoI outputs, the part that is exported: image (1, 3, H, W) -> proposals (N, 4),
-    class logits (N, 3), box regressions (N, 12). The proposals come out grouped by FPN level: torchvision's RoI pooling
-    puts them back in order with a scatter when traced, a seventh of the exported network's time, and the post-processing
-    does not depend on their order."""
+    """A starfield detector up to its raw RoI outputs, the part that is exported: image (1, 3, H, W) -> proposals (N,
+    4), class logits (N, 3), box regressions (N, 12). The proposals come out grouped by FPN level: torchvision's RoI
+    pooling puts them back in order with a scatter when traced, a seventh of the exported network's time, and the
+    post-processing does not depend on their order."""
 
     def __init__(self, model):
         super().__init__()
@@ -68,7 +69,8 @@ class RawDetector(torch.nn.Module):
 
 # %% ../nbs/30c_runtime.ipynb #36e302e4
 def onnx_metadata(model, source=None) -> dict:
-    "What `OnnxDetector` needs besides the network: the post-processing settings, the box coder weights, the architecture and the source weights."
+    """What `OnnxDetector` needs besides the network: the post-processing settings, the box coder weights, the
+    architecture and the source weights."""
     post = postprocess_config(model.roi_heads)
     return dict(
         format="astronb starfield detector",
@@ -81,7 +83,8 @@ def onnx_metadata(model, source=None) -> dict:
 
 # %% ../nbs/30c_runtime.ipynb #5b250ee3
 def test_image(shape=(320, 288), n: int = 40, seed: int = 0) -> np.ndarray:
-    "A normalised (3, H, W) float32 star field to trace and check an export on: unit-amplitude Gaussian sources (sigma 1.5 px) on 0.05 noise."
+    """A normalised (3, H, W) float32 star field to trace and check an export on: unit-amplitude Gaussian sources (sigma
+    1.5 px) on 0.05 noise."""
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[: shape[0], : shape[1]]
     img = 0.05 * rng.standard_normal(shape)
@@ -91,11 +94,12 @@ def test_image(shape=(320, 288), n: int = 40, seed: int = 0) -> np.ndarray:
 
 # %% ../nbs/30c_runtime.ipynb #06495b46
 def export_detector(weights, out=None, opset: int = 17, check: bool = True) -> Path:
-    """Export a starfield detector (a checkpoint, or its model card) to ONNX; returns the .onnx path. The file is written
-    atomically, with `onnx_metadata` inside; when the source has a card, a card for the .onnx is written beside it with the
-    same preprocessing, operating point and test metrics. out: default `<weights stem>_onnx.onnx` beside the weights
-    (`cards.export_path`); opset: ONNX opset; check: run both on a `test_image` of another size than the traced one and fail (removing the file) when
-    fewer than 99% of their detections agree (`catalogue_agreement`)."""
+    """Export a starfield detector (a checkpoint, or its model card) to ONNX; returns the .onnx path. The file is
+    written atomically, with `onnx_metadata` inside; when the source has a card, a card for the .onnx is written
+    beside it with the same preprocessing, operating point and test metrics. out: default `<weights stem>_onnx.onnx`
+    beside the weights (`cards.export_path`); opset: ONNX opset; check: run both on a `test_image` of another size
+    than the traced one and fail (removing the file) when fewer than 99% of their detections agree
+    (`catalogue_agreement`)."""
     from astronb.cards import read_card, export_path, write_export_card
 
     card, w = read_card(weights)
@@ -141,10 +145,10 @@ def export_detector(weights, out=None, opset: int = 17, check: bool = True) -> P
 
 # %% ../nbs/30c_runtime.ipynb #f5fdeac2
 class OnnxDetector:
-    """A starfield detector exported by `export_detector`, run with ONNX Runtime on the CPU. Called like the torch model,
-    a list of (3, H, W) tensors -> a list of dicts (boxes, scores, labels), so `starfield.detect_frame` takes either;
-    the post-processing is `detector.source_detections` with the settings stored in the file. threads: ONNX Runtime's
-    intra-op threads (default: torch's thread count, for a like-for-like comparison)."""
+    """A starfield detector exported by `export_detector`, run with ONNX Runtime on the CPU. Called like the torch
+    model, a list of (3, H, W) tensors -> a list of dicts (boxes, scores, labels), so `starfield.detect_frame` takes
+    either; the post-processing is `detector.source_detections` with the settings stored in the file. threads: ONNX
+    Runtime's intra-op threads (default: torch's thread count, for a like-for-like comparison)."""
 
     def __init__(self, path, threads: int | None = None):
         import onnxruntime as ort
@@ -163,12 +167,14 @@ class OnnxDetector:
         self._read_settings(p, self.session.get_modelmeta().custom_metadata_map)
 
     def _read_settings(self, p: Path, props: dict):
-        "The post-processing settings stored in the file's 'astronb' metadata (`onnx_metadata`); a clear error without them."
+        """The post-processing settings stored in the file's 'astronb' metadata (`onnx_metadata`); a clear error without
+        them."""
         from torchvision.models.detection._utils import BoxCoder
 
         if "astronb" not in props:
             raise ValueError(
-                f"{p}: not a starfield detector exported by astronb (no 'astronb' metadata); export it with `astronb export WEIGHTS`"
+                f"{p}: not a starfield detector exported by astronb (no 'astronb' metadata); export it with `astronb "
+                "export WEIGHTS`"
             )
         self.meta = json.loads(props["astronb"])
         self.post = {
@@ -235,8 +241,8 @@ def default_runtime() -> str:
 
 # %% ../nbs/30c_runtime.ipynb #e6cc936a
 def open_detector(path, runtime: str | None = None):
-    """A starfield detector from a checkpoint (eager torch, `load_detector`) or an exported `.onnx` file, run on `runtime`
-    ('openvino': `OpenVinoDetector`, 'onnxruntime': `OnnxDetector`; default: `default_runtime()`)."""
+    """A starfield detector from a checkpoint (eager torch, `load_detector`) or an exported `.onnx` file, run on
+    `runtime` ('openvino': `OpenVinoDetector`, 'onnxruntime': `OnnxDetector`; default: `default_runtime()`)."""
     if not str(path).endswith(".onnx"):
         return load_detector(path)
     runtime = runtime or default_runtime()

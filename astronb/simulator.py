@@ -140,12 +140,12 @@ def write_frame(path, img, truth, params=None):
 
 # %% ../nbs/30a_simulator.ipynb #cbe4ed04
 def calibrate(frames, truths=None, base: SimConfig = SimConfig(), n_check: int = 12, steps: int = 8) -> tuple:
-    """A SimConfig whose sky, noise, seeing, source density and zero point follow the given real frames; and the measured stats.
-    Noise: RMS² = sky/gain + read², so the gain follows from the measured sky and RMS (read noise kept from `base`); its
-    correlated fraction from `noise_correlation` at 2 px, divided by a smooth field's own correlation there.
-    Seeing: the median Moffat-fit FWHM, ±15% from frame to frame.
-    Zero point: first the median flux of the true sources (3 px aperture) at the median magnitude of the count law; then,
-    with truths, bisected (`steps` times, on `n_check` simulated frames) until sep finds as many sources per frame as on the real frames."""
+    """A SimConfig whose sky, noise, seeing, source density and zero point follow the given real frames; and the
+    measured stats. Noise: RMS² = sky/gain + read², so the gain follows from the measured sky and RMS (read noise
+    kept from `base`); its correlated fraction from `noise_correlation` at 2 px, divided by a smooth field's own
+    correlation there. Seeing: the median Moffat-fit FWHM, ±15% from frame to frame. Zero point: first the median
+    flux of the true sources (3 px aperture) at the median magnitude of the count law; then, with truths, bisected
+    (`steps` times, on `n_check` simulated frames) until sep finds as many sources per frame as on the real frames."""
     stats = pd.DataFrame([frame_stats(f) for f in frames])
     cfg = SimConfig(**asdict(base))
     b, r, fw = stats.background.median(), stats.background_rms.median(), stats.fwhm_px.median()

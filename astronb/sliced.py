@@ -59,10 +59,10 @@ def merge_tiles(
     dets: list, image_size, iou=0.5, method="hard", sigma=0.5, contain=0.8, eps=1.0, fragments: str = "join"
 ):
     """Merge per-tile detections. `dets`: list of (x0, y0, tile_w, tile_h, boxes (N,4) in tile pixels, scores, classes).
-    A box touching an inner tile edge (within `eps` px) is a fragment. fragments="join": a fragment mostly (`contain`) inside a
-    whole box of its class is dropped, the others are joined into their union (objects larger than the overlap);
-    "drop": all fragments are dropped (objects smaller than the overlap are whole in some tile: point sources).
-    Returns (boxes (M,4) in image pixels, scores, classes)."""
+    A box touching an inner tile edge (within `eps` px) is a fragment. fragments="join": a fragment mostly
+    (`contain`) inside a whole box of its class is dropped, the others are joined into their union (objects larger
+    than the overlap); "drop": all fragments are dropped (objects smaller than the overlap are whole in some tile:
+    point sources). Returns (boxes (M,4) in image pixels, scores, classes)."""
     if fragments not in ("join", "drop"):
         raise ValueError(f"fragments must be 'join' or 'drop', got {fragments!r}")
     W, H = image_size
@@ -133,10 +133,11 @@ def merge_tiles(
 
 # %% ../nbs/09_sliced.ipynb #cc6f71b5
 def sliced_predict(img: np.ndarray, predict, tile: int = 608, overlap: float = 0.25, **merge_kw):
-    """Run `predict(patch) -> (boxes, scores, classes)` on overlapping tiles of `img` and merge to image pixels.
-    img: (H, W[, C]) array; tile: tile size in pixels (an image no larger runs in one pass); overlap: fraction of a tile shared
-    with its neighbour (at least an object's size, so that each object is whole in some tile); **merge_kw: `merge_tiles`'
-    iou, method ("hard" or a soft-NMS), sigma, contain, fragments. Returns (boxes (N, 4) x1 y1 x2 y2, scores, classes)."""
+    """Run `predict(patch) -> (boxes, scores, classes)` on overlapping tiles of `img` and merge to image pixels. img:
+    (H, W[, C]) array; tile: tile size in pixels (an image no larger runs in one pass); overlap: fraction of a tile
+    shared with its neighbour (at least an object's size, so that each object is whole in some tile); **merge_kw:
+    `merge_tiles`' iou, method ("hard" or a soft-NMS), sigma, contain, fragments. Returns (boxes (N, 4) x1 y1 x2 y2,
+    scores, classes)."""
     h, w = img.shape[:2]
     if h <= tile and w <= tile:
         b, s, c = predict(img)

@@ -64,7 +64,8 @@ def soft_nms_reference(
 
 # %% ../nbs/05_softnms.ipynb #62dafeae
 def _check(boxes, scores, method, sigma, iou_threshold, score_threshold, groups=None, data: bool = True):
-    "Raise a ValueError naming the first bad argument; `data=False` checks the parameters and shapes only (see `_data_ok`)."
+    """Raise a ValueError naming the first bad argument; `data=False` checks the parameters and shapes only (see
+    `_data_ok`)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if not (sigma > 0) or not math.isfinite(sigma):
@@ -242,7 +243,8 @@ def _soft_nms_sweep(b, s, idx, key, off, method_id, iou_threshold, sigma, thr, w
 # %% ../nbs/05_softnms.ipynb #e5f6a002
 @njit(cache=True)
 def _argsort_stable(v):
-    "Indices that sort `v` ascending, equal values in index order (quicksort, then each run of equal values put in index order)."
+    """Indices that sort `v` ascending, equal values in index order (quicksort, then each run of equal values put in
+    index order)."""
     o = np.argsort(v)
     n = o.shape[0]
     k = 0
@@ -285,7 +287,8 @@ def _data_ok(b, s) -> bool:
 # %% ../nbs/05_softnms.ipynb #e5f6a005
 @njit(cache=True)
 def _strips(b, off):
-    "(strip of each box, number of strips, strip height, lowest y1, widest box, tallest box): strips at least one box tall, at most n."
+    """(strip of each box, number of strips, strip height, lowest y1, widest box, tallest box): strips at least one box
+    tall, at most n."""
     n = b.shape[0]
     wmax, hmax, y0, y1 = 0.0, 0.0, np.inf, -np.inf
     for i in range(n):
@@ -320,8 +323,8 @@ def _group_ids(g):
 # %% ../nbs/05_softnms.ipynb #e5f6a007
 @njit(cache=True)
 def _soft_nms_all(b_in, s_in, g, off, method_id, iou_threshold, sigma, thr):
-    """The whole compiled path for n >= 1 boxes of any float dtype, computed in float64: (kept indices in selection order,
-    their scores, True), or empty arrays and False when a box or score is bad (`_data_ok`): strips, sort by
+    """The whole compiled path for n >= 1 boxes of any float dtype, computed in float64: (kept indices in selection
+    order, their scores, True), or empty arrays and False when a box or score is bad (`_data_ok`): strips, sort by
     (group, strip, x1, index), sweep."""
     n = b_in.shape[0]
     b = b_in.astype(np.float64)
@@ -345,7 +348,8 @@ _METHOD_ID = {"gaussian": 0, "linear": 1, "hard": 2}
 
 
 def _as_numpy(x, dtype):
-    "An array of `x` (boxes, scores: float32 or float64, kept as it is when it is one; groups: int64); no copy when none is needed."
+    """An array of `x` (boxes, scores: float32 or float64, kept as it is when it is one; groups: int64); no copy when
+    none is needed."""
     if isinstance(x, torch.Tensor):
         x = x.detach()
         if dtype == np.float64 and x.dtype in (torch.float32, torch.float64):

@@ -67,7 +67,8 @@ def make_frame(img, truth, norm="asinh") -> Frame:
 
 # %% ../nbs/30_starfield.ipynb #3b4e07f0
 def random_crop(fr: Frame, size: int, rng, focus=None) -> tuple:
-    "A crop of a frame with its boxes (centre inside), flipped and rotated at random; `focus` (x, y) is a point the crop must contain."
+    """A crop of a frame with its boxes (centre inside), flipped and rotated at random; `focus` (x, y) is a point the
+    crop must contain."""
     _, H, W = fr.image.shape
     s = min(size, H, W)
     if focus is None:
@@ -90,15 +91,16 @@ def random_crop(fr: Frame, size: int, rng, focus=None) -> tuple:
 
 # %% ../nbs/30_starfield.ipynb #f9987d77
 class TrainHistory(list):
-    "Per-step losses of the whole training (NaN for steps whose loss an older checkpoint did not keep), with `seconds` of training and `start_step`."
+    """Per-step losses of the whole training (NaN for steps whose loss an older checkpoint did not keep), with `seconds`
+    of training and `start_step`."""
 
     seconds: float | None = None
     start_step: int = 0
 
 # %% ../nbs/30_starfield.ipynb #a1a83e1c
 def ddp_rank_world() -> tuple:
-    """(rank, world size): under `torchrun` (WORLD_SIZE > 1) the default process group is started once (NCCL on GPUs, gloo
-    on CPUs) and its rank and size returned; (0, 1) in a plain process."""
+    """(rank, world size): under `torchrun` (WORLD_SIZE > 1) the default process group is started once (NCCL on GPUs,
+    gloo on CPUs) and its rank and size returned; (0, 1) in a plain process."""
     import torch.distributed as dist
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
@@ -112,7 +114,8 @@ def ddp_rank_world() -> tuple:
 
 # %% ../nbs/30_starfield.ipynb #2c716cf1
 def parameters_digest(model) -> str:
-    "SHA-256 of a model's parameters and buffers (names, shapes and bytes): equal on every rank of a healthy distributed run."
+    """SHA-256 of a model's parameters and buffers (names, shapes and bytes): equal on every rank of a healthy
+    distributed run."""
     import hashlib
 
     h = hashlib.sha256()
@@ -155,14 +158,16 @@ def train_detector(
     log=None,
     galaxy_crops: float = 0.0,
 ):
-    """Train on random crops with SGD; resumes from `ckpt` when it exists. Returns the `TrainHistory` of all steps, resumed ones included.
-    model: a `build_detector` network; frames: `make_frame` results; steps: optimiser steps in all (a resumed run stops there too);
-    crop: crop size in pixels; batch: crops per step; lr: learning rate (linear warm-up over the first 10% of steps, at most 100; divided by 10 for the last 20%); ckpt: checkpoint path,
-    written atomically every `ckpt_every` steps and at the end; seed: of the crops and of torch; progress: a tqdm bar;
-    log: a function for messages; galaxy_crops: the fraction of crops centred near a random galaxy (galaxies are a few percent
-    of the sources). Under `torchrun` (`ddp_rank_world`) the model is wrapped in DistributedDataParallel: every rank draws the
-    same `batch` crops and takes its own `batch / world` of them, gradients are averaged, the loss kept is the mean over the
-    ranks, only rank 0 writes the checkpoint, and at the end the ranks' parameters are checked to be identical."""
+    """Train on random crops with SGD; resumes from `ckpt` when it exists. Returns the `TrainHistory` of all steps,
+    resumed ones included. model: a `build_detector` network; frames: `make_frame` results; steps: optimiser steps in
+    all (a resumed run stops there too); crop: crop size in pixels; batch: crops per step; lr: learning rate (linear
+    warm-up over the first 10% of steps, at most 100; divided by 10 for the last 20%); ckpt: checkpoint path, written
+    atomically every `ckpt_every` steps and at the end; seed: of the crops and of torch; progress: a tqdm bar; log: a
+    function for messages; galaxy_crops: the fraction of crops centred near a random galaxy (galaxies are a few
+    percent of the sources). Under `torchrun` (`ddp_rank_world`) the model is wrapped in DistributedDataParallel:
+    every rank draws the same `batch` crops and takes its own `batch / world` of them, gradients are averaged, the
+    loss kept is the mean over the ranks, only rank 0 writes the checkpoint, and at the end the ranks' parameters are
+    checked to be identical."""
     gals = [
         (i, (b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
         for i, f in enumerate(frames)
@@ -272,10 +277,11 @@ def box_centres(boxes, labels, shape, eps: float = 1e-3):
 def detect_frame(
     model, img, norm="asinh", score_min: float = 0.05, tile: int = 1024, overlap: float = 0.1, header=None
 ) -> pd.DataFrame:
-    """Detections of a whole frame as a catalogue (x, y 1-based; class; score; ra, dec when there is a WCS).
-    model: a trained detector; img: the frame (2-D array); norm: the normalisation it was trained with (`normalise_frame`);
-    score_min: the operating score cut (the model card's); tile, overlap: frames larger than `tile` px run on overlapping tiles
-    (`astronb.sliced.sliced_predict`, merged with the project's soft-NMS); header: the FITS header, for RA/Dec."""
+    """Detections of a whole frame as a catalogue (x, y 1-based; class; score; ra, dec when there is a WCS). model: a
+    trained detector; img: the frame (2-D array); norm: the normalisation it was trained with (`normalise_frame`);
+    score_min: the operating score cut (the model card's); tile, overlap: frames larger than `tile` px run on
+    overlapping tiles (`astronb.sliced.sliced_predict`, merged with the project's soft-NMS); header: the FITS header,
+    for RA/Dec."""
     from astronb.sliced import sliced_predict
 
     model.eval()
@@ -314,7 +320,8 @@ def detect_frame(
 
 # %% ../nbs/30_starfield.ipynb #6327e5e0
 def add_radec(cat, header):
-    "Add ra, dec columns (deg) to a catalogue with 1-based x, y when the FITS header has a celestial WCS; else leave it as it is."
+    """Add ra, dec columns (deg) to a catalogue with 1-based x, y when the FITS header has a celestial WCS; else leave
+    it as it is."""
     if header is None:
         return
     from astropy.wcs import WCS
@@ -352,11 +359,12 @@ def catalogue_frame(
     zero_point: float | None = None,
     runtime: str | None = None,
 ) -> tuple:
-    """(catalogue, info) of one FITS frame. baseline: None (the network in `weights`, a checkpoint or an exported .onnx, run on
-    `runtime`: 'openvino' or 'onnxruntime' for an .onnx, default `runtime.default_runtime()`), "sep" or "sextractor";
-    norm, score_min: the network's normalisation and score cut; thresh, minarea: the baselines' threshold (background sigmas)
-    and minimum area (pixels); zero_point: magnitude of a source of flux 1 (None: the header's, else instrumental).
-    info: the frame's path, SHA-256, zero point and flux unit, for the catalogue's provenance."""
+    """(catalogue, info) of one FITS frame. baseline: None (the network in `weights`, a checkpoint or an exported .onnx,
+    run on `runtime`: 'openvino' or 'onnxruntime' for an .onnx, default `runtime.default_runtime()`), "sep" or
+    "sextractor"; norm, score_min: the network's normalisation and score cut; thresh, minarea: the baselines'
+    threshold (background sigmas) and minimum area (pixels); zero_point: magnitude of a source of flux 1 (None: the
+    header's, else instrumental). info: the frame's path, SHA-256, zero point and flux unit, for the catalogue's
+    provenance."""
     from astronb.core import file_digest
 
     img, hdr = read_frame(frame)  # one 2-D plane with data, else a FormatError naming the file
@@ -385,7 +393,8 @@ def catalogue_frame(
 
 # %% ../nbs/30_starfield.ipynb #6d7ef4c0
 def card_settings(card: dict | None, norm: str | None = None, score_min: float | None = None) -> tuple:
-    "(normalisation, score cut) to run a detector with: the arguments when given, else its model card's, else asinh and 0.5."
+    """(normalisation, score cut) to run a detector with: the arguments when given, else its model card's, else asinh
+    and 0.5."""
     c = card or {}
     return (
         norm or c.get("preprocessing", {}).get("normalisation", "asinh"),
@@ -396,7 +405,8 @@ def card_settings(card: dict | None, norm: str | None = None, score_min: float |
 def score_by_magnitude(
     det: pd.DataFrame, truth: pd.DataFrame, det_mag: np.ndarray, bins, radius: float = 1.5
 ) -> pd.DataFrame:
-    "Recall and precision per magnitude bin: matched truth by its magnitude; unmatched detections by their own magnitude."
+    """Recall and precision per magnitude bin: matched truth by its magnitude; unmatched detections by their own
+    magnitude."""
     m = match_points(det[["x", "y"]].to_numpy(), truth[["x", "y"]].to_numpy(), radius)
     tm = truth.mag.to_numpy()
     matched_t = np.zeros(len(truth), bool)
@@ -452,8 +462,9 @@ def score_frame(det: pd.DataFrame, truth: pd.DataFrame, radius: float = 1.5) -> 
 
 # %% ../nbs/30_starfield.ipynb #8225d6e1
 def classification_by_magnitude(pairs, bins, radius: float = 1.5) -> pd.DataFrame:
-    """Star/galaxy confusion among matched sources, per magnitude bin of the true source, summed over (detections, truth) pairs.
-    galaxy_recall: matched galaxies called galaxies; galaxy_precision: of the matched sources called galaxies, the true ones."""
+    """Star/galaxy confusion among matched sources, per magnitude bin of the true source, summed over (detections,
+    truth) pairs. galaxy_recall: matched galaxies called galaxies; galaxy_precision: of the matched sources called
+    galaxies, the true ones."""
     tm, tc, dc = [], [], []
     for det, tr in pairs:
         m = match_points(det[["x", "y"]].to_numpy(), tr[["x", "y"]].to_numpy(), radius)
@@ -486,8 +497,8 @@ def classification_by_magnitude(pairs, bins, radius: float = 1.5) -> pd.DataFram
 
 # %% ../nbs/30_starfield.ipynb #e2f6705c
 def classification_counts(pairs, radius: float = 1.5) -> dict:
-    """Star/galaxy confusion among matched sources, summed over (detections, truth) pairs: the four `true_<a>_as_<b>` counts,
-    star accuracy (matched stars called stars), galaxy recall and galaxy precision (nan when undefined)."""
+    """Star/galaxy confusion among matched sources, summed over (detections, truth) pairs: the four `true_<a>_as_<b>`
+    counts, star accuracy (matched stars called stars), galaxy recall and galaxy precision (nan when undefined)."""
     t = {f"true_{a}_as_{b}": 0 for a in ("star", "galaxy") for b in ("star", "galaxy")}
     for d, tr in pairs:
         s = score_frame(d, tr, radius)
@@ -508,9 +519,10 @@ def classification_counts(pairs, radius: float = 1.5) -> dict:
 def truth_list_anatomy(
     truth: pd.DataFrame, catalogue: pd.DataFrame, copy_tol: float = 0.05, isolation: float = 10.0
 ) -> pd.DataFrame:
-    """Each truth-list entry against a catalogue of the same frame (x, y 1-based in both): `origin` ('catalogue copy' within
-    `copy_tol` px of a catalogue row, 'integer pixel' when x and y are whole numbers, else 'other'), `dx`, `dy` (nearest
-    catalogue source minus the entry, px), `dist` and `isolated` (no other entry within `isolation` px)."""
+    """Each truth-list entry against a catalogue of the same frame (x, y 1-based in both): `origin` ('catalogue copy'
+    within `copy_tol` px of a catalogue row, 'integer pixel' when x and y are whole numbers, else 'other'), `dx`,
+    `dy` (nearest catalogue source minus the entry, px), `dist` and `isolated` (no other entry within `isolation`
+    px)."""
     from scipy.spatial import cKDTree
 
     t = truth[["x", "y"]].to_numpy(float)
@@ -529,9 +541,10 @@ def truth_list_anatomy(
 
 # %% ../nbs/30_starfield.ipynb #a7e1c003
 def list_match_radius(anatomy: pd.DataFrame, quantile: float = 0.9, within: float = 6.0, step: float = 0.5) -> float:
-    """The match radius (px, the same box criterion as `match_points`) that a truth list's positions support: the `quantile` of
-    max(|dx|, |dy|) over its isolated integer-pixel entries that have a catalogue source within `within` px, rounded up to
-    `step`; never below the paper's 1.5 px. Catalogue copies need no radius (their offset is zero by construction)."""
+    """The match radius (px, the same box criterion as `match_points`) that a truth list's positions support: the
+    `quantile` of max(|dx|, |dy|) over its isolated integer-pixel entries that have a catalogue source within
+    `within` px, rounded up to `step`; never below the paper's 1.5 px. Catalogue copies need no radius (their offset
+    is zero by construction)."""
     a = anatomy[(anatomy.origin == "integer pixel") & anatomy.isolated & (anatomy.dist <= within)]
     if not len(a):
         return 1.5
@@ -540,7 +553,8 @@ def list_match_radius(anatomy: pd.DataFrame, quantile: float = 0.9, within: floa
 
 # %% ../nbs/30_starfield.ipynb #a7e1c006
 def snap_to_catalogue(det: pd.DataFrame, catalogue: pd.DataFrame, radius: float = 2.0) -> pd.DataFrame:
-    "A copy of `det` with each x, y replaced by its nearest `catalogue` source's when that lies within `radius` px (box criterion)."
+    """A copy of `det` with each x, y replaced by its nearest `catalogue` source's when that lies within `radius` px
+    (box criterion)."""
     out = det.copy()
     if not len(det) or not len(catalogue):
         return out

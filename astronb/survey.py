@@ -60,10 +60,11 @@ def guarded(step, frame) -> tuple:
 def run_frames(
     frames, step, parts_dir, workers: int = 1, scheduler: str | None = None, progress: bool = True, log=print
 ) -> tuple:
-    """(tables, infos) of `step(frame) -> (DataFrame, dict)` over `frames`, in their order. frames: paths; parts_dir: where each
-    frame's result is written atomically as it finishes (and found again on a re-run); workers: local Dask worker processes
-    (1: no Dask); scheduler: address of an existing Dask scheduler (overrides workers); progress: a tqdm bar; log: messages.
-    A frame the step cannot read (`guarded`) gives table None and info {'item', 'error'}, and is tried again on a re-run."""
+    """(tables, infos) of `step(frame) -> (DataFrame, dict)` over `frames`, in their order. frames: paths; parts_dir:
+    where each frame's result is written atomically as it finishes (and found again on a re-run); workers: local Dask
+    worker processes (1: no Dask); scheduler: address of an existing Dask scheduler (overrides workers); progress: a
+    tqdm bar; log: messages. A frame the step cannot read (`guarded`) gives table None and info {'item', 'error'},
+    and is tried again on a re-run."""
     from tqdm.auto import tqdm
 
     frames = [Path(f) for f in frames]

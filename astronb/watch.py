@@ -16,7 +16,8 @@ __all__ = ['snapshot', 'load_state', 'save_state', 'stop_on_signals', 'watch_fol
 
 # %% ../nbs/09c_watch.ipynb #66a529fc
 def snapshot(folder, suffixes) -> dict:
-    "{name: (size, mtime_ns)} of the visible files in `folder` whose name ends with one of `suffixes` (case-insensitive)."
+    """{name: (size, mtime_ns)} of the visible files in `folder` whose name ends with one of `suffixes`
+    (case-insensitive)."""
     out = {}
     for p in Path(folder).iterdir():
         if p.name.startswith(".") or not p.name.lower().endswith(tuple(suffixes)):
@@ -52,7 +53,8 @@ def save_state(path, state: dict):
 # %% ../nbs/09c_watch.ipynb #63d356a2
 @contextmanager
 def stop_on_signals(signals=(signal.SIGINT, signal.SIGTERM)):
-    "A context whose value is a function telling whether one of `signals` arrived; the old handlers are restored on exit."
+    """A context whose value is a function telling whether one of `signals` arrived; the old handlers are restored on
+    exit."""
     import threading
 
     got = []
