@@ -14,7 +14,7 @@ FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fits.fz")
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'FITS_SUFFIXES', 'NATIVE_NOISE', 'unit_interval', 'positive_float', 'positive_int', 'finish',
-           'parser', 'quiet_native_logs', 'main']
+           'UsageError', 'verb', 'parser', 'quiet_native_logs', 'main']
 
 # %% ../nbs/99_cli.ipynb #c1a00002
 def unit_interval(text: str) -> float:
@@ -51,7 +51,8 @@ def positive_int(text: str) -> int:
 
 # %% ../nbs/99_cli.ipynb #c1a00009
 def finish(done: int, left_out: list, summary: str) -> int:
-    "Report each input left out (stderr), then the summary line with their count; exit status 0, 1 or 2 by the rule above."
+    """Report each input left out (stderr), then the summary line with their count; exit status 0, 1 or 2 by the rule
+    above."""
     for msg in left_out:
         print(f"left out: {' '.join(str(msg).split())}", file=sys.stderr)  # one line each, whatever the library said
     if not done:
@@ -59,6 +60,84 @@ def finish(done: int, left_out: list, summary: str) -> int:
         return 2
     print(summary + (f"; {len(left_out)} input(s) left out (reported above)" if left_out else ""))
     return 1 if left_out else 0
+
+# %% ../nbs/99_cli.ipynb #9a63283cbaf04dbcab1f6479b197f3a8
+class UsageError(Exception):
+    "What the user must change in the command or its inputs; `main` prints it as `error: ...` and exits with status 2."
+
+# %% ../nbs/99_cli.ipynb #8edb47106e1a46a883d545849b8ab81b
+_VERBS = []
+
+
+def verb(add_parser):
+    "Register `add_parser(subparsers)`, the function that adds one verb and its options to the `astronb` parser."
+    _VERBS.append(add_parser)
+    return add_parser
+
+# %% ../nbs/99_cli.ipynb #10185d26023b46108eb7d9f57d49d2b3
+def parser() -> argparse.ArgumentParser:
+    "The `astronb` parser, with every verb registered so far (`verb`) in the order of definition."
+    p = argparse.ArgumentParser(prog="astronb", description="Deep learning for astronomical images: the three studies.")
+    p.add_argument(
+        "--verbose", action="store_true", help="show the native libraries' start-up logs (TensorFlow, absl, CUDA)"
+    )
+    sub = p.add_subparsers(dest="cmd", required=True)
+    for add in _VERBS:
+        add(sub)
+    return p
+
+# %% ../nbs/99_cli.ipynb #c9a1b2c1
+NATIVE_NOISE = re.compile(
+    r"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\]"  # absl / TensorFlow C++ log lines
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|\[IPKernelApp\] WARNING \| Kernel is running over TCP without encryption"  # the kernels reproduce starts
+    r"|.*(?:oneDNN custom operations are on|Could not find cuda drivers|failed call to cuInit|Unable to register cu\w+ "
+    r"factory"
+    r"|This TensorFlow binary is optimized|TF-TRT Warning|computation placer already registered))"
+)
+
+
+def quiet_native_logs(pattern=NATIVE_NOISE):
+    """Drop the lines of native libraries' log noise (`pattern`) from this process's standard error, and from the
+    processes it starts; returns a function that restores it. Everything else passes through."""
+    import atexit
+    import threading
+
+    sys.stderr.flush()
+    read_end, write_end = os.pipe()
+    original = os.dup(2)
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump():
+        with os.fdopen(read_end, "rb") as src:
+            for line in src:
+                if not pattern.match(line.decode(errors="replace")):
+                    os.write(original, line)
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+
+    def restore():
+        sys.stderr.flush()
+        os.dup2(original, 2)  # the last write end closes: the pump reads to the end and stops
+        thread.join(timeout=2)
+
+    atexit.register(restore)
+    return restore
+
+# %% ../nbs/99_cli.ipynb #8763a12b2bbd4a93a75aff182afb95dc
+def main(argv=None) -> int:
+    "Parse `argv` (default: the command line), run the verb and return its exit status; a `UsageError` gives 2."
+    a = parser().parse_args(argv)
+    if not a.verbose and argv is None:  # the installed command; a caller in Python keeps its own stderr
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        quiet_native_logs()
+    try:
+        return a.fn(a)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 # %% ../nbs/99_cli.ipynb #c1a00021
 def _add_watch_args(s, what: str):
@@ -99,8 +178,7 @@ def _run_watch(a, process, suffixes, state_path, session) -> int:
                 report=report,
             )
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise UsageError(e) from e
     print(
         f"session ended: {n['done']} frame(s) processed, {n['failed']} left out (reported above), "
         f"{n['skipped']} from earlier runs; {session}"
@@ -108,6 +186,13 @@ def _run_watch(a, process, suffixes, state_path, session) -> int:
     return 1 if n["failed"] else 0
 
 # %% ../nbs/99_cli.ipynb #da183799
+@verb
+def _parser_datasets(sub):
+    "The options of `astronb datasets`."
+    s = sub.add_parser("datasets", help="list the registered datasets")
+    s.set_defaults(fn=_cmd_datasets)
+
+
 def _cmd_datasets(a):
     from astronb.data import REGISTRY
 
@@ -116,13 +201,18 @@ def _cmd_datasets(a):
         print(f"{d.name:15s} {src:22s} {d.licence:30s} {d.title}")
     return 0
 
-# %% ../nbs/99_cli.ipynb #pdatase0
-def _parser_datasets(sub):
-    "The options of `astronb datasets`."
-    s = sub.add_parser("datasets", help="list the registered datasets")
-    s.set_defaults(fn=_cmd_datasets)
-
 # %% ../nbs/99_cli.ipynb #61bc7dfe
+@verb
+def _parser_download(sub):
+    "The options of `astronb download`."
+    s = sub.add_parser("download", help="download (or verify from a mirror) registered datasets")
+    s.add_argument("names", nargs="*", help="dataset names (see `astronb datasets`)")
+    s.add_argument("--all", action="store_true", help="every registered dataset")
+    s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(fn=_cmd_download)
+
+
 def _cmd_download(a):
     from astronb.data import DataError, REGISTRY, fetch
 
@@ -141,25 +231,31 @@ def _cmd_download(a):
             status = 2
     return status
 
-# %% ../nbs/99_cli.ipynb #pdownlo0
-def _parser_download(sub):
-    "The options of `astronb download`."
-    s = sub.add_parser("download", help="download (or verify from a mirror) registered datasets")
-    s.add_argument("names", nargs="*", help="dataset names (see `astronb datasets`)")
-    s.add_argument("--all", action="store_true", help="every registered dataset")
-    s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
-    s.set_defaults(fn=_cmd_download)
-
 # %% ../nbs/99_cli.ipynb #c63b6d3d
+@verb
+def _parser_reproduce(sub):
+    "The options of `astronb reproduce`."
+    s = sub.add_parser("reproduce", help="execute the study notebooks with papermill")
+    s.add_argument("--params", default="smoke", help="parameter scale: smoke (CI, CPU) or full (the papers' scale)")
+    s.add_argument("--only", nargs="+", metavar="STUDY", help="run only these studies")
+    s.add_argument("--kernel", default="python3", help="Jupyter kernel that runs the notebooks (default: python3)")
+    s.add_argument("--verbose", action="store_true", help="stream cell output")
+    s.add_argument(
+        "--check",
+        action="store_true",
+        help="then compare with the committed results (params/<study>/outputs.yaml 'check:'); "
+        "exit 1 on an exact column that changed or a metric outside its committed 95%% interval",
+    )
+    s.set_defaults(fn=_cmd_reproduce)
+
+
 def _cmd_reproduce(a):
     from astronb.reproduce import reproduce
 
     try:
         results = reproduce(a.params, a.only, kernel=a.kernel, log_output=a.verbose)
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise UsageError(e) from e
     bad = [r for r in results if not r.ok]
     print(f"\n{'study':16s}{'seconds':>8s}  outcome")
     for r in results:
@@ -178,7 +274,8 @@ def _cmd_reproduce(a):
             lambda s: (
                 "unchecked"
                 if (s == "unchecked").all()
-                else f"{(s == 'ok').sum()} metric(s) inside the interval, {s.str.startswith('violation').sum()} violation(s)"
+                else f"{(s == 'ok').sum()} metric(s) inside the interval, "
+                f"{s.str.startswith('violation').sum()} violation(s)"
             )
         )
         print("\ndrift against the committed results (all rows: build/drift.csv):\n" + summary.to_string())
@@ -189,97 +286,8 @@ def _cmd_reproduce(a):
         print("check passed: exact columns identical, trained-model metrics inside the committed 95% intervals")
     return 1 if bad else 0
 
-# %% ../nbs/99_cli.ipynb #preprod0
-def _parser_reproduce(sub):
-    "The options of `astronb reproduce`."
-    s = sub.add_parser("reproduce", help="execute the study notebooks with papermill")
-    s.add_argument("--params", default="smoke", help="parameter scale: smoke (CI, CPU) or full (the papers' scale)")
-    s.add_argument("--only", nargs="+", metavar="STUDY", help="run only these studies")
-    s.add_argument("--kernel", default="python3", help="Jupyter kernel that runs the notebooks (default: python3)")
-    s.add_argument("--verbose", action="store_true", help="stream cell output")
-    s.add_argument(
-        "--check",
-        action="store_true",
-        help="then compare with the committed results (params/<study>/outputs.yaml 'check:'); "
-        "exit 1 on an exact column that changed or a metric outside its committed 95%% interval",
-    )
-    s.set_defaults(fn=_cmd_reproduce)
-
 # %% ../nbs/99_cli.ipynb #2fb91a5d
-def _cmd_bench(a):
-    if a.what == "softnms":
-        from astronb.bench import bench_softnms
-
-        bench_softnms(sizes=a.sizes, repeats=a.repeats, oracle_max=a.oracle_max, out=a.out)
-        return 0
-    if a.what == "annotate":
-        from astronb.bench import bench_annotate
-
-        if not a.weights or len(a.weights) != 1:
-            print("error: bench annotate times one YOLO model: pass --weights CARD", file=sys.stderr)
-            return 2
-        rts = list(
-            dict.fromkeys("onnx" if r == "onnxruntime" else r for r in a.runtime or ["torch", "onnx", "openvino"])
-        )
-        try:
-            t, agr = bench_annotate(
-                a.weights[0], ["torch"] + [r for r in rts if r != "torch"], tuple(a.frame_size), min(a.repeats, 3)
-            )
-        except (FileNotFoundError, ValueError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        if a.out:
-            t.merge(agr, on="runtime", how="left").to_csv(a.out, index=False)
-        return 0
-    if a.what == "detect" and (a.runtime or a.workers):
-        if not a.weights or len(a.weights) != 1 or "=" in a.weights[0]:
-            print(
-                "error: --runtime and --workers time one trained detector: pass --weights CARD (a starfield card, checkpoint or .onnx)",
-                file=sys.stderr,
-            )
-            return 2
-        import pandas as pd
-        from astronb import bench
-
-        try:
-            if a.runtime:
-                rts = list(dict.fromkeys("onnxruntime" if r == "onnx" else r for r in a.runtime))
-                if rts == ["torch"]:
-                    print("error: --runtime compares eager torch with onnx and/or openvino", file=sys.stderr)
-                    return 2
-                parts = [
-                    bench.bench_runtimes(
-                        a.weights[0], a.onnx, a.frames, n, min(a.repeats, 3), peak_rss=a.peak_rss, runtimes=rts
-                    )
-                    for n in a.size
-                ]
-                df, agr = (pd.concat([p[i].assign(size_px=n) for p, n in zip(parts, a.size)]) for i in (0, 1))
-                if len(a.size) > 1:
-                    df["s_per_megapixel"] = df.s_per_frame / (df.size_px**2 / 1e6)
-                    print("cost against frame area:\n" + df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-                if a.out:
-                    df.merge(agr, on=["runtime", "size_px"], how="left").to_csv(a.out, index=False)
-            if a.workers:
-                df = bench.bench_workers(a.weights[0], a.workers, max(a.frames, 2 * max(a.workers)), a.size[0])
-                if a.out:
-                    df.to_csv(a.out if not a.runtime else a.out.replace(".csv", "_workers.csv"), index=False)
-        except (FileNotFoundError, ValueError, RuntimeError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
-        return 0
-    if a.what == "detect":
-        from astronb.bench import bench_detect
-
-        w = dict(x.split("=", 1) for x in (a.weights or []))
-        df = bench_detect(a.backbones, a.frames, w or None, min(a.repeats, 3), fpn_widths=a.fpn)
-        print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-        if a.out:
-            df.to_csv(a.out, index=False)
-        return 0
-    print(f"unknown benchmark {a.what!r}", file=sys.stderr)
-    return 2
-
-# %% ../nbs/99_cli.ipynb #pbench01
+@verb
 def _parser_bench(sub):
     "The options of `astronb bench`."
     s = sub.add_parser("bench", help="benchmarks that print ratios measured side by side")
@@ -331,7 +339,8 @@ def _parser_bench(sub):
         type=positive_int,
         nargs="+",
         default=[500],
-        help="detect --runtime/--workers: side of the simulated frames in px (default: 500; 4096 for a wide-field frame, "
+        help="detect --runtime/--workers: side of the simulated frames in px (default: 500; 4096 for a wide-field "
+        "frame, "
         "run in tiles); several (--size 500 1024 2048 4096) give one table of cost against frame area",
     )
     s.add_argument(
@@ -343,7 +352,8 @@ def _parser_bench(sub):
         "--workers",
         nargs="+",
         type=int,
-        help="detect: frames per second of `astronb detect --workers N` for these N (e.g. --workers 1 2), and the ratio",
+        help="detect: frames per second of `astronb detect --workers N` for these N (e.g. --workers 1 2), and the "
+        "ratio",
     )
     s.add_argument(
         "--sizes",
@@ -364,46 +374,77 @@ def _parser_bench(sub):
     s.add_argument("--out", help="also write the table as CSV here")
     s.set_defaults(fn=_cmd_bench)
 
+
+def _cmd_bench(a):
+    if a.what == "softnms":
+        from astronb.bench import bench_softnms
+
+        bench_softnms(sizes=a.sizes, repeats=a.repeats, oracle_max=a.oracle_max, out=a.out)
+        return 0
+    if a.what == "annotate":
+        from astronb.bench import bench_annotate
+
+        if not a.weights or len(a.weights) != 1:
+            raise UsageError("bench annotate times one YOLO model: pass --weights CARD")
+        rts = list(
+            dict.fromkeys("onnx" if r == "onnxruntime" else r for r in a.runtime or ["torch", "onnx", "openvino"])
+        )
+        try:
+            t, agr = bench_annotate(
+                a.weights[0], ["torch"] + [r for r in rts if r != "torch"], tuple(a.frame_size), min(a.repeats, 3)
+            )
+        except (FileNotFoundError, ValueError) as e:
+            raise UsageError(e) from e
+        if a.out:
+            t.merge(agr, on="runtime", how="left").to_csv(a.out, index=False)
+        return 0
+    if a.what == "detect" and (a.runtime or a.workers):
+        if not a.weights or len(a.weights) != 1 or "=" in a.weights[0]:
+            raise UsageError(
+                "--runtime and --workers time one trained detector: pass --weights CARD (a starfield card, "
+                "checkpoint or .onnx)",
+            )
+        import pandas as pd
+        from astronb import bench
+
+        try:
+            if a.runtime:
+                rts = list(dict.fromkeys("onnxruntime" if r == "onnx" else r for r in a.runtime))
+                if rts == ["torch"]:
+                    raise UsageError("--runtime compares eager torch with onnx and/or openvino")
+                parts = [
+                    bench.bench_runtimes(
+                        a.weights[0], a.onnx, a.frames, n, min(a.repeats, 3), peak_rss=a.peak_rss, runtimes=rts
+                    )
+                    for n in a.size
+                ]
+                df, agr = (pd.concat([p[i].assign(size_px=n) for p, n in zip(parts, a.size)]) for i in (0, 1))
+                if len(a.size) > 1:
+                    df["s_per_megapixel"] = df.s_per_frame / (df.size_px**2 / 1e6)
+                    print("cost against frame area:\n" + df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+                if a.out:
+                    df.merge(agr, on=["runtime", "size_px"], how="left").to_csv(a.out, index=False)
+            if a.workers:
+                df = bench.bench_workers(a.weights[0], a.workers, max(a.frames, 2 * max(a.workers)), a.size[0])
+                if a.out:
+                    df.to_csv(a.out if not a.runtime else a.out.replace(".csv", "_workers.csv"), index=False)
+        except (FileNotFoundError, ValueError, RuntimeError) as e:
+            raise UsageError(e) from e
+        return 0
+    if a.what == "detect":
+        from astronb.bench import bench_detect
+
+        w = dict(x.split("=", 1) for x in (a.weights or []))
+        df = bench_detect(a.backbones, a.frames, w or None, min(a.repeats, 3), fpn_widths=a.fpn)
+        print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+        if a.out:
+            df.to_csv(a.out, index=False)
+        return 0
+    print(f"unknown benchmark {a.what!r}", file=sys.stderr)
+    return 2
+
 # %% ../nbs/99_cli.ipynb #43ac485b
-def _cmd_tile(a):
-    import numpy as np
-    from pathlib import Path
-    from PIL import Image
-    from astronb.core import atomic_save, atomic_write
-    from astronb.deepspace import from_yolo, to_yolo, validate_image, validate_label_file
-    from astronb.sliced import tile_image
-
-    out = Path(a.out)
-    n = 0
-    from astronb.core import progress_bar
-
-    for p in progress_bar(list(map(Path, a.images)), "images"):
-        bad = validate_image(p)
-        if bad:
-            print(f"error: {bad}", file=sys.stderr)
-            return 2
-        rgb = np.asarray(Image.open(p).convert("RGB"))
-        H, W = rgb.shape[:2]
-        lab = (Path(a.labels) / f"{p.stem}.txt") if a.labels else p.with_suffix(".txt")
-        boxes = np.zeros((0, 4))
-        if lab.exists():
-            lines, issues = validate_label_file(lab, a.classes)
-            if issues:
-                for i in issues:
-                    print(f"error: {i}", file=sys.stderr)
-                return 2
-            boxes, cls = from_yolo(lines, W, H)
-            boxes = np.c_[boxes, cls]
-        for x0, y0, patch, bb, keep in tile_image(rgb, boxes, a.size, a.overlap, a.min_visible):
-            stem = f"{p.stem}_x{x0}_y{y0}"
-            atomic_save(out / "images" / f"{stem}.png", lambda q: Image.fromarray(patch).save(q, format="PNG"))
-            with atomic_write(out / "labels" / f"{stem}.txt") as f:
-                f.write("".join(to_yolo([b], a.size, a.size, int(boxes[k, 4]))[0] + "\n" for b, k in zip(bb, keep)))
-            n += 1
-    print(f"{n} tile(s) of {a.size}x{a.size} written to {out}/images and {out}/labels")
-    return 0
-
-# %% ../nbs/99_cli.ipynb #ptile01
+@verb
 def _parser_tile(sub):
     "The options of `astronb tile`."
     s = sub.add_parser("tile", help="cut images of any size into square patches with YOLO labels")
@@ -433,6 +474,43 @@ def _parser_tile(sub):
     )
     s.set_defaults(fn=_cmd_tile)
 
+
+def _cmd_tile(a):
+    import numpy as np
+    from pathlib import Path
+    from PIL import Image
+    from astronb.core import atomic_save, atomic_write
+    from astronb.deepspace import from_yolo, to_yolo, validate_image, validate_label_file
+    from astronb.sliced import tile_image
+
+    out = Path(a.out)
+    n = 0
+    from astronb.core import progress_bar
+
+    for p in progress_bar(list(map(Path, a.images)), "images"):
+        bad = validate_image(p)
+        if bad:
+            raise UsageError(f"{bad}")
+        rgb = np.asarray(Image.open(p).convert("RGB"))
+        H, W = rgb.shape[:2]
+        lab = (Path(a.labels) / f"{p.stem}.txt") if a.labels else p.with_suffix(".txt")
+        boxes = np.zeros((0, 4))
+        if lab.exists():
+            lines, issues = validate_label_file(lab, a.classes)
+            if issues:
+                for i in issues:
+                    raise UsageError(f"{i}")
+            boxes, cls = from_yolo(lines, W, H)
+            boxes = np.c_[boxes, cls]
+        for x0, y0, patch, bb, keep in tile_image(rgb, boxes, a.size, a.overlap, a.min_visible):
+            stem = f"{p.stem}_x{x0}_y{y0}"
+            atomic_save(out / "images" / f"{stem}.png", lambda q: Image.fromarray(patch).save(q, format="PNG"))
+            with atomic_write(out / "labels" / f"{stem}.txt") as f:
+                f.write("".join(to_yolo([b], a.size, a.size, int(boxes[k, 4]))[0] + "\n" for b, k in zip(bb, keep)))
+            n += 1
+    print(f"{n} tile(s) of {a.size}x{a.size} written to {out}/images and {out}/labels")
+    return 0
+
 # %% ../nbs/99_cli.ipynb #a1b2c302
 def _alert_labels(index, labels: str) -> tuple:
     "(y, labelled mask, where the labels came from) for the alerts in `index`: their trusted cross-match, or a CSV's."
@@ -445,7 +523,8 @@ def _alert_labels(index, labels: str) -> tuple:
     t = pd.read_csv(labels)
     if not {"candid", "label"} <= set(t.columns) or not t.label.isin([0, 1]).all():
         raise ValueError(
-            f"{labels}: needs columns candid and label (1 asteroid, 0 other, one row per alert); it has {list(t.columns)}"
+            f"{labels}: needs columns candid and label (1 asteroid, 0 other, one row per alert); it has "
+            f"{list(t.columns)}"
         )
     y = index.candid.astype("int64").map(dict(zip(t.candid.astype("int64"), t.label.astype(int))))
     ok = y.notna().to_numpy()
@@ -485,8 +564,7 @@ def _train_asteroids(a) -> int:
     except (ValueError, FileNotFoundError) as e:
         for m in left:
             print(f"left out: {' '.join(str(m).split())}", file=sys.stderr)
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise UsageError(e) from e
     out = Path(a.out or "asteroid_model.joblib")
     fields = rg.gated_trees_card(gt, a.recall)
     found, flagged, n_ast = (
@@ -537,114 +615,13 @@ def _train_asteroids(a) -> int:
     return 1 if left else 0
 
 # %% ../nbs/99_cli.ipynb #6016e159
-def _train_starfield(a):
-    import torch
-    from pathlib import Path
-    from astronb import starfield as sf
-    from astronb.io import FormatError, read_fits_image, read_truth_list
-
-    if not a.frames:
-        print(
-            "error: pass --frames: FITS frames with their truth lists (a .list beside each, as `astronb simulate` writes)",
-            file=sys.stderr,
-        )
-        return 2
-
-    def load(fs):
-        out = []
-        for f in map(Path, fs):
-            if not f.with_suffix(".list").is_file():
-                raise FileNotFoundError(
-                    f"{f.with_suffix('.list')}: the truth list of {f} is missing (lines of code x y mag, as `astronb simulate` writes)"
-                )
-            out.append((read_fits_image(f)[0], read_truth_list(f.with_suffix(".list"))))
-        return out
-
-    out = Path(a.out or "detector.pt")
-    ckpt = Path(a.ckpt) if a.ckpt else out.with_suffix(".ckpt")
-    try:
-        train, val = load(a.frames), load(a.val or [])
-        torch.manual_seed(a.seed)
-        model = sf.build_detector(a.backbone)
-        hist = sf.train_detector(
-            model,
-            [sf.make_frame(i, t, a.norm) for i, t in train],
-            steps=a.steps,
-            crop=a.crop,
-            batch=a.batch or 4,
-            lr=a.lr,
-            ckpt=ckpt,
-            seed=a.seed,
-            progress=sys.stderr.isatty(),
-            log=print,
-        )
-    except (FormatError, FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if sf.ddp_rank_world()[0]:
-        return 0  # under torchrun, rank 0 writes the products
-    from astronb.core import atomic_save, file_digest
-    from astronb.cards import write_card
-
-    atomic_save(out, lambda p: torch.save(model.state_dict(), p))
-    print(f"{len(hist)} steps, last loss {hist[-1]:.4f}; weights {out} (checkpoint to resume from: {ckpt})")
-    if val:
-        thr, _ = sf.choose_score_threshold(model, val, a.norm)
-        card = write_card(
-            out,
-            "starfield",
-            sf.detector_config(model.state_dict()) | dict(nms="soft (gaussian, sigma 0.6)", classes=sf.CLASSES),
-            dict(input="one single-band FITS frame at its native pixel scale", normalisation=a.norm, channels=3),
-            dict(score_min=thr, chosen_on=f"best F1 on the validation frames {', '.join(Path(f).name for f in a.val)}"),
-            dict(
-                note="none: `astronb train` keeps no test frames; score the model on yours with `astronb detect` and their truth lists"
-            ),
-            training_data={Path(f).name: file_digest(f) for f in a.frames},
-            params={k: v for k, v in vars(a).items() if k != "fn"},
-        )
-        print(f"model card {card} (score cut {thr:.2f}, chosen on the validation frames)")
-    return 0
-
-
-def _cmd_train(a):
-    from pathlib import Path
-    from astronb import deepspace as ds
-
-    if a.study == "starfield":
-        return _train_starfield(a)
-    if a.study == "asteroids":
-        return _train_asteroids(a)
-    data_yaml = Path(a.data) if a.data else None
-    if data_yaml is None:
-        prep, _, _ = ds.prepare_data(a.source, a.n_images, a.seed, a.fraction, a.mirror)  # the study's data step
-        for i in prep.issues:
-            print(f"reported: {i}", file=sys.stderr)
-        data_yaml = prep.data_yaml
-    best = ds.train_yolo(
-        data_yaml,
-        a.model or "yolov8n.yaml",
-        epochs=a.epochs,
-        imgsz=a.imgsz,
-        batch=a.batch or 16,
-        device=a.device,
-        project=a.project,
-        name=a.name,
-        seed=a.seed,
-    )
-    ev = ds.evaluate_yolo(best, data_yaml, imgsz=a.imgsz, batch=a.batch or 16, device=a.device, seed=a.seed)
-    card = ds.write_yolo_card(best, ev, a.imgsz, params={k: v for k, v in vars(a).items() if k != "fn"})
-    print(
-        f"best weights: {best}\nmodel card: {card} (operating confidence {ev['conf']:.3f}, chosen on the {ev['conf_chosen_on']} split)"
-    )
-    print("test: " + ", ".join(f"{k} {v:.3f}" for k, v in ev.items() if isinstance(v, float)))
-    return 0
-
-# %% ../nbs/99_cli.ipynb #ptrain01
+@verb
 def _parser_train(sub):
     "The options of `astronb train`."
     s = sub.add_parser(
         "train",
-        help="train a detector (deepspace: Ultralytics YOLO; starfield: the Faster R-CNN, on several processes with torchrun)",
+        help="train a detector (deepspace: Ultralytics YOLO; starfield: the Faster R-CNN, on several processes with "
+        "torchrun)",
     )
     s.add_argument("study", choices=["deepspace", "starfield", "asteroids"], help="the study whose model to train")
     s.add_argument("inputs", nargs="*", help="asteroids: ZTF alert files (.avro, .parquet)")
@@ -713,7 +690,8 @@ def _parser_train(sub):
     s.add_argument(
         "--batch",
         type=positive_int,
-        help="images per batch (default: deepspace 16, starfield 4 crops per step; under torchrun the global batch, split over the processes)",
+        help="images per batch (default: deepspace 16, starfield 4 crops per step; under torchrun the global batch, "
+        "split over the processes)",
     )
     s.add_argument(
         "--device",
@@ -726,64 +704,111 @@ def _parser_train(sub):
     s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)")
     s.set_defaults(fn=_cmd_train)
 
-# %% ../nbs/99_cli.ipynb #a5118e44
-def _watch_annotate(a) -> int:
-    "`annotate --watch`: each new image annotated as in a batch run; session.csv holds every detection so far."
-    import pandas as pd
+
+def _train_starfield(a):
+    import torch
     from pathlib import Path
-    from astronb.core import atomic_write
-    from astronb.deepspace import annotator
+    from astronb import starfield as sf
+    from astronb.io import FormatError, read_fits_image, read_truth_list
 
-    out = Path(a.out)
-    try:
-        one = annotator(a.weights, out, imgsz=a.imgsz, conf=a.conf, device=a.device, tile=a.tile, overlap=a.overlap)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    session = out / "session.csv"
-    rows = [pd.read_csv(session)] if session.exists() else []
-
-    def process(path):
-        df = one(path)
-        rows.append(df)
-        with atomic_write(session) as f:
-            pd.concat(rows, ignore_index=True).to_csv(f, index=False)
-        return f"{len(df)} detection(s)"
-
-    return _run_watch(a, process, IMAGE_SUFFIXES, out / "watch_state.json", session)
-
-
-def _cmd_annotate(a):
-    from astronb.deepspace import annotate
-
-    if a.watch:
-        return _watch_annotate(a)
-    if not a.images:
-        print("error: pass images to annotate, or --watch DIR for a live session", file=sys.stderr)
-        return 2
-
-    left = []
-    try:
-        df = annotate(
-            a.images,
-            a.weights,
-            a.out,
-            imgsz=a.imgsz,
-            conf=a.conf,
-            device=a.device,
-            tile=a.tile,
-            overlap=a.overlap,
-            report=left.append,
+    if not a.frames:
+        raise UsageError(
+            "pass --frames: FITS frames with their truth lists (a .list beside each, as `astronb simulate` writes)",
         )
-    except (ValueError, FileNotFoundError) as e:
-        for m in left:
-            print(f"left out: {' '.join(str(m).split())}", file=sys.stderr)
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    n = len(a.images) - len(left)
-    return finish(n, left, f"{len(df)} detection(s) in {n} image(s); annotated PNG, CSV and YOLO txt in {a.out}")
 
-# %% ../nbs/99_cli.ipynb #pannota0
+    def load(fs):
+        out = []
+        for f in map(Path, fs):
+            if not f.with_suffix(".list").is_file():
+                raise FileNotFoundError(
+                    f"{f.with_suffix('.list')}: the truth list of {f} is missing (lines of code x y mag, as `astronb "
+                    "simulate` writes)"
+                )
+            out.append((read_fits_image(f)[0], read_truth_list(f.with_suffix(".list"))))
+        return out
+
+    out = Path(a.out or "detector.pt")
+    ckpt = Path(a.ckpt) if a.ckpt else out.with_suffix(".ckpt")
+    try:
+        train, val = load(a.frames), load(a.val or [])
+        torch.manual_seed(a.seed)
+        model = sf.build_detector(a.backbone)
+        hist = sf.train_detector(
+            model,
+            [sf.make_frame(i, t, a.norm) for i, t in train],
+            steps=a.steps,
+            crop=a.crop,
+            batch=a.batch or 4,
+            lr=a.lr,
+            ckpt=ckpt,
+            seed=a.seed,
+            progress=sys.stderr.isatty(),
+            log=print,
+        )
+    except (FormatError, FileNotFoundError, ValueError) as e:
+        raise UsageError(e) from e
+    if sf.ddp_rank_world()[0]:
+        return 0  # under torchrun, rank 0 writes the products
+    from astronb.core import atomic_save, file_digest
+    from astronb.cards import write_card
+
+    atomic_save(out, lambda p: torch.save(model.state_dict(), p))
+    print(f"{len(hist)} steps, last loss {hist[-1]:.4f}; weights {out} (checkpoint to resume from: {ckpt})")
+    if val:
+        thr, _ = sf.choose_score_threshold(model, val, a.norm)
+        card = write_card(
+            out,
+            "starfield",
+            sf.detector_config(model.state_dict()) | dict(nms="soft (gaussian, sigma 0.6)", classes=sf.CLASSES),
+            dict(input="one single-band FITS frame at its native pixel scale", normalisation=a.norm, channels=3),
+            dict(score_min=thr, chosen_on=f"best F1 on the validation frames {', '.join(Path(f).name for f in a.val)}"),
+            dict(
+                note="none: `astronb train` keeps no test frames; score the model on yours with `astronb detect` and "
+                "their truth lists"
+            ),
+            training_data={Path(f).name: file_digest(f) for f in a.frames},
+            params={k: v for k, v in vars(a).items() if k != "fn"},
+        )
+        print(f"model card {card} (score cut {thr:.2f}, chosen on the validation frames)")
+    return 0
+
+
+def _cmd_train(a):
+    from pathlib import Path
+    from astronb import deepspace as ds
+
+    if a.study == "starfield":
+        return _train_starfield(a)
+    if a.study == "asteroids":
+        return _train_asteroids(a)
+    data_yaml = Path(a.data) if a.data else None
+    if data_yaml is None:
+        prep, _, _ = ds.prepare_data(a.source, a.n_images, a.seed, a.fraction, a.mirror)  # the study's data step
+        for i in prep.issues:
+            print(f"reported: {i}", file=sys.stderr)
+        data_yaml = prep.data_yaml
+    best = ds.train_yolo(
+        data_yaml,
+        a.model or "yolov8n.yaml",
+        epochs=a.epochs,
+        imgsz=a.imgsz,
+        batch=a.batch or 16,
+        device=a.device,
+        project=a.project,
+        name=a.name,
+        seed=a.seed,
+    )
+    ev = ds.evaluate_yolo(best, data_yaml, imgsz=a.imgsz, batch=a.batch or 16, device=a.device, seed=a.seed)
+    card = ds.write_yolo_card(best, ev, a.imgsz, params={k: v for k, v in vars(a).items() if k != "fn"})
+    print(
+        f"best weights: {best}\nmodel card: {card} (operating confidence {ev['conf']:.3f}, chosen on the "
+        f"{ev['conf_chosen_on']} split)"
+    )
+    print("test: " + ", ".join(f"{k} {v:.3f}" for k, v in ev.items() if isinstance(v, float)))
+    return 0
+
+# %% ../nbs/99_cli.ipynb #a5118e44
+@verb
 def _parser_annotate(sub):
     "The options of `astronb annotate`."
     s = sub.add_parser("annotate", help="detect deep-sky objects in whole frames (sliced inference when large)")
@@ -791,7 +816,8 @@ def _parser_annotate(sub):
     s.add_argument(
         "--weights",
         required=True,
-        help="YOLO .pt weights, their .onnx export (`astronb export`), or the .card.json of either (from the deepspace study or `astronb train`)",
+        help="YOLO .pt weights, their .onnx export (`astronb export`), or the .card.json of either (from the deepspace "
+        "study or `astronb train`)",
     )
     s.add_argument("--out", default="annotated", help="folder for <image>.png, .csv and YOLO .txt (default: annotated)")
     s.add_argument("--imgsz", type=positive_int, help="model input size in px (default: the card's, else 608)")
@@ -814,37 +840,62 @@ def _parser_annotate(sub):
     _add_watch_args(s, "image")
     s.set_defaults(fn=_cmd_annotate)
 
-# %% ../nbs/99_cli.ipynb #82b1e475
-def _cmd_export(a):
-    from astronb.cards import read_card, card_path
 
+def _watch_annotate(a) -> int:
+    "`annotate --watch`: each new image annotated as in a batch run; session.csv holds every detection so far."
+    import pandas as pd
+    from pathlib import Path
+    from astronb.core import atomic_write
+    from astronb.deepspace import annotator
+
+    out = Path(a.out)
     try:
-        card, _ = read_card(a.weights)
-        study = a.study or (card or {}).get("study")
-        if study == "starfield":
-            from astronb.runtime import export_detector
+        one = annotator(a.weights, out, imgsz=a.imgsz, conf=a.conf, device=a.device, tile=a.tile, overlap=a.overlap)
+    except (ValueError, FileNotFoundError) as e:
+        raise UsageError(e) from e
+    session = out / "session.csv"
+    rows = [pd.read_csv(session)] if session.exists() else []
 
-            out = export_detector(a.weights, a.out, opset=a.opset)
-        elif study == "deepspace":
-            from astronb.deepspace import export_yolo
+    def process(path):
+        df = one(path)
+        rows.append(df)
+        with atomic_write(session) as f:
+            pd.concat(rows, ignore_index=True).to_csv(f, index=False)
+        return f"{len(df)} detection(s)"
 
-            out = export_yolo(a.weights, a.out, format=a.format)
-        else:
-            print(
-                f"error: {a.weights} has no card saying which study's model it is: pass --study starfield or --study deepspace",
-                file=sys.stderr,
-            )
-            return 2
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(
-        f"{out} written"
-        + (f", with its card {card_path(out)}" if card else " (the source has no card, so neither has the export)")
-    )
-    return 0
+    return _run_watch(a, process, IMAGE_SUFFIXES, out / "watch_state.json", session)
 
-# %% ../nbs/99_cli.ipynb #pexport0
+
+def _cmd_annotate(a):
+    from astronb.deepspace import annotate
+
+    if a.watch:
+        return _watch_annotate(a)
+    if not a.images:
+        raise UsageError("pass images to annotate, or --watch DIR for a live session")
+
+    left = []
+    try:
+        df = annotate(
+            a.images,
+            a.weights,
+            a.out,
+            imgsz=a.imgsz,
+            conf=a.conf,
+            device=a.device,
+            tile=a.tile,
+            overlap=a.overlap,
+            report=left.append,
+        )
+    except (ValueError, FileNotFoundError) as e:
+        for m in left:
+            print(f"left out: {' '.join(str(m).split())}", file=sys.stderr)
+        raise UsageError(e) from e
+    n = len(a.images) - len(left)
+    return finish(n, left, f"{len(df)} detection(s) in {n} image(s); annotated PNG, CSV and YOLO txt in {a.out}")
+
+# %% ../nbs/99_cli.ipynb #82b1e475
+@verb
 def _parser_export(sub):
     "The options of `astronb export`."
     s = sub.add_parser("export", help="write a trained model to ONNX, for `detect` / `annotate` on ONNX Runtime")
@@ -860,13 +911,92 @@ def _parser_export(sub):
         "--format",
         choices=["onnx", "openvino"],
         default="onnx",
-        help="deepspace: onnx (a file, for ONNX Runtime) or openvino (a folder <stem>_openvino_model/ with its .xml, .bin "
+        help="deepspace: onnx (a file, for ONNX Runtime) or openvino (a folder <stem>_openvino_model/ with its .xml, "
+        ".bin "
         "and card; `annotate --weights FOLDER/<stem>.card.json` runs it, the fastest on a CPU) (default: onnx); "
         "a starfield .onnx runs on OpenVINO as it is (detect --runtime)",
     )
     s.set_defaults(fn=_cmd_export)
 
+
+def _cmd_export(a):
+    from astronb.cards import read_card, card_path
+
+    try:
+        card, _ = read_card(a.weights)
+        study = a.study or (card or {}).get("study")
+        if study == "starfield":
+            from astronb.runtime import export_detector
+
+            out = export_detector(a.weights, a.out, opset=a.opset)
+        elif study == "deepspace":
+            from astronb.deepspace import export_yolo
+
+            out = export_yolo(a.weights, a.out, format=a.format)
+        else:
+            raise UsageError(
+                f"{a.weights} has no card saying which study's model it is: pass --study starfield or --study "
+                "deepspace",
+            )
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        raise UsageError(e) from e
+    print(
+        f"{out} written"
+        + (f", with its card {card_path(out)}" if card else " (the source has no card, so neither has the export)")
+    )
+    return 0
+
 # %% ../nbs/99_cli.ipynb #fe8ae832
+@verb
+def _parser_classify(sub):
+    "The options of `astronb classify`."
+    s = sub.add_parser("classify", help="asteroid or not: score cutout sets, FITS:detections pairs or ZTF alerts")
+    s.add_argument(
+        "items",
+        nargs="+",
+        help="ZTF alerts (.avro packets, Parquet tables), cutout sets (.npy) or frame.fits:detections.csv",
+    )
+    s.add_argument(
+        "--model",
+        choices=["inceptionv3", "xception", "inceptionresnetv2", "resnet152v2"],
+        help="architecture (default: the card's, else inceptionv3)",
+    )
+    s.add_argument(
+        "--experiment", type=int, choices=[1, 2, 3], help="the paper's experiment (default: the card's, else 3)"
+    )
+    s.add_argument(
+        "--weights",
+        required=True,
+        help="the model card (.card.json) saved by the asteroid study (a CNN on the stamps, one on stamps and alert "
+        "features, or trees on the alert features), or Keras weights (.weights.h5)",
+    )
+    s.add_argument(
+        "--channels",
+        type=int,
+        choices=[1, 3],
+        help="1: science band; 3: ZTF science/template/difference (default: the card's, else 1)",
+    )
+    s.add_argument(
+        "--threshold",
+        type=unit_interval,
+        help="asteroid when score >= this, 0-1 (default: the card's, chosen on validation alerts, else 0.5)",
+    )
+    s.add_argument("--out", default="scores.csv", help="output CSV, one row per alert or cutout (default: scores.csv)")
+    s.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="files in parallel on a local Dask cluster of this many processes; each file's scores "
+        "are kept in OUT.parts/ as it finishes and reused on a re-run (default: 1, serial, no parts)",
+    )
+    s.add_argument(
+        "--scheduler",
+        help="address of an existing Dask scheduler (e.g. tcp://host:8786) to score the files on instead of a local "
+        "cluster",
+    )
+    s.set_defaults(fn=_cmd_classify)
+
+
 def _cmd_classify(a):
     import pandas as pd
     from pathlib import Path
@@ -922,8 +1052,7 @@ def _cmd_classify(a):
     except (ValueError, FileNotFoundError, FormatError) as e:
         for m in left:
             print(f"left out: {' '.join(str(m).split())}", file=sys.stderr)
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise UsageError(e) from e
     return finish(len(df), left, _classify_summary(df, a.out) if len(df) else "")
 
 
@@ -938,83 +1067,8 @@ def _classify_summary(df, out) -> str:
         + f"; written to {out}"
     )
 
-# %% ../nbs/99_cli.ipynb #pclassi0
-def _parser_classify(sub):
-    "The options of `astronb classify`."
-    s = sub.add_parser("classify", help="asteroid or not: score cutout sets, FITS:detections pairs or ZTF alerts")
-    s.add_argument(
-        "items",
-        nargs="+",
-        help="ZTF alerts (.avro packets, Parquet tables), cutout sets (.npy) or frame.fits:detections.csv",
-    )
-    s.add_argument(
-        "--model",
-        choices=["inceptionv3", "xception", "inceptionresnetv2", "resnet152v2"],
-        help="architecture (default: the card's, else inceptionv3)",
-    )
-    s.add_argument(
-        "--experiment", type=int, choices=[1, 2, 3], help="the paper's experiment (default: the card's, else 3)"
-    )
-    s.add_argument(
-        "--weights",
-        required=True,
-        help="the model card (.card.json) saved by the asteroid study (a CNN on the stamps, one on stamps and alert features, or trees on the alert features), or Keras weights (.weights.h5)",
-    )
-    s.add_argument(
-        "--channels",
-        type=int,
-        choices=[1, 3],
-        help="1: science band; 3: ZTF science/template/difference (default: the card's, else 1)",
-    )
-    s.add_argument(
-        "--threshold",
-        type=unit_interval,
-        help="asteroid when score >= this, 0-1 (default: the card's, chosen on validation alerts, else 0.5)",
-    )
-    s.add_argument("--out", default="scores.csv", help="output CSV, one row per alert or cutout (default: scores.csv)")
-    s.add_argument(
-        "--workers",
-        type=positive_int,
-        default=1,
-        help="files in parallel on a local Dask cluster of this many processes; each file's scores "
-        "are kept in OUT.parts/ as it finishes and reused on a re-run (default: 1, serial, no parts)",
-    )
-    s.add_argument(
-        "--scheduler",
-        help="address of an existing Dask scheduler (e.g. tcp://host:8786) to score the files on instead of a local cluster",
-    )
-    s.set_defaults(fn=_cmd_classify)
-
 # %% ../nbs/99_cli.ipynb #af324dbd
-def _cmd_simulate(a):
-    from pathlib import Path
-    from astronb import starfield as sf
-
-    cfg = sf.SimConfig()
-    if a.calibrate:
-        from astronb.data import fetch
-        from astronb.io import read_fits_image, read_truth_list
-
-        wf = fetch("wfsat", mirror=a.mirror, progress=False).files
-        cfg, _ = sf.calibrate(
-            [read_fits_image(wf[f"{n}.fits"])[0] for n in (242, 244)],
-            [read_truth_list(wf[f"{n}.list"]) for n in (242, 244)],
-        )
-    cfg.size = a.size
-    if a.galaxy_fraction is not None:
-        if not 0 <= a.galaxy_fraction <= 1:
-            print(f"error: --galaxy-fraction must be between 0 and 1, got {a.galaxy_fraction}", file=sys.stderr)
-            return 2
-        cfg.galaxy_fraction = (
-            a.galaxy_fraction
-        )  # e.g. galaxy-rich frames to train a classifier (see the starfield study)
-    for i in range(a.n):
-        img, tr, pr = sf.simulate_frame(cfg, seed=a.seed + i)
-        sf.write_frame(Path(a.out) / f"sim_{a.seed + i:05d}.fits", img, tr, pr)
-    print(f"{a.n} frame(s) ({a.size}x{a.size}) with .list truth files written to {a.out}")
-    return 0
-
-# %% ../nbs/99_cli.ipynb #psimula0
+@verb
 def _parser_simulate(sub):
     "The options of `astronb simulate`."
     s = sub.add_parser("simulate", help="simulated wide-field frames with truth lists")
@@ -1036,7 +1090,109 @@ def _parser_simulate(sub):
     s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)")
     s.set_defaults(fn=_cmd_simulate)
 
+
+def _cmd_simulate(a):
+    from pathlib import Path
+    from astronb import starfield as sf
+
+    cfg = sf.SimConfig()
+    if a.calibrate:
+        from astronb.data import fetch
+        from astronb.io import read_fits_image, read_truth_list
+
+        wf = fetch("wfsat", mirror=a.mirror, progress=False).files
+        cfg, _ = sf.calibrate(
+            [read_fits_image(wf[f"{n}.fits"])[0] for n in (242, 244)],
+            [read_truth_list(wf[f"{n}.list"]) for n in (242, 244)],
+        )
+    cfg.size = a.size
+    if a.galaxy_fraction is not None:
+        if not 0 <= a.galaxy_fraction <= 1:
+            raise UsageError(f"--galaxy-fraction must be between 0 and 1, got {a.galaxy_fraction}")
+        cfg.galaxy_fraction = (
+            a.galaxy_fraction
+        )  # e.g. galaxy-rich frames to train a classifier (see the starfield study)
+    for i in range(a.n):
+        img, tr, pr = sf.simulate_frame(cfg, seed=a.seed + i)
+        sf.write_frame(Path(a.out) / f"sim_{a.seed + i:05d}.fits", img, tr, pr)
+    print(f"{a.n} frame(s) ({a.size}x{a.size}) with .list truth files written to {a.out}")
+    return 0
+
 # %% ../nbs/99_cli.ipynb #3ee4f7f1
+@verb
+def _parser_detect(sub):
+    "The options of `astronb detect`."
+    s = sub.add_parser(
+        "detect", help="detect and classify stars and galaxies in FITS frames (network, sep or SExtractor)"
+    )
+    s.add_argument("frames", nargs="*", help="FITS frames (first image HDU; blanks and any size handled)")
+    s.add_argument(
+        "--weights",
+        help="a model card (.card.json) saved by the starfield study, a detector checkpoint (.pt), or an export "
+        "(.onnx, run with OpenVINO or ONNX Runtime: --runtime); "
+        "the card's normalisation and score cut are used unless --norm / --score-min are given "
+        "(default: the starfield study's default model, fine-tuned on every labelled real frame, from its last "
+        "reproduce run)",
+    )
+    s.add_argument("--norm", choices=["asinh", "paper"], help="frame normalisation (default: the card's, else asinh)")
+    s.add_argument(
+        "--score-min",
+        type=unit_interval,
+        help="keep detections scoring at least this, 0-1 (default: the card's cut, else 0.5)",
+    )
+    s.add_argument("--baseline", choices=["sep", "sextractor"], help="run a classical extractor instead of the network")
+    s.add_argument(
+        "--runtime",
+        choices=["onnxruntime", "openvino"],
+        help="an .onnx --weights runs on this (default: openvino when installed: the fastest on a CPU, see `bench "
+        "detect`)",
+    )
+    s.add_argument(
+        "--thresh",
+        type=positive_float,
+        default=1.5,
+        help="baselines: detection threshold in units of the background rms (default: 1.5)",
+    )
+    s.add_argument(
+        "--minarea",
+        type=positive_int,
+        default=5,
+        help="baselines: minimum connected pixels above the threshold (default: 5)",
+    )
+    s.add_argument(
+        "--zero-point",
+        type=float,
+        help="magnitude of a source of total flux 1 (default: the header's MAGZPT/MAGZP/MAGZERO/ZEROPT/ZP, else 0: "
+        "instrumental)",
+    )
+    s.add_argument(
+        "--out",
+        default="catalog.ecsv",
+        help="catalogue: .ecsv (astropy Table with units and provenance, default catalog.ecsv), .fits, or .csv (no "
+        "units); "
+        ".reg (DS9) or .crtf (CASA) for a region file only",
+    )
+    s.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="frames in parallel on a local Dask cluster of this many processes; each frame's catalogue "
+        "is kept in OUT.parts/ as it finishes and reused on a re-run (default: 1, serial, no parts)",
+    )
+    s.add_argument(
+        "--scheduler",
+        help="address of an existing Dask scheduler (e.g. tcp://host:8786) to run the frames on instead of a local "
+        "cluster",
+    )
+    s.add_argument(
+        "--regions",
+        action="store_true",
+        help="also write a DS9 region file beside the catalogue (OUT with suffix .reg)",
+    )
+    _add_watch_args(s, "FITS frame")
+    s.set_defaults(fn=_cmd_detect)
+
+
 def _cmd_detect(a):
     import pandas as pd
     from pathlib import Path
@@ -1064,8 +1220,7 @@ def _cmd_detect(a):
                 weights, a.runtime
             )  # a model file that is not one is a usage error, found before any frame
     except (FormatError, FileNotFoundError, RuntimeError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise UsageError(e) from e
     step = partial(
         sf.catalogue_frame,
         baseline=a.baseline,
@@ -1080,8 +1235,7 @@ def _cmd_detect(a):
     if a.watch:
         return _watch_detect(a, step, card, norm, score_min)
     if not a.frames:
-        print("error: pass FITS frames, or --watch DIR for a live session", file=sys.stderr)
-        return 2
+        raise UsageError("pass FITS frames, or --watch DIR for a live session")
     if a.workers > 1 or a.scheduler:  # survey mode: Dask, one part per frame beside --out, resumable
         cats, infos = run_frames(
             a.frames, step, Path(str(a.out) + ".parts"), a.workers, a.scheduler, progress=sys.stderr.isatty()
@@ -1158,76 +1312,10 @@ def _flux_unit(bunit: str) -> str:
     except ValueError:
         return "adu"
 
-# %% ../nbs/99_cli.ipynb #pdetect0
-def _parser_detect(sub):
-    "The options of `astronb detect`."
-    s = sub.add_parser(
-        "detect", help="detect and classify stars and galaxies in FITS frames (network, sep or SExtractor)"
-    )
-    s.add_argument("frames", nargs="*", help="FITS frames (first image HDU; blanks and any size handled)")
-    s.add_argument(
-        "--weights",
-        help="a model card (.card.json) saved by the starfield study, a detector checkpoint (.pt), or an export (.onnx, run with OpenVINO or ONNX Runtime: --runtime); "
-        "the card's normalisation and score cut are used unless --norm / --score-min are given "
-        "(default: the starfield study's default model, fine-tuned on every labelled real frame, from its last reproduce run)",
-    )
-    s.add_argument("--norm", choices=["asinh", "paper"], help="frame normalisation (default: the card's, else asinh)")
-    s.add_argument(
-        "--score-min",
-        type=unit_interval,
-        help="keep detections scoring at least this, 0-1 (default: the card's cut, else 0.5)",
-    )
-    s.add_argument("--baseline", choices=["sep", "sextractor"], help="run a classical extractor instead of the network")
-    s.add_argument(
-        "--runtime",
-        choices=["onnxruntime", "openvino"],
-        help="an .onnx --weights runs on this (default: openvino when installed: the fastest on a CPU, see `bench detect`)",
-    )
-    s.add_argument(
-        "--thresh",
-        type=positive_float,
-        default=1.5,
-        help="baselines: detection threshold in units of the background rms (default: 1.5)",
-    )
-    s.add_argument(
-        "--minarea",
-        type=positive_int,
-        default=5,
-        help="baselines: minimum connected pixels above the threshold (default: 5)",
-    )
-    s.add_argument(
-        "--zero-point",
-        type=float,
-        help="magnitude of a source of total flux 1 (default: the header's MAGZPT/MAGZP/MAGZERO/ZEROPT/ZP, else 0: instrumental)",
-    )
-    s.add_argument(
-        "--out",
-        default="catalog.ecsv",
-        help="catalogue: .ecsv (astropy Table with units and provenance, default catalog.ecsv), .fits, or .csv (no units); "
-        ".reg (DS9) or .crtf (CASA) for a region file only",
-    )
-    s.add_argument(
-        "--workers",
-        type=positive_int,
-        default=1,
-        help="frames in parallel on a local Dask cluster of this many processes; each frame's catalogue "
-        "is kept in OUT.parts/ as it finishes and reused on a re-run (default: 1, serial, no parts)",
-    )
-    s.add_argument(
-        "--scheduler",
-        help="address of an existing Dask scheduler (e.g. tcp://host:8786) to run the frames on instead of a local cluster",
-    )
-    s.add_argument(
-        "--regions",
-        action="store_true",
-        help="also write a DS9 region file beside the catalogue (OUT with suffix .reg)",
-    )
-    _add_watch_args(s, "FITS frame")
-    s.set_defaults(fn=_cmd_detect)
-
 # %% ../nbs/99_cli.ipynb #3ee4f7f3
 def _session_so_far(out, state_path) -> tuple:
-    "(catalogues, frame infos) of the frames that an earlier run of this watch session finished, read from their own catalogues."
+    """(catalogues, frame infos) of the frames that an earlier run of this watch session finished, read from their own
+    catalogues."""
     from pathlib import Path
     from astropy.table import Table
     from astronb.watch import load_state
@@ -1253,17 +1341,14 @@ def _watch_detect(a, step, card, norm, score_min) -> int:
 
     out = Path(a.out)
     if out.suffix.lower() in (".reg", ".crtf"):
-        print(
-            "error: --watch writes catalogues: give --out a .ecsv, .fits or .csv name (regions come beside it)",
-            file=sys.stderr,
+        raise UsageError(
+            "--watch writes catalogues: give --out a .ecsv, .fits or .csv name (regions come beside it)",
         )
-        return 2
     state = out.with_name(out.name + ".watch_state.json")
     try:
         cats, infos = _session_so_far(out, state)  # a restarted session keeps the frames it had
     except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        raise UsageError(e) from e
 
     def process(path):
         cat, info = step(str(path))
@@ -1277,76 +1362,6 @@ def _watch_detect(a, step, card, norm, score_min) -> int:
         return f"{len(cat)} source(s)"
 
     return _run_watch(a, process, FITS_SUFFIXES, state, out)
-
-# %% ../nbs/99_cli.ipynb #02e274d8
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="astronb", description="Deep learning for astronomical images: the three studies.")
-    p.add_argument(
-        "--verbose", action="store_true", help="show the native libraries' start-up logs (TensorFlow, absl, CUDA)"
-    )
-    sub = p.add_subparsers(dest="cmd", required=True)
-    for add in (
-        _parser_datasets,
-        _parser_download,
-        _parser_reproduce,
-        _parser_bench,
-        _parser_tile,
-        _parser_train,
-        _parser_annotate,
-        _parser_export,
-        _parser_classify,
-        _parser_simulate,
-        _parser_detect,
-    ):
-        add(sub)
-    return p
-
-# %% ../nbs/99_cli.ipynb #c9a1b2c1
-NATIVE_NOISE = re.compile(
-    r"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\]"  # absl / TensorFlow C++ log lines
-    r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
-    r"|\[IPKernelApp\] WARNING \| Kernel is running over TCP without encryption"  # the kernels reproduce starts
-    r"|.*(?:oneDNN custom operations are on|Could not find cuda drivers|failed call to cuInit|Unable to register cu\w+ factory"
-    r"|This TensorFlow binary is optimized|TF-TRT Warning|computation placer already registered))"
-)
-
-
-def quiet_native_logs(pattern=NATIVE_NOISE):
-    """Drop the lines of native libraries' log noise (`pattern`) from this process's standard error, and from the
-    processes it starts; returns a function that restores it. Everything else passes through."""
-    import atexit
-    import threading
-
-    sys.stderr.flush()
-    read_end, write_end = os.pipe()
-    original = os.dup(2)
-    os.dup2(write_end, 2)
-    os.close(write_end)
-
-    def pump():
-        with os.fdopen(read_end, "rb") as src:
-            for line in src:
-                if not pattern.match(line.decode(errors="replace")):
-                    os.write(original, line)
-
-    thread = threading.Thread(target=pump, daemon=True)
-    thread.start()
-
-    def restore():
-        sys.stderr.flush()
-        os.dup2(original, 2)  # the last write end closes: the pump reads to the end and stops
-        thread.join(timeout=2)
-
-    atexit.register(restore)
-    return restore
-
-# %% ../nbs/99_cli.ipynb #0e742c75
-def main(argv=None) -> int:
-    a = parser().parse_args(argv)
-    if not a.verbose and argv is None:  # the installed command; a caller in Python keeps its own stderr
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        quiet_native_logs()
-    return a.fn(a)
 
 # %% ../nbs/99_cli.ipynb #62c61fe2
 if __name__ == "__main__":
