@@ -54,7 +54,7 @@ def _cmd_tile(a):
     from pathlib import Path
     from PIL import Image
     from astronb.core import atomic_save, atomic_write
-    from astronb.deepspace import from_yolo, to_yolo, validate_image, validate_label_file
+    from astronb.yolo_data import from_yolo, to_yolo, validate_image, validate_label_file
     from astronb.sliced import tile_image
 
     out = Path(a.out)
