@@ -307,18 +307,9 @@ def _train_starfield(a):
         train, val = load(a.frames), load(a.val or [])
         torch.manual_seed(a.seed)
         model = sf.build_detector(a.backbone)
-        hist = sf.train_detector(
-            model,
-            [sf.make_frame(i, t, a.norm) for i, t in train],
-            steps=a.steps,
-            crop=a.crop,
-            batch=a.batch or 4,
-            lr=a.lr,
-            ckpt=ckpt,
-            seed=a.seed,
-            progress=sys.stderr.isatty(),
-            log=print,
-        )
+        crops = sf.CropTraining(steps=a.steps, crop=a.crop, batch=a.batch or 4, lr=a.lr, seed=a.seed)
+        frames = [sf.make_frame(i, t, a.norm) for i, t in train]
+        hist = sf.train_detector(model, frames, crops, ckpt=ckpt, progress=sys.stderr.isatty(), log=print)
     except (FormatError, FileNotFoundError, ValueError) as e:
         raise UsageError(e) from e
     if sf.ddp_rank_world()[0]:

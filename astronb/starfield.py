@@ -57,9 +57,10 @@ from astronb.scoring import (
 )
 
 # %% auto #0
-__all__ = ['ZERO_POINT_KEYS', 'Frame', 'make_frame', 'random_crop', 'TrainHistory', 'ddp_rank_world', 'parameters_digest',
-           'train_detector', 'box_centres', 'detect_frame', 'add_radec', 'cached_detector', 'catalogue_frame',
-           'card_settings', 'choose_score_threshold']
+__all__ = ['SGD_MOMENTUM', 'WEIGHT_DECAY', 'GRAD_CLIP', 'WARMUP_FRACTION', 'WARMUP_MAX_STEPS', 'DECAY_FROM', 'DECAY_FACTOR',
+           'ZERO_POINT_KEYS', 'Frame', 'make_frame', 'random_crop', 'TrainHistory', 'ddp_rank_world',
+           'parameters_digest', 'CropTraining', 'lr_at', 'train_detector', 'box_centres', 'detect_frame', 'add_radec',
+           'cached_detector', 'catalogue_frame', 'card_settings', 'choose_score_threshold']
 
 # %% ../nbs/30_starfield.ipynb #60c8a3d2
 @dataclass
@@ -133,6 +134,111 @@ def parameters_digest(model) -> str:
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
 
+# %% ../nbs/30_starfield.ipynb #acae54e37e7d407bbb7b55eff062a284
+@dataclass(frozen=True)
+class CropTraining:
+    """How `train_detector` trains: `steps` optimiser steps in all (a resumed run stops there too), `batch` crops of
+    `crop` px per step (under `torchrun` the global batch, split over the processes), learning rate `lr` on the `lr_at`
+    schedule, `seed` of the crops and of torch, a checkpoint every `ckpt_every` steps and at the end, and
+    `galaxy_crops`, the fraction of crops centred near a random galaxy (galaxies are a few percent of the sources)."""
+
+    steps: int = 200
+    crop: int = 160
+    batch: int = 4
+    lr: float = 0.01
+    seed: int = 0
+    ckpt_every: int = 50
+    galaxy_crops: float = 0.0
+
+# %% ../nbs/30_starfield.ipynb #8dd0d8092fe74a7c96281538738b07e2
+# SGD as in torchvision's detection reference recipe (references/detection/train.py: momentum 0.9, weight decay 1e-4)
+SGD_MOMENTUM, WEIGHT_DECAY = 0.9, 1e-4
+GRAD_CLIP = 10.0  # largest gradient norm: keeps the first steps of an untrained RPN from a few huge losses
+WARMUP_FRACTION, WARMUP_MAX_STEPS = 0.1, 100  # linear warm-up over the first 10% of the steps, at most 100
+DECAY_FROM, DECAY_FACTOR = 0.8, 0.1  # the last 20% of the steps at lr / 10 (a step decay, as in the reference recipe)
+
+# %% ../nbs/30_starfield.ipynb #72eea5119410473aa328ad9291626812
+def lr_at(step: int, cfg: CropTraining) -> float:
+    """The learning rate of optimiser step `step` (0-based) of `cfg.steps`: a linear warm-up, then `cfg.lr`, then
+    `cfg.lr * DECAY_FACTOR` from `DECAY_FROM` of the way on."""
+    warm = max(1, min(WARMUP_MAX_STEPS, int(cfg.steps * WARMUP_FRACTION)))
+    return cfg.lr * min(1.0, (step + 1) / warm) * (DECAY_FACTOR if step >= DECAY_FROM * cfg.steps else 1.0)
+
+# %% ../nbs/30_starfield.ipynb #10185d26023b46108eb7d9f57d49d2b3
+def _wrap_ddp(model, batch: int) -> tuple:
+    """Set-up: (the network to call, rank, world). Under `torchrun` the model is wrapped in DistributedDataParallel and
+    `batch` must split evenly over the processes; in a plain process the model itself, rank 0 of 1."""
+    rank, world = ddp_rank_world()
+    if batch % world:
+        raise ValueError(
+            f"batch {batch} is not a multiple of the {world} processes: each rank takes batch / {world} crops per step"
+        )
+    if world == 1:
+        return model, rank, world
+    from torch.nn.parallel import DistributedDataParallel
+
+    net = DistributedDataParallel(
+        model, device_ids=[torch.cuda.current_device()] if torch.cuda.is_available() else None
+    )
+    return net, rank, world
+
+# %% ../nbs/30_starfield.ipynb #8763a12b2bbd4a93a75aff182afb95dc
+def _resume(ckpt, model, opt, rng, log=None) -> TrainHistory:
+    """Resume: load model, optimiser, random state and losses from `ckpt` when it exists; the history's `start_step`
+    is where training goes on (0 without a checkpoint). A checkpoint of another architecture is refused by name."""
+    hist = TrainHistory()
+    hist.seconds = 0.0
+    if not (ckpt and Path(ckpt).exists()):
+        return hist
+    st = torch.load(ckpt, map_location="cpu", weights_only=True)  # our checkpoints hold tensors and plain types
+    try:
+        model.load_state_dict(fill_state(st["model"]))
+    except RuntimeError:
+        raise ValueError(
+            f"checkpoint {ckpt} was written by another architecture ({detector_config(st['model'])}); "
+            "delete it to start afresh, or pass another ckpt path"
+        ) from None
+    opt.load_state_dict(st["opt"])
+    hist.start_step = st["step"]
+    hist += st.get("losses") or [float("nan")] * hist.start_step  # checkpoints before the history was kept have none
+    hist.seconds = st.get("seconds")
+    rng.bit_generator.state = st["rng"]
+    torch.set_rng_state(st["torch_rng"])
+    if log:
+        log(f"resumed from {ckpt} at step {hist.start_step}")
+    return hist
+
+# %% ../nbs/30_starfield.ipynb #7623eae2785240b9bd12b16a66d81610
+def _draw_batch(frames: list, gals: list, cfg: CropTraining, rng) -> tuple:
+    """One step's crops: (images, targets) of `cfg.batch` random crops, a `cfg.galaxy_crops` share of them centred near
+    one of `gals` ((frame index, x, y) of the galaxies)."""
+    ims, tgs = [], []
+    for _ in range(cfg.batch):
+        fr, focus = frames[rng.integers(len(frames))], None
+        if cfg.galaxy_crops and gals and rng.random() < cfg.galaxy_crops:  # no extra draw when off: old runs replay
+            i, gx, gy = gals[rng.integers(len(gals))]
+            fr, focus = frames[i], (gx, gy)
+        im, b, lab = random_crop(fr, cfg.crop, rng, focus)
+        ims.append(torch.from_numpy(im))
+        tgs.append({"boxes": torch.from_numpy(b).reshape(-1, 4), "labels": torch.from_numpy(lab).long()})
+    return ims, tgs
+
+# %% ../nbs/30_starfield.ipynb #7cdc8c89c7104fffa095e18ddfef8986
+def _sgd_step(net, opt, params, ims, tgs, world: int) -> float:
+    """One optimiser step on this rank's crops; returns the loss, averaged over the ranks under `torchrun`."""
+    loss = sum(net(ims, tgs).values())
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
+    opt.step()
+    kept = loss.detach()
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(kept)
+        kept = kept / world
+    return float(kept)
+
 # %% ../nbs/30_starfield.ipynb #2ef88d9c
 def _save_ckpt(path, model, opt, step, rng, hist):
     atomic_save(
@@ -151,118 +257,55 @@ def _save_ckpt(path, model, opt, step, rng, hist):
         ),
     )
 
+# %% ../nbs/30_starfield.ipynb #b118ea5561624da68c537baed56e602f
+def _check_ranks_agree(model, rank: int, world: int, log=None):
+    "After distributed training: every rank must hold the same parameters (`parameters_digest`), or this raises."
+    import torch.distributed as dist
 
-def train_detector(
-    model,
-    frames: list,
-    steps: int = 200,
-    crop: int = 160,
-    batch: int = 4,
-    lr: float = 0.01,
-    ckpt: str | Path | None = None,
-    ckpt_every: int = 50,
-    seed: int = 0,
-    progress: bool = True,
-    log=None,
-    galaxy_crops: float = 0.0,
-):
-    """Train on random crops with SGD; resumes from `ckpt` when it exists. Returns the `TrainHistory` of all steps,
-    resumed ones included. model: a `build_detector` network; frames: `make_frame` results; steps: optimiser steps in
-    all (a resumed run stops there too); crop: crop size in pixels; batch: crops per step; lr: learning rate (linear
-    warm-up over the first 10% of steps, at most 100; divided by 10 for the last 20%); ckpt: checkpoint path, written
-    atomically every `ckpt_every` steps and at the end; seed: of the crops and of torch; progress: a tqdm bar; log: a
-    function for messages; galaxy_crops: the fraction of crops centred near a random galaxy (galaxies are a few
-    percent of the sources). Under `torchrun` (`ddp_rank_world`) the model is wrapped in DistributedDataParallel:
-    every rank draws the same `batch` crops and takes its own `batch / world` of them, gradients are averaged, the
-    loss kept is the mean over the ranks, only rank 0 writes the checkpoint, and at the end the ranks' parameters are
-    checked to be identical."""
+    digests = [None] * world
+    dist.all_gather_object(digests, parameters_digest(model))
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"the {world} ranks ended with different parameters: {digests}")
+    if log:
+        log(f"rank {rank} of {world}: parameters {digests[rank]}, identical on all ranks")
+
+# %% ../nbs/30_starfield.ipynb #938c804e27f84196a10c8828c723f798
+def train_detector(model, frames: list, cfg: CropTraining = CropTraining(), ckpt=None, progress: bool = True, log=None):
+    """Train `model` (a `build_detector` network) on random crops of `frames` (`make_frame` results) with SGD, as `cfg`
+    says; resumes from `ckpt` when it exists and writes it atomically every `cfg.ckpt_every` steps and at the end.
+    Returns the `TrainHistory` of all steps, resumed ones included. `progress`: a tqdm bar; `log`: a function for
+    messages. Under `torchrun` (`ddp_rank_world`) every rank draws the same crops and takes its own `batch / world` of
+    them, gradients are averaged, only rank 0 writes the checkpoint, and the ranks' parameters are checked to agree."""
+    from tqdm.auto import tqdm
+
     gals = [
         (i, (b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
         for i, f in enumerate(frames)
         for b, lab in zip(f.boxes, f.labels)
         if lab == 2
     ]
-    from tqdm.auto import tqdm
-
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    rank, world = ddp_rank_world()
-    if batch % world:
-        raise ValueError(
-            f"batch {batch} is not a multiple of the {world} processes: each rank takes batch / {world} crops per step"
-        )
-    net = model
-    if world > 1:
-        import torch.distributed as dist
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(
-            model, device_ids=[torch.cuda.current_device()] if torch.cuda.is_available() else None
-        )
+    rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    net, rank, world = _wrap_ddp(model, cfg.batch)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=1e-4)
-    start, hist = 0, TrainHistory()
-    hist.seconds = 0.0
-    if ckpt and Path(ckpt).exists():
-        st = torch.load(ckpt, map_location="cpu", weights_only=True)  # our checkpoints hold tensors and plain types
-        try:
-            model.load_state_dict(fill_state(st["model"]))
-        except RuntimeError:
-            raise ValueError(
-                f"checkpoint {ckpt} was written by another architecture ({detector_config(st['model'])}); "
-                "delete it to start afresh, or pass another ckpt path"
-            ) from None
-        opt.load_state_dict(st["opt"])
-        start = hist.start_step = st["step"]
-        hist += st.get("losses") or [float("nan")] * start  # checkpoints before the history was kept have none
-        hist.seconds = st.get("seconds")
-        rng.bit_generator.state = st["rng"]
-        torch.set_rng_state(st["torch_rng"])
-        if log:
-            log(f"resumed from {ckpt} at step {start}")
-    warm = max(1, min(100, steps // 10))
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=SGD_MOMENTUM, weight_decay=WEIGHT_DECAY)
+    hist = _resume(ckpt, model, opt, rng, log)
     net.train()
-    for step in tqdm(range(start, steps), initial=start, total=steps, disable=not progress, desc="train"):
+    for step in tqdm(
+        range(hist.start_step, cfg.steps), initial=hist.start_step, total=cfg.steps, disable=not progress, desc="train"
+    ):
         for g in opt.param_groups:
-            g["lr"] = lr * min(1.0, (step + 1) / warm) * (0.1 if step >= 0.8 * steps else 1.0)
-        ims, tgs = [], []
-        for _ in range(batch):
-            fr, focus = frames[rng.integers(len(frames))], None
-            if (
-                galaxy_crops and gals and rng.random() < galaxy_crops
-            ):  # no extra random draw when off: old runs replay exactly
-                i, gx, gy = gals[rng.integers(len(gals))]
-                fr, focus = frames[i], (gx, gy)
-            im, b, lab = random_crop(fr, crop, rng, focus)
-            ims.append(torch.from_numpy(im))
-            tgs.append({"boxes": torch.from_numpy(b).reshape(-1, 4), "labels": torch.from_numpy(lab).long()})
-        ims, tgs = (
-            ims[rank::world],
-            tgs[rank::world],
-        )  # this rank's share of the global batch (all of it in one process)
+            g["lr"] = lr_at(step, cfg)
+        ims, tgs = _draw_batch(frames, gals, cfg, rng)
         t0 = time.perf_counter()
-        loss = sum(net(ims, tgs).values())
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 10.0)
-        opt.step()
-        kept = loss.detach()
-        if world > 1:
-            dist.all_reduce(kept)
-            kept = kept / world
-        hist.append(float(kept))
+        hist.append(_sgd_step(net, opt, params, ims[rank::world], tgs[rank::world], world))  # this rank's share
         if hist.seconds is not None:
             hist.seconds += time.perf_counter() - t0
-        if ckpt and rank == 0 and ((step + 1) % ckpt_every == 0 or step + 1 == steps):
+        if ckpt and rank == 0 and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps):
             _save_ckpt(Path(ckpt), model, opt, step + 1, rng, hist)
     model.eval()
     if world > 1:
-        digests = [None] * world
-        dist.all_gather_object(digests, parameters_digest(model))
-        if len(set(digests)) != 1:
-            raise RuntimeError(f"the {world} ranks ended with different parameters: {digests}")
-        if log:
-            log(f"rank {rank} of {world}: parameters {digests[rank]}, identical on all ranks")
+        _check_ranks_agree(model, rank, world, log)
     return hist
 
 # %% ../nbs/30_starfield.ipynb #ff832931

@@ -87,16 +87,16 @@ def test_training_checkpoint_resumes(tmp_path):
     frames = [sf.make_frame(*sf.simulate_frame(cfg, seed=s)[:2]) for s in range(2)]
     ck = tmp_path / "ck.pt"
     a = sf.build_detector("resnet18")
-    la = sf.train_detector(a, frames, steps=4, crop=96, batch=1, ckpt=ck, ckpt_every=2, progress=False)
+    la = sf.train_detector(a, frames, sf.CropTraining(steps=4, crop=96, batch=1, ckpt_every=2), ckpt=ck, progress=False)
     b = sf.build_detector("resnet18")                                   # a fresh process would start like this
     logs = []
-    lb = sf.train_detector(b, frames, steps=6, crop=96, batch=1, ckpt=ck, ckpt_every=2, progress=False, log=logs.append)
+    lb = sf.train_detector(b, frames, sf.CropTraining(steps=6, crop=96, batch=1, ckpt_every=2), ckpt=ck, progress=False, log=logs.append)
     assert len(la) == 4 and len(lb) == 6 and lb[:4] == la and lb.start_step == 4 and "resumed" in logs[0] and "step 4" in logs[0]
     assert 0 < la.seconds < lb.seconds                                  # training time adds up across runs
     assert torch.load(ck, weights_only=False)["step"] == 6
     c = sf.build_detector("resnet18", fpn_channels=256)                  # a checkpoint of another architecture is refused by name
     with pytest.raises(ValueError, match="ck.pt.*another architecture.*delete it"):
-        sf.train_detector(c, frames, steps=8, crop=96, batch=1, ckpt=ck, progress=False)
+        sf.train_detector(c, frames, sf.CropTraining(steps=8, crop=96, batch=1), ckpt=ck, progress=False)
 
 
 def test_training_twice_gives_identical_weights():
@@ -108,7 +108,7 @@ def test_training_twice_gives_identical_weights():
     for _ in range(2):
         torch.manual_seed(123)                        # the untrained network's initialisation draws from torch's generator
         m = sf.build_detector("resnet18", detections=50, proposals=50)
-        sf.train_detector(m, frames, steps=3, crop=64, batch=2, lr=0.01, seed=7, progress=False)
+        sf.train_detector(m, frames, sf.CropTraining(steps=3, crop=64, batch=2, lr=0.01, seed=7), progress=False)
         buf = io.BytesIO(); torch.save({k: v.contiguous() for k, v in m.state_dict().items()}, buf); blobs.append(buf.getvalue())
     assert blobs[0] == blobs[1]
 
