@@ -5,6 +5,7 @@
 # %% ../nbs/20_asteroids.ipynb #73bc65df
 from __future__ import annotations
 import functools
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -43,7 +44,7 @@ from astronb.models import (
 )
 
 # %% auto #0
-__all__ = ['group_split', 'class_weights', 'logical_cpus', 'distribution_strategy', 'train_classifier', 'load_items',
+__all__ = ['group_split', 'class_weights', 'logical_cpus', 'distribution_strategy', 'FitConfig', 'train_classifier', 'load_items',
            'score_cutouts', 'score_table', 'score_items', 'classify_items', 'classify_part', 'score_at_recall',
            'VariantResults']
 
@@ -78,8 +79,8 @@ def class_weights(y) -> dict:
 # %% ../nbs/20_asteroids.ipynb #782aed77
 def logical_cpus(n: int) -> list:
     """Split this process's CPU into `n` logical TensorFlow devices and return their names, to run
-    `train_classifier(devices=...)` on a machine without GPUs (a test of the multi-device path). Call it before
-    TensorFlow runs anything in the process."""
+    `train_classifier(..., FitConfig(devices=...))` on a machine without GPUs (a test of the multi-device path). Call
+    it before TensorFlow runs anything in the process."""
     import tensorflow as tf
 
     cpu = tf.config.list_physical_devices("CPU")[0]
@@ -106,62 +107,65 @@ def distribution_strategy(devices=None):
     gpus = tf.config.list_logical_devices("GPU")
     return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
+# %% ../nbs/20_asteroids.ipynb #7fb27b941602401d91542211134fc71a
+@dataclass(frozen=True)
+class FitConfig:
+    """How `train_classifier` fits, as the paper did: Adam at `lr`, class-weighted sparse categorical cross-entropy,
+    at most `epochs` epochs of `batch` cutouts (the global batch, split over `devices`: `distribution_strategy`),
+    stopped after `patience` epochs without a better validation loss (the best weights restored). `weights`: where a
+    new model's base starts (None, "imagenet" or a folder of Keras notop files); `bn_momentum` 'auto': 0.9 without
+    pretrained weights, Keras's otherwise; `seed` of TensorFlow; `verbose`: Keras's (0 silent, 2 a line per epoch)."""
+
+    epochs: int = 10
+    batch: int = 64
+    lr: float = 1e-4
+    patience: int = 3
+    weights: str | Path | None = None
+    bn_momentum: float | str | None = "auto"
+    devices: tuple | None = None
+    seed: int = 0
+    verbose: int = 2
+
 # %% ../nbs/20_asteroids.ipynb #4f17a73e
 def train_classifier(
-    name,
-    experiment,
-    train: CutoutSet,
-    val: CutoutSet,
-    epochs=10,
-    batch=64,
-    lr=1e-4,
-    weights=None,
-    patience=3,
-    seed=0,
-    verbose=2,
-    model=None,
-    bn_momentum="auto",
-    scaling=None,
-    devices=None,
+    name, experiment, train: CutoutSet, val: CutoutSet, fit: FitConfig = FitConfig(), model=None, scaling=None
 ):
-    """Build (or continue) and fit a classifier; returns (model, history dict). name, experiment: the paper's
-    configuration (`MODELS`, `EXPERIMENTS`); train, val: CutoutSets (val drives early stopping); weights: None,
-    "imagenet" or a folder of Keras notop files; model: a built model to train further instead of a new one;
-    bn_momentum 'auto': 0.9 without pretrained weights, Keras's otherwise; scaling: the alert-feature scaling
-    (`feature_scaling`) of a model with a feature branch, None for stamps only; devices: train on these devices with
-    MirroredStrategy (`distribution_strategy`; default: all GPUs when there are several). `batch` is the global
-    batch, split over the devices."""
+    """Build (or continue) and fit a classifier as `fit` says; returns (model, history dict). name, experiment: the
+    paper's configuration (`MODELS`, `EXPERIMENTS`); train, val: CutoutSets (val drives early stopping); model: a built
+    model to train further instead of a new one; scaling: the alert-feature scaling (`feature_scaling`) of a model with
+    a feature branch, None for stamps only."""
     import keras
     from astronb.core import seed_everything
 
-    seed_everything(seed, frameworks=("tensorflow",))
-    strategy = distribution_strategy(devices)
-    if strategy.num_replicas_in_sync > 1 and verbose:
+    seed_everything(fit.seed, frameworks=("tensorflow",))
+    strategy = distribution_strategy(fit.devices)
+    if strategy.num_replicas_in_sync > 1 and fit.verbose:
         print(f"training on {strategy.num_replicas_in_sync} replicas ({type(strategy).__name__})")
     with strategy.scope():
-        if bn_momentum == "auto":
-            bn_momentum = 0.9 if weights is None else None
+        bn_momentum = (0.9 if fit.weights is None else None) if fit.bn_momentum == "auto" else fit.bn_momentum
         if model is None:
             model = build_model(
                 name,
                 experiment,
-                weights,
+                fit.weights,
                 train.X.shape[1],
                 train.X.shape[-1],
                 bn_momentum=bn_momentum,
                 n_features=feature_width(scaling),
             )
-        model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    cb = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)]
+        model.compile(
+            optimizer=keras.optimizers.Adam(fit.lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
+        )
+    cb = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=fit.patience, restore_best_weights=True)]
     h = model.fit(
         model_inputs(train, scaling),
         train.y,
         validation_data=(model_inputs(val, scaling), val.y),
-        epochs=epochs,
-        batch_size=batch,
+        epochs=fit.epochs,
+        batch_size=fit.batch,
         class_weight=class_weights(train.y),
         callbacks=cb,
-        verbose=verbose,
+        verbose=fit.verbose,
         shuffle=True,
     )
     return model, {k: [float(v) for v in vs] for k, vs in h.history.items()}

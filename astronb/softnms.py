@@ -37,7 +37,9 @@ def _iou_one_to_many(b, others, off):
 
 def _weights(iou, method, sigma, iou_threshold):
     if method == "gaussian":
-        return np.exp(-(iou * iou) / sigma)
+        # the C library's scalar exp, as the compiled kernel calls it: NumPy's vectorised exp can differ from it in the
+        # last bit, and one bit decides the order of two boxes whose decayed scores tie exactly (duplicates)
+        return np.array([math.exp(-(v * v) / sigma) for v in iou.tolist()], dtype=np.float64)
     if method == "linear":
         return np.where(iou > iou_threshold, 1.0 - iou, 1.0)
     return np.where(iou > iou_threshold, 0.0, 1.0)

@@ -14,7 +14,7 @@ def weights(tmp_path_factory):
     "Weights of a briefly trained xception experiment-2 model (the CLI, not the skill, is under test)."
     d = tmp_path_factory.mktemp("w")
     sim = ast.simulate_cutouts(64, seed=0)
-    m, _ = ast.train_classifier("xception", 2, sim.subset(range(48)), sim.subset(range(48, 64)), epochs=1, batch=16, verbose=0)
+    m, _ = ast.train_classifier("xception", 2, sim.subset(range(48)), sim.subset(range(48, 64)), ast.FitConfig(epochs=1, batch=16, verbose=0))
     m.save_weights(str(d / "x2.weights.h5"))
     return d / "x2.weights.h5"
 
@@ -162,7 +162,7 @@ import json, numpy as np
 from astronb import asteroids as ast
 devs = ast.logical_cpus(2)
 sim = ast.simulate_cutouts(64, seed=0)
-m, h = ast.train_classifier("inceptionv3", 1, sim.subset(range(48)), sim.subset(range(48, 64)), epochs=1, batch=16, verbose=2, devices=devs)
+m, h = ast.train_classifier("inceptionv3", 1, sim.subset(range(48)), sim.subset(range(48, 64)), ast.FitConfig(epochs=1, batch=16, verbose=2, devices=devs))
 p = ast.predict_proba(m, sim.subset(range(48, 64)))
 print("RESULT", json.dumps(dict(devices=devs, loss=h["loss"], n=len(p), finite=bool(np.isfinite(p).all()))))
 """)
