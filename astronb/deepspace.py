@@ -30,8 +30,26 @@ from astronb.yolo_data import (
 )
 
 # %% auto #0
-__all__ = ['train_yolo', 'yolo_val', 'max_f1_conf', 'image_counts', 'map_interval', 'evaluate_yolo', 'write_yolo_card',
-           'yolo_weights', 'export_yolo', 'yolo_predictor', 'annotator', 'annotate']
+__all__ = ['YOLO_TRAIN', 'train_yolo', 'yolo_val', 'max_f1_conf', 'image_counts', 'map_interval', 'evaluate_yolo',
+           'write_yolo_card', 'yolo_weights', 'export_yolo', 'yolo_predictor', 'annotator', 'annotate']
+
+# %% ../nbs/10_deepspace.ipynb #876f954c
+# our defaults for Ultralytics' training arguments (its own names): a short CPU run, seeded and deterministic, no
+# data-loader processes (the study's images are few), fp32 (`amp=False`: mixed precision needs a GPU), no plots
+YOLO_TRAIN = dict(
+    epochs=3,
+    imgsz=608,  # the DeepSpaceYoloDataset patches are 608x608
+    batch=8,
+    device="cpu",
+    seed=0,
+    deterministic=True,
+    workers=0,
+    amp=False,
+    plots=False,
+    fraction=1.0,
+    patience=100,  # Ultralytics' default
+    verbose=False,
+)
 
 # %% ../nbs/10_deepspace.ipynb #78823290
 os.environ.setdefault("YOLO_OFFLINE", "1")
@@ -55,57 +73,24 @@ def _finished(run_dir: Path, epochs: int) -> bool:
         return False
 
 
-def train_yolo(
-    data_yaml,
-    model="yolov8n.yaml",
-    epochs=3,
-    imgsz=608,
-    batch=8,
-    device="cpu",
-    project="runs/deepspace",
-    name=None,
-    seed=0,
-    workers=0,
-    fraction=1.0,
-    patience=100,
-    verbose=False,
-    **kw,
-) -> Path:
+def train_yolo(data_yaml, model="yolov8n.yaml", project="runs/deepspace", name=None, **overrides) -> Path:
     """Train (or resume, or reuse a finished) YOLO run with Ultralytics; returns the path of its best weights.
     data_yaml: the dataset file of `prepare_dataset`; model: an architecture `.yaml` (from scratch) or `.pt` weights;
-    epochs, imgsz, batch, patience: as in Ultralytics; device: "cpu", a GPU index or a list of them (Ultralytics' own
-    DDP); project/name: the run folder (a finished run there is reused, an interrupted one resumed); seed:
-    Ultralytics' seed (deterministic); workers: data-loader processes; fraction: of the training images; **kw: passed
-    to `YOLO.train`."""
+    project/name: the run folder (a finished run there is reused, an interrupted one resumed); `overrides`: Ultralytics'
+    own training arguments (`epochs`, `imgsz`, `batch`, `device`: "cpu", a GPU index or a list of them for its DDP,
+    `seed`, `fraction` of the training images, `patience`, ...) over `YOLO_TRAIN`."""
     YOLO = _yolo()
     name = name or Path(str(model)).stem
+    args = {**YOLO_TRAIN, **overrides}
     run_dir = Path(project) / name
-    if _finished(run_dir, epochs):
+    if _finished(run_dir, args["epochs"]):
         return run_dir / "weights" / "best.pt"
     if str(model).endswith(".pt") and not Path(model).exists():
         raise FileNotFoundError(
             f"weights file {model} not found: pass a local .pt file, or a .yaml architecture to train from scratch"
         )
     last = run_dir / "weights" / "last.pt"
-    args = dict(
-        data=str(data_yaml),
-        epochs=epochs,
-        imgsz=imgsz,
-        batch=batch,
-        device=device,
-        project=str(Path(project).resolve()),
-        name=name,
-        exist_ok=True,
-        seed=seed,
-        deterministic=True,
-        workers=workers,
-        amp=False,
-        plots=False,
-        fraction=fraction,
-        patience=patience,
-        verbose=verbose,
-        **kw,
-    )
+    args.update(data=str(data_yaml), project=str(Path(project).resolve()), name=name, exist_ok=True)
     if last.exists():
         try:
             YOLO(str(last)).train(resume=True, **{k: v for k, v in args.items() if k in ("device", "workers")})
