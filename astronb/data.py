@@ -172,10 +172,12 @@ def mirror_dir(mirror=None) -> Path | None:
 
 # %% ../nbs/01_data.ipynb #16dbc763
 def zenodo_api() -> str:
+    "The Zenodo REST API's base URL: `ASTRONB_ZENODO_API` (a local server in tests), else zenodo.org's."
     return os.environ.get("ASTRONB_ZENODO_API", "https://zenodo.org/api").rstrip("/")
 
 # %% ../nbs/01_data.ipynb #92e67149
 def dataset_dir(name: str) -> Path:
+    "Where a dataset's files are kept: `<cache>/<name>` (`ASTRONB_CACHE` moves the cache)."
     return paths().cache / name
 
 # %% ../nbs/01_data.ipynb #82009e18
@@ -263,6 +265,7 @@ def list_files(name: str, mirror=None) -> list:
 
 # %% ../nbs/01_data.ipynb #9135aa5f
 def get_dataset(name: str) -> Dataset:
+    "The registered dataset `name`, or a `DataError` that lists the registered ones."
     if name not in REGISTRY:
         raise DataError(name, None, "no such dataset in the registry", f"choose one of: {', '.join(REGISTRY)}")
     return REGISTRY[name]
