@@ -189,93 +189,99 @@ def _train_asteroids(a) -> int:
     return 1 if left else 0
 
 # %% ../nbs/99a_cli_train.ipynb #6016e159
-@verb
-def _parser_train(sub):
-    "The options of `astronb train`."
-    s = sub.add_parser(
-        "train",
-        help="train a detector (deepspace: Ultralytics YOLO; starfield: the Faster R-CNN, on several processes with "
-        "torchrun)",
-    )
-    s.add_argument("study", choices=["deepspace", "starfield", "asteroids"], help="the study whose model to train")
-    s.add_argument("inputs", nargs="*", help="asteroids: ZTF alert files (.avro, .parquet)")
-    s.add_argument("--labels", help="asteroids: a CSV with columns candid,label (1 asteroid, 0 other), or 'crossmatch'")
-    s.add_argument(
+def _train_args_asteroids(g):
+    "The options of `astronb train asteroids` (an argument group)."
+    g.add_argument("inputs", nargs="*", help="asteroids: ZTF alert files (.avro, .parquet)")
+    g.add_argument("--labels", help="a CSV with columns candid,label (1 asteroid, 0 other), or 'crossmatch'")
+    g.add_argument(
         "--recall",
         type=unit_interval,
         default=0.95,
-        help="asteroids: the asteroid recall the threshold must keep, out of fold (default: 0.95)",
+        help="the asteroid recall the threshold must keep, out of fold (default: 0.95)",
     )
-    s.add_argument("--folds", type=positive_int, default=5, help="asteroids: grouped folds by object (default: 5)")
-    s.add_argument(
+    g.add_argument("--folds", type=positive_int, default=5, help="grouped folds by object (default: 5)")
+    g.add_argument(
         "--features",
-        help="asteroids: comma-separated alert features for the trees (default: regimes.FIRST_DETECTION_FEATURES); "
-        "fields that carry the label or name the night are refused",
+        help="comma-separated alert features for the trees (default: regimes.FIRST_DETECTION_FEATURES); fields that "
+        "carry the label or name the night are refused",
     )
-    s.add_argument(
-        "--frames", nargs="+", help="starfield: FITS training frames, each with its truth list (.list) beside it"
-    )
-    s.add_argument(
+
+
+def _train_args_starfield(g):
+    "The options of `astronb train starfield` (an argument group)."
+    g.add_argument("--frames", nargs="+", help="FITS training frames, each with its truth list (.list) beside it")
+    g.add_argument(
         "--val",
         nargs="+",
-        help="starfield: validation frames (with .list) on which the score cut is chosen; then a model card is written",
+        help="validation frames (with .list) on which the score cut is chosen; then a card is written",
     )
-    s.add_argument(
+    g.add_argument(
         "--backbone",
         default="resnet50",
         choices=["resnet18", "resnet50"],
-        help="starfield: ResNet depth (default: resnet50, the paper's)",
+        help="ResNet depth (default: resnet50, the paper's)",
     )
-    s.add_argument("--steps", type=positive_int, default=200, help="starfield: optimiser steps (default: 200)")
-    s.add_argument("--crop", type=positive_int, default=160, help="starfield: training crop side in px (default: 160)")
-    s.add_argument("--lr", type=positive_float, default=0.01, help="starfield: SGD learning rate (default: 0.01)")
-    s.add_argument(
-        "--norm", default="asinh", choices=["asinh", "paper"], help="starfield: frame normalisation (default: asinh)"
+    g.add_argument("--steps", type=positive_int, default=200, help="optimiser steps (default: 200)")
+    g.add_argument("--crop", type=positive_int, default=160, help="training crop side in px (default: 160)")
+    g.add_argument("--lr", type=positive_float, default=0.01, help="SGD learning rate (default: 0.01)")
+    g.add_argument("--norm", default="asinh", choices=["asinh", "paper"], help="frame normalisation (default: asinh)")
+    g.add_argument("--ckpt", help="checkpoint written as it trains and resumed from (default: OUT with suffix .ckpt)")
+
+
+def _train_args_deepspace(g):
+    "The options of `astronb train deepspace` (an argument group)."
+    g.add_argument("--data", help="an Ultralytics data.yaml (default: prepare --source)")
+    g.add_argument(
+        "--source",
+        default="synthetic",
+        choices=["synthetic", "deepspaceyolo"],
+        help="training images when --data is not given (default: synthetic)",
     )
+    g.add_argument("--n-images", type=positive_int, default=60, help="synthetic: number of images (default: 60)")
+    g.add_argument(
+        "--fraction", type=unit_interval, default=1.0, help="deepspaceyolo: fraction of the dataset, 0-1 (default: 1)"
+    )
+    g.add_argument("--epochs", type=positive_int, default=100, help="training epochs (default: 100)")
+    g.add_argument("--imgsz", type=positive_int, default=608, help="input size in px (default: 608)")
+    g.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu, a CUDA device number, or several (0,1: Ultralytics' own DDP) (default: cpu)",
+    )
+    g.add_argument("--project", default="runs/deepspace", help="Ultralytics project folder (default: runs/deepspace)")
+    g.add_argument("--name", help="run name inside the project (default: Ultralytics' train, train2, ...)")
+
+
+@verb
+def _parser_train(sub):
+    "The options of `astronb train`: those every study takes, then one group per study."
+    s = sub.add_parser(
+        "train",
+        help="train a model (deepspace: Ultralytics YOLO; starfield: the Faster R-CNN, on several processes with "
+        "torchrun; asteroids: the gated trees on alert features)",
+    )
+    s.add_argument("study", choices=["deepspace", "starfield", "asteroids"], help="the study whose model to train")
     s.add_argument(
         "--out",
         help="starfield: the trained weights (default: detector.pt); asteroids: the model .joblib, its card beside it "
         "(default: asteroid_model.joblib)",
     )
     s.add_argument(
-        "--ckpt", help="starfield: checkpoint written as it trains and resumed from (default: OUT with suffix .ckpt)"
-    )
-    s.add_argument(
         "--model",
         help="deepspace: Ultralytics architecture .yaml (from scratch) or local .pt weights (default: yolov8n.yaml); "
         "asteroids: features (the gated trees, the default and the only kind this verb trains)",
     )
-    s.add_argument("--data", help="an Ultralytics data.yaml (default: prepare --source)")
-    s.add_argument(
-        "--source",
-        default="synthetic",
-        choices=["synthetic", "deepspaceyolo"],
-        help="training images when --data is not given (default: synthetic)",
-    )
-    s.add_argument("--n-images", type=positive_int, default=60, help="synthetic: number of images (default: 60)")
-    s.add_argument(
-        "--fraction",
-        type=unit_interval,
-        default=1.0,
-        help="deepspaceyolo: fraction of the dataset to use, 0-1 (default: 1)",
-    )
-    s.add_argument("--epochs", type=positive_int, default=100, help="training epochs (default: 100)")
-    s.add_argument("--imgsz", type=positive_int, default=608, help="input size in px (default: 608)")
     s.add_argument(
         "--batch",
         type=positive_int,
         help="images per batch (default: deepspace 16, starfield 4 crops per step; under torchrun the global batch, "
         "split over the processes)",
     )
-    s.add_argument(
-        "--device",
-        default="cpu",
-        help="cpu, a CUDA device number, or several (0,1: Ultralytics' own DDP) (default: cpu)",
-    )
-    s.add_argument("--project", default="runs/deepspace", help="Ultralytics project folder (default: runs/deepspace)")
-    s.add_argument("--name", help="run name inside the project (default: Ultralytics' train, train2, ...)")
     s.add_argument("--seed", type=int, default=0, help="random seed for the split and the training (default: 0)")
     s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)")
+    _train_args_deepspace(s.add_argument_group("deepspace (Ultralytics YOLO)"))
+    _train_args_starfield(s.add_argument_group("starfield (the Faster R-CNN)"))
+    _train_args_asteroids(s.add_argument_group("asteroids (the gated trees)"))
     s.set_defaults(fn=_cmd_train)
 
 
