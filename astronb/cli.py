@@ -246,9 +246,64 @@ def _cmd_reproduce(a):
     return 1 if bad else 0
 
 # %% ../nbs/99_cli.ipynb #2fb91a5d
+def _bench_args_softnms(g):
+    "The options of `astronb bench softnms` (an argument group)."
+    g.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[100, 500, 2500, 10000],
+        help="numbers of boxes to time (default: 100 500 2500 10000)",
+    )
+    g.add_argument(
+        "--oracle-max",
+        type=positive_int,
+        default=2500,
+        help="largest size also run through the slow reference (default: 2500)",
+    )
+
+
+def _bench_args_detect(g):
+    "The options of `astronb bench detect` (an argument group)."
+    g.add_argument("--backbones", nargs="+", default=["resnet18", "resnet50"], help="backbones to time")
+    g.add_argument(
+        "--fpn", nargs="+", type=int, default=[128], help="FPN widths to time side by side (torchvision's: 256)"
+    )
+    g.add_argument("--frames", type=positive_int, default=3, help="simulated frames (--workers: at least 2 per worker)")
+    g.add_argument(
+        "--runtime",
+        nargs="+",
+        choices=["torch", "onnx", "onnxruntime", "openvino"],
+        help="time eager torch, ONNX Runtime (onnx) and OpenVINO side by side with sep on the same frames "
+        "(--runtime torch onnx openvino) and print how far each catalogue agrees with eager torch's",
+    )
+    g.add_argument(
+        "--onnx", help="--runtime: the .onnx export of --weights (default: exported now, into a temporary folder)"
+    )
+    g.add_argument(
+        "--size",
+        type=positive_int,
+        nargs="+",
+        default=[500],
+        help="--runtime/--workers: side of the simulated frames in px (default: 500; 4096 for a wide-field frame, run "
+        "in tiles); several (--size 500 1024 2048 4096) give one table of cost against frame area",
+    )
+    g.add_argument(
+        "--peak-rss",
+        action="store_true",
+        help="--runtime: also each runtime's peak memory on one frame, in a fresh process",
+    )
+    g.add_argument(
+        "--workers",
+        nargs="+",
+        type=int,
+        help="frames per second of `astronb detect --workers N` for these N (e.g. --workers 1 2), and the ratio",
+    )
+
+
 @verb
 def _parser_bench(sub):
-    "The options of `astronb bench`."
+    "The options of `astronb bench`: those every benchmark takes, then one group per benchmark."
     s = sub.add_parser("bench", help="benchmarks that print ratios measured side by side")
     s.add_argument(
         "what",
@@ -257,80 +312,26 @@ def _parser_bench(sub):
         "annotate: sliced whole-frame YOLO annotation on torch, ONNX Runtime and OpenVINO",
     )
     s.add_argument(
+        "--weights",
+        nargs="*",
+        metavar="BACKBONE=CKPT",
+        help="detect: trained checkpoints (from the study's build/ folder); with --runtime or --workers: one trained "
+        "detector's card, checkpoint or .onnx; annotate: one YOLO model's card",
+    )
+    s.add_argument(
+        "--repeats", type=positive_int, default=7, help="timings per size; the median is reported (default: 7)"
+    )
+    s.add_argument("--out", help="also write the table as CSV here")
+    _bench_args_softnms(s.add_argument_group("softnms"))
+    _bench_args_detect(s.add_argument_group("detect"))
+    s.add_argument_group("annotate").add_argument(
         "--frame-size",
         nargs=2,
         type=positive_int,
         default=[3096, 2080],
         metavar=("W", "H"),
-        help="annotate: the synthetic frame's width and height in px (default: 3096 2080, a smart telescope's)",
+        help="the synthetic frame's width and height in px (default: 3096 2080, a smart telescope's)",
     )
-    s.add_argument("--backbones", nargs="+", default=["resnet18", "resnet50"], help="detect: backbones to time")
-    s.add_argument(
-        "--fpn",
-        nargs="+",
-        type=int,
-        default=[128],
-        help="detect: FPN widths to time side by side (torchvision's is 256)",
-    )
-    s.add_argument(
-        "--frames", type=positive_int, default=3, help="detect: simulated frames (--workers: at least 2 per worker)"
-    )
-    s.add_argument(
-        "--weights",
-        nargs="*",
-        metavar="BACKBONE=CKPT",
-        help="detect: trained checkpoints (from the study's build/ folder); "
-        "with --runtime or --workers: one trained detector's card, checkpoint or .onnx",
-    )
-    s.add_argument(
-        "--runtime",
-        nargs="+",
-        choices=["torch", "onnx", "onnxruntime", "openvino"],
-        help="detect: time eager torch, ONNX Runtime (onnx) and OpenVINO side by side with sep on the same frames "
-        "(--runtime torch onnx openvino) and print how far each catalogue agrees with eager torch's",
-    )
-    s.add_argument(
-        "--onnx",
-        help="detect --runtime: the .onnx export of --weights (default: exported now, into a temporary folder)",
-    )
-    s.add_argument(
-        "--size",
-        type=positive_int,
-        nargs="+",
-        default=[500],
-        help="detect --runtime/--workers: side of the simulated frames in px (default: 500; 4096 for a wide-field "
-        "frame, "
-        "run in tiles); several (--size 500 1024 2048 4096) give one table of cost against frame area",
-    )
-    s.add_argument(
-        "--peak-rss",
-        action="store_true",
-        help="detect --runtime: also each runtime's peak memory on one frame, in a fresh process",
-    )
-    s.add_argument(
-        "--workers",
-        nargs="+",
-        type=int,
-        help="detect: frames per second of `astronb detect --workers N` for these N (e.g. --workers 1 2), and the "
-        "ratio",
-    )
-    s.add_argument(
-        "--sizes",
-        type=int,
-        nargs="+",
-        default=[100, 500, 2500, 10000],
-        help="softnms: numbers of boxes to time (default: 100 500 2500 10000)",
-    )
-    s.add_argument(
-        "--repeats", type=positive_int, default=7, help="timings per size; the median is reported (default: 7)"
-    )
-    s.add_argument(
-        "--oracle-max",
-        type=positive_int,
-        default=2500,
-        help="softnms: largest size also run through the slow reference (default: 2500)",
-    )
-    s.add_argument("--out", help="also write the table as CSV here")
     s.set_defaults(fn=_cmd_bench)
 
 
