@@ -72,8 +72,8 @@ def match_points(det_xy, true_xy, radius: float = 1.5, metric: str = "box"):
 # %% ../nbs/07_metrics.ipynb #945925f4
 def f_beta(p, r, beta: float = 1.0):
     """F-beta from precision and recall, scalars or arrays: (1 + b²) p r / (b² p + r); nan where both are 0 or either is
-    undefined. The one place the formula is written: detection_scores, the starfield per-magnitude tables and the
-    study use it."""
+    undefined. detection_scores, the starfield per-magnitude tables and the study use it; `f_score` is the same formula
+    written on counts, for the bootstrap."""
     p, r = np.asarray(p, float), np.asarray(r, float)
     with np.errstate(invalid="ignore", divide="ignore"):
         f = (1 + beta * beta) * p * r / (beta * beta * p + r)
@@ -258,7 +258,9 @@ def block_counts(det_xy, true_xy, matches, shape, block: int = 100) -> np.ndarra
 
 # %% ../nbs/07_metrics.ipynb #dbaad67d
 def f_score(n_det, n_true, n_match, beta: float = 1.0) -> float:
-    "F-beta from counts: (1 + b²) m / (n_det + b² n_true); nan when there is nothing to score."
+    """F-beta from counts: (1 + b²) m / (n_det + b² n_true), sklearn's (1 + b²) tp / ((1 + b²) tp + b² fn + fp); nan
+    when there is nothing to score. `f_beta` on the same counts' precision and recall, written on the counts so that
+    a bootstrap over blocks never divides twice (and 0 matches score 0, not nan)."""
     d = n_det + beta * beta * n_true
     return (1 + beta * beta) * n_match / d if d else float("nan")
 
@@ -270,9 +272,9 @@ def _count_score(x, stat: str) -> float:
     if stat == "f2":
         return f_score(d, t, m, 2.0)
     if stat == "precision":
-        return m / d if d else float("nan")
+        return _safe_div(m, d)
     if stat == "recall":
-        return m / t if t else float("nan")
+        return _safe_div(m, t)
     raise ValueError(f"stat must be 'f1', 'f2', 'precision' or 'recall', got {stat!r}")
 
 
