@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['sep_input', 'detect_sep', 'aperture_flux', 'aperture_mag', 'psf_fwhm', 'noise_correlation', 'frame_stats',
-           'sextractor_binary', 'detect_sextractor']
+__all__ = ['APERTURE_RADIUS', 'sep_input', 'detect_sep', 'aperture_flux', 'aperture_mag', 'psf_fwhm', 'noise_correlation',
+           'frame_stats', 'sextractor_binary', 'detect_sextractor']
 
 # %% ../nbs/09a_extract.ipynb #405097ce
 def sep_input(img):
@@ -55,7 +55,10 @@ def detect_sep(
     return df
 
 # %% ../nbs/09a_extract.ipynb #3a04cca4
-def aperture_flux(img, x, y, r: float = 3.0) -> np.ndarray:
+APERTURE_RADIUS = 3.0  # px: the catalogues' aperture photometry, about one seeing FWHM (2.4-3.2 px on the WFSAT frames)
+
+
+def aperture_flux(img, x, y, r: float = APERTURE_RADIUS) -> np.ndarray:
     "Background-subtracted flux (image units) in a circular aperture of radius `r` px (sep.sum_circle; x, y 1-based)."
     import sep
 
@@ -65,7 +68,7 @@ def aperture_flux(img, x, y, r: float = 3.0) -> np.ndarray:
     return f
 
 # %% ../nbs/09a_extract.ipynb #5eb8029b
-def aperture_mag(img, x, y, zero_point: float, r: float = 3.0):
+def aperture_mag(img, x, y, zero_point: float, r: float = APERTURE_RADIUS):
     "Magnitude from background-subtracted flux in a circular aperture (x, y 1-based)."
     return zero_point - 2.5 * np.log10(np.clip(aperture_flux(img, x, y, r), 1e-3, None))
 

@@ -427,7 +427,7 @@ def catalogue_frame(
         add_radec(c, hdr)
     elif baseline is None:
         c = detect_frame(cached_detector(str(weights), runtime), img, norm, score_min=score_min, header=hdr)
-        c["flux"] = aperture_flux(img, c.x, c.y, 3.0) if len(c) else []
+        c["flux"] = aperture_flux(img, c.x, c.y) if len(c) else []  # in extract.APERTURE_RADIUS
     else:
         raise ValueError(f"baseline must be None, 'sep' or 'sextractor', got {baseline!r}")
     zp = zero_point if zero_point is not None else next((float(hdr[k]) for k in ZERO_POINT_KEYS if k in hdr), None)
