@@ -4,6 +4,7 @@
 
 # %% ../nbs/04_reproduce.ipynb #d818e73d
 from __future__ import annotations
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -12,8 +13,8 @@ import yaml
 from .core import paths
 
 # %% auto #0
-__all__ = ['study_names', 'load_params', 'study_dir', 'declared_outputs', 'publish_notebook', 'seed_summary', 'StudyResult',
-           'CellProgress', 'run_study', 'reproduce', 'committed_table', 'check']
+__all__ = ['EXACT_RTOL', 'MAX_DRIFT_SHARE', 'study_names', 'load_params', 'study_dir', 'declared_outputs', 'publish_notebook',
+           'seed_summary', 'StudyResult', 'CellProgress', 'run_study', 'reproduce', 'committed_table', 'check']
 
 # %% ../nbs/04_reproduce.ipynb #d6edeaff
 def study_names() -> list:
@@ -295,12 +296,10 @@ def reproduce(
         results.append(bad[0] if bad else StudyResult(s, True, sum(r.seconds for r in rs), rs[0].executed))
     return results
 
-# %% ../nbs/04_reproduce.ipynb #07c89dcc
-def committed_table(path):
-    "The version of a results CSV in git's HEAD as a DataFrame of strings, or None when it is not committed."
+# %% ../nbs/04_reproduce.ipynb #7fb27b941602401d91542211134fc71a
+def _committed_bytes(path) -> bytes | None:
+    "The bytes of `path` in git's HEAD, or None when it is not committed (or the project is not a git clone)."
     import subprocess
-    import io
-    import pandas as pd
 
     root = paths().root
     try:
@@ -308,10 +307,58 @@ def committed_table(path):
     except ValueError:
         return None
     r = subprocess.run(["git", "show", f"HEAD:{rel.as_posix()}"], cwd=root, capture_output=True, timeout=60)
-    return pd.read_csv(io.BytesIO(r.stdout), dtype=str, keep_default_na=False) if r.returncode == 0 else None
+    return r.stdout if r.returncode == 0 else None
+
+
+def committed_table(path):
+    "The version of a results CSV in git's HEAD as a DataFrame of strings, or None when it is not committed."
+    import io
+    import pandas as pd
+
+    data = _committed_bytes(path)
+    return None if data is None else pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
+
+# %% ../nbs/04_reproduce.ipynb #9a63283cbaf04dbcab1f6479b197f3a8
+EXACT_RTOL = 1e-9  # numbers in exact columns: a CPU's rounding changes the last bits (3e-16 measured, Intel vs AMD)
+MAX_DRIFT_SHARE = 0.05  # on another CPU, the share of a study's metrics allowed outside both runs' 95% intervals
+
+
+def _exact_ok(a: str, b: str) -> bool:
+    "Two values of an exact column agree: the same text, or numbers equal to `EXACT_RTOL`."
+    if a == b:
+        return True
+    try:
+        return math.isclose(float(a), float(b), rel_tol=EXACT_RTOL, abs_tol=0.0)
+    except ValueError:
+        return False
+
+# %% ../nbs/04_reproduce.ipynb #72eea5119410473aa328ad9291626812
+def _metric_status(a: str, b: str, committed_ci: tuple, fresh_ci: tuple, other_cpu: bool) -> str:
+    """A fresh metric `b` against the committed `a`: 'ok' inside the committed 95% interval; on another CPU, also 'ok'
+    when the two runs' intervals overlap, else 'drift'; on the same CPU, a violation."""
+    try:
+        lo, hi = map(float, committed_ci)
+    except ValueError:  # no committed interval for this row: only the same value passes
+        if a == b:
+            return "ok"
+        return "drift: another CPU, changed" if other_cpu else "violation: changed (no committed interval)"
+    if lo - 1e-12 <= float(b) <= hi + 1e-12:
+        return "ok"
+    if not other_cpu:
+        return "violation: outside the committed 95% interval"
+    try:
+        flo, fhi = map(float, fresh_ci)
+    except ValueError:
+        return "drift: another CPU, outside the committed 95% interval"
+    return (
+        "ok: another CPU, the intervals overlap"
+        if flo <= hi and lo <= fhi
+        else "drift: another CPU, disjoint intervals"
+    )
 
 # %% ../nbs/04_reproduce.ipynb #366d55a5
-def _check_table(study, name, rule, fresh_path):
+def _check_table(study, name, rule, fresh_path, other_cpu: bool = False):
+    "The drift rows of one results table: each checked value's status (`_exact_ok`, `_metric_status`)."
     import pandas as pd
 
     rows = []
@@ -354,51 +401,67 @@ def _check_table(study, name, rule, fresh_path):
         for k in new.index:
             a, b = old.at[k, col], new.at[k, col]
             if kind == "exact":
-                if a != b:
+                if not _exact_ok(a, b):
                     add(col, k, "violation: exact column changed", a, b, kind)
                 continue
-            lo, hi = (
-                old.at[k, f"{col}_lo"] if f"{col}_lo" in old else "",
-                old.at[k, f"{col}_hi"] if f"{col}_hi" in old else "",
-            )
             if b == "" and a == "":
                 continue
-            if (a == "") != (
-                b == ""
-            ):  # a rate with nothing to divide by in one run (e.g. precision when nothing was flagged)
+            # a rate with nothing to divide by in one run (precision when nothing was flagged)
+            if (a == "") != (b == ""):
                 add(col, k, "unchecked: undefined in one of the two runs", a, b, kind)
                 continue
-            try:
-                inside = float(lo) - 1e-12 <= float(b) <= float(hi) + 1e-12
-            except ValueError:
-                inside = a == b  # no committed interval for this row: only the same value passes
-            add(
-                col,
-                k,
-                "ok" if inside else "violation: outside the committed 95% interval",
-                a if inside else f"{a} [{lo}, {hi}]",
-                b,
-                kind,
-            )
+            ci = tuple(old.at[k, f"{col}_{e}"] if f"{col}_{e}" in old else "" for e in ("lo", "hi"))
+            fresh_ci = tuple(new.at[k, f"{col}_{e}"] if f"{col}_{e}" in new else "" for e in ("lo", "hi"))
+            status = _metric_status(a, b, ci, fresh_ci, other_cpu)
+            add(col, k, status, a if status == "ok" else f"{a} [{ci[0]}, {ci[1]}]", b, kind)
     return rows
 
+# %% ../nbs/04_reproduce.ipynb #10185d26023b46108eb7d9f57d49d2b3
+def _cpus(study) -> tuple:
+    "(committed, fresh) `hardware.cpu` of a study's manifests; None where a manifest is missing or says nothing."
+    import json
 
+    fresh = paths().results / study / "manifest.json"
+    old = _committed_bytes(fresh)
+    committed = json.loads(old).get("hardware", {}).get("cpu") if old else None
+    now = json.loads(fresh.read_text()).get("hardware", {}).get("cpu") if fresh.exists() else None
+    return committed, now
+
+# %% ../nbs/04_reproduce.ipynb #7623eae2785240b9bd12b16a66d81610
+def _drift_verdict(study, rows: list, committed_cpu, fresh_cpu) -> list:
+    "One violation row when more than `MAX_DRIFT_SHARE` of a study's metrics drifted on another CPU; else nothing."
+    metrics = [r for r in rows if r["kind"] == "metric"]
+    drifted = [r for r in metrics if r["status"].startswith("drift")]
+    if not metrics or len(drifted) <= MAX_DRIFT_SHARE * len(metrics):
+        return []
+    status = (
+        f"violation: {len(drifted)} of {len(metrics)} metrics drifted, more than {MAX_DRIFT_SHARE:.0%}: a change in "
+        f"the code, not the CPU (committed on {committed_cpu}, run on {fresh_cpu})"
+    )
+    return [dict(study=study, table="", row="", column="", kind="", committed="", fresh="", status=status)]
+
+# %% ../nbs/04_reproduce.ipynb #b118ea5561624da68c537baed56e602f
 def check(studies=None) -> tuple:
     """(drift table, ok): the fresh results of `studies` against the committed ones, as declared in outputs.yaml's
-    `check:`."""
+    `check:`; on another CPU than the committed results', a study fails when more than `MAX_DRIFT_SHARE` of its metrics
+    drift."""
     import pandas as pd
 
     rows = []
     for s in studies or study_names():
         decl = _yaml(paths().params / s / "outputs.yaml", "an outputs declaration")
         rules = decl.get("check", {}) or {}
+        committed_cpu, fresh_cpu = _cpus(s)
+        other_cpu = committed_cpu != fresh_cpu
+        mine = []
         for t in [f for f in decl.get("tables", []) if f.endswith(".csv")]:
             name = t[:-4]
             if name not in rules:
-                rows.append(
+                mine.append(
                     dict(study=s, table=name, row="", column="", kind="", committed="", fresh="", status="unchecked")
                 )
                 continue
-            rows += _check_table(s, name, rules[name], paths().results / s / t)
+            mine += _check_table(s, name, rules[name], paths().results / s / t, other_cpu)
+        rows += mine + _drift_verdict(s, mine, committed_cpu, fresh_cpu)
     df = pd.DataFrame(rows, columns=["study", "table", "row", "column", "kind", "committed", "fresh", "status"])
     return df, not df.status.str.startswith("violation").any()
