@@ -96,8 +96,8 @@ NATIVE_NOISE = re.compile(
     r"^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\]"  # absl / TensorFlow C++ log lines
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     r"|\[IPKernelApp\] WARNING \| Kernel is running over TCP without encryption"  # the kernels reproduce starts
-    r"|.*(?:oneDNN custom operations are on|Could not find cuda drivers|failed call to cuInit|Unable to register cu\w+ "
-    r"factory"
+    r"|.*(?:oneDNN custom operations are on|Could not find cuda drivers|failed call to cuInit|"
+    r"Unable to register cu\w+ factory"
     r"|This TensorFlow binary is optimized|TF-TRT Warning|computation placer already registered))"
 )
 
