@@ -433,7 +433,10 @@ def _cmd_simulate(a):
 @verb
 def _parser_export(sub):
     "The options of `astronb export`."
-    s = sub.add_parser("export", help="write a trained model to ONNX, for `detect` / `annotate` on ONNX Runtime")
+    s = sub.add_parser(
+        "export",
+        help="write a trained model to ONNX (or, for YOLO, OpenVINO), for `detect` / `annotate` without PyTorch",
+    )
     s.add_argument(
         "weights", help="a starfield detector or a deepspace YOLO model: its card (.card.json), or its weights (.pt)"
     )
