@@ -5,6 +5,8 @@
 # %% ../nbs/10_deepspace.ipynb #b197c2fc
 from __future__ import annotations
 import os
+import shutil
+import tempfile
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -73,13 +75,24 @@ def _finished(run_dir: Path, epochs: int) -> bool:
         return False
 
 
+def _resumed(last: Path, args: dict) -> bool:
+    "Resume the interrupted run whose checkpoint is `last`; False when there is none or it cannot be resumed."
+    if not last.exists():
+        return False
+    try:
+        _yolo()(str(last)).train(resume=True, **{k: v for k, v in args.items() if k in ("device", "workers")})
+        return True
+    except Exception as e:  # finished or incompatible checkpoint: train afresh rather than fail
+        print(f"[astronb] cannot resume {last} ({e}); training from the start")
+        return False
+
+
 def train_yolo(data_yaml, model="yolov8n.yaml", project="runs/deepspace", name=None, **overrides) -> Path:
     """Train (or resume, or reuse a finished) YOLO run with Ultralytics; returns the path of its best weights.
     data_yaml: the dataset file of `prepare_dataset`; model: an architecture `.yaml` (from scratch) or `.pt` weights;
     project/name: the run folder (a finished run there is reused, an interrupted one resumed); `overrides`: Ultralytics'
     own training arguments (`epochs`, `imgsz`, `batch`, `device`: "cpu", a GPU index or a list of them for its DDP,
     `seed`, `fraction` of the training images, `patience`, ...) over `YOLO_TRAIN`."""
-    YOLO = _yolo()
     name = name or Path(str(model)).stem
     args = {**YOLO_TRAIN, **overrides}
     run_dir = Path(project) / name
@@ -89,15 +102,9 @@ def train_yolo(data_yaml, model="yolov8n.yaml", project="runs/deepspace", name=N
         raise FileNotFoundError(
             f"weights file {model} not found: pass a local .pt file, or a .yaml architecture to train from scratch"
         )
-    last = run_dir / "weights" / "last.pt"
     args.update(data=str(data_yaml), project=str(Path(project).resolve()), name=name, exist_ok=True)
-    if last.exists():
-        try:
-            YOLO(str(last)).train(resume=True, **{k: v for k, v in args.items() if k in ("device", "workers")})
-            return run_dir / "weights" / "best.pt"
-        except Exception as e:  # finished or incompatible checkpoint: train afresh rather than fail
-            print(f"[astronb] cannot resume {last} ({e}); training from the start")
-    YOLO(str(model)).train(**args)
+    if not _resumed(run_dir / "weights" / "last.pt", args):
+        _yolo()(str(model)).train(**args)
     return run_dir / "weights" / "best.pt"
 
 # %% ../nbs/10_deepspace.ipynb #e7c5903e
@@ -175,6 +182,39 @@ def map_interval(per_image: dict, n_boot: int = 1000, seed: int = 0) -> dict:
     return out
 
 # %% ../nbs/10_deepspace.ipynb #b31144ea
+def _operating_conf(weights, data_yaml, conf, val_split: str, **kw) -> tuple:
+    """(confidence, where it was chosen, validation mAPs): the given `conf`, else the maximum-F1 confidence of a
+    validation on `val_split` (`kw`: `yolo_val`'s imgsz, batch, device)."""
+    if conf is not None:
+        return float(conf), "given", {}
+    mv = yolo_val(weights, data_yaml, val_split, **kw)[0]
+    return max_f1_conf(mv), val_split, dict(val_map50=float(mv.box.map50), val_map50_95=float(mv.box.map))
+
+
+def _rates(counts: np.ndarray) -> dict:
+    "Precision and recall with Wilson intervals from the per-image (detections, true boxes, matched) `counts`."
+    from astronb.metrics import wilson
+
+    d, t, k = (int(v) for v in counts.sum(0))
+    out = dict(test_images=len(counts), test_boxes=t, detections=d, matched=k)
+    for name, n in (("precision", d), ("recall", t)):
+        lo, hi = wilson(k, n)
+        out |= {name: k / n if n else float("nan"), f"{name}_lo": float(lo), f"{name}_hi": float(hi)}
+    return out
+
+
+def _curves(box) -> dict:
+    "The class-mean precision-recall and F1-confidence curves of an Ultralytics validation's `box` metrics."
+    px = np.asarray(box.px)
+
+    def mean(a):
+        return np.asarray(a).mean(0) if np.size(a) else np.zeros_like(px)
+
+    return dict(
+        recall=px.tolist(), precision=mean(box.prec_values).tolist(), conf=px.tolist(), f1=mean(box.f1_curve).tolist()
+    )
+
+
 def evaluate_yolo(
     weights,
     data_yaml,
@@ -190,24 +230,13 @@ def evaluate_yolo(
     """Test metrics of a trained model at an operating confidence chosen on `val_split` (or the given `conf`), with
     intervals: Wilson for precision and recall, bootstrap over test images for F1, mAP50 and mAP50-95; plus the test
     PR / F1 curves."""
-    from astronb.metrics import wilson, detection_interval
+    from astronb.metrics import detection_interval
 
-    chosen_on, val = "given", {}
-    if conf is None:
-        mv = yolo_val(weights, data_yaml, val_split, imgsz, batch, device)[0]
-        conf, chosen_on = max_f1_conf(mv), val_split
-        val = dict(
-            val_map50=float(mv.box.map50), val_map50_95=float(mv.box.map)
-        )  # for choosing among models, on validation data
-    m, per = yolo_val(weights, data_yaml, test_split, imgsz, batch, device)
+    kw = dict(imgsz=imgsz, batch=batch, device=device)
+    conf, chosen_on, val = _operating_conf(weights, data_yaml, conf, val_split, **kw)
+    m, per = yolo_val(weights, data_yaml, test_split, **kw)
     c = image_counts(per, conf)
-    d, t, k = (int(v) for v in c.sum(0))
-    out = dict(
-        conf=float(conf), conf_chosen_on=chosen_on, **val, test_images=len(c), test_boxes=t, detections=d, matched=k
-    )
-    for name, n in (("precision", d), ("recall", t)):
-        lo, hi = wilson(k, n)
-        out |= {name: k / n if n else float("nan"), f"{name}_lo": float(lo), f"{name}_hi": float(hi)}
+    out = dict(conf=float(conf), conf_chosen_on=chosen_on, **val) | _rates(c)
     f = detection_interval(c, "f1", n_boot=n_boot, seed=seed)
     out |= dict(f1=f["value"], f1_lo=f["lo"], f1_hi=f["hi"]) | map_interval(per, n_boot, seed)
     box = m.box  # Ultralytics' own summary: confidence tuned on the test split itself, as the papers report it
@@ -216,15 +245,7 @@ def evaluate_yolo(
         ultralytics_test_precision=float(box.mp),
         ultralytics_test_recall=float(box.mr),
     )
-    px = np.asarray(box.px)
-
-    def mean(a):
-        return np.asarray(a).mean(0) if np.size(a) else np.zeros_like(px)
-
-    out["curves"] = dict(
-        recall=px.tolist(), precision=mean(box.prec_values).tolist(), conf=px.tolist(), f1=mean(box.f1_curve).tolist()
-    )
-    return out
+    return out | dict(curves=_curves(box))
 
 # %% ../nbs/10_deepspace.ipynb #79b17765
 def write_yolo_card(
@@ -278,6 +299,29 @@ def yolo_weights(weights) -> tuple:
     return card, w
 
 # %% ../nbs/10_deepspace.ipynb #78b246c4
+def _export_copy(w: Path, folder: Path, format: str, imgsz: int, dynamic: bool) -> Path:
+    "Ultralytics' export of a copy of `w` made in `folder` (the exporter writes beside its input); returns its output."
+    import torch
+
+    src = folder / w.name
+    shutil.copy2(w, src)
+    extra = dict(simplify=False) if format == "onnx" else {}  # OpenVINO's exporter has no simplify option
+    threads = torch.get_num_threads()
+    got = _yolo()(str(src)).export(format=format, imgsz=imgsz, dynamic=dynamic, device="cpu", verbose=False, **extra)
+    torch.set_num_threads(threads)  # Ultralytics' CPU setup leaves the caller with cores - 1 threads
+    return Path(got)
+
+
+def _install_folder(got: Path, folder: Path) -> Path:
+    "Copy the exported folder `got` to `folder`, which appears whole or not at all; returns the model's .xml in it."
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(got, tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return next(folder.glob("*.xml"))
+
+
 def export_yolo(weights, out=None, dynamic: bool = True, format: str = "onnx") -> Path:
     """Export trained YOLO weights (a .pt file or its card) with Ultralytics' own exporter, for `annotate` on ONNX
     Runtime (format 'onnx': returns the .onnx path, default `<stem>_onnx.onnx` beside the weights) or on OpenVINO
@@ -285,36 +329,19 @@ def export_yolo(weights, out=None, dynamic: bool = True, format: str = "onnx") -
     default). With a card, the export gets its own (`cards.write_export_card`: same image size, tiles, overlap and
     operating confidence; for OpenVINO beside the .xml, inside the folder). dynamic: the model takes any input size
     (else only the card's imgsz)."""
-    import shutil
-    import tempfile
     from astronb.cards import export_path, write_export_card
 
     if format not in ("onnx", "openvino"):
         raise ValueError(f"format must be onnx or openvino, got {format!r}")
     card, w = yolo_weights(weights)
     imgsz = int((card or {}).get("preprocessing", {}).get("imgsz", 608))
-    with tempfile.TemporaryDirectory() as d:  # Ultralytics writes beside its input: work on a copy
-        src = Path(d) / w.name
-        shutil.copy2(w, src)
-        extra = dict(simplify=False) if format == "onnx" else {}  # OpenVINO's exporter has no simplify option
-        import torch
-
-        threads = torch.get_num_threads()
-        got = Path(
-            _yolo()(str(src)).export(format=format, imgsz=imgsz, dynamic=dynamic, device="cpu", verbose=False, **extra)
-        )
-        torch.set_num_threads(threads)  # Ultralytics' CPU setup leaves the caller with cores - 1 threads
+    with tempfile.TemporaryDirectory() as d:
+        got = _export_copy(w, Path(d), format, imgsz, dynamic)
         if format == "onnx":
             out = export_path(w, out)
             atomic_save(out, lambda p: shutil.copyfile(got, p))
         else:
-            folder = Path(out) if out else w.parent / f"{w.name.split('.')[0]}_openvino_model"
-            tmp = folder.with_name(f".{folder.name}.tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(got, tmp)
-            shutil.rmtree(folder, ignore_errors=True)
-            tmp.rename(folder)  # the folder appears whole or not at all
-            out = next(folder.glob("*.xml"))
+            out = _install_folder(got, Path(out) if out else w.parent / f"{w.name.split('.')[0]}_openvino_model")
     if card:
         rt = "onnxruntime" if format == "onnx" else "openvino"
         write_export_card(out, card, w, runtime=rt, exporter="ultralytics", dynamic=dynamic)
@@ -374,6 +401,30 @@ def _readable(p: Path, report) -> bool:
     return bad is None
 
 # %% ../nbs/10_deepspace.ipynb #f5151f56
+def _box_table(image: str, b, s, c, names) -> pd.DataFrame:
+    "One row per detection in `image`: box corners and centre in pixels, confidence, class id and name."
+    named = [names.get(int(k), str(k)) if isinstance(names, dict) else str(k) for k in c]
+    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    return pd.DataFrame(
+        dict(image=image, x1=x1, y1=y1, x2=x2, y2=y2, x_center=(x1 + x2) / 2, y_center=(y1 + y2) / 2)
+        | dict(confidence=s, class_id=c, class_name=named)
+    )
+
+
+def _write_annotation(df: pd.DataFrame, rgb: np.ndarray, stem: Path):
+    """Write a frame's detections `df` as `<stem>.csv`, YOLO `<stem>.txt` (with confidences), a DS9 `<stem>.reg` and
+    the picture `rgb` with its boxes drawn, `<stem>.png`; each file atomically."""
+    h, w = rgb.shape[:2]
+    b, s, c = df[["x1", "y1", "x2", "y2"]].to_numpy(), df.confidence.to_numpy(), df.class_id.to_numpy()
+    with atomic_write(stem.with_suffix(".csv")) as f:
+        df.to_csv(f, index=False)
+    with atomic_write(stem.with_suffix(".txt")) as f:
+        f.write("".join(f"{to_yolo([bx], w, h, int(cl))[0]} {sc:.4f}\n" for bx, cl, sc in zip(b, c, s)))
+    write_box_regions(df, stem.with_suffix(".reg"), h)  # DS9 / Aladin overlay on the original picture
+    ann = draw_boxes(rgb, b, s, list(df.class_name))
+    atomic_save(stem.with_suffix(".png"), lambda q: Image.fromarray(ann).save(q, format="PNG"))
+
+
 def annotator(weights, out_dir, imgsz=None, conf=None, device="cpu", tile=None, overlap=None, merge="hard"):
     """A function `annotate_one(path) -> DataFrame` that detects on one image (sliced when larger than the model input)
     and writes <stem>.png, <stem>.csv and <stem>.txt into `out_dir`; the model is loaded once. `weights`: a .pt
@@ -396,30 +447,8 @@ def annotator(weights, out_dir, imgsz=None, conf=None, device="cpu", tile=None, 
         if bad:
             raise ValueError(str(bad))
         rgb = np.asarray(Image.open(p).convert("RGB"))
-        b, s, c = sliced_predict(rgb, predict, tile, overlap, method=merge)
-        h, w = rgb.shape[:2]
-        names = [predict.names.get(int(k), str(k)) if isinstance(predict.names, dict) else str(k) for k in c]
-        df = pd.DataFrame(
-            dict(
-                image=p.name,
-                x1=b[:, 0],
-                y1=b[:, 1],
-                x2=b[:, 2],
-                y2=b[:, 3],
-                x_center=(b[:, 0] + b[:, 2]) / 2,
-                y_center=(b[:, 1] + b[:, 3]) / 2,
-                confidence=s,
-                class_id=c,
-                class_name=names,
-            )
-        )
-        with atomic_write(out_dir / f"{p.stem}.csv") as f:
-            df.to_csv(f, index=False)
-        with atomic_write(out_dir / f"{p.stem}.txt") as f:
-            f.write("".join(f"{to_yolo([bx], w, h, int(cl))[0]} {sc:.4f}\n" for bx, cl, sc in zip(b, c, s)))
-        write_box_regions(df, out_dir / f"{p.stem}.reg", h)  # DS9 / Aladin overlay on the original picture
-        ann = draw_boxes(rgb, b, s, names)
-        atomic_save(out_dir / f"{p.stem}.png", lambda q: Image.fromarray(ann).save(q, format="PNG"))
+        df = _box_table(p.name, *sliced_predict(rgb, predict, tile, overlap, method=merge), predict.names)
+        _write_annotation(df, rgb, out_dir / p.stem)
         return df
 
     return annotate_one

@@ -6,14 +6,15 @@
 from __future__ import annotations
 import gzip
 import io
+import re
 from pathlib import Path
 import numpy as np
 import pandas as pd
 
 # %% auto #0
 __all__ = ['CATALOGUE_UNITS', 'REGION_COLOURS', 'FormatError', 'read_fits_image', 'read_frame', 'read_truth_list',
-           'read_sextractor_catalog', 'write_catalogue', 'write_regions', 'write_box_regions', 'ztf_is_asteroid',
-           'ztf_crossmatch_valid', 'read_ztf_alerts']
+           'read_sextractor_catalog', 'write_catalogue', 'write_region_file', 'write_regions', 'write_box_regions',
+           'ztf_is_asteroid', 'ztf_crossmatch_valid', 'read_ztf_alerts']
 
 # %% ../nbs/02_io.ipynb #b681b0d5
 class FormatError(ValueError):
@@ -157,6 +158,28 @@ def write_catalogue(df: pd.DataFrame, path, meta: dict | None = None, units: dic
         atomic_save(path, lambda p: t.write(p, format=fmt, overwrite=True))
     return path
 
+# %% ../nbs/02_io.ipynb #5d514542
+_DS9_PROPERTY = re.compile(r"""\w+=(?:\{[^}]*\}|"[^"]*"|'[^']*'|\S+)""")  # key=value, key={text with spaces}, ...
+
+
+def write_region_file(regions, path) -> Path:
+    """Write `regions` (a `regions.Regions`) atomically as DS9 (.reg) or CRTF (.crtf), by the file's extension. The DS9
+    `global` line's properties are written in sorted order: `regions` gathers them in a set, so their order otherwise
+    changes from one Python process to the next."""
+    from astronb.core import atomic_write
+
+    path = Path(path)
+    text = regions.serialize(format="crtf" if path.suffix.lower() == ".crtf" else "ds9")
+    lines = text.splitlines(True)
+    for i, line in enumerate(lines):
+        rest = line[len("global ") :].strip() if line.startswith("global ") else None
+        props = _DS9_PROPERTY.findall(rest or "")
+        if rest and " ".join(props) == rest:  # every property understood: reorder, else keep the line
+            lines[i] = "global " + " ".join(sorted(props)) + "\n"
+    with atomic_write(path) as f:
+        f.write("".join(lines))
+    return path
+
 # %% ../nbs/02_io.ipynb #b1c2d3e1
 REGION_COLOURS = {"star": "green", "galaxy": "red"}  # any other class (a YOLO class name): cyan
 
@@ -166,10 +189,8 @@ def write_regions(cat: pd.DataFrame, path, radius_px: float = 4.0, radius_arcsec
     import astropy.units as u
     from astropy.coordinates import SkyCoord
     from regions import CirclePixelRegion, CircleSkyRegion, PixCoord, RegionMeta, Regions, RegionVisual
-    from astronb.core import atomic_write
 
     path = Path(path)
-    fmt = "crtf" if path.suffix.lower() == ".crtf" else "ds9"
     sky = {"ra", "dec"} <= set(cat.columns)
     out = []
     for r in cat.itertuples(index=False):
@@ -183,9 +204,7 @@ def write_regions(cat: pd.DataFrame, path, radius_px: float = 4.0, radius_arcsec
             out.append(CircleSkyRegion(centre, radius_arcsec * u.arcsec, meta=meta, visual=visual))
         else:  # regions counts pixels from 0; the catalogue, like FITS and DS9, from 1
             out.append(CirclePixelRegion(PixCoord(float(r.x) - 1, float(r.y) - 1), radius_px, meta=meta, visual=visual))
-    with atomic_write(path) as f:
-        f.write(Regions(out).serialize(format=fmt))
-    return path
+    return write_region_file(Regions(out), path)
 
 # %% ../nbs/02_io.ipynb #b1c2d3f1
 def write_box_regions(boxes: pd.DataFrame, path, height: int) -> Path:
@@ -193,7 +212,6 @@ def write_box_regions(boxes: pd.DataFrame, path, height: int) -> Path:
     picture `height` px tall as DS9 (.reg) or CRTF (.crtf) rectangles in the viewers' image coordinates (rows from
     the bottom)."""
     from regions import PixCoord, RectanglePixelRegion, RegionMeta, Regions, RegionVisual
-    from astronb.core import atomic_write
 
     path = Path(path)
     out = []
@@ -206,9 +224,7 @@ def write_box_regions(boxes: pd.DataFrame, path, height: int) -> Path:
         centre = PixCoord(cx - 0.5, height - cy - 0.5)  # regions counts from 0 at the first pixel's centre
         visual = RegionVisual(color=REGION_COLOURS.get(cls, "cyan"))
         out.append(RectanglePixelRegion(centre, r.x2 - r.x1, r.y2 - r.y1, meta=meta, visual=visual))
-    with atomic_write(path) as f:
-        f.write(Regions(out).serialize(format="crtf" if path.suffix.lower() == ".crtf" else "ds9"))
-    return path
+    return write_region_file(Regions(out), path)
 
 # %% ../nbs/02_io.ipynb #0fd8521e
 def ztf_is_asteroid(candidate: dict, max_dist: float = 10.0) -> bool:
