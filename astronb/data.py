@@ -4,35 +4,22 @@
 
 # %% ../nbs/01_data.ipynb #1a877fb4
 from __future__ import annotations
-import errno
-import http.client
 import json
 import os
-import shutil
-import socket
-import tarfile
-import time
 import urllib.error
 import urllib.request
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from tqdm.auto import tqdm
-from .core import atomic_write, file_digest, paths
+from .core import atomic_write, paths
+
+# the transfer step (01a_transfer), re-exported: `from astronb.data import DataError` and friends keep working
+from .transfer import DataError, download_file, safe_extract, verify
 
 # %% auto #0
-__all__ = ['REGISTRY', 'MIRROR_FOLDERS', 'DataError', 'RemoteFile', 'Dataset', 'mirror_dir', 'zenodo_api', 'dataset_dir',
-           'parse_zenodo_record', 'zenodo_files', 'list_files', 'get_dataset', 'verify', 'download_file',
-           'safe_extract', 'Fetched', 'fetch', 'default_mirror', 'available', 'shape_summary']
-
-# %% ../nbs/01_data.ipynb #d3a9c43e
-class DataError(RuntimeError):
-    "A dataset could not be provided; the message names the dataset, the file and the fix."
-
-    def __init__(self, dataset: str, file: str | None, problem: str, fix: str):
-        self.dataset, self.file, self.problem, self.fix = dataset, file, problem, fix
-        where = f"dataset '{dataset}'" + (f", file '{file}'" if file else "")
-        super().__init__(f"{where}: {problem}\n  -> {fix}")
+__all__ = ['DATASETS', 'REGISTRY', 'MIRROR_FOLDERS', 'RemoteFile', 'Dataset', 'mirror_dir', 'zenodo_api', 'dataset_dir',
+           'parse_zenodo_record', 'zenodo_files', 'list_files', 'get_dataset', 'Fetched', 'fetch', 'default_mirror',
+           'available', 'shape_summary']
 
 # %% ../nbs/01_data.ipynb #2722573e
 @dataclass
@@ -85,81 +72,81 @@ def _registry_files(name: str, url_pattern: str) -> list:
 # %% ../nbs/01_data.ipynb #ad40021a
 _GH = "https://raw.githubusercontent.com/{repo}/{commit}/{folder}/{{name}}"
 
+DATASETS = [  # every dataset astronb knows, declared once
+    Dataset(
+        "deepspaceyolo",
+        "DeepSpaceYoloDataset: annotated smart-telescope images (YOLO format)",
+        licence="CC-BY-4.0",
+        citation="Parisot, O. (2024). DeepSpaceYoloDataset: Annotated Astronomical Images Captured with Smart "
+        "Telescopes. Data, 9(1), 12. https://doi.org/10.3390/data9010012 ; Zenodo record 8387071.",
+        homepage="https://zenodo.org/records/8387071",
+        zenodo_record=8387071,
+        extract=True,
+        description="4696 RGB 608x608 patches from stacked Stellina/Vespera images, one YOLO label file per image.",
+    ),
+    Dataset(
+        "wfsat",
+        "Wide-field small-aperture telescope validation frames with ground truth",
+        licence="MIT",
+        citation="Jia, P., Liu, Q., Sun, Y. et al. (2020). Detection and Classification of Astronomical Targets "
+        "with Deep Neural Networks in Wide-field Small Aperture Telescopes. AJ 159, 212.",
+        homepage="https://github.com/E-Dreamer-LQ/Astronomical_Target_Detection",
+        url_pattern=_GH.format(
+            repo="E-Dreamer-LQ/Astronomical_Target_Detection",
+            commit="0c2d6c2e516ff1efa28d44582442123c3a03f079",
+            folder="validation",
+        ),
+        description="500x500 int32 FITS frames; NNN.list truth (code x y, 1-based; 100 star, else galaxy); "
+        "NNN.fits.txt the authors' SExtractor catalogue.",
+    ),
+    Dataset(
+        "sep-testdata",
+        "sep test frame with its SExtractor catalogue and background maps",
+        licence="LGPL-3.0 (sep repository)",
+        citation="Barbary, K. (2016). SEP: Source Extractor as a library. JOSS 1(6), 58; "
+        "Bertin, E. & Arnouts, S. (1996). A&AS 117, 393.",
+        homepage="https://github.com/kbarbary/sep",
+        url_pattern=_GH.format(repo="kbarbary/sep", commit="d6150a61a6c734d720f459a48dd2b8f15d92318f", folder="data"),
+        description="256x256 real frame, SExtractor catalogue image.cat, back.fits and rms.fits maps.",
+    ),
+    Dataset(
+        "ztf-alerts",
+        "ZTF alert packets (Avro) from the Fink broker's test data",
+        licence="Apache-2.0 (fink-broker repository); ZTF public alert data",
+        citation="Bellm, E. C. et al. (2019). The Zwicky Transient Facility. PASP 131, 018002; "
+        "Möller, A. et al. (2021). FINK. MNRAS 501, 3272.",
+        homepage="https://github.com/astrolabsoftware/fink-broker",
+        url_pattern=_GH.format(
+            repo="astrolabsoftware/fink-broker",
+            commit="2e5c4c414e418d2362a7f1b50e3dbad5e4e51380",
+            folder="datasim/basic_alerts/all_distribute_topics",
+        ),
+        description="390 alerts (75 known asteroids) with science/template/difference cutouts.",
+    ),
+    Dataset(
+        "ztf-alerts-extra",
+        "More real ZTF alerts (Avro packets and Fink Parquet tables), none rewritten",
+        licence="Apache-2.0 (fink-science and fink-broker repositories); ZTF public alert data",
+        citation="Bellm, E. C. et al. (2019). The Zwicky Transient Facility. PASP 131, 018002; "
+        "Möller, A. et al. (2021). FINK. MNRAS 501, 3272.",
+        homepage="https://github.com/astrolabsoftware/fink-science",
+        url_pattern="{name}",  # each file's URL is in the registry
+        description="184 distinct alerts (196 rows) from several nights in 2019-2024, 182 with no known "
+        "solar-system object "
+        "within 30 arcsec: trustworthy negatives. Avro files hold one alert; Parquet files many.",
+    ),
+]
 
-def _declare() -> dict:
-    ds = [
-        Dataset(
-            "deepspaceyolo",
-            "DeepSpaceYoloDataset: annotated smart-telescope images (YOLO format)",
-            licence="CC-BY-4.0",
-            citation="Parisot, O. (2024). DeepSpaceYoloDataset: Annotated Astronomical Images Captured with Smart "
-            "Telescopes. Data, 9(1), 12. https://doi.org/10.3390/data9010012 ; Zenodo record 8387071.",
-            homepage="https://zenodo.org/records/8387071",
-            zenodo_record=8387071,
-            extract=True,
-            description="4696 RGB 608x608 patches from stacked Stellina/Vespera images, one YOLO label file per image.",
-        ),
-        Dataset(
-            "wfsat",
-            "Wide-field small-aperture telescope validation frames with ground truth",
-            licence="MIT",
-            citation="Jia, P., Liu, Q., Sun, Y. et al. (2020). Detection and Classification of Astronomical Targets "
-            "with Deep Neural Networks in Wide-field Small Aperture Telescopes. AJ 159, 212.",
-            homepage="https://github.com/E-Dreamer-LQ/Astronomical_Target_Detection",
-            url_pattern=_GH.format(
-                repo="E-Dreamer-LQ/Astronomical_Target_Detection",
-                commit="0c2d6c2e516ff1efa28d44582442123c3a03f079",
-                folder="validation",
-            ),
-            description="500x500 int32 FITS frames; NNN.list truth (code x y, 1-based; 100 star, else galaxy); "
-            "NNN.fits.txt the authors' SExtractor catalogue.",
-        ),
-        Dataset(
-            "sep-testdata",
-            "sep test frame with its SExtractor catalogue and background maps",
-            licence="LGPL-3.0 (sep repository)",
-            citation="Barbary, K. (2016). SEP: Source Extractor as a library. JOSS 1(6), 58; "
-            "Bertin, E. & Arnouts, S. (1996). A&AS 117, 393.",
-            homepage="https://github.com/kbarbary/sep",
-            url_pattern=_GH.format(
-                repo="kbarbary/sep", commit="d6150a61a6c734d720f459a48dd2b8f15d92318f", folder="data"
-            ),
-            description="256x256 real frame, SExtractor catalogue image.cat, back.fits and rms.fits maps.",
-        ),
-        Dataset(
-            "ztf-alerts",
-            "ZTF alert packets (Avro) from the Fink broker's test data",
-            licence="Apache-2.0 (fink-broker repository); ZTF public alert data",
-            citation="Bellm, E. C. et al. (2019). The Zwicky Transient Facility. PASP 131, 018002; "
-            "Möller, A. et al. (2021). FINK. MNRAS 501, 3272.",
-            homepage="https://github.com/astrolabsoftware/fink-broker",
-            url_pattern=_GH.format(
-                repo="astrolabsoftware/fink-broker",
-                commit="2e5c4c414e418d2362a7f1b50e3dbad5e4e51380",
-                folder="datasim/basic_alerts/all_distribute_topics",
-            ),
-            description="390 alerts (75 known asteroids) with science/template/difference cutouts.",
-        ),
-        Dataset(
-            "ztf-alerts-extra",
-            "More real ZTF alerts (Avro packets and Fink Parquet tables), none rewritten",
-            licence="Apache-2.0 (fink-science and fink-broker repositories); ZTF public alert data",
-            citation="Bellm, E. C. et al. (2019). The Zwicky Transient Facility. PASP 131, 018002; "
-            "Möller, A. et al. (2021). FINK. MNRAS 501, 3272.",
-            homepage="https://github.com/astrolabsoftware/fink-science",
-            url_pattern="{name}",  # each file's URL is in the registry
-            description="184 distinct alerts (196 rows) from several nights in 2019-2024, 182 with no known "
-            "solar-system object "
-            "within 30 arcsec: trustworthy negatives. Avro files hold one alert; Parquet files many.",
-        ),
-    ]
+
+def _declare(ds: list) -> dict:
+    "The registry: each dataset by name, with the files its registry table lists."
     for d in ds:
         if d.url_pattern:
             d.files = _registry_files(d.name, d.url_pattern)
     return {d.name: d for d in ds}
 
 
-REGISTRY = _declare()
+REGISTRY = _declare(DATASETS)
 
 # %% ../nbs/01_data.ipynb #72742e60
 MIRROR_FOLDERS = {"sep-testdata": "sep"}
@@ -270,25 +257,16 @@ def get_dataset(name: str) -> Dataset:
         raise DataError(name, None, "no such dataset in the registry", f"choose one of: {', '.join(REGISTRY)}")
     return REGISTRY[name]
 
-# %% ../nbs/01_data.ipynb #856edbaa
-def _stamp(p: Path):
-    s = p.stat()
-    return [s.st_size, s.st_mtime_ns]
+# %% ../nbs/01_data.ipynb #6039e1de
+@dataclass
+class Fetched:
+    name: str
+    root: Path  # folder holding the files (or their extraction)
+    files: dict  # file name -> verified path
+    extracted: dict = field(default_factory=dict)  # archive name -> extraction folder
+    source: str = "network"
 
-
-def verify(rf: RemoteFile, path: Path, dataset: str, memo: dict | None = None) -> bool:
-    "True when `path` has the declared size and checksum (memoised by size and mtime)."
-    key = str(path)
-    if memo is not None and memo.get(key) == [*_stamp(path), rf.checksum]:
-        return True
-    if rf.size is not None and path.stat().st_size != rf.size:
-        return False
-    ok = file_digest(path, rf.algo) == rf.digest
-    if ok and memo is not None:
-        memo[key] = [*_stamp(path), rf.checksum]
-    return ok
-
-
+# %% ../nbs/01_data.ipynb #6c0f43ea
 def _load_memo(name):
     p = dataset_dir(name) / ".verified.json"
     try:
@@ -304,181 +282,7 @@ def _save_memo(name, memo):
     except OSError:
         pass  # a read-only cache only costs a re-hash next time
 
-# %% ../nbs/01_data.ipynb #c75f272e
-def _http_get(url, part: Path, rf: RemoteFile, dataset: str, progress=True, retries=4, timeout=60):
-    "Download `url` into `part`, resuming what is there; retries dropped connections."
-    last = None
-    for attempt in range(retries + 1):
-        have = part.stat().st_size if part.exists() else 0
-        if rf.size is not None and have == rf.size:
-            return
-        if rf.size is not None and have > rf.size:
-            part.unlink()
-            have = 0
-        hdr = {"User-Agent": "astronb"} | ({"Range": f"bytes={have}-"} if have else {})
-        try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers=hdr), timeout=timeout) as r:
-                if have and r.status != 206:
-                    have = 0  # range ignored: start over
-                length = r.headers.get("Content-Length")
-                total = have + int(length) if length is not None else rf.size
-                with (
-                    open(part, "ab" if have else "wb") as f,
-                    tqdm(
-                        total=total,
-                        initial=have,
-                        unit="B",
-                        unit_scale=True,
-                        desc=rf.name,
-                        disable=not progress,
-                        leave=False,
-                    ) as bar,
-                ):
-                    while True:
-                        chunk = r.read(1 << 16)
-                        if not chunk:
-                            break
-                        f.write(chunk)
-                        bar.update(len(chunk))
-            got = part.stat().st_size
-            if total is not None and got < total:
-                raise http.client.IncompleteRead(b"", total - got)
-            return
-        except urllib.error.HTTPError as e:
-            if e.code == 416 and rf.size is not None and have == rf.size:
-                return
-            if e.code < 500 and e.code != 429:
-                raise DataError(
-                    dataset,
-                    rf.name,
-                    f"the server answered HTTP {e.code} {e.reason} for {url}",
-                    "check that the dataset is still published at that address (see the registry in "
-                    "nbs/01_data.ipynb); use a mirror with ASTRONB_DATA_MIRROR if you have one",
-                ) from None
-            last = e
-        except OSError as e:
-            if e.errno in (errno.ENOSPC, errno.EDQUOT):
-                raise DataError(
-                    dataset,
-                    rf.name,
-                    f"the disk is full while writing {part}",
-                    "free space there or set ASTRONB_CACHE to a bigger disk; run again to resume "
-                    "(the partial file is kept)",
-                ) from None
-            last = e
-        except (http.client.HTTPException, socket.timeout) as e:
-            last = e
-        time.sleep(min(0.2 * 2**attempt, 5))
-    raise DataError(
-        dataset,
-        rf.name,
-        f"the download from {url} kept failing ({type(last).__name__}: {last})",
-        "check your connection and run again: the download resumes where it stopped",
-    )
 
-
-def download_file(rf: RemoteFile, dest: Path, dataset: str, progress=True, memo=None) -> Path:
-    "Download one file to `dest` (resuming a `.part`), verify it, then rename it into place."
-    if dest.exists() and verify(rf, dest, dataset, memo):
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(dest.name + ".part")
-    if dest.exists():
-        dest.unlink()  # a stale or corrupt final file is never trusted
-    _http_get(rf.url, part, rf, dataset, progress)
-    if not verify(rf, part, dataset, memo):
-        got = file_digest(part, rf.algo)
-        part.unlink()
-        raise DataError(
-            dataset,
-            rf.name,
-            f"checksum mismatch after download: expected {rf.checksum}, got {rf.algo}:{got}",
-            "the corrupt download was deleted; run again. If it happens again the published file has "
-            "changed: report it, do not edit the checksum to make it pass",
-        )
-    os.replace(part, dest)
-    if memo is not None:
-        memo[str(dest)] = [*_stamp(dest), rf.checksum]
-    return dest
-
-# %% ../nbs/01_data.ipynb #0dab57df
-def safe_extract(archive: Path, dest: Path, dataset: str = "?") -> Path:
-    "Extract a zip or tar archive into `dest` atomically, refusing members that would land outside it."
-    archive, dest = Path(archive), Path(dest)
-    tmp = dest.with_name(dest.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    root = tmp.resolve()
-
-    def bad(member, why):
-        shutil.rmtree(tmp, ignore_errors=True)
-        return DataError(
-            dataset,
-            archive.name,
-            f"unsafe archive member {member!r}: {why}",
-            "do not use this archive; download it again from the official source",
-        )
-
-    try:
-        if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as z:
-                for m in z.infolist():
-                    target = (root / m.filename).resolve()
-                    if not target.is_relative_to(root):
-                        raise bad(m.filename, "it points outside the target folder")
-                    if (m.external_attr >> 16) & 0o170000 == 0o120000:
-                        raise bad(m.filename, "it is a symbolic link")
-                z.extractall(root)
-        elif tarfile.is_tarfile(archive):
-            with tarfile.open(archive) as t:
-                for m in t.getmembers():
-                    target = (root / m.name).resolve()
-                    if not target.is_relative_to(root):
-                        raise bad(m.name, "it points outside the target folder")
-                    if m.issym() or m.islnk():
-                        raise bad(m.name, "it is a link")
-                    if not (m.isfile() or m.isdir()):
-                        raise bad(m.name, "it is a device or special file")
-                t.extractall(root, filter="data")
-        else:
-            raise DataError(
-                dataset,
-                archive.name,
-                "not a readable zip or tar archive (corrupt or truncated)",
-                f"delete {archive} and download it again",
-            )
-    except DataError:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DataError(
-                dataset,
-                archive.name,
-                f"the disk is full while extracting into {dest}",
-                "free space or set ASTRONB_CACHE to a bigger disk, then run again",
-            ) from None
-        raise DataError(
-            dataset,
-            archive.name,
-            f"the archive is corrupt or truncated ({e})",
-            f"delete {archive} and download it again",
-        ) from None
-    shutil.rmtree(dest, ignore_errors=True)
-    os.replace(tmp, dest)
-    return dest
-
-# %% ../nbs/01_data.ipynb #6039e1de
-@dataclass
-class Fetched:
-    name: str
-    root: Path  # folder holding the files (or their extraction)
-    files: dict  # file name -> verified path
-    extracted: dict = field(default_factory=dict)  # archive name -> extraction folder
-    source: str = "network"
-
-# %% ../nbs/01_data.ipynb #6c0f43ea
 def _extract_target(name: str, rf: RemoteFile) -> Path:
     stem = rf.name
     for suf in (".zip", ".tar.gz", ".tgz", ".tar"):

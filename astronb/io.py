@@ -158,7 +158,7 @@ def write_catalogue(df: pd.DataFrame, path, meta: dict | None = None, units: dic
         atomic_save(path, lambda p: t.write(p, format=fmt, overwrite=True))
     return path
 
-# %% ../nbs/02_io.ipynb #5d514542
+# %% ../nbs/02_io.ipynb #2e325caf
 _DS9_PROPERTY = re.compile(r"""\w+=(?:\{[^}]*\}|"[^"]*"|'[^']*'|\S+)""")  # key=value, key={text with spaces}, ...
 
 
