@@ -295,6 +295,38 @@ def _is_archive(fn: str) -> bool:
     return fn.endswith((".zip", ".tar", ".tar.gz", ".tgz"))
 
 
+def _mirror_copy(m: Path, name: str, rf, memo: dict) -> Path:
+    "The mirror's copy of `rf`, verified in place; a DataError naming the file and the fix when missing or different."
+    src = m / MIRROR_FOLDERS.get(name, name) / rf.name
+    if not src.exists():
+        raise DataError(
+            name,
+            rf.name,
+            f"the mirror {m} has no {src.relative_to(m)}",
+            f"copy it there from {rf.url}, or unset ASTRONB_DATA_MIRROR to download it",
+        )
+    if not verify(rf, src, name, memo):
+        raise DataError(
+            name,
+            rf.name,
+            f"the mirror copy {src} does not match the registry's {rf.checksum} "
+            f"(size {src.stat().st_size}, expected {rf.size})",
+            f"restore it from {rf.url} (or delete it and unset the mirror to download it)",
+        )
+    return src
+
+
+def _extracted(name: str, rf, archive: Path) -> Path:
+    "The extraction folder of `archive`, extracted again unless a stamp says this very archive was extracted whole."
+    target = _extract_target(name, rf)
+    stamp = target.with_name(target.name + ".complete")
+    if not (target.is_dir() and stamp.exists() and stamp.read_text() == rf.checksum):
+        stamp.unlink(missing_ok=True)
+        safe_extract(archive, target, name)
+        stamp.write_text(rf.checksum)
+    return target
+
+
 def fetch(name: str, mirror=None, progress=True, files=None) -> Fetched:
     "Make a registered dataset available locally (verified, extracted); `files` limits it to some file names."
     ds = get_dataset(name)
@@ -309,33 +341,11 @@ def fetch(name: str, mirror=None, progress=True, files=None) -> Fetched:
     try:
         for rf in tqdm(wanted, desc=name, disable=not progress or len(wanted) < 20, leave=False):
             if m is not None:
-                src = m / MIRROR_FOLDERS.get(name, name) / rf.name
-                if not src.exists():
-                    raise DataError(
-                        name,
-                        rf.name,
-                        f"the mirror {m} has no {src.relative_to(m)}",
-                        f"copy it there from {rf.url}, or unset ASTRONB_DATA_MIRROR to download it",
-                    )
-                if not verify(rf, src, name, memo):
-                    raise DataError(
-                        name,
-                        rf.name,
-                        f"the mirror copy {src} does not match the registry's {rf.checksum} "
-                        f"(size {src.stat().st_size}, expected {rf.size})",
-                        f"restore it from {rf.url} (or delete it and unset the mirror to download it)",
-                    )
-                out[rf.name] = src
+                out[rf.name] = _mirror_copy(m, name, rf, memo)
             else:
                 out[rf.name] = download_file(rf, dataset_dir(name) / rf.name, name, progress, memo)
             if ds.extract and _is_archive(rf.name):
-                target = _extract_target(name, rf)
-                stamp = target.with_name(target.name + ".complete")
-                if not (target.is_dir() and stamp.exists() and stamp.read_text() == rf.checksum):
-                    stamp.unlink(missing_ok=True)
-                    safe_extract(out[rf.name], target, name)
-                    stamp.write_text(rf.checksum)
-                ext[rf.name] = target
+                ext[rf.name] = _extracted(name, rf, out[rf.name])
     finally:
         _save_memo(name, memo)
     root = (m / MIRROR_FOLDERS.get(name, name)) if m is not None else dataset_dir(name)
