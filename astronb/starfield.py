@@ -324,6 +324,43 @@ def box_centres(boxes, labels, shape, eps: float = 1e-3):
     return out[0], out[1]
 
 # %% ../nbs/30_starfield.ipynb #96c26379
+def _torch_predict(model):
+    "A `predict(chw array) -> (boxes, scores, labels)` of an eager torchvision detector."
+
+    def predict(chw):
+        o = model([torch.from_numpy(np.ascontiguousarray(chw))])[0]
+        return o["boxes"].numpy(), o["scores"].numpy(), o["labels"].numpy()
+
+    return predict
+
+
+def _check_tiling(shape: tuple, tile: int, overlap: float):
+    "A ValueError when a frame of `shape` needs tiles that share less than a source's box."
+    if max(shape) > tile and tile * overlap < 2 * max(HALF.values()):
+        raise ValueError(
+            f"tiles of {tile} px overlapping by {overlap} share {tile * overlap:.0f} px, less than a source's box "
+            f"({2 * max(HALF.values()):.0f} px): raise tile or overlap so that every source is whole in some tile"
+        )
+
+
+def _tiled_predict(x: np.ndarray, predict, tile: int, overlap: float) -> tuple:
+    "`predict` on a (3, H, W) frame: in one pass up to `tile` px, else on overlapping tiles merged by our soft-NMS."
+    from astronb.sliced import sliced_predict
+
+    if max(x.shape[1:]) <= tile:
+        return predict(x)
+    return sliced_predict(
+        np.moveaxis(x, 0, -1),
+        lambda p: predict(np.moveaxis(p, -1, 0)),
+        tile,
+        overlap,
+        method="gaussian",
+        sigma=0.6,
+        iou=0.3,
+        fragments="drop",
+    )  # sources (<= 12 px) are whole in some tile: a cut copy at a tile edge is never needed
+
+
 @torch.no_grad()
 def detect_frame(
     model, img, norm="asinh", score_min: float = 0.05, tile: int = 1024, overlap: float = 0.1, header=None
@@ -333,38 +370,13 @@ def detect_frame(
     score_min: the operating score cut (the model card's); tile, overlap: frames larger than `tile` px run on
     overlapping tiles (`astronb.sliced.sliced_predict`, merged with the project's soft-NMS); header: the FITS header,
     for RA/Dec."""
-    from astronb.sliced import sliced_predict
-
     model.eval()
     x = normalise_frame(img, norm)
-
-    def predict(chw):
-        o = model([torch.from_numpy(np.ascontiguousarray(chw))])[0]
-        return o["boxes"].numpy(), o["scores"].numpy(), o["labels"].numpy()
-
-    H, W = x.shape[1:]
-    if max(H, W) > tile and tile * overlap < 2 * max(HALF.values()):
-        raise ValueError(
-            f"tiles of {tile} px overlapping by {overlap} share {tile * overlap:.0f} px, less than a source's box "
-            f"({2 * max(HALF.values()):.0f} px): raise tile or overlap so that every source is whole in some tile"
-        )
-    if max(H, W) <= tile:
-        b, s, c = predict(x)
-    else:
-        hwc = np.moveaxis(x, 0, -1)
-        b, s, c = sliced_predict(
-            hwc,
-            lambda p: predict(np.moveaxis(p, -1, 0)),
-            tile,
-            overlap,
-            method="gaussian",
-            sigma=0.6,
-            iou=0.3,
-            fragments="drop",
-        )  # sources (<= 12 px) are whole in some tile: a cut copy at a tile edge is never needed
+    _check_tiling(x.shape[1:], tile, overlap)
+    b, s, c = _tiled_predict(x, _torch_predict(model), tile, overlap)
     k = s >= score_min
     b, s, c = b[k], s[k], c[k]
-    cx, cy = box_centres(b, c, (H, W))
+    cx, cy = box_centres(b, c, x.shape[1:])
     cat = pd.DataFrame(dict(x=cx + 0.5, y=cy + 0.5, cls=[CLASSES.get(int(v), str(v)) for v in c], score=s))
     add_radec(cat, header)
     return cat
