@@ -251,18 +251,8 @@ def _link(src: Path, dst: Path):
         shutil.copy2(src, dst)
 
 
-def prepare_dataset(
-    src,
-    out,
-    split=(0.8, 0.1, 0.1),
-    seed: int = 0,
-    fraction: float = 1.0,
-    n_classes: int = 1,
-    names=("deep-sky object",),
-    split_file=None,
-) -> Prepared:
-    "Validate, pair, split and lay out a YOLO dataset from any folder layout; writes data.yaml, split.csv, issues.csv."
-    src, out = Path(src), Path(out)
+def _valid_rows(src: Path, n_classes: int) -> tuple:
+    "(rows, issues): the images under `src` with a valid image and label file, and their label lines; the rest told."
     pairs, issues = find_pairs(src)
     rows = []
     for im, lab in pairs:
@@ -274,43 +264,47 @@ def prepare_dataset(
         issues += li
         if li:
             continue  # a file with a bad line is left out whole, and reported
-        rows.append(
-            dict(
-                image=str(im.relative_to(src)),
-                label=str(lab.relative_to(src)) if lab else "",
-                boxes=len(lines),
-                lines=lines,
-            )
-        )
-    if not rows:
-        raise ValueError(f"{src}: no valid image found (issues: {[str(i) for i in issues[:5]]})")
-    df = pd.DataFrame(rows)
-    split_path = Path(split_file) if split_file else out / "split.csv"
-    if split_path.exists():
-        prev = pd.read_csv(split_path, keep_default_na=False)
-        missing = sorted(set(df.image) - set(prev.image))
-        issues += [
-            Issue(im, None, f"not in the recorded split {split_path}: left out (delete that file to make a new split)")
-            for im in missing
-        ]
-        df = df.merge(prev[["image", "split"]], on="image", how="inner")
-        if df.empty:
-            raise ValueError(f"{split_path}: none of its images is in {src}; delete it to make a new split")
-    else:
-        rng = np.random.default_rng(seed)
-        order = rng.permutation(len(df))
-        if fraction < 1:
-            order = order[: max(3, int(round(fraction * len(df))))]
-        df = df.iloc[order].reset_index(drop=True)
-        n = len(df)
-        n_tr = int(round(split[0] * n))
-        n_va = int(round(split[1] * n))
-        if n >= 3:
-            n_tr = min(n_tr, n - 2)
-            n_va = max(1, min(n_va, n - n_tr - 1))
-        df["split"] = ["train"] * n_tr + ["val"] * n_va + ["test"] * (n - n_tr - n_va)
-        with atomic_write(split_path) as f:
-            df[["image", "label", "split", "boxes"]].to_csv(f, index=False)
+        label = str(lab.relative_to(src)) if lab else ""
+        rows.append(dict(image=str(im.relative_to(src)), label=label, boxes=len(lines), lines=lines))
+    return rows, issues
+
+
+def _split_counts(n: int, split) -> tuple:
+    "(train, val) counts of `n` images split by the `split` fractions; from 3 images on, val and test get one at least."
+    n_tr, n_va = int(round(split[0] * n)), int(round(split[1] * n))
+    if n >= 3:
+        n_tr = min(n_tr, n - 2)
+        n_va = max(1, min(n_va, n - n_tr - 1))
+    return n_tr, n_va
+
+
+def _new_split(df: pd.DataFrame, split, seed: int, fraction: float, split_path: Path) -> pd.DataFrame:
+    "A seeded split of `df` (of a `fraction` of it, 3 images at least), recorded atomically in `split_path`."
+    order = np.random.default_rng(seed).permutation(len(df))
+    if fraction < 1:
+        order = order[: max(3, int(round(fraction * len(df))))]
+    df = df.iloc[order].reset_index(drop=True)
+    n_tr, n_va = _split_counts(len(df), split)
+    df["split"] = ["train"] * n_tr + ["val"] * n_va + ["test"] * (len(df) - n_tr - n_va)
+    with atomic_write(split_path) as f:
+        df[["image", "label", "split", "boxes"]].to_csv(f, index=False)
+    return df
+
+
+def _recorded_split(df: pd.DataFrame, split_path: Path, src: Path, issues: list) -> pd.DataFrame:
+    "`df` split as `split_path` records it; an image it does not list is added to `issues` and left out."
+    prev = pd.read_csv(split_path, keep_default_na=False)
+    why = f"not in the recorded split {split_path}: left out (delete that file to make a new split)"
+    issues += [Issue(im, None, why) for im in sorted(set(df.image) - set(prev.image))]
+    df = df.merge(prev[["image", "split"]], on="image", how="inner")
+    if df.empty:
+        raise ValueError(f"{split_path}: none of its images is in {src}; delete it to make a new split")
+    return df
+
+
+def _lay_out(df: pd.DataFrame, src: Path, out: Path, issues: list, names) -> Path:
+    """Ultralytics' layout under `out`: images/<split>/ (links to the originals), labels/<split>/ (the valid lines),
+    issues.csv, and data.yaml, whose path is returned."""
     for r in df.itertuples():
         stem = Path(r.image).with_suffix("").as_posix().replace("/", "__")
         _link(src / r.image, out / "images" / r.split / (stem + Path(r.image).suffix.lower()))
@@ -323,18 +317,33 @@ def prepare_dataset(
             w.writerow([i.file, i.line or "", i.reason])
     yml = out / "data.yaml"
     with atomic_write(yml) as f:  # Ultralytics' dataset file; yaml quotes any class name that needs it
-        yaml.safe_dump(
-            dict(
-                path=str(out.resolve()),
-                train="images/train",
-                val="images/val",
-                test="images/test",
-                names=dict(enumerate(names)),
-            ),
-            f,
-            sort_keys=False,
-        )
-    return Prepared(out, yml, df.drop(columns="lines"), issues)
+        splits = dict(train="images/train", val="images/val", test="images/test")
+        yaml.safe_dump(dict(path=str(out.resolve()), **splits, names=dict(enumerate(names))), f, sort_keys=False)
+    return yml
+
+
+def prepare_dataset(
+    src,
+    out,
+    split=(0.8, 0.1, 0.1),
+    seed: int = 0,
+    fraction: float = 1.0,
+    n_classes: int = 1,
+    names=("deep-sky object",),
+    split_file=None,
+) -> Prepared:
+    "Validate, pair, split and lay out a YOLO dataset from any folder layout; writes data.yaml, split.csv, issues.csv."
+    src, out = Path(src), Path(out)
+    rows, issues = _valid_rows(src, n_classes)
+    if not rows:
+        raise ValueError(f"{src}: no valid image found (issues: {[str(i) for i in issues[:5]]})")
+    df = pd.DataFrame(rows)
+    split_path = Path(split_file) if split_file else out / "split.csv"
+    if split_path.exists():
+        df = _recorded_split(df, split_path, src, issues)
+    else:
+        df = _new_split(df, split, seed, fraction, split_path)
+    return Prepared(out, _lay_out(df, src, out, issues, names), df.drop(columns="lines"), issues)
 
 # %% ../nbs/10a_yolo_data.ipynb #1b31a19a
 def box_sizes(prep: Prepared, images_root) -> pd.DataFrame:
