@@ -15,7 +15,8 @@ FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fits.fz")
 
 # %% auto #0
 __all__ = ['IMAGE_SUFFIXES', 'FITS_SUFFIXES', 'VERB_MODULES', 'NATIVE_NOISE', 'unit_interval', 'positive_float', 'positive_int',
-           'finish', 'UsageError', 'verb', 'parser', 'quiet_native_logs', 'main']
+           'finish', 'UsageError', 'add_watch_options', 'run_watch_session', 'verb', 'parser', 'quiet_native_logs',
+           'main']
 
 # %% ../nbs/99_cli.ipynb #c1a00002
 def unit_interval(text: str) -> float:
@@ -66,9 +67,59 @@ def finish(done: int, left_out: list, summary: str) -> int:
 class UsageError(Exception):
     "What the user must change in the command or its inputs; `main` prints it as `error: ...` and exits with status 2."
 
+# %% ../nbs/99_cli.ipynb #59bbdb311c014d738909a11f9e486628
+def add_watch_options(s, what: str):
+    "Add the options of a live session (`--watch`, `--settle`, `--poll`, `--idle`) to the verb parser `s`."
+    s.add_argument("--watch", metavar="DIR", help=f"process each new {what} that appears in DIR until Ctrl-C / SIGTERM")
+    s.add_argument(
+        "--settle",
+        type=positive_float,
+        default=1.0,
+        help="--watch: seconds a file's size and time must stay unchanged before it is read (default: 1)",
+    )
+    s.add_argument(
+        "--poll", type=positive_float, default=0.5, help="--watch: seconds between looks at DIR (default: 0.5)"
+    )
+    s.add_argument("--idle", type=positive_float, help="--watch: stop after this many seconds without a new file")
+
+# %% ../nbs/99_cli.ipynb #8a65eabff63a45729fe45fb5ade58bdc
+def run_watch_session(a, process, suffixes, state_path, session) -> int:
+    "A live session over `a.watch` (`watch_folder`), ended by a signal or `a.idle`; its summary line and exit status."
+    from astronb.watch import stop_on_signals, watch_folder
+
+    def report(msg):
+        print(f"left out: {msg}", file=sys.stderr, flush=True)
+
+    print(f"watching {a.watch} (Ctrl-C to stop); outputs in {session}", flush=True)
+    try:
+        with stop_on_signals() as stopped:
+            n = watch_folder(
+                a.watch,
+                process,
+                state_path,
+                suffixes,
+                a.settle,
+                a.poll,
+                stopped,
+                a.idle,
+                log=lambda m: print(m, flush=True),
+                report=report,
+            )
+    except (ValueError, FileNotFoundError) as e:
+        raise UsageError(e) from e
+    print(
+        f"session ended: {n['done']} frame(s) processed, {n['failed']} left out (reported above), "
+        f"{n['skipped']} from earlier runs; {session}"
+    )
+    return 1 if n["failed"] else 0
+
 # %% ../nbs/99_cli.ipynb #8edb47106e1a46a883d545849b8ab81b
 _VERBS = {}  # name of the parser function -> the function, in the order of first registration
-VERB_MODULES = ("astronb.cli_train", "astronb.cli_detect")  # their verbs register themselves when they are imported
+VERB_MODULES = (
+    "astronb.cli_train",
+    "astronb.cli_detect",
+    "astronb.cli_catalogue",
+)  # their verbs register themselves when they are imported
 
 
 def verb(add_parser):
