@@ -70,17 +70,18 @@ class UsageError(Exception):
 # %% ../nbs/99_cli.ipynb #59bbdb311c014d738909a11f9e486628
 def add_watch_options(s, what: str):
     "Add the options of a live session (`--watch`, `--settle`, `--poll`, `--idle`) to the verb parser `s`."
-    s.add_argument("--watch", metavar="DIR", help=f"process each new {what} that appears in DIR until Ctrl-C / SIGTERM")
-    s.add_argument(
+    g = s.add_argument_group("a live session (--watch)")
+    g.add_argument("--watch", metavar="DIR", help=f"process each new {what} that appears in DIR until Ctrl-C / SIGTERM")
+    g.add_argument(
         "--settle",
         type=positive_float,
         default=1.0,
         help="--watch: seconds a file's size and time must stay unchanged before it is read (default: 1)",
     )
-    s.add_argument(
+    g.add_argument(
         "--poll", type=positive_float, default=0.5, help="--watch: seconds between looks at DIR (default: 0.5)"
     )
-    s.add_argument("--idle", type=positive_float, help="--watch: stop after this many seconds without a new file")
+    g.add_argument("--idle", type=positive_float, help="--watch: stop after this many seconds without a new file")
 
 # %% ../nbs/99_cli.ipynb #8a65eabff63a45729fe45fb5ade58bdc
 def run_watch_session(a, process, suffixes, state_path, session) -> int:

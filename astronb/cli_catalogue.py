@@ -22,14 +22,9 @@ from astronb.cli import (
 __all__ = []
 
 # %% ../nbs/99c_cli_catalogue.ipynb #3ee4f7f1
-@verb
-def _parser_detect(sub):
-    "The options of `astronb detect`."
-    s = sub.add_parser(
-        "detect", help="detect and classify stars and galaxies in FITS frames (network, sep or SExtractor)"
-    )
-    s.add_argument("frames", nargs="*", help="FITS frames (first image HDU; blanks and any size handled)")
-    s.add_argument(
+def _detect_model_options(s):
+    g = s.add_argument_group("the network (default)")
+    g.add_argument(
         "--weights",
         help="a model card (.card.json) saved by the starfield study, a detector checkpoint (.pt), or an export "
         "(.onnx, run with OpenVINO or ONNX Runtime: --runtime); "
@@ -37,61 +32,84 @@ def _parser_detect(sub):
         "(default: the starfield study's default model, fine-tuned on every labelled real frame, from its last "
         "reproduce run)",
     )
-    s.add_argument("--norm", choices=["asinh", "paper"], help="frame normalisation (default: the card's, else asinh)")
-    s.add_argument(
+    g.add_argument("--norm", choices=["asinh", "paper"], help="frame normalisation (default: the card's, else asinh)")
+    g.add_argument(
         "--score-min",
         type=unit_interval,
         help="keep detections scoring at least this, 0-1 (default: the card's cut, else 0.5)",
     )
-    s.add_argument("--baseline", choices=["sep", "sextractor"], help="run a classical extractor instead of the network")
-    s.add_argument(
+    g.add_argument(
         "--runtime",
         choices=["onnxruntime", "openvino"],
         help="an .onnx --weights runs on this (default: openvino when installed: the fastest on a CPU, see `bench "
         "detect`)",
     )
-    s.add_argument(
+
+
+def _detect_baseline_options(s):
+    g = s.add_argument_group("a classical extractor instead")
+    g.add_argument("--baseline", choices=["sep", "sextractor"], help="run a classical extractor instead of the network")
+    g.add_argument(
         "--thresh",
         type=positive_float,
         default=1.5,
         help="baselines: detection threshold in units of the background rms (default: 1.5)",
     )
-    s.add_argument(
+    g.add_argument(
         "--minarea",
         type=positive_int,
         default=5,
         help="baselines: minimum connected pixels above the threshold (default: 5)",
     )
-    s.add_argument(
-        "--zero-point",
-        type=float,
-        help="magnitude of a source of total flux 1 (default: the header's MAGZPT/MAGZP/MAGZERO/ZEROPT/ZP, else 0: "
-        "instrumental)",
-    )
-    s.add_argument(
+
+
+def _detect_output_options(s):
+    g = s.add_argument_group("the catalogue")
+    g.add_argument(
         "--out",
         default="catalog.ecsv",
         help="catalogue: .ecsv (astropy Table with units and provenance, default catalog.ecsv), .fits, or .csv (no "
         "units); "
         ".reg (DS9) or .crtf (CASA) for a region file only",
     )
-    s.add_argument(
+    g.add_argument(
+        "--zero-point",
+        type=float,
+        help="magnitude of a source of total flux 1 (default: the header's MAGZPT/MAGZP/MAGZERO/ZEROPT/ZP, else 0: "
+        "instrumental)",
+    )
+    g.add_argument(
+        "--regions",
+        action="store_true",
+        help="also write a DS9 region file beside the catalogue (OUT with suffix .reg)",
+    )
+
+
+def _detect_scale_options(s):
+    g = s.add_argument_group("many frames")
+    g.add_argument(
         "--workers",
         type=positive_int,
         default=1,
         help="frames in parallel on a local Dask cluster of this many processes; each frame's catalogue "
         "is kept in OUT.parts/ as it finishes and reused on a re-run (default: 1, serial, no parts)",
     )
-    s.add_argument(
+    g.add_argument(
         "--scheduler",
         help="address of an existing Dask scheduler (e.g. tcp://host:8786) to run the frames on instead of a local "
         "cluster",
     )
-    s.add_argument(
-        "--regions",
-        action="store_true",
-        help="also write a DS9 region file beside the catalogue (OUT with suffix .reg)",
+
+
+@verb
+def _parser_detect(sub):
+    "The options of `astronb detect`, in groups."
+    s = sub.add_parser(
+        "detect", help="detect and classify stars and galaxies in FITS frames (network, sep or SExtractor)"
     )
+    s.add_argument("frames", nargs="*", help="FITS frames (first image HDU; blanks and any size handled)")
+    for add in (_detect_model_options, _detect_baseline_options, _detect_output_options, _detect_scale_options):
+        add(s)
     add_watch_options(s, "FITS frame")
     s.set_defaults(fn=_cmd_detect)
 
