@@ -105,32 +105,84 @@ def _alert_labels(index, labels: str) -> tuple:
     return y.fillna(0).to_numpy(int), ok, f"{Path(labels).name}: {int(ok.sum())} of {len(index)} alerts labelled"
 
 # %% ../nbs/99a_cli_train.ipynb #a1b2c303
+def _labelled_alerts(a, left: list) -> tuple:
+    """(cutouts, labels, label source, features) of the alerts of `a.inputs` that `a.labels` labels; files that cannot
+    be read are told to `left`. A ValueError for a wrong --model, missing inputs or a forbidden feature."""
+    from astronb import asteroids as ast, regimes as rg
+
+    if (a.model or "features") != "features":
+        raise ValueError(
+            f"--model {a.model}: this verb trains the study's shipped kind, the gated trees on alert features "
+            "(--model features); the stamp CNNs are trained by nbs/studies/asteroids.ipynb"
+        )
+    if not a.inputs or not a.labels:
+        raise ValueError("pass ZTF alert files (.avro, .parquet) and --labels (a CSV of candid,label, or crossmatch)")
+    features = tuple(a.features.split(",")) if a.features else rg.FIRST_DETECTION_FEATURES
+    ast.check_features(features)  # refused before any file is read
+    cs, _ = ast.ztf_cutouts(a.inputs, report=lambda m: left.append(str(m).removeprefix("left out: ")))
+    if not len(cs):
+        raise ValueError("no alert could be read")
+    y, ok, source = _alert_labels(cs.index, a.labels)
+    return cs.subset(ok.nonzero()[0]), y[ok], source, features
+
+
+def _oof_rates(gt, y) -> dict:
+    "Out-of-fold recall and precision of gated trees `gt` on their training labels `y`, with Wilson intervals."
+    from astronb.metrics import wilson
+
+    flag = gt.oof >= gt.threshold
+    found, flagged, n_ast = int((flag & (y == 1)).sum()), int(flag.sum()), int(y.sum())
+    (r_lo, r_hi), (p_lo, p_hi) = wilson(found, n_ast), wilson(found, flagged)
+    return dict(alerts=len(y), asteroids=n_ast, found=found, flagged=flagged, recall=found / n_ast) | dict(
+        recall_lo=float(r_lo),
+        recall_hi=float(r_hi),
+        precision=found / max(flagged, 1),
+        precision_lo=float(p_lo),
+        precision_hi=float(p_hi),
+    )
+
+
+def _gated_card(a, gt, oof: dict, out, features, data: dict):
+    "Save the trees of `gt` to `out` with their card (settings, out-of-fold rates, training data); the card's path."
+    from astronb import asteroids as ast, regimes as rg
+    from astronb.cards import write_card
+
+    fields = rg.gated_trees_card(gt, a.recall)
+    return write_card(
+        ast.save_feature_classifier(gt.model, out),
+        "asteroids",
+        fields["architecture"],
+        fields["preprocessing"],
+        fields["operating_point"] | dict(val_recall=oof["recall"], val_precision=oof["precision"]),
+        {"out of fold, all training alerts (gate included)": oof},
+        training_data=data,
+        params=dict(recall=a.recall, folds=a.folds, seed=a.seed, features=list(features)),
+        role="gated trees trained with astronb train asteroids",
+        study_model=False,
+        split=f"objectId, {a.folds} grouped folds, seed {a.seed}",
+    )
+
+
+def _training_scores(card, cs, y, gt, out):
+    "The training alerts as `classify` scores them with the new card, beside the model: its path."
+    from astronb import asteroids as ast
+    from astronb.core import atomic_write
+
+    table = ast.score_table(ast.load_classifier(card), cs).assign(label=y, oof_score=gt.oof)
+    scores = out.with_name(out.name.split(".")[0] + ".training_scores.csv")
+    cols = ["source", "candid", "objectId", "label", "score", "asteroid", "regime", "reason", "oof_score"]
+    with atomic_write(scores) as f:
+        table[cols].to_csv(f, index=False)
+    return scores
+
+
 def _train_asteroids(a) -> int:
     from pathlib import Path
     from astronb import asteroids as ast, regimes as rg
-    from astronb.cards import write_card
-    from astronb.core import atomic_write
-    from astronb.metrics import wilson
 
     left = []
     try:
-        if (a.model or "features") != "features":
-            raise ValueError(
-                f"--model {a.model}: this verb trains the study's shipped kind, the gated trees on alert features "
-                "(--model features); the stamp CNNs are trained by nbs/studies/asteroids.ipynb"
-            )
-        if not a.inputs or not a.labels:
-            raise ValueError(
-                "pass ZTF alert files (.avro, .parquet) and --labels (a CSV of candid,label, or crossmatch)"
-            )
-        features = tuple(a.features.split(",")) if a.features else rg.FIRST_DETECTION_FEATURES
-        ast.check_features(features)  # refused before any file is read
-        cs, _ = ast.ztf_cutouts(a.inputs, report=lambda m: left.append(str(m).removeprefix("left out: ")))
-        if not len(cs):
-            raise ValueError("no alert could be read")
-        y, ok, source = _alert_labels(cs.index, a.labels)
-        cs = cs.subset(ok.nonzero()[0])
-        y = y[ok]
+        cs, y, source, features = _labelled_alerts(a, left)
         F = ast.alert_feature_table(cs.index)
         gt = rg.fit_gated_trees(
             F, y, cs.index.objectId.to_numpy(), a.recall, folds=a.folds, seed=a.seed, features=features
@@ -140,50 +192,17 @@ def _train_asteroids(a) -> int:
             print(f"left out: {' '.join(str(m).split())}", file=sys.stderr)
         raise UsageError(e) from e
     out = Path(a.out or "asteroid_model.joblib")
-    fields = rg.gated_trees_card(gt, a.recall)
-    found, flagged, n_ast = (
-        int(((gt.oof >= gt.threshold) & (y == 1)).sum()),
-        int((gt.oof >= gt.threshold).sum()),
-        int(y.sum()),
-    )
-    (r_lo, r_hi), (p_lo, p_hi) = wilson(found, n_ast), wilson(found, flagged)
-    oof = dict(
-        alerts=len(y),
-        asteroids=n_ast,
-        found=found,
-        flagged=flagged,
-        recall=found / n_ast,
-        recall_lo=float(r_lo),
-        recall_hi=float(r_hi),
-        precision=found / max(flagged, 1),
-        precision_lo=float(p_lo),
-        precision_hi=float(p_hi),
-    )
-    card = write_card(
-        ast.save_feature_classifier(gt.model, out),
-        "asteroids",
-        fields["architecture"],
-        fields["preprocessing"],
-        fields["operating_point"] | dict(val_recall=oof["recall"], val_precision=oof["precision"]),
-        {"out of fold, all training alerts (gate included)": oof},
-        training_data=dict(alert_files=len(a.inputs) - len(left), alerts=len(y), asteroids=n_ast, labels=source),
-        params=dict(recall=a.recall, folds=a.folds, seed=a.seed, features=list(features)),
-        role="gated trees trained with astronb train asteroids",
-        study_model=False,
-        split=f"objectId, {a.folds} grouped folds, seed {a.seed}",
-    )
-    table = ast.score_table(ast.load_classifier(card), cs).assign(label=y, oof_score=gt.oof)
-    scores = out.with_name(out.name.split(".")[0] + ".training_scores.csv")
-    with atomic_write(scores) as f:
-        table[["source", "candid", "objectId", "label", "score", "asteroid", "regime", "reason", "oof_score"]].to_csv(
-            f, index=False
-        )
+    r = _oof_rates(gt, y)
+    data = dict(alert_files=len(a.inputs) - len(left), alerts=len(y), asteroids=r["asteroids"], labels=source)
+    card = _gated_card(a, gt, r, out, features, data)
+    scores = _training_scores(card, cs, y, gt, out)
     for m in left:
         print(f"left out: {' '.join(str(m).split())}", file=sys.stderr)
     print(
-        f"{len(y)} labelled alert(s), {n_ast} asteroid(s), {int((~gt.open).sum())} decided by the gate; threshold "
-        f"{gt.threshold:.4f} for recall >= {gt.open_recall:.3f} behind the gate; out of fold: recall {found}/{n_ast} "
-        f"[{r_lo:.2f}, {r_hi:.2f}], precision {found}/{flagged} [{p_lo:.2f}, {p_hi:.2f}]\nmodel card: {card}\n"
+        f"{len(y)} labelled alert(s), {r['asteroids']} asteroid(s), {int((~gt.open).sum())} decided by the gate; "
+        f"threshold {gt.threshold:.4f} for recall >= {gt.open_recall:.3f} behind the gate; out of fold: recall "
+        f"{r['found']}/{r['asteroids']} [{r['recall_lo']:.2f}, {r['recall_hi']:.2f}], precision "
+        f"{r['found']}/{r['flagged']} [{r['precision_lo']:.2f}, {r['precision_hi']:.2f}]\nmodel card: {card}\n"
         f"training alerts as classify scores them: {scores}"
     )
     return 1 if left else 0
