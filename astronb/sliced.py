@@ -9,7 +9,7 @@ from PIL import Image, ImageDraw
 from .softnms import batched_soft_nms
 
 # %% auto #0
-__all__ = ['tile_origins', 'tile_boxes', 'tile_image', 'merge_tiles', 'sliced_predict', 'draw_boxes']
+__all__ = ['EDGE_PX', 'tile_origins', 'tile_boxes', 'tile_image', 'merge_tiles', 'sliced_predict', 'draw_boxes']
 
 # %% ../nbs/09_sliced.ipynb #3e397e56
 def tile_origins(length: int, tile: int = 608, overlap: float = 0.2) -> list:
@@ -55,16 +55,11 @@ def tile_image(img: np.ndarray, boxes=(), tile: int = 608, overlap: float = 0.2,
             yield x0, y0, patch, bb, keep
 
 # %% ../nbs/09_sliced.ipynb #f11e4945
-def merge_tiles(
-    dets: list, image_size, iou=0.5, method="hard", sigma=0.5, contain=0.8, eps=1.0, fragments: str = "join"
-):
-    """Merge per-tile detections. `dets`: list of (x0, y0, tile_w, tile_h, boxes (N,4) in tile pixels, scores, classes).
-    A box touching an inner tile edge (within `eps` px) is a fragment. fragments="join": a fragment mostly
-    (`contain`) inside a whole box of its class is dropped, the others are joined into their union (objects larger
-    than the overlap); "drop": all fragments are dropped (objects smaller than the overlap are whole in some tile:
-    point sources). Returns (boxes (M,4) in image pixels, scores, classes)."""
-    if fragments not in ("join", "drop"):
-        raise ValueError(f"fragments must be 'join' or 'drop', got {fragments!r}")
+EDGE_PX = 1.0  # a box within this many pixels of an inner tile edge is a fragment of an object the tile cut
+
+
+def _in_image(dets: list, image_size) -> tuple:
+    "(boxes in image pixels, scores, classes, is-fragment) of all tiles' detections (see `merge_tiles`)."
     W, H = image_size
     B, S, C, frag = [], [], [], []
     for x0, y0, tw, th, b, s, c in dets:
@@ -72,35 +67,35 @@ def merge_tiles(
         if not len(b):
             continue
         touch = (
-            ((b[:, 0] <= eps) & (x0 > 0))
-            | ((b[:, 1] <= eps) & (y0 > 0))
-            | ((b[:, 2] >= tw - eps) & (x0 + tw < W))
-            | ((b[:, 3] >= th - eps) & (y0 + th < H))
+            ((b[:, 0] <= EDGE_PX) & (x0 > 0))
+            | ((b[:, 1] <= EDGE_PX) & (y0 > 0))
+            | ((b[:, 2] >= tw - EDGE_PX) & (x0 + tw < W))
+            | ((b[:, 3] >= th - EDGE_PX) & (y0 + th < H))
         )
         B.append(b + [x0, y0, x0, y0])
         S.append(np.asarray(s, float))
         C.append(np.asarray(c, int))
         frag.append(touch)
     if not B:
-        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, int)
-    B, S, C, frag = np.concatenate(B), np.concatenate(S), np.concatenate(C), np.concatenate(frag)
-    w = ~frag
-    keep, ks = batched_soft_nms(B[w], S[w], C[w], method, sigma, iou, 0.0 if method == "hard" else 0.001)
-    WB, WS, WC = B[w][keep], ks, C[w][keep]
-    if fragments == "drop":
-        frag = np.zeros_like(frag)
-    FB, FS, FC = B[frag], S[frag], C[frag]
-    if len(FB) and len(WB):
-        ix1 = np.maximum(FB[:, None, 0], WB[None, :, 0])
-        iy1 = np.maximum(FB[:, None, 1], WB[None, :, 1])
-        ix2 = np.minimum(FB[:, None, 2], WB[None, :, 2])
-        iy2 = np.minimum(FB[:, None, 3], WB[None, :, 3])
-        inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-        own = np.maximum((FB[:, 2] - FB[:, 0]) * (FB[:, 3] - FB[:, 1]), 1e-12)
-        inside = ((inter / own[:, None]) >= contain) & (FC[:, None] == WC[None, :])
-        rest = ~inside.any(1)
-        FB, FS, FC = FB[rest], FS[rest], FC[rest]
-    # join touching fragments of a class into their union (union-find over overlapping pairs)
+        return None
+    return np.concatenate(B), np.concatenate(S), np.concatenate(C), np.concatenate(frag)
+
+
+def _inside_whole(FB, FC, WB, WC, contain: float) -> np.ndarray:
+    "Per fragment: lies mostly (`contain` of its area) inside a whole box of its class."
+    if not (len(FB) and len(WB)):
+        return np.zeros(len(FB), bool)
+    ix1 = np.maximum(FB[:, None, 0], WB[None, :, 0])
+    iy1 = np.maximum(FB[:, None, 1], WB[None, :, 1])
+    ix2 = np.minimum(FB[:, None, 2], WB[None, :, 2])
+    iy2 = np.minimum(FB[:, None, 3], WB[None, :, 3])
+    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
+    own = np.maximum((FB[:, 2] - FB[:, 0]) * (FB[:, 3] - FB[:, 1]), 1e-12)
+    return (((inter / own[:, None]) >= contain) & (FC[:, None] == WC[None, :])).any(1)
+
+
+def _touching_groups(FB, FC) -> list:
+    "Groups (lists of indices) of fragments of one class that touch or overlap, by union-find over pairs."
     parent = list(range(len(FB)))
 
     def find(i):
@@ -113,21 +108,44 @@ def merge_tiles(
         for j in range(i + 1, len(FB)):
             if (
                 FC[i] == FC[j]
-                and FB[i, 0] <= FB[j, 2] + eps
-                and FB[j, 0] <= FB[i, 2] + eps
-                and FB[i, 1] <= FB[j, 3] + eps
-                and FB[j, 1] <= FB[i, 3] + eps
+                and FB[i, 0] <= FB[j, 2] + EDGE_PX
+                and FB[j, 0] <= FB[i, 2] + EDGE_PX
+                and FB[i, 1] <= FB[j, 3] + EDGE_PX
+                and FB[j, 1] <= FB[i, 3] + EDGE_PX
             ):
                 parent[find(i)] = find(j)
     groups = {}
     for i in range(len(FB)):
         groups.setdefault(find(i), []).append(i)
-    UB = [np.r_[FB[g, :2].min(0), FB[g, 2:].max(0)] for g in groups.values()]
-    US = [FS[g].max() for g in groups.values()]
-    UC = [FC[g[0]] for g in groups.values()]
+    return list(groups.values())
+
+
+def merge_tiles(dets: list, image_size, iou=0.5, method="hard", sigma=0.5, contain=0.8, fragments: str = "join"):
+    """Merge per-tile detections. `dets`: list of (x0, y0, tile_w, tile_h, boxes (N,4) in tile pixels, scores, classes).
+    A box touching an inner tile edge (within `EDGE_PX`) is a fragment. fragments="join": a fragment mostly
+    (`contain`) inside a whole box of its class is dropped, the others are joined into their union (objects larger
+    than the overlap); "drop": all fragments are dropped (objects smaller than the overlap are whole in some tile:
+    point sources). The whole boxes are merged by `batched_soft_nms` (`method`, `sigma`, `iou`). Returns (boxes (M,4)
+    in image pixels, scores, classes)."""
+    if fragments not in ("join", "drop"):
+        raise ValueError(f"fragments must be 'join' or 'drop', got {fragments!r}")
+    got = _in_image(dets, image_size)
+    if got is None:
+        return np.zeros((0, 4)), np.zeros(0), np.zeros(0, int)
+    B, S, C, frag = got
+    w = ~frag
+    keep, ks = batched_soft_nms(B[w], S[w], C[w], method, sigma, iou, 0.0 if method == "hard" else 0.001)
+    WB, WS, WC = B[w][keep], ks, C[w][keep]
+    if fragments == "drop":
+        frag = np.zeros_like(frag)
+    FB, FS, FC = B[frag], S[frag], C[frag]
+    rest = ~_inside_whole(FB, FC, WB, WC, contain)
+    FB, FS, FC = FB[rest], FS[rest], FC[rest]
+    groups = _touching_groups(FB, FC)  # joined into their union
+    UB = [np.r_[FB[g, :2].min(0), FB[g, 2:].max(0)] for g in groups]
     outB = np.vstack([WB, *UB]) if UB else WB
-    outS = np.r_[WS, US]
-    outC = np.r_[WC, UC].astype(int)
+    outS = np.r_[WS, [FS[g].max() for g in groups]]
+    outC = np.r_[WC, [FC[g[0]] for g in groups]].astype(int)
     o = np.argsort(-outS, kind="stable")
     return outB[o], outS[o], outC[o]
 
