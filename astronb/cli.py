@@ -390,73 +390,94 @@ def _parser_bench(sub):
     s.set_defaults(fn=_cmd_bench)
 
 
-def _cmd_bench(a):
-    if a.what == "softnms":
-        from astronb.bench import bench_softnms
+def _bench_softnms(a) -> int:
+    from astronb.bench import bench_softnms
 
-        bench_softnms(sizes=a.sizes, repeats=a.repeats, oracle_max=a.oracle_max, out=a.out)
-        return 0
-    if a.what == "annotate":
-        from astronb.bench import bench_annotate
+    bench_softnms(sizes=a.sizes, repeats=a.repeats, oracle_max=a.oracle_max, out=a.out)
+    return 0
 
-        if not a.weights or len(a.weights) != 1:
-            raise UsageError("bench annotate times one YOLO model: pass --weights CARD")
-        rts = list(
-            dict.fromkeys("onnx" if r == "onnxruntime" else r for r in a.runtime or ["torch", "onnx", "openvino"])
+
+def _bench_annotate(a) -> int:
+    from astronb.bench import bench_annotate
+
+    if not a.weights or len(a.weights) != 1:
+        raise UsageError("bench annotate times one YOLO model: pass --weights CARD")
+    rts = list(dict.fromkeys("onnx" if r == "onnxruntime" else r for r in a.runtime or ["torch", "onnx", "openvino"]))
+    try:
+        t, agr = bench_annotate(
+            a.weights[0], ["torch"] + [r for r in rts if r != "torch"], tuple(a.frame_size), min(a.repeats, 3)
         )
-        try:
-            t, agr = bench_annotate(
-                a.weights[0], ["torch"] + [r for r in rts if r != "torch"], tuple(a.frame_size), min(a.repeats, 3)
-            )
-        except (FileNotFoundError, ValueError) as e:
-            raise UsageError(e) from e
-        if a.out:
-            t.merge(agr, on="runtime", how="left").to_csv(a.out, index=False)
-        return 0
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(e) from e
+    if a.out:
+        t.merge(agr, on="runtime", how="left").to_csv(a.out, index=False)
+    return 0
+
+
+def _bench_runtimes(a):
+    "`bench detect --runtime`: one detector on each runtime, per frame size; the cost per megapixel for several sizes."
+    import pandas as pd
+    from astronb import bench
+
+    rts = list(dict.fromkeys("onnxruntime" if r == "onnx" else r for r in a.runtime))
+    if rts == ["torch"]:
+        raise UsageError("--runtime compares eager torch with onnx and/or openvino")
+    parts = [
+        bench.bench_runtimes(a.weights[0], a.onnx, a.frames, n, min(a.repeats, 3), peak_rss=a.peak_rss, runtimes=rts)
+        for n in a.size
+    ]
+    df, agr = (pd.concat([p[i].assign(size_px=n) for p, n in zip(parts, a.size)]) for i in (0, 1))
+    if len(a.size) > 1:
+        df["s_per_megapixel"] = df.s_per_frame / (df.size_px**2 / 1e6)
+        print("cost against frame area:\n" + df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if a.out:
+        df.merge(agr, on=["runtime", "size_px"], how="left").to_csv(a.out, index=False)
+
+
+def _bench_workers(a):
+    "`bench detect --workers`: one detector's throughput on Dask clusters of each size."
+    from astronb import bench
+
+    df = bench.bench_workers(a.weights[0], a.workers, max(a.frames, 2 * max(a.workers)), a.size[0])
+    if a.out:
+        df.to_csv(a.out if not a.runtime else a.out.replace(".csv", "_workers.csv"), index=False)
+
+
+def _bench_one_detector(a) -> int:
+    if not a.weights or len(a.weights) != 1 or "=" in a.weights[0]:
+        raise UsageError(
+            "--runtime and --workers time one trained detector: pass --weights CARD (a starfield card, "
+            "checkpoint or .onnx)",
+        )
+    try:
+        if a.runtime:
+            _bench_runtimes(a)
+        if a.workers:
+            _bench_workers(a)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        raise UsageError(e) from e
+    return 0
+
+
+def _bench_backbones(a) -> int:
+    from astronb.bench import bench_detect
+
+    w = dict(x.split("=", 1) for x in (a.weights or []))
+    df = bench_detect(a.backbones, a.frames, w or None, min(a.repeats, 3), fpn_widths=a.fpn)
+    print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if a.out:
+        df.to_csv(a.out, index=False)
+    return 0
+
+
+def _cmd_bench(a):
     if a.what == "detect" and (a.runtime or a.workers):
-        if not a.weights or len(a.weights) != 1 or "=" in a.weights[0]:
-            raise UsageError(
-                "--runtime and --workers time one trained detector: pass --weights CARD (a starfield card, "
-                "checkpoint or .onnx)",
-            )
-        import pandas as pd
-        from astronb import bench
-
-        try:
-            if a.runtime:
-                rts = list(dict.fromkeys("onnxruntime" if r == "onnx" else r for r in a.runtime))
-                if rts == ["torch"]:
-                    raise UsageError("--runtime compares eager torch with onnx and/or openvino")
-                parts = [
-                    bench.bench_runtimes(
-                        a.weights[0], a.onnx, a.frames, n, min(a.repeats, 3), peak_rss=a.peak_rss, runtimes=rts
-                    )
-                    for n in a.size
-                ]
-                df, agr = (pd.concat([p[i].assign(size_px=n) for p, n in zip(parts, a.size)]) for i in (0, 1))
-                if len(a.size) > 1:
-                    df["s_per_megapixel"] = df.s_per_frame / (df.size_px**2 / 1e6)
-                    print("cost against frame area:\n" + df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-                if a.out:
-                    df.merge(agr, on=["runtime", "size_px"], how="left").to_csv(a.out, index=False)
-            if a.workers:
-                df = bench.bench_workers(a.weights[0], a.workers, max(a.frames, 2 * max(a.workers)), a.size[0])
-                if a.out:
-                    df.to_csv(a.out if not a.runtime else a.out.replace(".csv", "_workers.csv"), index=False)
-        except (FileNotFoundError, ValueError, RuntimeError) as e:
-            raise UsageError(e) from e
-        return 0
-    if a.what == "detect":
-        from astronb.bench import bench_detect
-
-        w = dict(x.split("=", 1) for x in (a.weights or []))
-        df = bench_detect(a.backbones, a.frames, w or None, min(a.repeats, 3), fpn_widths=a.fpn)
-        print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-        if a.out:
-            df.to_csv(a.out, index=False)
-        return 0
-    print(f"unknown benchmark {a.what!r}", file=sys.stderr)
-    return 2
+        return _bench_one_detector(a)
+    run = dict(softnms=_bench_softnms, annotate=_bench_annotate, detect=_bench_backbones).get(a.what)
+    if run is None:
+        print(f"unknown benchmark {a.what!r}", file=sys.stderr)
+        return 2
+    return run(a)
 
 # %% ../nbs/99_cli.ipynb #62c61fe2
 if __name__ == "__main__":
