@@ -4,6 +4,7 @@
 
 # %% ../nbs/30b_detector.ipynb #947949b5
 from __future__ import annotations
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -16,9 +17,9 @@ import torch.nn.functional as F
 from .extract import sep_input
 
 # %% auto #0
-__all__ = ['CLASSES', 'HALF', 'normalise_frame', 'NativeTransform', 'build_detector', 'source_detections', 'postprocess_config',
-           'SourceRoIHeads', 'prior_odds', 'set_galaxy_prior', 'fill_state', 'detector_config', 'load_detector',
-           'truth_boxes']
+__all__ = ['CLASSES', 'HALF', 'normalise_frame', 'NativeTransform', 'build_detector', 'PostProcess', 'source_detections',
+           'postprocess_config', 'SourceRoIHeads', 'prior_odds', 'set_galaxy_prior', 'fill_state', 'detector_config',
+           'load_detector', 'truth_boxes']
 
 # %% ../nbs/30b_detector.ipynb #0c773b79
 def normalise_frame(img, method: str = "asinh") -> np.ndarray:
@@ -113,47 +114,57 @@ def build_detector(
     m.roi_heads.register_buffer("galaxy_odds", torch.tensor(1.0))  # saved with the weights; see set_galaxy_prior
     return m
 
+# %% ../nbs/30b_detector.ipynb #7fb27b941602401d91542211134fc71a
+@dataclass(frozen=True)
+class PostProcess:
+    """How `source_detections` turns the box head's outputs into sources: the galaxy odds (`prior_odds`), the score a
+    proposal needs, soft-NMS (`method`, `sigma`, `score_threshold`, `legacy`: `batched_soft_nms`) or hard NMS at
+    `nms_thresh` (soft-NMS's IoU threshold too), and at most `detections` per image. `postprocess_config` reads a
+    detector's."""
+
+    galaxy_odds: float
+    score_thresh: float
+    soft: bool
+    nms_thresh: float
+    detections: int
+    method: str = "gaussian"
+    sigma: float = 0.6
+    score_threshold: float = 0.001
+    legacy: bool = False
+
 # %% ../nbs/30b_detector.ipynb #3a297627
-def source_detections(
-    class_logits,
-    box_regression,
-    proposals,
-    image_shapes,
-    box_coder,
-    galaxy_odds,
-    score_thresh: float,
-    soft: bool,
-    nms_thresh: float,
-    detections: int,
-    method: str = "gaussian",
-    sigma: float = 0.6,
-    score_threshold: float = 0.001,
-    legacy: bool = False,
-) -> tuple:
+def source_detections(class_logits, box_regression, proposals, image_shapes, box_coder, post: PostProcess) -> tuple:
     """(boxes, scores, labels), one list entry per image, from the box head's raw outputs: one detection per proposal,
-    scored 1 - P(background), called a galaxy when galaxy_odds x P(galaxy) > P(star), with that class's box,
-    suppressed over both classes at once (soft-NMS with method/sigma/score_threshold/legacy when `soft`, else hard
-    NMS at `nms_thresh`), at most `detections` per image. The one home of the detector's post-processing:
+    scored 1 - P(background), called a galaxy when `post.galaxy_odds` x P(galaxy) > P(star), with that class's
+    box, suppressed over both classes at once (soft-NMS when `post.soft`, else hard NMS), at most `post.detections`
+    per image (`PostProcess`). The one home of the detector's post-processing:
     `SourceRoIHeads` and the ONNX runtime (`astronb.export.OnnxDetector`) both call it."""
     n = [len(p) for p in proposals]
     boxes_all, probs_all = box_coder.decode(box_regression, proposals), F.softmax(class_logits, -1)
     out_b, out_s, out_l = [], [], []
     for boxes, pr, shape in zip(boxes_all.split(n, 0), probs_all.split(n, 0), image_shapes):
         score = 1 - pr[:, 0]
-        lab = torch.where(galaxy_odds * pr[:, 2] > pr[:, 1], 2, 1)
+        lab = torch.where(post.galaxy_odds * pr[:, 2] > pr[:, 1], 2, 1)
         b = box_ops.clip_boxes_to_image(boxes[torch.arange(len(lab)), lab], shape)
-        k = torch.where(score > score_thresh)[0]
+        k = torch.where(score > post.score_thresh)[0]
         b, score, lab = b[k], score[k], lab[k]
         k = box_ops.remove_small_boxes(b, min_size=1e-2)
         b, score, lab = b[k], score[k], lab[k]
-        if soft:
+        if post.soft:
             keep, score = batched_soft_nms(
-                b, score, torch.zeros_like(lab), method, sigma, nms_thresh, score_threshold, legacy
+                b,
+                score,
+                torch.zeros_like(lab),
+                post.method,
+                post.sigma,
+                post.nms_thresh,
+                post.score_threshold,
+                post.legacy,
             )
         else:
-            keep = box_ops.nms(b, score, nms_thresh)
+            keep = box_ops.nms(b, score, post.nms_thresh)
             score = score[keep]
-        keep, score = keep[:detections], score[:detections]
+        keep, score = keep[: post.detections], score[: post.detections]
         out_b.append(b[keep])
         out_s.append(score)
         out_l.append(lab[keep])
@@ -184,7 +195,12 @@ class SourceRoIHeads(SoftNMSRoIHeads):
 
     def postprocess_detections(self, class_logits, box_regression, proposals, image_shapes):
         return source_detections(
-            class_logits, box_regression, proposals, image_shapes, self.box_coder, **postprocess_config(self)
+            class_logits,
+            box_regression,
+            proposals,
+            image_shapes,
+            self.box_coder,
+            PostProcess(**postprocess_config(self)),
         )
 
 # %% ../nbs/30b_detector.ipynb #25bfd542

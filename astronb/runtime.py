@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 from .core import atomic_save, file_digest
-from .detector import load_detector, detector_config, postprocess_config, source_detections
+from .detector import load_detector, detector_config, postprocess_config, source_detections, PostProcess
 from .metrics import match_points
 
 # %% auto #0
@@ -195,7 +195,9 @@ class OnnxDetector:
         out = []
         for im in images:
             props, logits, reg = (torch.from_numpy(a) for a in self.raw(np.asarray(im)[None]))
-            b, s, lab = source_detections(logits, reg, [props], [tuple(im.shape[-2:])], self.box_coder, **self.post)
+            b, s, lab = source_detections(
+                logits, reg, [props], [tuple(im.shape[-2:])], self.box_coder, PostProcess(**self.post)
+            )
             out.append(dict(boxes=b[0], scores=s[0], labels=lab[0]))
         return out
 
