@@ -149,9 +149,13 @@ def _heap_remove(heap, hpos, cur, idx, k, size):
 
 
 @njit(cache=True)
-def _soft_nms_sweep(b, s, idx, key, off, method_id, iou_threshold, sigma, thr, wmax, hmax, y0, hstrip, nstrip):
+def _soft_nms_sweep(b, s, idx, key, geom, params):
     """Sequential soft-NMS on boxes already sorted by (group, strip, x1); `key` = group * nstrip + strip.
-    Returns each box's score at selection (-1: dropped), in sorted order."""
+    Returns each box's score at selection (-1: dropped), in sorted order. geom: (off, widest box, tallest box, lowest
+    y1, strip height, number of strips); params: (method id, IoU threshold, sigma, score threshold). One loop: split
+    into Numba functions (heap set-up, candidate ranges, the decay, the rebuild) it ran 25% slower on 100 boxes."""
+    off, wmax, hmax, y0, hstrip, nstrip = geom
+    method_id, iou_threshold, sigma, thr = params
     n = b.shape[0]
     cur = s.copy()
     out = -np.ones(n, np.float64)
@@ -324,10 +328,10 @@ def _group_ids(g):
 
 # %% ../nbs/05_softnms.ipynb #e5f6a007
 @njit(cache=True)
-def _soft_nms_all(b_in, s_in, g, off, method_id, iou_threshold, sigma, thr):
+def _soft_nms_all(b_in, s_in, g, off, params):
     """The whole compiled path for n >= 1 boxes of any float dtype, computed in float64: (kept indices in selection
     order, their scores, True), or empty arrays and False when a box or score is bad (`_data_ok`): strips, sort by
-    (group, strip, x1, index), sweep."""
+    (group, strip, x1, index), sweep. params: float64 array of (method id, IoU threshold, sigma, score threshold)."""
     n = b_in.shape[0]
     b = b_in.astype(np.float64)
     s = s_in.astype(np.float64)
@@ -338,9 +342,9 @@ def _soft_nms_all(b_in, s_in, g, off, method_id, iou_threshold, sigma, thr):
     key = gid * nstrip + strip
     order = _counting_order(key, _argsort_stable(b[:, 0]), G * nstrip)
     sel = np.empty(n, np.float64)
-    sel[order] = _soft_nms_sweep(
-        b[order], s[order], order, key[order], off, method_id, iou_threshold, sigma, thr, wmax, hmax, y0, hstrip, nstrip
-    )
+    geom = (off, wmax, hmax, y0, hstrip, nstrip)
+    p = (int(params[0]), params[1], params[2], params[3])
+    sel[order] = _soft_nms_sweep(b[order], s[order], order, key[order], geom, p)
     keep = np.flatnonzero(sel >= 0)
     o = _argsort_stable(-sel[keep])  # selection order = (-score at selection, index): keep is ascending
     return keep[o], sel[keep][o], True
@@ -373,9 +377,8 @@ def _run(boxes, scores, groups, method, sigma, iou_threshold, score_threshold, l
         return np.zeros(0, np.int64), np.zeros(0, np.float64)
     off = 1.0 if legacy_plus_one else 0.0
     g = np.zeros(n, np.int64) if g is None else g
-    keep, kept, ok = _soft_nms_all(
-        b, s, g, off, _METHOD_ID[method], float(iou_threshold), float(sigma), float(score_threshold)
-    )
+    params = np.array([_METHOD_ID[method], iou_threshold, sigma, score_threshold], np.float64)  # one cheap argument
+    keep, kept, ok = _soft_nms_all(b, s, g, off, params)
     if not ok:
         _check(b, s, method, sigma, iou_threshold, score_threshold, g)  # names the bad box
     return keep, kept
