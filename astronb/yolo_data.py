@@ -328,13 +328,14 @@ def prepare_dataset(
     split=(0.8, 0.1, 0.1),
     seed: int = 0,
     fraction: float = 1.0,
-    n_classes: int = 1,
     names=("deep-sky object",),
     split_file=None,
 ) -> Prepared:
-    "Validate, pair, split and lay out a YOLO dataset from any folder layout; writes data.yaml, split.csv, issues.csv."
+    """Validate, pair, split and lay out a YOLO dataset from any folder layout; writes data.yaml, split.csv, issues.csv.
+    split: train/val/test fractions; seed and fraction (of the images kept): of a new split; names: the class names (a
+    label's class id must be below their number); split_file: a recorded split to reuse (default `out/split.csv`)."""
     src, out = Path(src), Path(out)
-    rows, issues = _valid_rows(src, n_classes)
+    rows, issues = _valid_rows(src, len(names))  # a label's class id must name one of `names`
     if not rows:
         raise ValueError(f"{src}: no valid image found (issues: {[str(i) for i in issues[:5]]})")
     df = pd.DataFrame(rows)
