@@ -65,9 +65,8 @@ def soft_nms_reference(
     return np.array(keep, dtype=np.int64), np.array(kept_scores, dtype=np.float64)
 
 # %% ../nbs/05_softnms.ipynb #62dafeae
-def _check(boxes, scores, method, sigma, iou_threshold, score_threshold, groups=None, data: bool = True):
-    """Raise a ValueError naming the first bad argument; `data=False` checks the parameters and shapes only (see
-    `_data_ok`)."""
+def _check_settings(method, sigma, iou_threshold, score_threshold):
+    "Raise a ValueError naming the first bad setting of a soft-NMS call."
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if not (sigma > 0) or not math.isfinite(sigma):
@@ -76,6 +75,11 @@ def _check(boxes, scores, method, sigma, iou_threshold, score_threshold, groups=
         raise ValueError(f"iou_threshold must be in [0, 1], got {iou_threshold}")
     if not (score_threshold >= 0):
         raise ValueError(f"score_threshold must be >= 0, got {score_threshold}")
+
+
+def _check(boxes, scores, groups=None, data: bool = True):
+    """Raise a ValueError naming the first bad array or box; `data=False` checks the shapes only (the values are
+    checked inside the compiled call, `_data_ok`)."""
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise ValueError(f"boxes must have shape (N, 4), got {tuple(boxes.shape)}")
     if scores.ndim != 1 or scores.shape[0] != boxes.shape[0]:
@@ -371,7 +375,8 @@ def _run(boxes, scores, groups, method, sigma, iou_threshold, score_threshold, l
     if b.ndim == 1 and b.size == 0:
         b = b.reshape(0, 4)
     g = None if groups is None else np.ascontiguousarray(_as_numpy(groups, np.int64))
-    _check(b, s, method, sigma, iou_threshold, score_threshold, g, data=False)
+    _check_settings(method, sigma, iou_threshold, score_threshold)
+    _check(b, s, g, data=False)
     n = b.shape[0]
     if n == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float64)
@@ -380,7 +385,7 @@ def _run(boxes, scores, groups, method, sigma, iou_threshold, score_threshold, l
     params = np.array([_METHOD_ID[method], iou_threshold, sigma, score_threshold], np.float64)  # one cheap argument
     keep, kept, ok = _soft_nms_all(b, s, g, off, params)
     if not ok:
-        _check(b, s, method, sigma, iou_threshold, score_threshold, g)  # names the bad box
+        _check(b, s, g)  # names the bad box
     return keep, kept
 
 
