@@ -215,28 +215,17 @@ def _curves(box) -> dict:
     )
 
 
-def evaluate_yolo(
-    weights,
-    data_yaml,
-    conf=None,
-    imgsz=608,
-    batch=8,
-    device="cpu",
-    n_boot=1000,
-    seed=0,
-    val_split="val",
-    test_split="test",
-) -> dict:
-    """Test metrics of a trained model at an operating confidence chosen on `val_split` (or the given `conf`), with
-    intervals: Wilson for precision and recall, bootstrap over test images for F1, mAP50 and mAP50-95; plus the test
-    PR / F1 curves."""
+def evaluate_yolo(weights, data_yaml, conf=None, n_boot: int = 1000, seed: int = 0, **val) -> dict:
+    """Test metrics of a trained model at an operating confidence chosen on the 'val' split (or the given `conf`), with
+    intervals: Wilson for precision and recall, bootstrap (`n_boot` resamples, `seed`) over the 'test' images for F1,
+    mAP50 and mAP50-95; plus the test PR / F1 curves. `val`: `yolo_val`'s imgsz (default 608), batch (8), device."""
     from astronb.metrics import detection_interval
 
-    kw = dict(imgsz=imgsz, batch=batch, device=device)
-    conf, chosen_on, val = _operating_conf(weights, data_yaml, conf, val_split, **kw)
-    m, per = yolo_val(weights, data_yaml, test_split, **kw)
+    kw = dict(imgsz=608, batch=8) | val
+    conf, chosen_on, val_maps = _operating_conf(weights, data_yaml, conf, "val", **kw)
+    m, per = yolo_val(weights, data_yaml, "test", **kw)
     c = image_counts(per, conf)
-    out = dict(conf=float(conf), conf_chosen_on=chosen_on, **val) | _rates(c)
+    out = dict(conf=float(conf), conf_chosen_on=chosen_on, **val_maps) | _rates(c)
     f = detection_interval(c, "f1", n_boot=n_boot, seed=seed)
     out |= dict(f1=f["value"], f1_lo=f["lo"], f1_hi=f["hi"]) | map_interval(per, n_boot, seed)
     box = m.box  # Ultralytics' own summary: confidence tuned on the test split itself, as the papers report it
