@@ -244,17 +244,21 @@ def utc_now() -> str:
 
 # %% ../nbs/00_core.ipynb #e0c0a101
 def _anchors() -> list:
-    """(folder, label) pairs by which committed results name files: the project, the build and cache folders, the data
-    mirror."""
+    """(folder, label) pairs by which committed results name files: the project, its results folder (also when
+    `ASTRONB_RESULTS` moves it), the build and cache folders, the data mirror, the Python environment."""
+    import sys
+
     P = paths()
     mirror = Path(os.environ.get("ASTRONB_DATA_MIRROR") or P.root.parent / "shared" / "data")
     return [
         (b.resolve(), label)
         for b, label in (
             (P.root, ""),
+            (P.results, "results/"),
             (P.build, "$ASTRONB_BUILD/"),
             (P.cache, "$ASTRONB_CACHE/"),
             (mirror, "$ASTRONB_DATA_MIRROR/"),
+            (Path(sys.prefix), "$VIRTUAL_ENV/"),
         )
     ]
 

@@ -64,9 +64,24 @@ def _add_to_manifest(out_dir, names, **extra):
         json.dump(m, f, indent=2, default=str)
 
 # %% ../nbs/04_reproduce.ipynb #dcd45da7
+def _portable_outputs(nb):
+    "Every output text of `nb` with this machine's absolute paths replaced by their labels (`core.portable_text`)."
+    from astronb.core import portable_text
+
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            if isinstance(o.get("text"), str):
+                o["text"] = portable_text(o["text"])
+            for k, v in o.get("data", {}).items():
+                if k.startswith("text/") and isinstance(v, str):
+                    o["data"][k] = portable_text(v)
+            if "traceback" in o:
+                o["traceback"] = [portable_text(t) for t in o["traceback"]]
+
+
 def publish_notebook(executed, out_dir, study: str) -> list:
-    """Copy an executed study notebook to `out_dir/<study>.ipynb`, render `<study>.html` with nbconvert, add both to the
-    manifest; returns their paths."""
+    """Copy an executed study notebook to `out_dir/<study>.ipynb` (papermill's timings dropped, absolute paths in the
+    outputs made portable), render `<study>.html` with nbconvert, add both to the manifest; returns their paths."""
     import nbformat
     from nbconvert import HTMLExporter
     from astronb.core import atomic_write
@@ -78,6 +93,7 @@ def publish_notebook(executed, out_dir, study: str) -> list:
         for k in ("papermill", "execution"):
             c.metadata.pop(k, None)
     nb.metadata.pop("papermill", None)
+    _portable_outputs(nb)  # no absolute path of this machine in a committed result
     ipynb, html = out_dir / f"{study}.ipynb", out_dir / f"{study}.html"
     with atomic_write(ipynb) as f:
         nbformat.write(nb, f)
