@@ -165,57 +165,60 @@ def _parser_detect(sub):
     s.set_defaults(fn=_cmd_detect)
 
 
+def _detector(a) -> tuple:
+    """(card, weights, normalisation, score cut) for `a`: the baselines need no model; the network's weights are
+    `--weights` or the study's default, opened once here so that a file that is not a model is a usage error before
+    any frame is read."""
+    from pathlib import Path
+    from astronb import starfield as sf
+    from astronb.cards import read_card, study_model
+    from astronb.io import FormatError
+
+    try:
+        if a.baseline is not None:
+            return (None, None, *sf.card_settings(None, a.norm, a.score_min))
+        a.weights = a.weights or str(
+            study_model("starfield")
+        )  # the study's default: fine-tuned on every labelled frame
+        card, weights = read_card(
+            a.weights
+        )  # a card gives the preprocessing and the operating point chosen on validation
+        weights = str(Path(weights).resolve())
+        sf.cached_detector(weights, a.runtime)
+    except (FormatError, FileNotFoundError, RuntimeError, ValueError) as e:
+        raise UsageError(e) from e
+    return (card, weights, *sf.card_settings(card, a.norm, a.score_min))
+
+
+def _catalogues(a, step) -> tuple:
+    "(catalogues, frame infos) of `a.frames`: serially, or on Dask (`--workers`, `--scheduler`; resumable parts)."
+    from pathlib import Path
+    from astronb.survey import guarded, run_frames
+
+    if a.workers > 1 or a.scheduler:  # survey mode: Dask, one part per frame beside --out, resumable
+        return run_frames(
+            a.frames, step, Path(str(a.out) + ".parts"), a.workers, a.scheduler, progress=sys.stderr.isatty()
+        )
+    from astronb.core import progress_bar
+
+    return tuple(zip(*[guarded(step, f) for f in progress_bar(a.frames, "frames")]))
+
+
 def _cmd_detect(a):
     import pandas as pd
     from pathlib import Path
     from functools import partial
     from astronb import starfield as sf, __version__
-    from astronb.io import FormatError, write_catalogue, write_regions
-    from astronb.survey import guarded, run_frames
+    from astronb.io import write_catalogue, write_regions
 
-    card = weights = None
-    try:
-        norm, score_min = sf.card_settings(None, a.norm, a.score_min)
-        if a.baseline is None:
-            from astronb.cards import read_card, study_model
-
-            a.weights = a.weights or str(
-                study_model("starfield")
-            )  # the study's default: fine-tuned on every labelled frame
-
-            card, weights = read_card(
-                a.weights
-            )  # a card gives the preprocessing and the operating point chosen on validation data
-            norm, score_min = sf.card_settings(card, a.norm, a.score_min)
-            weights = str(Path(weights).resolve())
-            sf.cached_detector(
-                weights, a.runtime
-            )  # a model file that is not one is a usage error, found before any frame
-    except (FormatError, FileNotFoundError, RuntimeError, ValueError) as e:
-        raise UsageError(e) from e
-    step = partial(
-        sf.catalogue_frame,
-        baseline=a.baseline,
-        weights=weights,
-        norm=norm,
-        score_min=score_min,
-        thresh=a.thresh,
-        minarea=a.minarea,
-        zero_point=a.zero_point,
-        runtime=a.runtime,
-    )
+    card, weights, norm, score_min = _detector(a)
+    settings = dict(norm=norm, score_min=score_min, thresh=a.thresh, minarea=a.minarea, zero_point=a.zero_point)
+    step = partial(sf.catalogue_frame, baseline=a.baseline, weights=weights, runtime=a.runtime, **settings)
     if a.watch:
         return _watch_detect(a, step, card, norm, score_min)
     if not a.frames:
         raise UsageError("pass FITS frames, or --watch DIR for a live session")
-    if a.workers > 1 or a.scheduler:  # survey mode: Dask, one part per frame beside --out, resumable
-        cats, infos = run_frames(
-            a.frames, step, Path(str(a.out) + ".parts"), a.workers, a.scheduler, progress=sys.stderr.isatty()
-        )
-    else:
-        from astronb.core import progress_bar
-
-        cats, infos = zip(*[guarded(step, f) for f in progress_bar(a.frames, "frames")])
+    cats, infos = _catalogues(a, step)
     frames = [i for c, i in zip(cats, infos) if c is not None]
     left = [i["error"] for c, i in zip(cats, infos) if c is None]
     if frames:
