@@ -52,6 +52,11 @@ def verify(rf: RemoteFile, path: Path, dataset: str, memo: dict | None = None) -
     return ok
 
 # %% ../nbs/01a_transfer.ipynb #8edb47106e1a46a883d545849b8ab81b
+def _disk_full(e: Exception) -> bool:
+    "The error of a write to a full disk (or over a quota): worth a message of its own, and no retry."
+    return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def _resume_point(part: Path, rf) -> int | None:
     "Bytes of `part` to keep: None when it is already complete (the declared size), 0 after dropping an oversize one."
     have = part.stat().st_size if part.exists() else 0
@@ -92,7 +97,7 @@ def _fatal(e: Exception, url: str, part: Path, rf, dataset: str) -> DataError | 
             "check that the dataset is still published at that address (see the registry in "
             "nbs/01_data.ipynb); use a mirror with ASTRONB_DATA_MIRROR if you have one",
         )
-    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+    if _disk_full(e):
         return DataError(
             dataset,
             rf.name,
@@ -198,7 +203,7 @@ def _extract_into(archive: Path, root: Path, dataset: str):
 
 def _broken(e: Exception, archive: Path, dest: Path, dataset: str) -> DataError:
     "The DataError for an extraction that failed with `e`: a full disk, else a corrupt archive."
-    if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+    if _disk_full(e):
         return DataError(
             dataset,
             archive.name,
