@@ -274,9 +274,10 @@ class _Triplet:
     """One simulated alert being drawn: science `sci`, template `tpl`, the template at the science seeing `tpl_m` (what
     the subtraction removes) and `extra`, the light only the science exposure holds."""
 
-    def __init__(self, size: int, fs: float, ft: float):
+    def __init__(self, grid: np.ndarray, fs: float, ft: float):
+        size = grid.shape[1]
         self.size, self.c, self.fs, self.ft = size, size // 2, fs, ft  # c: where ztf_cutouts puts the candidate
-        self.grid = np.mgrid[0:size, 0:size].astype(np.float32)
+        self.grid = grid  # (yy, xx), shared by every triplet of a simulation
         self.sci = np.zeros((size, size), np.float32)
         self.tpl, self.tpl_m, self.extra = np.zeros_like(self.sci), np.zeros_like(self.sci), np.zeros_like(self.sci)
 
@@ -370,11 +371,12 @@ def simulate_triplets(n: int = 1000, asteroid_fraction: float = 0.36, size: int 
     kinds = [k for k in TRIPLET_KINDS if k != "asteroid"]
     pk = np.array([TRIPLET_KINDS[k] for k in kinds])
     pk /= pk.sum()
+    grid = np.mgrid[0:size, 0:size].astype(np.float32)  # made once, not per triplet
     X, rows = [], []
     for i in range(n):
         fs, ft = rng.uniform(1.6, 3.5), rng.uniform(1.5, 2.5)  # science and template seeing (px FWHM)
         st = rng.uniform(0.2, 0.6)  # template noise (science: 1): the template is a deep coadd
-        t = _Triplet(size, fs, ft)
+        t = _Triplet(grid, fs, ft)
         _static_field(t, rng)
         kind = "asteroid" if rng.random() < asteroid_fraction else str(rng.choice(kinds, p=pk))
         snr = np.exp(rng.uniform(np.log(5), np.log(100)))
