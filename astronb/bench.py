@@ -40,18 +40,28 @@ def dense_boxes(n: int, seed: int = 0):
     )
 
 # %% ../nbs/06_bench.ipynb #02ba51db
-def _interleaved_s(fns: dict, repeats: int) -> dict:
-    """Median seconds of each function, its runs alternating with the others' (one warm-up each first: JIT compilation,
-    caches)."""
+def _interleaved_s(fns: dict, repeats: int, number: int = 1) -> dict:
+    """Median seconds per call of each function over `repeats` samples of `number` calls, its samples alternating with
+    the others' (one warm-up call each first: JIT compilation, caches)."""
     for f in fns.values():
         f()
     ts = {k: [] for k in fns}
     for _ in range(repeats):
         for k, f in fns.items():
             t0 = time.perf_counter()
-            f()
-            ts[k].append(time.perf_counter() - t0)
+            for _ in range(number):
+                f()
+            ts[k].append((time.perf_counter() - t0) / number)
     return {k: float(np.median(v)) for k, v in ts.items()}
+
+
+def _calls_per_sample(fn, target_s: float = 2e-3) -> int:
+    """How many calls of `fn` make one timed sample last about `target_s` (as `timeit` does): a single call of a few
+    microseconds is below the timer's resolution and the machine's jitter."""
+    fn()
+    t0 = time.perf_counter()
+    fn()
+    return max(1, int(target_s / max(time.perf_counter() - t0, 1e-7)))
 
 
 def _median_ms(fn, repeats):
@@ -76,8 +86,12 @@ def bench_softnms(sizes=(100, 500, 2500, 10000), repeats=7, oracle_max=2500, out
     for case, n, gen in cases:
         b, s = gen(n)
         tb, ts = torch.from_numpy(b), torch.from_numpy(s)
-        ours = _median_ms(lambda: soft_nms(tb, ts, "gaussian", sigma, iou_threshold, score_threshold), repeats)
-        hard = _median_ms(lambda: nms(tb, ts, iou_threshold), repeats)
+        fns = dict(
+            ours=lambda: soft_nms(tb, ts, "gaussian", sigma, iou_threshold, score_threshold),
+            hard=lambda: nms(tb, ts, iou_threshold),
+        )
+        sec = _interleaved_s(fns, repeats, number=_calls_per_sample(fns["hard"]))
+        ours, hard = 1e3 * sec["ours"], 1e3 * sec["hard"]
         orc = (
             _median_ms(
                 lambda: soft_nms_reference(b, s, "gaussian", sigma, iou_threshold, score_threshold),
@@ -109,7 +123,8 @@ def bench_softnms(sizes=(100, 500, 2500, 10000), repeats=7, oracle_max=2500, out
     if verbose:
         print(
             f"\nsoft-NMS (gaussian, sigma {sigma}, Nt {iou_threshold}, thr {score_threshold}) on "
-            f"{torch.get_num_threads()} torch thread(s); medians of {repeats} runs"
+            f"{torch.get_num_threads()} torch thread(s); medians of {repeats} samples, ours and torchvision's "
+            "alternating"
         )
         print(df.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if out:

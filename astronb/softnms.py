@@ -152,12 +152,25 @@ def _heap_remove(heap, hpos, cur, idx, k, size):
     return size
 
 
+@njit(cache=True, inline="always")
+def _bisect_x1(b, lo, hi, v, right):
+    "First row in [lo, hi) whose x1 is >= v (`right`: > v); rows sorted by x1 (NumPy's searchsorted without a slice)."
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if b[mid, 0] < v or (right and b[mid, 0] == v):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 @njit(cache=True)
-def _soft_nms_sweep(b, s, idx, key, geom, params):
-    """Sequential soft-NMS on boxes already sorted by (group, strip, x1); `key` = group * nstrip + strip.
-    Returns each box's score at selection (-1: dropped), in sorted order. geom: (off, widest box, tallest box, lowest
-    y1, strip height, number of strips); params: (method id, IoU threshold, sigma, score threshold). One loop: split
-    into Numba functions (heap set-up, candidate ranges, the decay, the rebuild) it ran 25% slower on 100 boxes."""
+def _soft_nms_sweep(b, s, idx, key, start, geom, params):
+    """Sequential soft-NMS on boxes already sorted by (group, strip, x1); `key` = group * nstrip + strip, and the
+    boxes of key k are rows start[k]:start[k + 1]. Returns each box's score at selection (-1: dropped), in sorted
+    order. geom: (off, widest box, tallest box, lowest y1, strip height, number of strips); params: (method id, IoU
+    threshold, sigma, score threshold). One loop: split into Numba functions (heap set-up, candidate ranges, the decay,
+    the rebuild) it ran 25% slower on 100 boxes."""
     off, wmax, hmax, y0, hstrip, nstrip = geom
     method_id, iou_threshold, sigma, thr = params
     n = b.shape[0]
@@ -193,13 +206,12 @@ def _soft_nms_sweep(b, s, idx, key, geom, params):
         nr = 0
         total = 0
         for strip in range(s_lo, s_hi + 1):  # candidate ranges, one per strip
-            kk = g * nstrip + strip
-            r0 = np.searchsorted(key, kk)
-            r1 = np.searchsorted(key, kk, side="right")
+            r0 = start[g * nstrip + strip]
+            r1 = start[g * nstrip + strip + 1]
             if r0 == r1:
                 continue
-            lo_[nr] = r0 + np.searchsorted(b[r0:r1, 0], b[i, 0] - wmax - off - margin)
-            hi_[nr] = r0 + np.searchsorted(b[r0:r1, 0], b[i, 2] + off + margin, side="right")
+            lo_[nr] = _bisect_x1(b, r0, r1, b[i, 0] - wmax - off - margin, False)
+            hi_[nr] = _bisect_x1(b, lo_[nr], r1, b[i, 2] + off + margin, True)
             total += hi_[nr] - lo_[nr]
             nr += 1
         batch = total * 4 > size  # many candidates: decay them all, then rebuild the heap in O(size)
@@ -270,17 +282,19 @@ def _argsort_stable(v):
 # %% ../nbs/05_softnms.ipynb #e5f6a003
 @njit(cache=True)
 def _counting_order(key, first, K):
-    "The positions `first` reordered by integer `key` in [0, K), stably (a counting sort: O(n + K))."
+    """The positions `first` reordered by integer `key` in [0, K), stably (a counting sort: O(n + K)), and where each
+    key's run starts in that order (K + 1 offsets)."""
     cnt = np.zeros(K + 1, np.int64)
     for p in first:
         cnt[key[p] + 1] += 1
     for k in range(K):
         cnt[k + 1] += cnt[k]
+    starts = cnt.copy()
     out = np.empty(first.shape[0], np.int64)
     for p in first:
         out[cnt[key[p]]] = p
         cnt[key[p]] += 1
-    return out
+    return out, starts
 
 # %% ../nbs/05_softnms.ipynb #e5f6a004
 @njit(cache=True)
@@ -344,27 +358,27 @@ def _soft_nms_all(b_in, s_in, g, off, params):
     strip, nstrip, hstrip, y0, wmax, hmax = _strips(b, off)
     gid, G = _group_ids(g)
     key = gid * nstrip + strip
-    order = _counting_order(key, _argsort_stable(b[:, 0]), G * nstrip)
+    order, start = _counting_order(key, _argsort_stable(b[:, 0]), G * nstrip)
     sel = np.empty(n, np.float64)
     geom = (off, wmax, hmax, y0, hstrip, nstrip)
     p = (int(params[0]), params[1], params[2], params[3])
-    sel[order] = _soft_nms_sweep(b[order], s[order], order, key[order], geom, p)
+    sel[order] = _soft_nms_sweep(b[order], s[order], order, key[order], start, geom, p)
     keep = np.flatnonzero(sel >= 0)
     o = _argsort_stable(-sel[keep])  # selection order = (-score at selection, index): keep is ascending
     return keep[o], sel[keep][o], True
 
 # %% ../nbs/05_softnms.ipynb #bdf47503
 _METHOD_ID = {"gaussian": 0, "linear": 1, "hard": 2}
+_NUMPY_DTYPE = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16}
 
 
 def _as_numpy(x, dtype):
     """An array of `x` (boxes, scores: float32 or float64, kept as it is when it is one; groups: int64); no copy when
     none is needed."""
     if isinstance(x, torch.Tensor):
-        x = x.detach()
         if dtype == np.float64 and x.dtype in (torch.float32, torch.float64):
-            return x.cpu().numpy()
-        return x.to("cpu", torch.float64 if dtype == np.float64 else torch.int64).numpy()
+            return x.numpy(force=True)  # no copy for a CPU tensor
+        return x.detach().to("cpu", torch.float64 if dtype == np.float64 else torch.int64).numpy()
     a = np.asarray(x)
     return a if dtype == np.float64 and a.dtype in (np.float32, np.float64) else a.astype(dtype)
 
@@ -392,6 +406,8 @@ def _run(boxes, scores, groups, method, sigma, iou_threshold, score_threshold, l
 def _wrap(boxes, scores, keep, kept):
     if isinstance(boxes, torch.Tensor):
         dt = scores.dtype if isinstance(scores, torch.Tensor) and scores.is_floating_point() else boxes.dtype
+        if boxes.device.type == "cpu" and dt in _NUMPY_DTYPE:  # torch's `.to` costs microseconds; NumPy's cast less
+            return torch.from_numpy(keep), torch.from_numpy(kept.astype(_NUMPY_DTYPE[dt], copy=False))
         return (torch.from_numpy(keep).to(boxes.device), torch.from_numpy(kept).to(device=boxes.device, dtype=dt))
     return keep, kept
 
