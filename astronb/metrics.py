@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['threshold_for_recall', 'match_points', 'f_beta', 'detection_scores', 'wilson', 'with_wilson', 'bootstrap', 'verdict',
-           'confusion', 'classification_report', 'ranking_scores', 'block_counts', 'f_score', 'detection_interval',
-           'fold_ratio_interval']
+__all__ = ['REPORT_COLUMNS', 'threshold_for_recall', 'match_points', 'f_beta', 'detection_scores', 'wilson', 'with_wilson',
+           'bootstrap', 'verdict', 'confusion', 'classification_report', 'ranking_scores', 'block_counts', 'f_score',
+           'detection_interval', 'fold_ratio_interval']
 
 # %% ../nbs/07_metrics.ipynb #033215ff
 def _check_labels(y, n_classes: int, what: str) -> np.ndarray:
@@ -148,72 +148,63 @@ def confusion(y_true, y_pred, n_classes: int = 2) -> np.ndarray:
     )
 
 # %% ../nbs/07_metrics.ipynb #0c69de8c
+REPORT_COLUMNS = [
+    "cls", "precision", "precision_lo", "precision_hi", "recall", "recall_lo", "recall_hi", "f1", "f1_lo", "f1_hi",
+    "support",
+]  # fmt: skip
+
+
+def _f1_interval(yt, yp, c, n_boot, seed, conf):
+    """Bootstrap interval of class c's F1 = 2 tp / (n_pred + n_true) over the samples, each resample's F1 from the
+    per-sample indicators (sklearn's f1_score 1000 times is too slow)."""
+    t_, p_ = (yt == c).astype(float), (yp == c).astype(float)
+
+    def f1(i):
+        s = t_[i].sum() + p_[i].sum()
+        return 2 * (t_[i] * p_[i]).sum() / s if s else np.nan
+
+    return bootstrap(f1, len(yt), n_boot, seed, conf)
+
+
+def _class_row(name, sk, m, c, f1_ci, conf):
+    "One class's report row: sklearn's values `sk`, Wilson intervals from the confusion matrix `m`, the F1 interval."
+    tp, n_pred, n_true = m[c, c], m[:, c].sum(), m[c, :].sum()
+    (p_lo, r_lo), (p_hi, r_hi) = wilson([tp, tp], [n_pred, n_true], conf)
+    values = (name, sk["precision"], p_lo, p_hi, sk["recall"], r_lo, r_hi, sk["f1-score"], *f1_ci, int(n_true))
+    return dict(zip(REPORT_COLUMNS, values))
+
+
+def _loss_row(yt, proba, k, n_boot, seed, conf):
+    "The 'loss' row: sklearn's log loss of the probabilities, in the f1 column, with its bootstrap interval."
+    from sklearn.metrics import log_loss
+
+    pr = np.asarray(proba, float)
+
+    def ll(i):
+        return log_loss(yt[i], pr[i], labels=list(range(k)))
+
+    l_lo, l_hi = bootstrap(ll, len(yt), n_boot, seed, conf)
+    return dict(cls="loss", f1=float(ll(np.arange(len(yt)))), f1_lo=l_lo, f1_hi=l_hi, support=int(len(yt)))
+
+
 def classification_report(
     y_true, y_pred, names=("other", "asteroid"), proba=None, conf: float = 0.95, n_boot: int = 1000, seed: int = 0
 ) -> pd.DataFrame:
     """sklearn's classification report as a DataFrame: per class precision, recall (Wilson intervals), F1 (bootstrap
     interval over the samples) and support; then 'accuracy' (in the f1 column, Wilson interval) and, with
     probabilities, 'loss' (sklearn's log loss, in the f1 column, bootstrap interval)."""
-    from sklearn.metrics import classification_report as sk_report, log_loss
+    from sklearn.metrics import classification_report as sk_report
 
     k = len(names)
     yt, yp = _check_labels(y_true, k, "y_true"), _check_labels(y_pred, k, "y_pred")
     d = sk_report(yt, yp, labels=list(range(k)), target_names=list(names), output_dict=True, zero_division=np.nan)
     m = confusion(yt, yp, k)
-    rows = []
-    for c, n in enumerate(names):
-        tp, n_pred, n_true = m[c, c], m[:, c].sum(), m[c, :].sum()
-        # F1 = 2 tp / (n_pred + n_true), per resample from the per-sample indicators (sklearn's f1_score 1000 times is
-        # too slow)
-        t_, p_ = (yt == c).astype(float), (yp == c).astype(float)
-
-        def f1(i):
-            s = t_[i].sum() + p_[i].sum()
-            return 2 * (t_[i] * p_[i]).sum() / s if s else np.nan
-
-        f_lo, f_hi = bootstrap(f1, len(yt), n_boot, seed, conf)
-        (p_lo, r_lo), (p_hi, r_hi) = wilson([tp, tp], [n_pred, n_true], conf)
-        rows.append(
-            dict(
-                cls=n,
-                precision=d[n]["precision"],
-                precision_lo=p_lo,
-                precision_hi=p_hi,
-                recall=d[n]["recall"],
-                recall_lo=r_lo,
-                recall_hi=r_hi,
-                f1=d[n]["f1-score"],
-                f1_lo=f_lo,
-                f1_hi=f_hi,
-                support=int(n_true),
-            )
-        )
+    rows = [_class_row(n, d[n], m, c, _f1_interval(yt, yp, c, n_boot, seed, conf), conf) for c, n in enumerate(names)]
     a_lo, a_hi = wilson(np.trace(m), m.sum(), conf)
     rows.append(dict(cls="accuracy", f1=d["accuracy"], f1_lo=float(a_lo), f1_hi=float(a_hi), support=int(m.sum())))
     if proba is not None:
-        pr = np.asarray(proba, float)
-
-        def ll(i):
-            return log_loss(yt[i], pr[i], labels=list(range(k)))
-
-        l_lo, l_hi = bootstrap(ll, len(yt), n_boot, seed, conf)
-        rows.append(dict(cls="loss", f1=float(ll(np.arange(len(yt)))), f1_lo=l_lo, f1_hi=l_hi, support=int(len(yt))))
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "cls",
-            "precision",
-            "precision_lo",
-            "precision_hi",
-            "recall",
-            "recall_lo",
-            "recall_hi",
-            "f1",
-            "f1_lo",
-            "f1_hi",
-            "support",
-        ],
-    )
+        rows.append(_loss_row(yt, proba, k, n_boot, seed, conf))
+    return pd.DataFrame(rows, columns=REPORT_COLUMNS)
 
 # %% ../nbs/07_metrics.ipynb #57ed7559
 def ranking_scores(y_true, score, n_boot: int = 1000, seed: int = 0, conf: float = 0.95) -> dict:

@@ -207,6 +207,47 @@ def _describe_failure(e, nb: Path) -> str:
     return f"{nb}: {type(e).__name__}: {e}"
 
 
+def _executed_path(p, out_dir: Path, study: str, scale: str) -> Path:
+    """Where papermill writes the executed notebook: build/executed/ and the results folder's path with '_' (starfield,
+    full_starfield, full_starfield_seeds_seed_1), or `<study>_<scale>` for a folder outside the results."""
+    try:
+        name = out_dir.relative_to(p.results).as_posix().replace("/", "_")
+    except ValueError:
+        name = f"{study}_{scale}"
+    executed = p.build / "executed" / f"{name}.ipynb"
+    executed.parent.mkdir(parents=True, exist_ok=True)
+    return executed
+
+
+def _missing_outputs(out_dir: Path, outputs: list, t0: float) -> list:
+    """The declared outputs that the run started at `t0` did not (re)write or its manifest does not list;
+    'manifest.json' too when the run did not finish (no fresh manifest)."""
+    man = out_dir / "manifest.json"
+    missing = [f for f in outputs if not (out_dir / f).exists() or (out_dir / f).stat().st_mtime < t0 - 1]
+    if not (man.exists() and man.stat().st_mtime >= t0 - 1):
+        return missing + ["manifest.json"]
+    import json
+
+    listed = set(json.loads(man.read_text()).get("outputs", []))
+    return missing + [f for f in outputs if f not in listed and f not in missing]
+
+
+def _execute(nb: Path, executed: Path, params: dict, out_dir: Path, options: dict):
+    """papermill on `nb` with `params`, the kernel finding `out_dir` in `ASTRONB_STUDY_DIR` (the variable restored
+    afterwards); options: papermill's keyword arguments."""
+    import papermill as pm
+
+    old = os.environ.get("ASTRONB_STUDY_DIR")
+    try:
+        os.environ["ASTRONB_STUDY_DIR"] = str(out_dir)
+        pm.execute_notebook(str(nb), str(executed), parameters=params, **options)
+    finally:
+        if old is None:
+            os.environ.pop("ASTRONB_STUDY_DIR", None)
+        else:
+            os.environ["ASTRONB_STUDY_DIR"] = old
+
+
 def run_study(
     study: str,
     scale: str = "smoke",
@@ -219,56 +260,22 @@ def run_study(
     """Execute one study notebook with papermill and check its declared outputs. `out_dir` (default `results/<study>/`)
     receives the outputs: the kernel finds it in `ASTRONB_STUDY_DIR`, which `StudyRun` honours. `progress`: a line per
     executed cell (`CellProgress`)."""
-    import papermill as pm
-
     p = paths()
     nb = p.studies / f"{study}.ipynb"
     out_dir = Path(out_dir) if out_dir else study_dir(study, scale)
-    try:
-        name = (
-            out_dir.relative_to(p.results).as_posix().replace("/", "_")
-        )  # starfield, full_starfield, full_starfield_seeds_seed_1
-    except ValueError:
-        name = f"{study}_{scale}"
-    executed = p.build / "executed" / f"{name}.ipynb"
-    executed.parent.mkdir(parents=True, exist_ok=True)
+    executed = _executed_path(p, out_dir, study, scale)
+    options = dict(kernel_name=kernel, cwd=str(p.root), progress_bar=False, log_output=log_output, report_mode=False)
     t0 = time.time()
-    old = os.environ.get("ASTRONB_STUDY_DIR")
     try:
         params = {**load_params(study, scale), **(extra_params or {})}
         params.pop("seeds", None)  # read by `reproduce`, not a notebook parameter
         outputs = declared_outputs(study)
-        os.environ["ASTRONB_STUDY_DIR"] = str(out_dir)
-        pm.execute_notebook(
-            str(nb),
-            str(executed),
-            parameters=params,
-            kernel_name=kernel,
-            cwd=str(p.root),
-            progress_bar=False,
-            log_output=log_output,
-            report_mode=False,
-            **(CellProgress(study).hooks() if progress else {}),
-        )
+        _execute(nb, executed, params, out_dir, options | (CellProgress(study).hooks() if progress else {}))
     except Exception as e:
         return StudyResult(study, False, time.time() - t0, executed, _describe_failure(e, nb.relative_to(p.root)))
-    finally:
-        if old is None:
-            os.environ.pop("ASTRONB_STUDY_DIR", None)
-        else:
-            os.environ["ASTRONB_STUDY_DIR"] = old
-    man = out_dir / "manifest.json"
-    finished = man.exists() and man.stat().st_mtime >= t0 - 1
-    if finished:
+    if "manifest.json" not in _missing_outputs(out_dir, [], t0):
         publish_notebook(executed, out_dir, study)  # only a run that finished publishes its notebook
-    missing = [f for f in outputs if not (out_dir / f).exists() or (out_dir / f).stat().st_mtime < t0 - 1]
-    if not finished:
-        missing.append("manifest.json")
-    else:
-        import json
-
-        listed = set(json.loads(man.read_text()).get("outputs", []))
-        missing += [f for f in outputs if f not in listed and f not in missing]
+    missing = _missing_outputs(out_dir, outputs, t0)
     err = f"{nb.relative_to(p.root)} ran but did not regenerate: {', '.join(missing)}" if missing else ""
     return StudyResult(study, not missing, time.time() - t0, executed, err, missing)
 
@@ -373,64 +380,71 @@ def _metric_status(a: str, b: str, committed_ci: tuple, fresh_ci: tuple, other_c
     )
 
 # %% ../nbs/04_reproduce.ipynb #366d55a5
+def _keyed(df, keys: list):
+    "`df` indexed by its key columns joined with ' / ' (by row number when the table declares no key)."
+    df.index = [" / ".join(r) for r in df[keys].itertuples(index=False)] if keys else [str(i) for i in range(len(df))]
+    return df
+
+
+def _metric_value(old, new, col: str, k: str, other_cpu: bool) -> tuple:
+    "(status, committed as shown, fresh) of one metric value, judged against the committed 95% interval beside it."
+    a, b = old.at[k, col], new.at[k, col]
+    if (a == "") != (b == ""):  # a rate with nothing to divide by in one run (precision when nothing was flagged)
+        return "unchecked: undefined in one of the two runs", a, b
+    ci = tuple(old.at[k, f"{col}_{e}"] if f"{col}_{e}" in old else "" for e in ("lo", "hi"))
+    fresh_ci = tuple(new.at[k, f"{col}_{e}"] if f"{col}_{e}" in new else "" for e in ("lo", "hi"))
+    status = _metric_status(a, b, ci, fresh_ci, other_cpu)
+    return status, a if status == "ok" else f"{a} [{ci[0]}, {ci[1]}]", b
+
+
+def _column_drift(old, new, col: str, kind: str, other_cpu: bool) -> list:
+    "(row, status, committed, fresh) of one column: an exact column's changes, a metric column's every defined value."
+    found = []
+    for k in new.index:
+        a, b = old.at[k, col], new.at[k, col]
+        if kind == "exact":
+            if not _exact_ok(a, b):
+                found.append((k, "violation: exact column changed", a, b))
+        elif a != "" or b != "":
+            found.append((k, *_metric_value(old, new, col, k, other_cpu)))
+    return found
+
+
+def _table_drift(old, new, rule: dict, other_cpu: bool) -> list:
+    "(column, row, status, committed, fresh, kind) for every checked column of two tables with the same rows."
+    keys, metric = rule.get("key", []), set(rule.get("metric", []))
+    # a fresh run's own interval is not compared
+    volatile = set(rule.get("volatile", [])) | {f"{m}_{s}" for m in metric for s in ("lo", "hi")}
+    found = []
+    for col in [c for c in new.columns if c not in keys and c not in volatile]:
+        kind = "metric" if col in metric else "exact"
+        if col not in old.columns:
+            found.append((col, "", "violation: column not in the committed table", "", "", kind))
+            continue
+        found += [(col, k, s, a, b, kind) for k, s, a, b in _column_drift(old, new, col, kind, other_cpu)]
+    return found
+
+
 def _check_table(study, name, rule, fresh_path, other_cpu: bool = False):
     "The drift rows of one results table: each checked value's status (`_exact_ok`, `_metric_status`)."
     import pandas as pd
 
-    rows = []
-
-    def add(col, key, status, committed="", fresh="", kind=""):
-        rows.append(
-            dict(
-                study=study, table=name, row=key, column=col, kind=kind, committed=committed, fresh=fresh, status=status
-            )
-        )
-
-    old = committed_table(fresh_path)
+    old, keys = committed_table(fresh_path), rule.get("key", [])
     if old is None:
-        add("", "", "violation: no committed table to compare with")
-        return rows
-    new = pd.read_csv(fresh_path, dtype=str, keep_default_na=False)
-    keys = rule.get("key", [])
-
-    def kf(df):
-        return [" / ".join(r) for r in df[keys].itertuples(index=False)] if keys else [str(i) for i in range(len(df))]
-
-    old.index, new.index = kf(old), kf(new)
-    if set(old.index) != set(new.index):
-        add(
-            "",
-            "",
-            f"violation: rows differ (only committed: {sorted(set(old.index) - set(new.index))[:5]}, only fresh: "
-            f"{sorted(set(new.index) - set(old.index))[:5]})",
-        )
-        return rows
-    metric, volatile = set(rule.get("metric", [])), set(rule.get("volatile", []))
-    volatile |= {f"{m}_{s}" for m in metric for s in ("lo", "hi")}  # a fresh run's own interval is not compared
-    for col in new.columns:
-        if col in keys or col in volatile:
-            continue
-        kind = "metric" if col in metric else "exact"
-        if col not in old.columns:
-            add(col, "", "violation: column not in the committed table", kind=kind)
-            continue
-        for k in new.index:
-            a, b = old.at[k, col], new.at[k, col]
-            if kind == "exact":
-                if not _exact_ok(a, b):
-                    add(col, k, "violation: exact column changed", a, b, kind)
-                continue
-            if b == "" and a == "":
-                continue
-            # a rate with nothing to divide by in one run (precision when nothing was flagged)
-            if (a == "") != (b == ""):
-                add(col, k, "unchecked: undefined in one of the two runs", a, b, kind)
-                continue
-            ci = tuple(old.at[k, f"{col}_{e}"] if f"{col}_{e}" in old else "" for e in ("lo", "hi"))
-            fresh_ci = tuple(new.at[k, f"{col}_{e}"] if f"{col}_{e}" in new else "" for e in ("lo", "hi"))
-            status = _metric_status(a, b, ci, fresh_ci, other_cpu)
-            add(col, k, status, a if status == "ok" else f"{a} [{ci[0]}, {ci[1]}]", b, kind)
-    return rows
+        found = [("", "", "violation: no committed table to compare with", "", "", "")]
+    else:
+        old, new = _keyed(old, keys), _keyed(pd.read_csv(fresh_path, dtype=str, keep_default_na=False), keys)
+        only_old, only_new = sorted(set(old.index) - set(new.index))[:5], sorted(set(new.index) - set(old.index))[:5]
+        if only_old or only_new:
+            found = [
+                ("", "", f"violation: rows differ (only committed: {only_old}, only fresh: {only_new})", "", "", "")
+            ]
+        else:
+            found = _table_drift(old, new, rule, other_cpu)
+    return [
+        dict(study=study, table=name, row=r, column=c, kind=k, committed=a, fresh=b, status=s)
+        for c, r, s, a, b, k in found
+    ]
 
 # %% ../nbs/04_reproduce.ipynb #10185d26023b46108eb7d9f57d49d2b3
 def _cpus(study) -> tuple:

@@ -61,20 +61,13 @@ def sample_magnitudes(rng, n, mag_range=(10, 24), slope=0.3):
     return np.log10(lo + rng.uniform(0, 1, n) * (hi - lo)) / slope
 
 # %% ../nbs/30a_simulator.ipynb #fa8c472a
-def simulate_frame(cfg: SimConfig = SimConfig(), seed: int = 0):
-    "(int32 image, truth DataFrame code/x/y (1-based)/mag/cls, frame parameters)."
-    rng = np.random.default_rng(seed)
-    S = cfg.size
-    sky = rng.uniform(*cfg.sky)
-    fwhm = rng.uniform(*cfg.fwhm)
-    beta = rng.uniform(*cfg.beta)
-    model = np.full((S, S), sky, np.float64)
-    n = rng.poisson(cfg.sources_per_frame)
-    mags = sample_magnitudes(rng, n, cfg.mag_range, cfg.slope)
-    gal = rng.random(n) < cfg.galaxy_fraction
-    xs, ys = rng.uniform(0, S, n), rng.uniform(0, S, n)  # continuous positions; pixel i spans [i, i+1)
+def _paint_sources(model, rng, cfg: SimConfig, sources, psf):
+    """Add each source's flux to `model` (in place): sources = (x, y, magnitude, is_galaxy) arrays, psf = (FWHM, Moffat
+    beta). Galaxies draw their Sersic shape from `rng`, stars are Moffat profiles at their sub-pixel position."""
+    fwhm, beta = psf
+    S = model.shape[0]
     half = int(max(8, 4 * fwhm))
-    for x, y, m, g in zip(xs, ys, mags, gal):
+    for x, y, m, g in zip(*sources):
         flux = 10 ** (-0.4 * (m - cfg.zero_point))
         ix, iy = int(x), int(y)
         x0, x1, y0, y1 = max(0, ix - half), min(S, ix + half + 1), max(0, iy - half), min(S, iy + half + 1)
@@ -93,10 +86,14 @@ def simulate_frame(cfg: SimConfig = SimConfig(), seed: int = 0):
             model[y0:y1, x0:x1] += flux * st[sy0 : sy0 + (y1 - y0), sx0 : sx0 + (x1 - x0)]
         else:
             yy, xx = np.mgrid[y0:y1, x0:x1] + 0.5
-            p = _moffat((xx - x) ** 2 + (yy - y) ** 2, fwhm, beta)
-            model[y0:y1, x0:x1] += flux * p
+            model[y0:y1, x0:x1] += flux * _moffat((xx - x) ** 2 + (yy - y) ** 2, fwhm, beta)
+
+
+def _observe(model, rng, cfg: SimConfig):
+    """The expected image `model` observed: Poisson photon noise at the gain, Gaussian read noise, and the fraction
+    `cfg.noise_corr` of the noise variance moved into a smooth field (the total kept)."""
     img = rng.poisson(model * cfg.gain) / cfg.gain + rng.normal(0, cfg.read_noise, model.shape)
-    if cfg.noise_corr > 0:  # move that fraction of the noise variance into a smooth field, keeping the total
+    if cfg.noise_corr > 0:
         from scipy.ndimage import gaussian_filter
 
         c = gaussian_filter(rng.normal(0, 1, model.shape), cfg.noise_corr_scale)
@@ -106,6 +103,12 @@ def simulate_frame(cfg: SimConfig = SimConfig(), seed: int = 0):
             + math.sqrt(1 - cfg.noise_corr) * (img - model)
             + math.sqrt(cfg.noise_corr) * np.sqrt(model / cfg.gain + cfg.read_noise**2) * c
         )
+    return img
+
+
+def _add_artefacts(img, rng, cfg: SimConfig):
+    "Hot pixels (a fraction of saturation) and cosmic-ray tracks (2-12 px straight lines) added to `img` in place."
+    S = img.shape[0]
     for _ in range(cfg.hot_pixels):
         img[rng.integers(S), rng.integers(S)] = rng.uniform(0.3, 1.0) * cfg.saturation
     for _ in range(cfg.cosmic_rays):
@@ -115,10 +118,23 @@ def simulate_frame(cfg: SimConfig = SimConfig(), seed: int = 0):
             px, py = int(cx + s * math.cos(a)), int(cy + s * math.sin(a))
             if 0 <= px < S and 0 <= py < S:
                 img[py, px] += rng.uniform(2000, 20000)
+
+
+def simulate_frame(cfg: SimConfig = SimConfig(), seed: int = 0):
+    "(int32 image, truth DataFrame code/x/y (1-based)/mag/cls, frame parameters)."
+    rng = np.random.default_rng(seed)
+    S = cfg.size
+    sky, fwhm, beta = rng.uniform(*cfg.sky), rng.uniform(*cfg.fwhm), rng.uniform(*cfg.beta)
+    model = np.full((S, S), sky, np.float64)
+    n = rng.poisson(cfg.sources_per_frame)
+    mags = sample_magnitudes(rng, n, cfg.mag_range, cfg.slope)
+    gal = rng.random(n) < cfg.galaxy_fraction
+    xs, ys = rng.uniform(0, S, n), rng.uniform(0, S, n)  # continuous positions; pixel i spans [i, i+1)
+    _paint_sources(model, rng, cfg, (xs, ys, mags, gal), (fwhm, beta))
+    img = _observe(model, rng, cfg)
+    _add_artefacts(img, rng, cfg)
     img = np.clip(np.round(img), 0, cfg.saturation).astype(np.int32)
-    truth = pd.DataFrame(
-        dict(code=np.where(gal, 200, 100), x=xs + 0.5, y=ys + 0.5, mag=mags)
-    )  # 1-based: pixel i centre = i + 1
+    truth = pd.DataFrame(dict(code=np.where(gal, 200, 100), x=xs + 0.5, y=ys + 0.5, mag=mags))  # 1-based: i + 1
     truth["cls"] = np.where(gal, "galaxy", "star")
     truth["x0"], truth["y0"] = truth.x - 1, truth.y - 1
     return img, truth, dict(sky=sky, fwhm=fwhm, beta=beta, n_sources=int(n))

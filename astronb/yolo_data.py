@@ -35,56 +35,84 @@ def _add_gauss(img, x, y, sig, flux, color):
     img[y0:y1, x0:x1] += g[..., None] * color
 
 
+def _draw_sky(img, rng):
+    "A sky gradient in a random direction, slightly blue or neutral (added to the float RGB `img` in place)."
+    height, width = img.shape[:2]
+    gy, gx = np.mgrid[0:height, 0:width] / max(width, height)
+    sky = 0.08 + 0.05 * (rng.uniform(-1, 1) * gx + rng.uniform(-1, 1) * gy)
+    img += sky[..., None] * np.array([1.0, 0.95, 1.05 + rng.uniform(0, 0.2)], np.float32)
+
+
+def _draw_stars(img, rng, seeing, star_density):
+    "Poisson-many field stars of Pareto brightness and slightly varied colour, Gaussian of width `seeing`."
+    height, width = img.shape[:2]
+    for _ in range(rng.poisson(star_density * width * height)):
+        col = np.array([1.0, rng.uniform(0.8, 1.0), rng.uniform(0.6, 1.1)], np.float32)
+        _add_gauss(img, rng.uniform(0, width), rng.uniform(0, height), seeing, rng.pareto(1.5) * 0.08 + 0.03, col)
+
+
+def _galaxy(img, rng, grid, size, centre, seeing):
+    "An inclined exponential disc with a bulge: (profile, colour, box enclosing the inclined disc with 10% margin)."
+    (yy, xx), (cx, cy) = grid, centre
+    q, th = rng.uniform(0.3, 1.0), rng.uniform(0, np.pi)
+    dx, dy = xx - cx, yy - cy
+    u = dx * np.cos(th) + dy * np.sin(th)
+    v = (-dx * np.sin(th) + dy * np.cos(th)) / q
+    rr = np.hypot(u, v)
+    h = size / 4
+    prof = 0.5 * np.exp(-rr / h) + 0.6 * np.exp(-((rr / (0.15 * size)) ** 2))
+    ext_u = size * abs(np.cos(th)) + size * q * abs(np.sin(th))
+    ext_v = size * abs(np.sin(th)) + size * q * abs(np.cos(th))
+    box = (cx - ext_u / 2 * 1.1, cy - ext_v / 2 * 1.1, cx + ext_u / 2 * 1.1, cy + ext_v / 2 * 1.1)
+    return prof, np.array([1.0, 0.9, 0.75], np.float32), box
+
+
+def _nebula(img, rng, grid, size, centre, seeing):
+    "Six overlapping Gaussian clouds, red (emission) or blue (reflection): (profile, colour, square box of `size`)."
+    (yy, xx), (cx, cy) = grid, centre
+    prof = np.zeros(xx.shape, np.float32)
+    for _ in range(6):
+        ox, oy = rng.normal(0, size / 6, 2)
+        s = rng.uniform(size / 8, size / 4)
+        prof += 0.12 * np.exp(-((xx - cx - ox) ** 2 + (yy - cy - oy) ** 2) / (2 * s * s))
+    col = np.array([1.0, 0.35, 0.45], np.float32) if rng.random() < 0.6 else np.array([0.4, 0.8, 1.0], np.float32)
+    return prof, col, (cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2)
+
+
+def _cluster(img, rng, grid, size, centre, seeing):
+    "25-60 stars drawn into `img` around the centre: (an empty profile, colour, square box of `size`)."
+    cx, cy = centre
+    col = np.array([0.9, 0.95, 1.0], np.float32)
+    for _ in range(rng.integers(25, 60)):
+        ox, oy = rng.normal(0, size / 6, 2)
+        _add_gauss(img, cx + ox, cy + oy, seeing, rng.uniform(0.15, 0.6), col)
+    return np.zeros(grid[0].shape, np.float32), col, (cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2)
+
+
+_DEEP_SKY_OBJECTS = {"galaxy": _galaxy, "nebula": _nebula, "cluster": _cluster}
+
+
+def _draw_object(img, rng, seeing, max_size):
+    "One deep-sky object of a random kind, size and place added to `img`: its (x1, y1, x2, y2, kind) in pixels."
+    height, width = img.shape[:2]
+    kind = rng.choice(["galaxy", "nebula", "cluster"])
+    size = rng.uniform(18, max_size or min(width, height) / 4)
+    cx, cy = rng.uniform(size, width - size), rng.uniform(size, height - size)
+    prof, col, box = _DEEP_SKY_OBJECTS[kind](img, rng, np.mgrid[0:height, 0:width], size, (cx, cy), seeing)
+    img += prof[..., None] * col
+    x1, y1, x2, y2 = np.clip(box, 0, [width, height, width, height])
+    return float(x1), float(y1), float(x2), float(y2), str(kind)
+
+
 def synthetic_frame(width=608, height=608, n_objects=(1, 4), seed=0, star_density=4e-3, max_size=None):
     "An RGB smart-telescope-like frame (uint8) and its deep-sky-object boxes in pixels (x1, y1, x2, y2, kind)."
     rng = np.random.default_rng(seed)
     img = np.zeros((height, width, 3), np.float32)
-    gy, gx = np.mgrid[0:height, 0:width] / max(width, height)
-    sky = 0.08 + 0.05 * (rng.uniform(-1, 1) * gx + rng.uniform(-1, 1) * gy)
-    img += sky[..., None] * np.array([1.0, 0.95, 1.05 + rng.uniform(0, 0.2)], np.float32)
+    _draw_sky(img, rng)
     seeing = rng.uniform(0.9, 1.8)
-    for _ in range(rng.poisson(star_density * width * height)):
-        col = np.array([1.0, rng.uniform(0.8, 1.0), rng.uniform(0.6, 1.1)], np.float32)
-        _add_gauss(img, rng.uniform(0, width), rng.uniform(0, height), seeing, rng.pareto(1.5) * 0.08 + 0.03, col)
-    boxes = []
+    _draw_stars(img, rng, seeing, star_density)
     k = rng.integers(n_objects[0], n_objects[1] + 1) if isinstance(n_objects, tuple) else n_objects
-    for _ in range(k):
-        kind = rng.choice(["galaxy", "nebula", "cluster"])
-        size = rng.uniform(18, max_size or min(width, height) / 4)
-        cx, cy = rng.uniform(size, width - size), rng.uniform(size, height - size)
-        yy, xx = np.mgrid[0:height, 0:width]
-        if kind == "galaxy":
-            q, th = rng.uniform(0.3, 1.0), rng.uniform(0, np.pi)
-            dx, dy = xx - cx, yy - cy
-            u = dx * np.cos(th) + dy * np.sin(th)
-            v = (-dx * np.sin(th) + dy * np.cos(th)) / q
-            rr = np.hypot(u, v)
-            h = size / 4
-            prof = 0.5 * np.exp(-rr / h) + 0.6 * np.exp(-((rr / (0.15 * size)) ** 2))
-            col = np.array([1.0, 0.9, 0.75], np.float32)
-            ext_u = size * abs(np.cos(th)) + size * q * abs(np.sin(th))
-            ext_v = size * abs(np.sin(th)) + size * q * abs(np.cos(th))
-            box = (cx - ext_u / 2 * 1.1, cy - ext_v / 2 * 1.1, cx + ext_u / 2 * 1.1, cy + ext_v / 2 * 1.1)
-        elif kind == "nebula":
-            prof = np.zeros((height, width), np.float32)
-            for _ in range(6):
-                ox, oy = rng.normal(0, size / 6, 2)
-                s = rng.uniform(size / 8, size / 4)
-                prof += 0.12 * np.exp(-((xx - cx - ox) ** 2 + (yy - cy - oy) ** 2) / (2 * s * s))
-            col = (
-                np.array([1.0, 0.35, 0.45], np.float32) if rng.random() < 0.6 else np.array([0.4, 0.8, 1.0], np.float32)
-            )
-            box = (cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2)
-        else:
-            prof = np.zeros((height, width), np.float32)
-            col = np.array([0.9, 0.95, 1.0], np.float32)
-            for _ in range(rng.integers(25, 60)):
-                ox, oy = rng.normal(0, size / 6, 2)
-                _add_gauss(img, cx + ox, cy + oy, seeing, rng.uniform(0.15, 0.6), col)
-            box = (cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2)
-        img += prof[..., None] * col
-        x1, y1, x2, y2 = np.clip(box, 0, [width, height, width, height])
-        boxes.append((float(x1), float(y1), float(x2), float(y2), str(kind)))
+    boxes = [_draw_object(img, rng, seeing, max_size) for _ in range(k)]
     img += rng.normal(0, 0.012, img.shape).astype(np.float32)
     img = np.clip(np.arcsinh(img * 6) / np.arcsinh(6) * 255, 0, 255).astype(np.uint8)
     return img, boxes
