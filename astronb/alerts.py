@@ -153,12 +153,36 @@ def _ztf_centre(stamp_shape, cand, full=63):
     return col, row
 
 
+def _alert_stamps(a, channels, size: int, norm: str) -> tuple:
+    "(size x size x channels cutout, touches the edge, largest NaN fraction) of one alert's stamps, normalised."
+    chans, edge, frac = [], False, 0.0
+    for c in channels:
+        s = a.get(c)
+        cx, cy = _ztf_centre(s.shape, a["candidate"])
+        st, e, fr = cutout(s, cx, cy, size)
+        chans.append(normalise(st, norm))
+        edge |= e
+        frac = max(frac, fr)
+    return np.stack(chans, -1), edge, frac
+
+
+def _alert_row(source: str, a, edge: bool, frac: float) -> dict:
+    "The index row of one alert's cutout: identity, label and its cross-match, position, edge and NaN flags."
+    c = a["candidate"]
+    row = dict(source=source, objectId=a["objectId"], candid=a["candid"], label=int(a["asteroid"]))
+    row |= {k: c.get(k) for k in ("ssnamenr", "ssdistnr", "magpsf", "isdiffpos")}
+    row |= dict(
+        crossmatch_valid=ztf_crossmatch_valid(c), x=c.get("xpos"), y=c.get("ypos"), edge=edge, nan_fraction=frac
+    )
+    return row | dict(group=a["objectId"])
+
+
 def ztf_cutouts(files, size: int = 32, channels=("science",), norm: str | None = None, report=print):
     """(CutoutSet, bad) from ZTF alert files; label 1 = known asteroid; group = objectId for splitting;
     `crossmatch_valid` flags trustworthy labels."""
     norm = norm or (
         "minmax" if len(channels) == 1 else "significance"
-    )  # the paper's for one band; relative levels kept for several
+    )  # the paper's for one band; relative levels kept
     X, rows, bad, cands = [], [], [], []
     for f in progress_bar(files, "alert files"):
         try:
@@ -168,39 +192,14 @@ def ztf_cutouts(files, size: int = 32, channels=("science",), norm: str | None =
             report(f"left out: {e}")
             continue
         for a in alerts:
-            stamps = [a.get(c) for c in channels]
-            if any(s is None for s in stamps):
+            if any(a.get(c) is None for c in channels):
                 bad.append(f"{f}: alert {a['candid']} lacks a {channels} stamp")
                 report(f"left out: {bad[-1]}")
                 continue
-            chans, edge, frac = [], False, 0.0
-            for s in stamps:
-                cx, cy = _ztf_centre(s.shape, a["candidate"])
-                st, e, fr = cutout(s, cx, cy, size)
-                chans.append(normalise(st, norm))
-                edge |= e
-                frac = max(frac, fr)
-            X.append(np.stack(chans, -1))
-            c = a["candidate"]
-            rows.append(
-                dict(
-                    source=Path(f).name,
-                    objectId=a["objectId"],
-                    candid=a["candid"],
-                    label=int(a["asteroid"]),
-                    ssnamenr=c.get("ssnamenr"),
-                    ssdistnr=c.get("ssdistnr"),
-                    magpsf=c.get("magpsf"),
-                    isdiffpos=c.get("isdiffpos"),
-                    crossmatch_valid=ztf_crossmatch_valid(c),
-                    x=c.get("xpos"),
-                    y=c.get("ypos"),
-                    edge=edge,
-                    nan_fraction=frac,
-                    group=a["objectId"],
-                )
-            )
-            cands.append(c)
+            x, edge, frac = _alert_stamps(a, channels, size, norm)
+            X.append(x)
+            rows.append(_alert_row(Path(f).name, a, edge, frac))
+            cands.append(a["candidate"])
     index = pd.DataFrame(rows)
     if len(index):
         index = pd.concat([index, alert_features(cands).add_prefix("feat_")], axis=1)  # detection-time features (below)

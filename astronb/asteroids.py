@@ -303,6 +303,18 @@ def classify_part(item, weights_file, name=None, experiment=None, channels=None,
     return df, dict(item=str(Path(item).resolve()), rows=len(df), notes=notes)
 
 # %% ../nbs/20_asteroids.ipynb #f93e8090
+def _flag_counts(y, pred) -> dict:
+    "The counts behind recall and precision: test asteroids, found, flagged, alerts, false positives, others."
+    return dict(
+        test_asteroids=int(y.sum()),
+        found=int((pred & (y == 1)).sum()),
+        flagged=int(pred.sum()),
+        test_alerts=len(y),
+        false_positives=int((pred & (y == 0)).sum()),
+        test_others=int((y == 0).sum()),
+    )
+
+
 def score_at_recall(
     variant: str, y_val, p_val, y_test, p_test, valid, recall_target: float = 0.95, seed: int = 0
 ) -> tuple:
@@ -312,40 +324,22 @@ def score_at_recall(
     from sklearn.metrics import average_precision_score
     from astronb.metrics import ranking_scores, threshold_for_recall
 
-    y_val, p_val, y_test, p_test, valid = (
-        np.asarray(y_val),
-        np.asarray(p_val),
-        np.asarray(y_test),
-        np.asarray(p_test),
-        np.asarray(valid, bool),
-    )
+    y_val, p_val, y_test, p_test = (np.asarray(a) for a in (y_val, p_val, y_test, p_test))
+    valid = np.asarray(valid, bool)
     th = threshold_for_recall(y_val, p_val, recall_target)
     val_ap = float(average_precision_score(y_val, p_val))  # breaks ties when a study's model is chosen
     subsets = (("all", np.ones_like(valid)), ("cross-match valid", valid))
     rank = {s: ranking_scores(y_test[m], p_test[m], seed=seed) for s, m in subsets}
     out = []
     for tname, t in (("recall>=%.2f on val" % recall_target, th["threshold"]), ("0.5", 0.5)):
+        at_val = dict(
+            val_recall_at_threshold=th["recall"] if t == th["threshold"] else np.nan,
+            val_precision_at_threshold=th["precision"] if t == th["threshold"] else np.nan,
+            val_average_precision=val_ap,
+        )
         for subset, m in subsets:
-            y, p = y_test[m], p_test[m]
-            pred = p >= t
-            out.append(
-                dict(
-                    variant=variant,
-                    threshold_rule=tname,
-                    threshold=t,
-                    test_alerts_used=subset,
-                    test_asteroids=int(y.sum()),
-                    found=int((pred & (y == 1)).sum()),
-                    flagged=int(pred.sum()),
-                    test_alerts=len(y),
-                    false_positives=int((pred & (y == 0)).sum()),
-                    test_others=int((y == 0).sum()),
-                    val_recall_at_threshold=th["recall"] if t == th["threshold"] else np.nan,
-                    val_precision_at_threshold=th["precision"] if t == th["threshold"] else np.nan,
-                    val_average_precision=val_ap,
-                    **rank[subset],
-                )
-            )
+            rule = dict(variant=variant, threshold_rule=tname, threshold=t, test_alerts_used=subset)
+            out.append(rule | _flag_counts(y_test[m], p_test[m] >= t) | at_val | rank[subset])
     return out, th["threshold"]
 
 # %% ../nbs/20_asteroids.ipynb #49dc1e1c

@@ -73,54 +73,48 @@ BENCH_SOFTNMS = dict(
 )  # Gaussian soft-NMS as the starfield detector runs it
 
 
+def _softnms_row(case: str, n: int, gen, repeats: int, oracle_max: int) -> dict:
+    """One row of `bench_softnms`: ours and torchvision's hard NMS timed alternating on `gen(n)`'s boxes, the oracle
+    apart (up to `oracle_max` boxes: it is 10-200x slower)."""
+    from functools import partial
+    from torchvision.ops import nms
+
+    sigma, iou_threshold, score_threshold = BENCH_SOFTNMS.values()
+    b, s = gen(n)
+    tb, ts = torch.from_numpy(b), torch.from_numpy(s)
+    fns = dict(
+        ours=lambda: soft_nms(tb, ts, "gaussian", sigma, iou_threshold, score_threshold),
+        hard=lambda: nms(tb, ts, iou_threshold),
+    )
+    sec = _interleaved_s(fns, repeats, number=_calls_per_sample(fns["hard"]))
+    ours, hard, orc = 1e3 * sec["ours"], 1e3 * sec["hard"], float("nan")
+    if n <= oracle_max:
+        oracle = partial(soft_nms_reference, b, s, "gaussian", sigma, iou_threshold, score_threshold)
+        orc = _median_ms(oracle, max(1, min(repeats, 3)))
+    kept = len(fns["ours"]()[0])
+    ratios = dict(ratio_vs_hard_nms=ours / hard, ratio_vs_oracle=ours / orc)
+    return dict(case=case, n=n, kept=kept, softnms_ms=ours, hard_nms_ms=hard, oracle_ms=orc) | ratios
+
+
 def bench_softnms(sizes=(100, 500, 2500, 10000), repeats=7, oracle_max=2500, out=None, verbose=True) -> pd.DataFrame:
     """Time our exact soft-NMS, the sequential oracle and torchvision's hard NMS on the same boxes (`BENCH_SOFTNMS`);
     print the ratios."""
-    sigma, iou_threshold, score_threshold = BENCH_SOFTNMS.values()
-    from torchvision.ops import nms
-
-    rows = []
     cases = [("starfield", n, starfield_boxes) for n in sizes] + [
         ("dense", n, dense_boxes) for n in sizes if n <= oracle_max
     ]
+    rows = []
     for case, n, gen in cases:
-        b, s = gen(n)
-        tb, ts = torch.from_numpy(b), torch.from_numpy(s)
-        fns = dict(
-            ours=lambda: soft_nms(tb, ts, "gaussian", sigma, iou_threshold, score_threshold),
-            hard=lambda: nms(tb, ts, iou_threshold),
-        )
-        sec = _interleaved_s(fns, repeats, number=_calls_per_sample(fns["hard"]))
-        ours, hard = 1e3 * sec["ours"], 1e3 * sec["hard"]
-        orc = (
-            _median_ms(
-                lambda: soft_nms_reference(b, s, "gaussian", sigma, iou_threshold, score_threshold),
-                max(1, min(repeats, 3)),
-            )
-            if n <= oracle_max
-            else float("nan")
-        )
-        k, _ = soft_nms(tb, ts, "gaussian", sigma, iou_threshold, score_threshold)
-        rows.append(
-            dict(
-                case=case,
-                n=n,
-                kept=len(k),
-                softnms_ms=ours,
-                hard_nms_ms=hard,
-                oracle_ms=orc,
-                ratio_vs_hard_nms=ours / hard,
-                ratio_vs_oracle=ours / orc,
-            )
-        )
+        rows.append(r := _softnms_row(case, n, gen, repeats, oracle_max))
         if verbose:
             print(
-                f"{case:9s} N={n:6d}  ours {ours:9.3f} ms  torchvision.nms {hard:9.3f} ms  "
-                f"oracle {orc:10.2f} ms  ours/nms {ours / hard:6.3f}  ours/oracle {ours / orc:8.4f}",
+                f"{case:9s} N={n:6d}  ours {r['softnms_ms']:9.3f} ms  torchvision.nms {r['hard_nms_ms']:9.3f} ms  "
+                f"oracle {r['oracle_ms']:10.2f} ms  ours/nms {r['ratio_vs_hard_nms']:6.3f}  "
+                f"ours/oracle {r['ratio_vs_oracle']:8.4f}",
                 flush=True,
             )
     df = pd.DataFrame(rows)
     if verbose:
+        sigma, iou_threshold, score_threshold = BENCH_SOFTNMS.values()
         print(
             f"\nsoft-NMS (gaussian, sigma {sigma}, Nt {iou_threshold}, thr {score_threshold}) on "
             f"{torch.get_num_threads()} torch thread(s); medians of {repeats} samples, ours and torchvision's "
@@ -224,6 +218,31 @@ def _agreement(frames: int, runtime: str, ref_cats, cats) -> dict:
     )
 
 
+def _peak_rss_columns(rows: list, sources: dict, frame, card_settings: tuple, d):
+    """Add each runtime's resident memory with its model loaded and its peak during one frame (MiB), each measured in a
+    fresh process (`_rss_of_one_frame`), to `rows` in place; sources: runtime -> its model file; d: a scratch folder."""
+    import multiprocessing as mp
+
+    np.save(Path(d) / "frame.npy", frame)
+    with mp.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
+        for r in rows:  # sep's too, in its own process
+            args = (str(sources.get(r["runtime"], "")), str(Path(d) / "frame.npy"), *card_settings, r["runtime"])
+            r["rss_loaded_mib"], r["rss_peak_mib"] = pool.apply(_rss_of_one_frame, args)
+
+
+def _runtime_row(k: str, secs: dict, cats: dict, frames: int, size: int) -> dict:
+    "One runtime's timing row: seconds per frame, ratios to eager torch and to sep, detections, threads."
+    return dict(
+        runtime=k,
+        frame_px=f"{size}x{size}",
+        s_per_frame=secs[k] / frames,
+        ratio_vs_torch=secs[k] / secs["torch"],
+        ratio_vs_sep=secs[k] / secs["sep"],
+        detections=sum(len(c) for c in cats[k]) if k in cats else None,  # sep's sources are not comparable
+        threads=torch.get_num_threads(),
+    )
+
+
 def bench_runtimes(
     weights,
     onnx=None,
@@ -258,28 +277,9 @@ def bench_runtimes(
         }
         cats = {k: f() for k, f in run.items()}
         secs = _interleaved_s(run | {"sep": lambda: [detect_sep(im) for im in imgs]}, repeats)
-        rows = [
-            dict(
-                runtime=k,
-                frame_px=f"{size}x{size}",
-                s_per_frame=secs[k] / frames,
-                ratio_vs_torch=secs[k] / secs["torch"],
-                ratio_vs_sep=secs[k] / secs["sep"],
-                detections=sum(len(c) for c in cats[k]) if k in cats else None,  # sep's sources are not comparable
-                threads=torch.get_num_threads(),
-            )
-            for k in [*runtimes, "sep"]
-        ]
+        rows = [_runtime_row(k, secs, cats, frames, size) for k in [*runtimes, "sep"]]
         if peak_rss:
-            import multiprocessing as mp
-
-            np.save(Path(d) / "frame.npy", imgs[0])
-            with mp.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
-                for r in rows:  # sep's too, in its own process
-                    path = w if r["runtime"] == "torch" else onnx
-                    r["rss_loaded_mib"], r["rss_peak_mib"] = pool.apply(
-                        _rss_of_one_frame, (str(path), str(Path(d) / "frame.npy"), norm, score_min, r["runtime"])
-                    )
+            _peak_rss_columns(rows, {k: w if k == "torch" else onnx for k in runtimes}, imgs[0], (norm, score_min), d)
     agreement = pd.DataFrame([_agreement(frames, k, cats["torch"], cats[k]) for k in runtimes[1:]])
     timings = pd.DataFrame(rows)
     print(timings.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
@@ -287,6 +287,25 @@ def bench_runtimes(
     return timings, agreement
 
 # %% ../nbs/06_bench.ipynb #e1f2a002
+def _yolo_runtimes(weights, w, runtimes, d) -> dict:
+    """runtime -> model file: the eager weights `w` for 'torch', Ultralytics' own ONNX and OpenVINO exports of `weights`
+    (its card) made in the folder `d`."""
+    from astronb import deepspace as ds
+
+    src = {"torch": w}
+    if "onnx" in runtimes:
+        src["onnx"] = ds.export_yolo(weights, Path(d) / "m_onnx.onnx")
+    if "openvino" in runtimes:
+        src["openvino"] = ds.export_yolo(weights, Path(d) / "m_openvino_model", format="openvino")
+    return src
+
+
+def _boxes_catalogue(out) -> pd.DataFrame:
+    "A sliced prediction's (boxes, scores, classes) as a catalogue of box centres and classes."
+    b, _, c = out
+    return pd.DataFrame(dict(x=(b[:, 0] + b[:, 2]) / 2, y=(b[:, 1] + b[:, 3]) / 2, cls=c))
+
+
 def bench_annotate(
     weights,
     runtimes=("torch", "onnx", "openvino"),
@@ -310,37 +329,27 @@ def bench_annotate(
     tile, overlap = pre.get("tile", imgsz), pre.get("overlap", 0.25)
     img, _ = ds.synthetic_frame(*size, n_objects=(10, 16), seed=seed)
     with tempfile.TemporaryDirectory() as d:
-        src = {"torch": w}
-        if "onnx" in runtimes:
-            src["onnx"] = ds.export_yolo(weights, Path(d) / "m_onnx.onnx")
-        if "openvino" in runtimes:
-            src["openvino"] = ds.export_yolo(weights, Path(d) / "m_openvino_model", format="openvino")
-        preds = {k: ds.yolo_predictor(v, imgsz, conf) for k, v in src.items()}
+        preds = {k: ds.yolo_predictor(v, imgsz, conf) for k, v in _yolo_runtimes(weights, w, runtimes, d).items()}
         run = {k: (lambda f=f: sliced_predict(img, f, tile, overlap, method="hard")) for k, f in preds.items()}
         outs = {k: f() for k, f in run.items()}
         secs = _interleaved_s(run, repeats)
-
-    def cat(o):
-        b, _, c = o
-        return pd.DataFrame(dict(x=(b[:, 0] + b[:, 2]) / 2, y=(b[:, 1] + b[:, 3]) / 2, cls=c))
-
+    frame = dict(frame_px=f"{size[0]}x{size[1]}", tile_px=tile)
     timings = pd.DataFrame(
         [
             dict(
                 runtime=k,
-                frame_px=f"{size[0]}x{size[1]}",
-                tile_px=tile,
+                **frame,
                 s_per_frame=secs[k],
                 frames_per_s=1 / secs[k],
                 ratio_vs_torch=secs[k] / secs["torch"],
-                detections=len(outs[k][0]),
-                threads=torch.get_num_threads(),
             )
+            | dict(detections=len(outs[k][0]), threads=torch.get_num_threads())
             for k in run
         ]
     )
+    ref = _boxes_catalogue(outs["torch"])
     agreement = pd.DataFrame(
-        [dict(runtime=k, **catalogue_agreement(cat(outs["torch"]), cat(outs[k]))) for k in run if k != "torch"]
+        [dict(runtime=k, **catalogue_agreement(ref, _boxes_catalogue(outs[k]))) for k in run if k != "torch"]
     )
     if verbose:
         print(timings.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -108,108 +108,108 @@ def _cmd_annotate(a):
     return finish(n, left, f"{len(df)} detection(s) in {n} image(s); annotated PNG, CSV and YOLO txt in {a.out}")
 
 # %% ../nbs/99b_cli_detect.ipynb #fe8ae832
-@verb
-def _parser_classify(sub):
-    "The options of `astronb classify`."
-    s = sub.add_parser("classify", help="asteroid or not: score cutout sets, FITS:detections pairs or ZTF alerts")
-    s.add_argument(
-        "items",
-        nargs="+",
-        help="ZTF alerts (.avro packets, Parquet tables), cutout sets (.npy) or frame.fits:detections.csv",
-    )
-    s.add_argument(
-        "--model",
-        choices=["inceptionv3", "xception", "inceptionresnetv2", "resnet152v2"],
-        help="architecture (default: the card's, else inceptionv3)",
-    )
-    s.add_argument(
-        "--experiment", type=int, choices=[1, 2, 3], help="the paper's experiment (default: the card's, else 3)"
-    )
-    s.add_argument(
+def _classify_model_options(s):
+    "The model options of `astronb classify`: its card or weights, and what the card does not say."
+    g = s.add_argument_group("the model")
+    g.add_argument(
         "--weights",
         required=True,
         help="the model card (.card.json) saved by the asteroid study (a CNN on the stamps, one on stamps and alert "
         "features, or trees on the alert features), or Keras weights (.weights.h5)",
     )
-    s.add_argument(
+    models = ["inceptionv3", "xception", "inceptionresnetv2", "resnet152v2"]
+    g.add_argument("--model", choices=models, help="architecture (default: the card's, else inceptionv3)")
+    g.add_argument(
+        "--experiment", type=int, choices=[1, 2, 3], help="the paper's experiment (default: the card's, else 3)"
+    )
+    g.add_argument(
         "--channels",
         type=int,
         choices=[1, 3],
         help="1: science band; 3: ZTF science/template/difference (default: the card's, else 1)",
     )
-    s.add_argument(
+    g.add_argument(
         "--threshold",
         type=unit_interval,
         help="asteroid when score >= this, 0-1 (default: the card's, chosen on validation alerts, else 0.5)",
     )
-    s.add_argument("--out", default="scores.csv", help="output CSV, one row per alert or cutout (default: scores.csv)")
-    s.add_argument(
+
+
+def _classify_survey_options(s):
+    "The options of `astronb classify` for many files at once (Dask)."
+    g = s.add_argument_group("many files")
+    g.add_argument(
         "--workers",
         type=positive_int,
         default=1,
         help="files in parallel on a local Dask cluster of this many processes; each file's scores "
         "are kept in OUT.parts/ as it finishes and reused on a re-run (default: 1, serial, no parts)",
     )
-    s.add_argument(
+    g.add_argument(
         "--scheduler",
         help="address of an existing Dask scheduler (e.g. tcp://host:8786) to score the files on instead of a local "
         "cluster",
     )
+
+
+@verb
+def _parser_classify(sub):
+    "The options of `astronb classify`, in groups."
+    s = sub.add_parser("classify", help="asteroid or not: score cutout sets, FITS:detections pairs or ZTF alerts")
+    s.add_argument(
+        "items",
+        nargs="+",
+        help="ZTF alerts (.avro packets, Parquet tables), cutout sets (.npy) or frame.fits:detections.csv",
+    )
+    s.add_argument("--out", default="scores.csv", help="output CSV, one row per alert or cutout (default: scores.csv)")
+    _classify_model_options(s)
+    _classify_survey_options(s)
     s.set_defaults(fn=_cmd_classify)
 
 
-def _cmd_classify(a):
+def _classify_on_dask(a, left: list):
+    """Survey mode (--workers > 1 or --scheduler): each file scored on Dask, its part kept in OUT.parts/ and reused on a
+    re-run; what was left out is appended to `left`. Returns all files' scores."""
     import pandas as pd
+    from functools import partial
     from pathlib import Path
+    from astronb.asteroids import classify_part
+    from astronb.survey import run_frames
+
+    pairs = [i for i in a.items if not Path(i).is_file()]
+    if pairs:
+        raise ValueError(
+            f"{pairs[0]} is not a file: --workers takes alert files, Parquet partitions or cutout sets (.npy); "
+            "score frame:detections pairs without it"
+        )
+    opts = dict(name=a.model, experiment=a.experiment, channels=a.channels, threshold=a.threshold)
+    step = partial(classify_part, weights_file=str(Path(a.weights).resolve()), **opts)
+    parts, infos = run_frames(
+        a.items, step, Path(f"{a.out}.parts"), a.workers, a.scheduler, progress=sys.stderr.isatty()
+    )
+    for i in infos:
+        left += [n.removeprefix("left out: ") for n in i.get("notes", [])] + ([i["error"]] if i.get("error") else [])
+    return pd.concat([p for p in parts if p is not None and len(p)] or [pd.DataFrame()], ignore_index=True)
+
+
+def _cmd_classify(a):
     from astronb.asteroids import classify_items
     from astronb.core import atomic_write
     from astronb.io import FormatError
 
     left = []
-    try:
-        if a.workers > 1 or a.scheduler:  # survey mode: Dask, one part per file beside --out, resumable
-            from functools import partial
-            from astronb.asteroids import classify_part
-            from astronb.survey import run_frames
 
-            pairs = [i for i in a.items if not Path(i).is_file()]
-            if pairs:
-                raise ValueError(
-                    f"{pairs[0]} is not a file: --workers takes alert files, Parquet partitions or cutout sets (.npy); "
-                    "score frame:detections pairs without it"
-                )
-            step = partial(
-                classify_part,
-                weights_file=str(Path(a.weights).resolve()),
-                name=a.model,
-                experiment=a.experiment,
-                channels=a.channels,
-                threshold=a.threshold,
-            )
-            parts, infos = run_frames(
-                a.items, step, Path(str(a.out) + ".parts"), a.workers, a.scheduler, progress=sys.stderr.isatty()
-            )
-            for i in infos:
-                left += [n.removeprefix("left out: ") for n in i.get("notes", [])] + (
-                    [i["error"]] if i.get("error") else []
-                )
-            df = pd.concat([p for p in parts if p is not None and len(p)] or [pd.DataFrame()], ignore_index=True)
-            if len(df):
-                with atomic_write(a.out) as f:
-                    df.to_csv(f, index=False)
+    def report(m):
+        left.append(m.removeprefix("left out: "))
+
+    try:
+        if a.workers > 1 or a.scheduler:
+            df = _classify_on_dask(a, left)
         else:
-            df = classify_items(
-                a.items,
-                a.model,
-                a.experiment,
-                a.weights,
-                a.channels,
-                a.threshold,
-                report=lambda m: left.append(m.removeprefix("left out: ")),
-            )
-            if len(df):
-                with atomic_write(a.out) as f:
-                    df.to_csv(f, index=False)
+            df = classify_items(a.items, a.model, a.experiment, a.weights, a.channels, a.threshold, report=report)
+        if len(df):
+            with atomic_write(a.out) as f:
+                df.to_csv(f, index=False)
     except (ValueError, FileNotFoundError, FormatError) as e:
         for m in left:
             print(f"left out: {' '.join(str(m).split())}", file=sys.stderr)

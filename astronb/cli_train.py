@@ -304,32 +304,62 @@ def _parser_train(sub):
     s.set_defaults(fn=_cmd_train)
 
 
+def _frames_with_truth(files) -> list:
+    "(image, truth list) of each FITS frame, its truth list the .list beside it (as `astronb simulate` writes)."
+    from pathlib import Path
+    from astronb.io import read_fits_image, read_truth_list
+
+    out = []
+    for f in map(Path, files):
+        if not f.with_suffix(".list").is_file():
+            raise FileNotFoundError(
+                f"{f.with_suffix('.list')}: the truth list of {f} is missing (lines of code x y mag, as `astronb "
+                "simulate` writes)"
+            )
+        out.append((read_fits_image(f)[0], read_truth_list(f.with_suffix(".list"))))
+    return out
+
+
+def _starfield_card(a, model, out, val):
+    "The card of a detector trained by `astronb train starfield`: its score cut chosen on the validation frames."
+    from pathlib import Path
+    from astronb import starfield as sf
+    from astronb.cards import write_card
+    from astronb.core import file_digest
+
+    thr, _ = sf.choose_score_threshold(model, val, a.norm)
+    card = write_card(
+        out,
+        "starfield",
+        sf.detector_config(model.state_dict()) | dict(nms="soft (gaussian, sigma 0.6)", classes=sf.CLASSES),
+        dict(input="one single-band FITS frame at its native pixel scale", normalisation=a.norm, channels=3),
+        dict(score_min=thr, chosen_on=f"best F1 on the validation frames {', '.join(Path(f).name for f in a.val)}"),
+        dict(
+            note="none: `astronb train` keeps no test frames; score the model on yours with `astronb detect` and "
+            "their truth lists"
+        ),
+        training_data={Path(f).name: file_digest(f) for f in a.frames},
+        params={k: v for k, v in vars(a).items() if k != "fn"},
+    )
+    print(f"model card {card} (score cut {thr:.2f}, chosen on the validation frames)")
+    return card
+
+
 def _train_starfield(a):
     import torch
     from pathlib import Path
     from astronb import starfield as sf
-    from astronb.io import FormatError, read_fits_image, read_truth_list
+    from astronb.core import atomic_save
+    from astronb.io import FormatError
 
     if not a.frames:
         raise UsageError(
-            "pass --frames: FITS frames with their truth lists (a .list beside each, as `astronb simulate` writes)",
+            "pass --frames: FITS frames with their truth lists (a .list beside each, as `astronb simulate` writes)"
         )
-
-    def load(fs):
-        out = []
-        for f in map(Path, fs):
-            if not f.with_suffix(".list").is_file():
-                raise FileNotFoundError(
-                    f"{f.with_suffix('.list')}: the truth list of {f} is missing (lines of code x y mag, as `astronb "
-                    "simulate` writes)"
-                )
-            out.append((read_fits_image(f)[0], read_truth_list(f.with_suffix(".list"))))
-        return out
-
     out = Path(a.out or "detector.pt")
     ckpt = Path(a.ckpt) if a.ckpt else out.with_suffix(".ckpt")
     try:
-        train, val = load(a.frames), load(a.val or [])
+        train, val = _frames_with_truth(a.frames), _frames_with_truth(a.val or [])
         torch.manual_seed(a.seed)
         model = sf.build_detector(a.backbone)
         crops = sf.CropTraining(steps=a.steps, crop=a.crop, batch=a.batch or 4, lr=a.lr, seed=a.seed)
@@ -339,27 +369,10 @@ def _train_starfield(a):
         raise UsageError(e) from e
     if sf.ddp_rank_world()[0]:
         return 0  # under torchrun, rank 0 writes the products
-    from astronb.core import atomic_save, file_digest
-    from astronb.cards import write_card
-
     atomic_save(out, lambda p: torch.save(model.state_dict(), p))
     print(f"{len(hist)} steps, last loss {hist[-1]:.4f}; weights {out} (checkpoint to resume from: {ckpt})")
     if val:
-        thr, _ = sf.choose_score_threshold(model, val, a.norm)
-        card = write_card(
-            out,
-            "starfield",
-            sf.detector_config(model.state_dict()) | dict(nms="soft (gaussian, sigma 0.6)", classes=sf.CLASSES),
-            dict(input="one single-band FITS frame at its native pixel scale", normalisation=a.norm, channels=3),
-            dict(score_min=thr, chosen_on=f"best F1 on the validation frames {', '.join(Path(f).name for f in a.val)}"),
-            dict(
-                note="none: `astronb train` keeps no test frames; score the model on yours with `astronb detect` and "
-                "their truth lists"
-            ),
-            training_data={Path(f).name: file_digest(f) for f in a.frames},
-            params={k: v for k, v in vars(a).items() if k != "fn"},
-        )
-        print(f"model card {card} (score cut {thr:.2f}, chosen on the validation frames)")
+        _starfield_card(a, model, out, val)
     return 0
 
 

@@ -201,6 +201,24 @@ def parse_zenodo_record(rec: dict, dataset: str, api: str) -> list:
     return out
 
 # %% ../nbs/01_data.ipynb #25a6b924
+def _zenodo_request(ds: Dataset, fn: str) -> dict:
+    "The Zenodo API's answer for the dataset's record; a DataError naming the URL and the fix when it cannot be read."
+    url = f"{zenodo_api()}/records/{ds.zenodo_record}"
+    req = urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "astronb"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        why, fix = (
+            f"Zenodo API answered HTTP {e.code} for {url}",
+            "check the record id and your connection, then run again",
+        )
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        why = f"cannot read the Zenodo API at {url}: {e}"
+        fix = "check your connection (or use a mirror with ASTRONB_DATA_MIRROR), then run again"
+    raise DataError(ds.name, fn, why, fix) from None
+
+
 def zenodo_files(ds: Dataset, mirror=None, refresh=False) -> list:
     "List a Zenodo dataset's files from the (cached) API answer, or from the mirror's copy of it."
     fn = f"zenodo-{ds.zenodo_record}.json"
@@ -208,37 +226,14 @@ def zenodo_files(ds: Dataset, mirror=None, refresh=False) -> list:
     if m is not None:
         src = m / MIRROR_FOLDERS.get(ds.name, ds.name) / fn
         if not src.exists():
-            raise DataError(
-                ds.name,
-                fn,
-                f"the mirror {m} has no copy of the Zenodo record listing ({src})",
-                f"save {zenodo_api()}/records/{ds.zenodo_record} as {src} next to the record's files, "
-                "or unset ASTRONB_DATA_MIRROR to use the network",
-            )
+            why = f"the mirror {m} has no copy of the Zenodo record listing ({src})"
+            fix = f"save {zenodo_api()}/records/{ds.zenodo_record} as {src} next to the record's files, "
+            raise DataError(ds.name, fn, why, fix + "or unset ASTRONB_DATA_MIRROR to use the network")
         return parse_zenodo_record(json.loads(src.read_text()), ds.name, zenodo_api())
     cache = dataset_dir(ds.name) / fn
     if cache.exists() and not refresh:
         return parse_zenodo_record(json.loads(cache.read_text()), ds.name, zenodo_api())
-    url = f"{zenodo_api()}/records/{ds.zenodo_record}"
-    try:
-        with urllib.request.urlopen(
-            urllib.request.Request(url, headers={"Accept": "application/json", "User-Agent": "astronb"}), timeout=60
-        ) as r:
-            rec = json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        raise DataError(
-            ds.name,
-            fn,
-            f"Zenodo API answered HTTP {e.code} for {url}",
-            "check the record id and your connection, then run again",
-        ) from None
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        raise DataError(
-            ds.name,
-            fn,
-            f"cannot read the Zenodo API at {url}: {e}",
-            "check your connection (or use a mirror with ASTRONB_DATA_MIRROR), then run again",
-        ) from None
+    rec = _zenodo_request(ds, fn)
     files = parse_zenodo_record(rec, ds.name, zenodo_api())
     with atomic_write(cache) as f:
         json.dump(rec, f)

@@ -17,9 +17,9 @@ import torch.nn.functional as F
 from .extract import sep_input
 
 # %% auto #0
-__all__ = ['CLASSES', 'HALF', 'normalise_frame', 'NativeTransform', 'build_detector', 'PostProcess', 'source_detections',
-           'postprocess_config', 'SourceRoIHeads', 'prior_odds', 'set_galaxy_prior', 'fill_state', 'detector_config',
-           'load_detector', 'truth_boxes']
+__all__ = ['CLASSES', 'HALF', 'STAR_ANCHORS', 'normalise_frame', 'NativeTransform', 'build_detector', 'PostProcess',
+           'source_detections', 'postprocess_config', 'SourceRoIHeads', 'prior_odds', 'set_galaxy_prior', 'fill_state',
+           'detector_config', 'load_detector', 'truth_boxes']
 
 # %% ../nbs/30b_detector.ipynb #0c773b79
 def normalise_frame(img, method: str = "asinh") -> np.ndarray:
@@ -49,6 +49,58 @@ CLASSES = {1: "star", 2: "galaxy"}
 HALF = {1: 5.0, 2: 6.0}  # the paper's boxes: star x±5, galaxy x±6
 
 
+STAR_ANCHORS = ((6, 10, 14), (16, 22, 28), (32, 45, 64), (64, 90, 128), (128, 180, 256))  # px, one row per FPN level:
+# point sources of 6-14 px boxes on the finest level, torchvision's 32-512 scaled down by 2-4 above
+
+
+def _load_backbone(bb, path, backbone: str):
+    "Load a torchvision ImageNet ResNet `.pth` file (its classifier left out) into the FPN backbone's body."
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"backbone weights {p} not found (a torchvision ImageNet {backbone} .pth file)")
+    sd = torch.load(p, map_location="cpu", weights_only=True)
+    missing, unexpected = bb.body.load_state_dict(
+        {k: v for k, v in sd.items() if not k.startswith("fc.")}, strict=False
+    )
+    if missing:
+        raise ValueError(f"{p} does not fit a {backbone}: missing {missing[:3]}...")
+
+
+def _fpn_backbone(backbone: str, fpn_channels: int):
+    "A ResNet + FPN over its four stages, all layers trainable, the FPN `fpn_channels` wide."
+    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+    from torchvision.ops import FeaturePyramidNetwork
+    from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
+
+    bb = resnet_fpn_backbone(backbone_name=backbone, weights=None, trainable_layers=5, returned_layers=[1, 2, 3, 4])
+    if fpn_channels != bb.out_channels:  # torchvision's FPN is 256 wide; see above for why ours is narrower
+        bb.fpn = FeaturePyramidNetwork(
+            [blk[0].in_channels for blk in bb.fpn.inner_blocks], fpn_channels, extra_blocks=LastLevelMaxPool()
+        )
+        bb.out_channels = fpn_channels
+    return bb
+
+
+def _faster_rcnn(bb, rep: int, detections: int, proposals: int):
+    "torchvision's Faster R-CNN on `bb` for background, star and galaxy: star-sized anchors, a `rep`-wide box head."
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.faster_rcnn import TwoMLPHead, FastRCNNPredictor
+
+    rpn = dict(rpn_pre_nms_top_n_train=2000, rpn_post_nms_top_n_train=600, rpn_post_nms_top_n_test=proposals)
+    return FasterRCNN(
+        bb,
+        num_classes=None,
+        rpn_anchor_generator=AnchorGenerator(sizes=STAR_ANCHORS, aspect_ratios=((1.0,),) * 5),
+        box_detections_per_img=detections,
+        rpn_pre_nms_top_n_test=max(1000, 2 * proposals),
+        box_batch_size_per_image=128,
+        box_score_thresh=0.05,
+        box_head=TwoMLPHead(bb.out_channels * 7 * 7, rep),
+        box_predictor=FastRCNNPredictor(rep, 3),
+        **rpn,
+    )
+
+
 def build_detector(
     backbone: str = "resnet50",
     pretrained_backbone=None,
@@ -63,46 +115,10 @@ def build_detector(
     ImageNet `.pth` file or None; nms: "soft" (the project's Gaussian soft-NMS) or "hard"; detections: most kept per
     frame; proposals: RPN proposals per frame at inference; representation: box-head width (None: 1024 for resnet50
     as in torchvision, 256 for resnet18); fpn_channels: FPN width (128 here, torchvision's 256)."""
-    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
-    from torchvision.models.detection.anchor_utils import AnchorGenerator
-    from torchvision.models.detection.faster_rcnn import TwoMLPHead, FastRCNNPredictor
-    from torchvision.ops import FeaturePyramidNetwork
-    from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
-
-    bb = resnet_fpn_backbone(backbone_name=backbone, weights=None, trainable_layers=5, returned_layers=[1, 2, 3, 4])
-    if fpn_channels != bb.out_channels:  # torchvision's FPN is 256 wide; see above for why ours is narrower
-        bb.fpn = FeaturePyramidNetwork(
-            [blk[0].in_channels for blk in bb.fpn.inner_blocks], fpn_channels, extra_blocks=LastLevelMaxPool()
-        )
-        bb.out_channels = fpn_channels
+    bb = _fpn_backbone(backbone, fpn_channels)
     if pretrained_backbone:
-        p = Path(pretrained_backbone)
-        if not p.is_file():
-            raise FileNotFoundError(f"backbone weights {p} not found (a torchvision ImageNet {backbone} .pth file)")
-        sd = torch.load(p, map_location="cpu", weights_only=True)
-        missing, unexpected = bb.body.load_state_dict(
-            {k: v for k, v in sd.items() if not k.startswith("fc.")}, strict=False
-        )
-        if missing:
-            raise ValueError(f"{p} does not fit a {backbone}: missing {missing[:3]}...")
-    anchors = AnchorGenerator(
-        sizes=((6, 10, 14), (16, 22, 28), (32, 45, 64), (64, 90, 128), (128, 180, 256)), aspect_ratios=((1.0,),) * 5
-    )
-    rep = representation or (1024 if backbone == "resnet50" else 256)
-    m = FasterRCNN(
-        bb,
-        num_classes=None,
-        rpn_anchor_generator=anchors,
-        box_detections_per_img=detections,
-        rpn_pre_nms_top_n_train=2000,
-        rpn_post_nms_top_n_train=600,
-        rpn_pre_nms_top_n_test=max(1000, 2 * proposals),
-        rpn_post_nms_top_n_test=proposals,
-        box_batch_size_per_image=128,
-        box_score_thresh=0.05,
-        box_head=TwoMLPHead(bb.out_channels * 7 * 7, rep),
-        box_predictor=FastRCNNPredictor(rep, 3),
-    )
+        _load_backbone(bb, pretrained_backbone, backbone)
+    m = _faster_rcnn(bb, representation or (1024 if backbone == "resnet50" else 256), detections, proposals)
     m.transform = NativeTransform(
         min_size=1, max_size=100000, image_mean=[0.0] * 3, image_std=[1.0] * 3, size_divisible=32
     )

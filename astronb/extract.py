@@ -73,55 +73,56 @@ def aperture_mag(img, x, y, zero_point: float, r: float = APERTURE_RADIUS):
     return zero_point - 2.5 * np.log10(np.clip(aperture_flux(img, x, y, r), 1e-3, None))
 
 # %% ../nbs/09a_extract.ipynb #4174cee4
+def _isolated_stars(det, rms: float, shape: tuple, half: int, saturation: float):
+    """Which detections can show the PSF: unflagged, unsaturated, peak > 10 sigma, round (b/a > 0.7), at least 12 px,
+    no other source within 1.5 `half` and a `half` stamp inside the frame."""
+    from scipy.spatial import cKDTree
+
+    H, W = shape
+    xy = det[["x0", "y0"]].to_numpy(float)
+    # the nearest neighbour's distance from a k-d tree: no N x N matrix on big frames
+    nearest = cKDTree(xy).query(xy, k=2)[0][:, 1] if len(xy) > 1 else np.full(len(xy), np.inf)
+    clean = (det.flag == 0) & (det.peak < 0.5 * saturation) & (det.peak > 10 * rms) & (det.b / det.a > 0.7)
+    inside = (det.x0 > half) & (det.y0 > half) & (det.x0 < W - half - 1) & (det.y0 < H - half - 1)
+    return clean & (det.npix >= 12) & (nearest > 1.5 * half) & inside
+
+
+def _moffat_fwhm(st, offset: tuple, rms: float, fitter) -> float | None:
+    """FWHM of a Moffat2D fitted to the background-subtracted stamp `st` (Poisson + background weights), started at the
+    detection's `offset` from the stamp centre; None when the fit wandered off (> 2 px) or failed."""
+    import warnings
+    from astropy.modeling import models
+
+    half = st.shape[0] // 2
+    yy, xx = np.mgrid[-half : half + 1, -half : half + 1].astype(float)
+    bounds = {"gamma": (0.3, 20.0), "alpha": (1.01, 20.0)}
+    m0 = models.Moffat2D(amplitude=st.max(), x_0=offset[0], y_0=offset[1], gamma=2.0, alpha=3.0, bounds=bounds)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f = fitter(m0, xx, yy, st, weights=1 / np.sqrt(rms**2 + np.clip(st, 0, None)), maxiter=200)
+    ok = abs(f.x_0.value) < 2 and abs(f.y_0.value) < 2 and np.isfinite(f.fwhm)
+    return float(f.fwhm) if ok else None
+
+
 def psf_fwhm(img, det=None, half: int = 7, saturation: float = 65535, max_stars: int = 40) -> np.ndarray:
     """FWHM (px) of a Moffat2D fitted (astropy, trust-region least squares, Poisson + background weights) to each of the
     brightest `max_stars` isolated point sources: unflagged, unsaturated, round, peak > 10 sigma, no other source
     within 1.5 `half`."""
     import sep
-    import warnings
-    from astropy.modeling import models, fitting
+    from astropy.modeling import fitting
 
     det = detect_sep(img) if det is None else det
     data, mask = sep_input(img)
     bkg = sep.Background(data, mask=mask, bw=64, bh=64, fw=3, fh=3)
     sub, rms = data - bkg.back(), bkg.globalrms
-    H, W = sub.shape
-    from scipy.spatial import cKDTree
-
-    xy = det[["x0", "y0"]].to_numpy(float)
-    nearest = (
-        cKDTree(xy).query(xy, k=2)[0][:, 1] if len(xy) > 1 else np.full(len(xy), np.inf)
-    )  # no N x N matrix on big frames
-    ok = (
-        (det.flag == 0)
-        & (det.peak < 0.5 * saturation)
-        & (det.peak > 10 * rms)
-        & (det.b / det.a > 0.7)
-        & (det.npix >= 12)
-        & (nearest > 1.5 * half)
-        & (det.x0 > half)
-        & (det.y0 > half)
-        & (det.x0 < W - half - 1)
-        & (det.y0 < H - half - 1)
-    )
-    yy, xx = np.mgrid[-half : half + 1, -half : half + 1].astype(float)
+    ok = _isolated_stars(det, rms, sub.shape, half, saturation)
     fitter, out = fitting.TRFLSQFitter(), []
     for r in det[ok].sort_values("peak", ascending=False).head(max_stars).itertuples():
         ix, iy = int(round(r.x0)), int(round(r.y0))
         st = sub[iy - half : iy + half + 1, ix - half : ix + half + 1]
-        m0 = models.Moffat2D(
-            amplitude=st.max(),
-            x_0=r.x0 - ix,
-            y_0=r.y0 - iy,
-            gamma=2.0,
-            alpha=3.0,
-            bounds={"gamma": (0.3, 20.0), "alpha": (1.01, 20.0)},
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            f = fitter(m0, xx, yy, st, weights=1 / np.sqrt(rms**2 + np.clip(st, 0, None)), maxiter=200)
-        if abs(f.x_0.value) < 2 and abs(f.y_0.value) < 2 and np.isfinite(f.fwhm):
-            out.append(float(f.fwhm))
+        fwhm = _moffat_fwhm(st, (r.x0 - ix, r.y0 - iy), rms, fitter)
+        if fwhm is not None:
+            out.append(fwhm)
     return np.array(out)
 
 # %% ../nbs/09a_extract.ipynb #e19a7169

@@ -108,6 +108,46 @@ def _load_base_weights(base, spec, weights):
     base.load_weights(str(f))
 
 
+def _set_bn_momentum(base, momentum: float):
+    "Set the momentum of every BatchNormalization layer of `base` (see the note above)."
+    from keras import layers
+
+    for layer in base.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = momentum
+
+
+def _unfreeze_from(model, start):
+    "Make `model`'s layers trainable from `start` on, the ones before it frozen."
+    on = False
+    for layer in model.layers:
+        on = on or layer is start
+        layer.trainable = on
+
+
+def _stamp_features(name: str, experiment: int, weights, unfreeze_from, bn_momentum):
+    """The base network of `name` cut as the experiment says (1: whole and frozen; 2: at its bottleneck, frozen; 3: at
+    its bottleneck, trainable from `unfreeze_from` or the paper's layer on), with ImageNet or local weights."""
+    import keras
+
+    spec = MODELS[name]
+    app = getattr(keras.applications, spec["app"])
+    kw = "imagenet" if weights == "imagenet" else None
+    base = app(include_top=False, weights=kw, input_shape=(spec["size"], spec["size"], 3))
+    if weights not in (None, "imagenet"):
+        _load_base_weights(base, spec, weights)
+    if bn_momentum is not None:  # see the note above: from scratch, 0.99 lags behind the weights
+        _set_bn_momentum(base, bn_momentum)
+    if experiment == 1:
+        feat = base
+    else:
+        feat = keras.Model(base.input, find_layer(base, spec["bottleneck"]).output, name=f"{name}_bottleneck")
+    feat.trainable = experiment == 3
+    if experiment == 3:
+        _unfreeze_from(feat, find_layer(base, unfreeze_from or spec["unfreeze"]))
+    return feat
+
+
 def build_model(
     name: str = "inceptionv3",
     experiment: int = 1,
@@ -132,38 +172,14 @@ def build_model(
         raise ValueError(f"model must be one of {list(MODELS)}, got {name!r}")
     if experiment not in EXPERIMENTS:
         raise ValueError(f"experiment must be 1, 2 or 3, got {experiment!r}")
-    spec = MODELS[name]
-    app = getattr(keras.applications, spec["app"])
-    kw = "imagenet" if weights == "imagenet" else None
-    base = app(include_top=False, weights=kw, input_shape=(spec["size"], spec["size"], 3))
-    if weights not in (None, "imagenet"):
-        _load_base_weights(base, spec, weights)
-    if bn_momentum is not None:  # see the note above: from scratch, 0.99 lags behind the weights
-        for layer in base.layers:
-            if isinstance(layer, layers.BatchNormalization):
-                layer.momentum = bn_momentum
-    if experiment == 1:
-        feat = base
-    else:
-        feat = keras.Model(base.input, find_layer(base, spec["bottleneck"]).output, name=f"{name}_bottleneck")
-    feat.trainable = experiment == 3
-    if experiment == 3:
-        start = find_layer(base, unfreeze_from or spec["unfreeze"])
-        on = False
-        for layer in feat.layers:
-            on = on or layer is start
-            layer.trainable = on
-    inp = keras.Input((input_size, input_size, channels))
-    x = inp
-    if channels == 1:
-        x = layers.Concatenate(name="replicate_band")([x, x, x])
-    elif channels != 3:
+    if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
-    if spec["size"] != input_size:
-        x = layers.Resizing(spec["size"], spec["size"], name="upscale")(x)
-    x = feat(x, training=False if experiment < 3 else None)
-    x = layers.Flatten()(x)
-    inputs = inp
+    feat = _stamp_features(name, experiment, weights, unfreeze_from, bn_momentum)
+    inputs = inp = keras.Input((input_size, input_size, channels))
+    x = layers.Concatenate(name="replicate_band")([inp, inp, inp]) if channels == 1 else inp
+    if MODELS[name]["size"] != input_size:
+        x = layers.Resizing(MODELS[name]["size"], MODELS[name]["size"], name="upscale")(x)
+    x = layers.Flatten()(feat(x, training=False if experiment < 3 else None))
     if n_features:
         finp = keras.Input((n_features,), name="alert_features")
         f = layers.Dense(feature_units, activation="relu", name="feature_dense")(finp)

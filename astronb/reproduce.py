@@ -106,12 +106,42 @@ def publish_notebook(executed, out_dir, study: str) -> list:
     return [ipynb, html]
 
 # %% ../nbs/04_reproduce.ipynb #bd46502b
+def _seed_stats(values: list) -> dict:
+    "How many seeds gave a finite value, their mean and sample standard deviation (NaN when too few)."
+    import numpy as np
+
+    v = np.asarray(values, float)
+    ok = np.isfinite(v)
+    return dict(
+        seeds=int(ok.sum()),
+        mean=float(np.mean(v[ok])) if ok.any() else np.nan,
+        sd=float(np.std(v[ok], ddof=1)) if ok.sum() > 1 else np.nan,
+    )
+
+
+def _seed_rows(name: str, rule: dict, dirs: dict) -> list:
+    "One row per metric value of table `name` over the seeds' folders `dirs` (seed -> folder): per-seed values, stats."
+    import numpy as np
+    import pandas as pd
+
+    keys, seeds = rule.get("key", []), list(dirs)
+    tabs = {k: pd.read_csv(d / f"{name}.csv", keep_default_na=True) for k, d in dirs.items()}
+    for t in tabs.values():
+        t.index = [" / ".join(map(str, r)) for r in t[keys].itertuples(index=False)] if keys else range(len(t))
+    rows = []
+    for row in tabs[seeds[0]].index:
+        for col in rule.get("metric", []):
+            v = [float(tabs[k].at[row, col]) if row in tabs[k].index and col in tabs[k] else np.nan for k in seeds]
+            per_seed = {f"seed_{k}": x for k, x in zip(seeds, v)}
+            rows.append(dict(table=name, row=row, column=col, **per_seed, **_seed_stats(v)))
+    return rows
+
+
 def seed_summary(study: str, seeds, rules: dict | None = None, base=None) -> Path:
     """Mean and sample standard deviation over seeds of every trained-model metric (the `metric` columns of
     outputs.yaml's `check:`), with the per-seed values beside them: `<base>/seeds.csv` and `.md`, added to the
     manifest. The first seed's outputs are in `base` (default `results/<study>/`), the others' in
     `<base>/seeds/seed_<k>/`."""
-    import numpy as np
     import pandas as pd
     from astronb.core import atomic_write
     from astronb.report import markdown_table
@@ -122,28 +152,8 @@ def seed_summary(study: str, seeds, rules: dict | None = None, base=None) -> Pat
     dirs = {k: base if i == 0 else base / "seeds" / f"seed_{k}" for i, k in enumerate(seeds)}
     rows = []
     for name, rule in rules.items():
-        metric = rule.get("metric", [])
-        if not metric or not (base / f"{name}.csv").exists():
-            continue
-        keys = rule.get("key", [])
-        tabs = {k: pd.read_csv(d / f"{name}.csv", keep_default_na=True) for k, d in dirs.items()}
-        for k, t in tabs.items():
-            t.index = [" / ".join(map(str, r)) for r in t[keys].itertuples(index=False)] if keys else range(len(t))
-        for row in tabs[seeds[0]].index:
-            for col in metric:
-                v = [float(tabs[k].at[row, col]) if row in tabs[k].index and col in tabs[k] else np.nan for k in seeds]
-                ok = np.isfinite(v)
-                rows.append(
-                    dict(
-                        table=name,
-                        row=row,
-                        column=col,
-                        **{f"seed_{k}": x for k, x in zip(seeds, v)},
-                        seeds=int(ok.sum()),
-                        mean=float(np.mean(np.asarray(v)[ok])) if ok.any() else np.nan,
-                        sd=float(np.std(np.asarray(v)[ok], ddof=1)) if ok.sum() > 1 else np.nan,
-                    )
-                )
+        if rule.get("metric", []) and (base / f"{name}.csv").exists():
+            rows += _seed_rows(name, rule, dirs)
     df = pd.DataFrame(rows)
     with atomic_write(base / "seeds.csv") as f:
         df.to_csv(f, index=False)

@@ -93,6 +93,35 @@ def test_image(shape=(320, 288), n: int = 40, seed: int = 0) -> np.ndarray:
     return np.repeat(img[None].astype(np.float32), 3, 0)
 
 # %% ../nbs/30c_runtime.ipynb #06495b46
+def _trace_onnx(raw, x, opset: int) -> bytes:
+    "The ONNX bytes of the raw detector traced on image `x`, its image size and output counts dynamic."
+    outputs = ["proposals", "class_logits", "box_regression"]
+    dynamic = {"image": {2: "height", 3: "width"}, **{k: {0: "n"} for k in outputs}}
+    buf = io.BytesIO()
+    with warnings.catch_warnings():  # the tracer's notes on shape arithmetic: the dynamic sizes are checked below
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            raw, (x,), buf, dynamo=False, opset_version=opset, input_names=["image"], output_names=outputs,
+            dynamic_axes=dynamic,
+        )  # fmt: skip
+    return buf.getvalue()
+
+
+def _check_export(model, out: Path, w):
+    """Fail, removing `out`, when the ONNX model at `out` and the torch `model` agree on fewer than 99% of their
+    detections of a test image of another size than the traced one (`catalogue_agreement`)."""
+    y = torch.from_numpy(test_image((250, 330), seed=1))
+    with torch.no_grad():
+        ref = model([y])[0]
+    agr = catalogue_agreement(*(_as_catalogue(o) for o in (ref, OnnxDetector(out)([y])[0])))
+    if agr["fraction"] < 0.99:
+        out.unlink()
+        raise RuntimeError(
+            f"the ONNX export of {w} agrees with the torch model on only {agr['agree']} of "
+            f"{max(agr['n_a'], agr['n_b'])} detections of a test image"
+        )
+
+
 def export_detector(weights, out=None, opset: int = 17, check: bool = True) -> Path:
     """Export a starfield detector (a checkpoint, or its model card) to ONNX; returns the .onnx path. The file is
     written atomically, with `onnx_metadata` inside; when the source has a card, a card for the .onnx is written
@@ -100,45 +129,17 @@ def export_detector(weights, out=None, opset: int = 17, check: bool = True) -> P
     beside the weights (`cards.export_path`); opset: ONNX opset; check: run both on a `test_image` of another size
     than the traced one and fail (removing the file) when fewer than 99% of their detections agree
     (`catalogue_agreement`)."""
+    import onnx
     from astronb.cards import read_card, export_path, write_export_card
 
     card, w = read_card(weights)
     out = export_path(w, out)
     model = load_detector(w)
-    raw = RawDetector(model).eval()
-    x = torch.from_numpy(test_image())[None]
-    buf = io.BytesIO()
-    with warnings.catch_warnings():  # the tracer's notes on shape arithmetic: the dynamic sizes are checked below
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            raw,
-            (x,),
-            buf,
-            dynamo=False,
-            opset_version=opset,
-            input_names=["image"],
-            output_names=["proposals", "class_logits", "box_regression"],
-            dynamic_axes={
-                "image": {2: "height", 3: "width"},
-                **{k: {0: "n"} for k in ("proposals", "class_logits", "box_regression")},
-            },
-        )
-    import onnx
-
-    proto = onnx.load_from_string(buf.getvalue())
+    proto = onnx.load_from_string(_trace_onnx(RawDetector(model).eval(), torch.from_numpy(test_image())[None], opset))
     onnx.helper.set_model_props(proto, {"astronb": json.dumps(onnx_metadata(model, w))})
     atomic_save(out, lambda p: onnx.save(proto, p))
     if check:
-        y = torch.from_numpy(test_image((250, 330), seed=1))  # another size than the traced one
-        with torch.no_grad():
-            ref = model([y])[0]
-        agr = catalogue_agreement(*(_as_catalogue(o) for o in (ref, OnnxDetector(out)([y])[0])))
-        if agr["fraction"] < 0.99:
-            out.unlink()
-            raise RuntimeError(
-                f"the ONNX export of {w} agrees with the torch model on only {agr['agree']} of "
-                f"{max(agr['n_a'], agr['n_b'])} detections of a test image"
-            )
+        _check_export(model, out, w)
     if card:
         write_export_card(out, card, w, runtime="onnxruntime", onnx_opset=opset)
     return out

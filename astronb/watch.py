@@ -83,6 +83,23 @@ def _process_one(folder, name, sig, process, log, report) -> dict:
     return dict(size=sig[0], mtime_ns=sig[1], status="done", seconds=round(done - t0, 3), latency_s=round(latency, 3))
 
 # %% ../nbs/09c_watch.ipynb #d7a89ba5
+def _count_unchanged(state: dict, snap: dict) -> int:
+    "How many frames of a snapshot the state already holds with the same size and modification time."
+    return sum(1 for n, sig in snap.items() if n in state and (state[n]["size"], state[n]["mtime_ns"]) == tuple(sig))
+
+
+def _frame_status(name: str, sig, state: dict, seen: dict, now: float, settle_s: float) -> str:
+    """What one frame of a snapshot is: 'done' (in the state, unchanged), 'new' (first seen, or changed: its clock
+    restarts in `seen`), 'settling' (unchanged for less than `settle_s`, or empty) or 'ready'."""
+    rec = state.get(name)
+    if rec and (rec["size"], rec["mtime_ns"]) == tuple(sig):
+        return "done"
+    if seen.get(name, (None,))[0] != sig:
+        seen[name] = (sig, now)
+        return "new"
+    return "settling" if now - seen[name][1] < settle_s or sig[0] == 0 else "ready"
+
+
 def watch_folder(
     folder,
     process,
@@ -103,13 +120,8 @@ def watch_folder(
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder: pass the folder the frames are written into")
-    state = load_state(state_path)
-    seen = {}  # name -> (signature, time first seen with it)
-    counts = dict(done=0, failed=0, skipped=0)
-    old = snapshot(folder, suffixes)
-    counts["skipped"] = sum(
-        1 for n, sig in old.items() if n in state and (state[n]["size"], state[n]["mtime_ns"]) == tuple(sig)
-    )
+    state, seen = load_state(state_path), {}  # seen: name -> (signature, time first seen with it)
+    counts = dict(done=0, failed=0, skipped=_count_unchanged(state, snapshot(folder, suffixes)))
     if counts["skipped"]:
         log(
             f"{counts['skipped']} frame(s) already seen in an earlier run, not redone "
@@ -118,16 +130,10 @@ def watch_folder(
     last_new = time.time()
     while not stop():
         now = time.time()
-        snap = snapshot(folder, suffixes)
-        for name, sig in sorted(snap.items(), key=lambda kv: (kv[1][1], kv[0])):
-            rec = state.get(name)
-            if rec and (rec["size"], rec["mtime_ns"]) == tuple(sig):
-                continue
-            if seen.get(name, (None,))[0] != sig:
-                seen[name] = (sig, now)
-                last_new = now
-                continue
-            if now - seen[name][1] < settle_s or sig[0] == 0:
+        for name, sig in sorted(snapshot(folder, suffixes).items(), key=lambda kv: (kv[1][1], kv[0])):
+            status = _frame_status(name, sig, state, seen, now, settle_s)
+            last_new = now if status == "new" else last_new
+            if status != "ready":
                 continue
             state[name] = _process_one(folder, name, sig, process, log, report)
             counts["done" if state[name]["status"] == "done" else "failed"] += 1

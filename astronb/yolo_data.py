@@ -199,6 +199,26 @@ def find_pairs(root):
     return pairs, issues
 
 # %% ../nbs/10a_yolo_data.ipynb #a9b58abc
+def _label_line_issue(s: str, n_classes: int) -> str | None:
+    "What is wrong with one label line, or None: five numbers, finite, a known class id, in [0, 1], positive size."
+    p = s.split()
+    if len(p) != 5:
+        return f"expected 5 numbers (class x_center y_center width height), got {len(p)}"
+    try:
+        v = [float(x) for x in p]
+    except ValueError:
+        return f"not a number in {s!r}"
+    if not all(math.isfinite(x) for x in v):
+        return "NaN or infinite value"
+    if v[0] != int(v[0]) or not (0 <= v[0] < n_classes):
+        return f"class id {p[0]} is not one of 0..{n_classes - 1}"
+    if not all(0 <= x <= 1 for x in v[1:]):
+        return f"coordinates must be in [0, 1], got {' '.join(p[1:])}"
+    if v[3] <= 0 or v[4] <= 0:
+        return "width and height must be positive"
+    return None
+
+
 def validate_label_file(path, n_classes: int = 1) -> tuple:
     """(lines, issues): the valid label lines, and an Issue for each bad line (five numbers, known class, in [0, 1],
     positive size, no duplicate)."""
@@ -208,39 +228,16 @@ def validate_label_file(path, n_classes: int = 1) -> tuple:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as e:
         return [], [Issue(str(path), None, f"unreadable ({e})")]
-    for i, line in enumerate(text.splitlines(), 1):
-        s = line.strip()
-        if not s:
-            continue
-        p = s.split()
-        if len(p) != 5:
-            issues.append(
-                Issue(str(path), i, f"expected 5 numbers (class x_center y_center width height), got {len(p)}")
-            )
-            continue
-        try:
-            v = [float(x) for x in p]
-        except ValueError:
-            issues.append(Issue(str(path), i, f"not a number in {s!r}"))
-            continue
-        if not all(math.isfinite(x) for x in v):
-            issues.append(Issue(str(path), i, "NaN or infinite value"))
-            continue
-        if v[0] != int(v[0]) or not (0 <= v[0] < n_classes):
-            issues.append(Issue(str(path), i, f"class id {p[0]} is not one of 0..{n_classes - 1}"))
-            continue
-        if not all(0 <= x <= 1 for x in v[1:]):
-            issues.append(Issue(str(path), i, f"coordinates must be in [0, 1], got {' '.join(p[1:])}"))
-            continue
-        if v[3] <= 0 or v[4] <= 0:
-            issues.append(Issue(str(path), i, "width and height must be positive"))
-            continue
-        key = tuple(round(x, 6) for x in v)
+    for i, s in enumerate((line.strip() for line in text.splitlines()), 1):
+        problem = _label_line_issue(s, n_classes) if s else None
+        key = None if problem or not s else tuple(round(float(x), 6) for x in s.split())
         if key in seen:
-            issues.append(Issue(str(path), i, "duplicate of an earlier line"))
-            continue
-        seen.add(key)
-        good.append(f"{int(v[0])} {' '.join(p[1:])}")
+            problem = "duplicate of an earlier line"
+        if problem:
+            issues.append(Issue(str(path), i, problem))
+        elif key is not None:
+            seen.add(key)
+            good.append(f"{int(key[0])} {' '.join(s.split()[1:])}")
     return good, issues
 
 # %% ../nbs/10a_yolo_data.ipynb #c1379a67
