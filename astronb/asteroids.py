@@ -127,6 +127,21 @@ class FitConfig:
     verbose: int = 2
 
 # %% ../nbs/20_asteroids.ipynb #4f17a73e
+def _compiled_model(name, experiment, shape: tuple, fit: FitConfig, scaling, model=None):
+    """`model`, or a new `build_model` for inputs of `shape` (n, size, size, channels) as `fit` says, compiled with Adam
+    and sparse categorical cross-entropy."""
+    import keras
+
+    if model is None:
+        bn_momentum = (0.9 if fit.weights is None else None) if fit.bn_momentum == "auto" else fit.bn_momentum
+        n_features = feature_width(scaling)
+        model = build_model(
+            name, experiment, fit.weights, shape[1], shape[-1], bn_momentum=bn_momentum, n_features=n_features
+        )
+    model.compile(optimizer=keras.optimizers.Adam(fit.lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
 def train_classifier(
     name, experiment, train: CutoutSet, val: CutoutSet, fit: FitConfig = FitConfig(), model=None, scaling=None
 ):
@@ -142,31 +157,12 @@ def train_classifier(
     if strategy.num_replicas_in_sync > 1 and fit.verbose:
         print(f"training on {strategy.num_replicas_in_sync} replicas ({type(strategy).__name__})")
     with strategy.scope():
-        bn_momentum = (0.9 if fit.weights is None else None) if fit.bn_momentum == "auto" else fit.bn_momentum
-        if model is None:
-            model = build_model(
-                name,
-                experiment,
-                fit.weights,
-                train.X.shape[1],
-                train.X.shape[-1],
-                bn_momentum=bn_momentum,
-                n_features=feature_width(scaling),
-            )
-        model.compile(
-            optimizer=keras.optimizers.Adam(fit.lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"]
-        )
+        model = _compiled_model(name, experiment, train.X.shape, fit, scaling, model)
     cb = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=fit.patience, restore_best_weights=True)]
+    opts = dict(epochs=fit.epochs, batch_size=fit.batch, callbacks=cb, verbose=fit.verbose, shuffle=True)
+    val_data = (model_inputs(val, scaling), val.y)
     h = model.fit(
-        model_inputs(train, scaling),
-        train.y,
-        validation_data=(model_inputs(val, scaling), val.y),
-        epochs=fit.epochs,
-        batch_size=fit.batch,
-        class_weight=class_weights(train.y),
-        callbacks=cb,
-        verbose=fit.verbose,
-        shuffle=True,
+        model_inputs(train, scaling), train.y, validation_data=val_data, class_weight=class_weights(train.y), **opts
     )
     return model, {k: [float(v) for v in vs] for k, vs in h.history.items()}
 

@@ -260,6 +260,38 @@ def _parser_reproduce(sub):
     s.set_defaults(fn=_cmd_reproduce)
 
 
+def _drift_summary(drift):
+    "Per study and table: how many values agree, drifted (another CPU) or violate, or 'unchecked'."
+
+    def counts(s):
+        if (s == "unchecked").all():
+            return "unchecked"
+        n = {k: s.str.startswith(k).sum() for k in ("ok", "drift", "violation")}
+        return f"{n['ok']} value(s) agree, {n['drift']} drifted (another CPU), {n['violation']} violation(s)"
+
+    return drift.groupby(["study", "table"]).status.agg(counts)
+
+
+def _check_reproduced(studies) -> int:
+    "`reproduce --check`: fresh results against the committed ones (all rows in build/drift.csv); 1 on a violation."
+    from astronb.reproduce import check
+    from astronb.core import atomic_write, paths
+
+    drift, ok = check(studies)
+    with atomic_write(paths().build / "drift.csv") as f:
+        drift.to_csv(f, index=False)
+    print("\ndrift against the committed results (all rows: build/drift.csv):\n" + _drift_summary(drift).to_string())
+    v = drift[drift.status.str.startswith("violation")]
+    if len(v):
+        print("\nVIOLATIONS:\n" + v.to_string(index=False), file=sys.stderr)
+        return 1
+    print(
+        "check passed: exact columns identical (numbers to 1e-9), trained-model metrics inside the committed 95% "
+        "intervals (on another CPU: overlapping intervals, at most 5% of a study's metrics drifted)"
+    )
+    return 0
+
+
 def _cmd_reproduce(a):
     from astronb.reproduce import reproduce
 
@@ -275,29 +307,7 @@ def _cmd_reproduce(a):
     for r in bad:
         print(f"FAILED {r.study}: {r.error}", file=sys.stderr)
     if a.check and not bad:
-        from astronb.reproduce import check
-        from astronb.core import atomic_write, paths
-
-        drift, ok = check([r.study for r in results])
-        with atomic_write(paths().build / "drift.csv") as f:
-            drift.to_csv(f, index=False)
-        summary = drift.groupby(["study", "table"]).status.agg(
-            lambda s: (
-                "unchecked"
-                if (s == "unchecked").all()
-                else f"{s.str.startswith('ok').sum()} value(s) agree, {s.str.startswith('drift').sum()} drifted "
-                f"(another CPU), {s.str.startswith('violation').sum()} violation(s)"
-            )
-        )
-        print("\ndrift against the committed results (all rows: build/drift.csv):\n" + summary.to_string())
-        v = drift[drift.status.str.startswith("violation")]
-        if len(v):
-            print("\nVIOLATIONS:\n" + v.to_string(index=False), file=sys.stderr)
-            return 1
-        print(
-            "check passed: exact columns identical (numbers to 1e-9), trained-model metrics inside the committed 95% "
-            "intervals (on another CPU: overlapping intervals, at most 5% of a study's metrics drifted)"
-        )
+        return _check_reproduced([r.study for r in results])
     return 1 if bad else 0
 
 # %% ../nbs/99_cli.ipynb #2fb91a5d

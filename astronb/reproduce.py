@@ -290,44 +290,56 @@ def run_study(
     return StudyResult(study, not missing, time.time() - t0, executed, err, missing)
 
 # %% ../nbs/04_reproduce.ipynb #7f67ccb6
+def _chosen_studies(only) -> list:
+    "The studies to run: all, or those in `only` (in the project's order); a ValueError names unknown ones."
+    names = study_names()
+    if not only:
+        return names
+    unknown = [s for s in only if s not in names]
+    if unknown:
+        raise ValueError(f"unknown stud{'y' if len(unknown) == 1 else 'ies'} {unknown}; choose from {names}")
+    return [s for s in names if s in only]
+
+
+def _seed_runs(study: str, scale: str, seeds) -> list:
+    """(extra parameters, output folder) of each run of a study: one run, or one per seed, the first seed's outputs in
+    the study's folder and the others' in seeds/seed_<k>/."""
+    if not seeds:
+        return [(None, None)]
+    return [
+        ({"seed": k}, None if i == 0 else study_dir(study, scale) / "seeds" / f"seed_{k}") for i, k in enumerate(seeds)
+    ]
+
+
+def _run_seeds(s: str, scale: str, run) -> StudyResult:
+    """All runs of study `s` (`_seed_runs`) through `run(study, extra, out)`, then the seed summary when every seed
+    ran; the first failure or one result for the study."""
+    seeds, rs = load_params(s, scale).get("seeds"), []
+    for extra, out in _seed_runs(s, scale, seeds):
+        what = f"{s} ({scale}{'' if not extra else ', seed %d' % extra['seed']})"
+        print(f"[astronb reproduce] {what} ...", flush=True)
+        rs.append(r := run(s, extra, out))
+        print(
+            f"[astronb reproduce] {what}: {'ok' if r.ok else 'FAILED'} in {r.seconds:.0f} s"
+            + ("" if r.ok else f"\n  {r.error}\n  executed notebook: {r.executed}"),
+            flush=True,
+        )
+    if seeds and all(r.ok for r in rs):
+        print(f"[astronb reproduce] {s}: {seed_summary(s, seeds, base=study_dir(s, scale))}", flush=True)
+    bad = [r for r in rs if not r.ok]
+    return bad[0] if bad else StudyResult(s, True, sum(r.seconds for r in rs), rs[0].executed)
+
+
 def reproduce(
     scale: str = "smoke", only=None, kernel: str = "python3", log_output: bool = False, progress: bool = True
 ) -> list:
     """Run the studies (all, or `only`), one after the other; a failure does not stop the rest. `progress`: a line per
     cell."""
-    names = study_names()
-    if only:
-        unknown = [s for s in only if s not in names]
-        if unknown:
-            raise ValueError(f"unknown stud{'y' if len(unknown) == 1 else 'ies'} {unknown}; choose from {names}")
-        names = [s for s in names if s in only]
-    results = []
-    for s in names:
-        seeds = load_params(s, scale).get("seeds")
-        runs = (
-            [(None, None)]
-            if not seeds
-            else [
-                ({"seed": k}, None if i == 0 else study_dir(s, scale) / "seeds" / f"seed_{k}")
-                for i, k in enumerate(seeds)
-            ]
-        )
-        rs = []
-        for extra, out in runs:
-            what = f"{s} ({scale}{'' if not extra else ', seed %d' % extra['seed']})"
-            print(f"[astronb reproduce] {what} ...", flush=True)
-            r = run_study(s, scale, kernel, log_output, extra_params=extra, out_dir=out, progress=progress)
-            print(
-                f"[astronb reproduce] {what}: {'ok' if r.ok else 'FAILED'} in {r.seconds:.0f} s"
-                + ("" if r.ok else f"\n  {r.error}\n  executed notebook: {r.executed}"),
-                flush=True,
-            )
-            rs.append(r)
-        if seeds and all(r.ok for r in rs):
-            print(f"[astronb reproduce] {s}: {seed_summary(s, seeds, base=study_dir(s, scale))}", flush=True)
-        bad = [r for r in rs if not r.ok]
-        results.append(bad[0] if bad else StudyResult(s, True, sum(r.seconds for r in rs), rs[0].executed))
-    return results
+
+    def run(s, extra, out):
+        return run_study(s, scale, kernel, log_output, extra_params=extra, out_dir=out, progress=progress)
+
+    return [_run_seeds(s, scale, run) for s in _chosen_studies(only)]
 
 # %% ../nbs/04_reproduce.ipynb #7fb27b941602401d91542211134fc71a
 def _committed_bytes(path) -> bytes | None:

@@ -57,6 +57,30 @@ def guarded(step, frame) -> tuple:
         return None, dict(item=str(frame), error=msg if Path(frame).name in msg else f"{frame}: {msg}")
 
 # %% ../nbs/09b_survey.ipynb #38a9bbe6
+def _parts_done(frames: list, parts_dir) -> dict:
+    "index -> (table, info) of the frames whose part is already in `parts_dir` (from an earlier run)."
+    done = {k: read_part(part_path(parts_dir, k, f), f) for k, f in enumerate(frames)}
+    return {k: v for k, v in done.items() if v is not None}
+
+
+def _on_dask(step, frames: list, todo: list, keep, scheduler: str | None, workers: int):
+    """Run `step` on the frames `todo` on Dask (the `scheduler` given, or a local cluster of `workers` processes of one
+    thread each), calling `keep(k, result)` as each finishes."""
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    if not scheduler:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    try:
+        with Client(scheduler or cluster) as client:
+            futs = {client.submit(step, str(frames[k]), key=f"frame-{k}-{frames[k].name}", pure=False): k for k in todo}
+            for fut in as_completed(futs):
+                keep(futs[fut], fut.result())
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
 def run_frames(
     frames, step, parts_dir, workers: int = 1, scheduler: str | None = None, progress: bool = True, log=print
 ) -> tuple:
@@ -68,8 +92,7 @@ def run_frames(
     from tqdm.auto import tqdm
 
     frames = [Path(f) for f in frames]
-    done = {k: read_part(part_path(parts_dir, k, f), f) for k, f in enumerate(frames)}
-    done = {k: v for k, v in done.items() if v is not None}
+    done = _parts_done(frames, parts_dir)
     todo = [k for k in range(len(frames)) if k not in done]
     if done and log:
         log(f"{len(done)} frame(s) already done in {parts_dir}, {len(todo)} to go")
@@ -83,23 +106,7 @@ def run_frames(
         bar.update(1)
 
     if todo and (scheduler or workers > 1):
-        from dask.distributed import Client, LocalCluster, as_completed
-
-        cluster = (
-            None
-            if scheduler
-            else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-        )
-        try:
-            with Client(scheduler or cluster) as client:
-                futs = {
-                    client.submit(step, str(frames[k]), key=f"frame-{k}-{frames[k].name}", pure=False): k for k in todo
-                }
-                for fut in as_completed(futs):
-                    keep(futs[fut], fut.result())
-        finally:
-            if cluster is not None:
-                cluster.close()
+        _on_dask(step, frames, todo, keep, scheduler, workers)
     else:
         for k in todo:
             keep(k, step(str(frames[k])))
