@@ -129,6 +129,15 @@ def bench_softnms(sizes=(100, 500, 2500, 10000), repeats=7, oracle_max=2500, out
     return df
 
 # %% ../nbs/06_bench.ipynb #9f8c1f29
+def _bench_networks(bb: str, weights, fpn_widths) -> tuple:
+    "(networks, trained): backbone `bb`'s trained checkpoint in `weights`, else an untrained network per FPN width."
+    from astronb import starfield as sf
+
+    if weights and bb in weights:
+        return [sf.load_detector(weights[bb])], True
+    return [sf.build_detector(bb, fpn_channels=w).eval() for w in fpn_widths], False
+
+
 def bench_detect(
     backbones=("resnet18", "resnet50"), frames=3, weights=None, repeats=3, verbose=True, fpn_widths=(128,)
 ) -> pd.DataFrame:
@@ -140,26 +149,12 @@ def bench_detect(
     sep_s = _median_ms(lambda: [sf.detect_sep(im) for im in imgs], repeats) / 1e3 / frames
     rows = []
     for bb in backbones:
-        trained = bool(weights and bb in weights)
-        models = (
-            [sf.load_detector(weights[bb])]
-            if trained
-            else [sf.build_detector(bb, fpn_channels=w).eval() for w in fpn_widths]
-        )
+        models, trained = _bench_networks(bb, weights, fpn_widths)
         for m in models:
             net_s = _median_ms(lambda: [sf.detect_frame(m, im) for im in imgs], repeats) / 1e3 / frames
             fpn = m.backbone.out_channels
-            rows.append(
-                dict(
-                    backbone=bb,
-                    fpn_channels=fpn,
-                    network_s_per_frame=net_s,
-                    sep_s_per_frame=sep_s,
-                    ratio_network_vs_sep=net_s / sep_s,
-                    threads=torch.get_num_threads(),
-                    trained=trained,
-                )
-            )
+            times = dict(network_s_per_frame=net_s, sep_s_per_frame=sep_s, ratio_network_vs_sep=net_s / sep_s)
+            rows.append(dict(backbone=bb, fpn_channels=fpn, **times, threads=torch.get_num_threads(), trained=trained))
             if verbose:
                 print(
                     f"{bb:9s} FPN {fpn:3d}  network {net_s:6.3f} s/frame   sep {sep_s:6.3f} s/frame   ratio "

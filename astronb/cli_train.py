@@ -49,33 +49,40 @@ def _parser_tile(sub):
     s.set_defaults(fn=_cmd_tile)
 
 
+def _image_boxes(p, a):
+    """The labelled boxes (x1, y1, x2, y2, class) of image `p` from its YOLO label file (in --labels, else beside it),
+    none without one; a UsageError names the first bad image or label line."""
+    import numpy as np
+    from pathlib import Path
+    from PIL import Image
+    from astronb.yolo_data import from_yolo, validate_image, validate_label_file
+
+    bad = validate_image(p)
+    if bad:
+        raise UsageError(f"{bad}")
+    lab = (Path(a.labels) / f"{p.stem}.txt") if a.labels else p.with_suffix(".txt")
+    if not lab.exists():
+        return np.zeros((0, 4))
+    lines, issues = validate_label_file(lab, a.classes)
+    if issues:
+        raise UsageError(f"{issues[0]}")
+    W, H = Image.open(p).size
+    boxes, cls = from_yolo(lines, W, H)
+    return np.c_[boxes, cls]
+
+
 def _cmd_tile(a):
     import numpy as np
     from pathlib import Path
     from PIL import Image
-    from astronb.core import atomic_save, atomic_write
-    from astronb.yolo_data import from_yolo, to_yolo, validate_image, validate_label_file
+    from astronb.core import atomic_save, atomic_write, progress_bar
+    from astronb.yolo_data import to_yolo
     from astronb.sliced import tile_image
 
-    out = Path(a.out)
-    n = 0
-    from astronb.core import progress_bar
-
+    out, n = Path(a.out), 0
     for p in progress_bar(list(map(Path, a.images)), "images"):
-        bad = validate_image(p)
-        if bad:
-            raise UsageError(f"{bad}")
+        boxes = _image_boxes(p, a)
         rgb = np.asarray(Image.open(p).convert("RGB"))
-        H, W = rgb.shape[:2]
-        lab = (Path(a.labels) / f"{p.stem}.txt") if a.labels else p.with_suffix(".txt")
-        boxes = np.zeros((0, 4))
-        if lab.exists():
-            lines, issues = validate_label_file(lab, a.classes)
-            if issues:
-                for i in issues:
-                    raise UsageError(f"{i}")
-            boxes, cls = from_yolo(lines, W, H)
-            boxes = np.c_[boxes, cls]
         for x0, y0, patch, bb, keep in tile_image(rgb, boxes, a.size, a.overlap, a.min_visible):
             stem = f"{p.stem}_x{x0}_y{y0}"
             atomic_save(out / "images" / f"{stem}.png", lambda q: Image.fromarray(patch).save(q, format="PNG"))
@@ -376,32 +383,30 @@ def _train_starfield(a):
     return 0
 
 
-def _cmd_train(a):
+def _deepspace_data(a):
+    "The dataset YAML to train YOLO on: --data, else the study's data step run now (its issues reported)."
     from pathlib import Path
+    from astronb import deepspace as ds
+
+    if a.data:
+        return Path(a.data)
+    prep, _, _ = ds.prepare_data(a.source, a.n_images, a.seed, a.fraction, a.mirror)  # the study's data step
+    for i in prep.issues:
+        print(f"reported: {i}", file=sys.stderr)
+    return prep.data_yaml
+
+
+def _cmd_train(a):
     from astronb import deepspace as ds
 
     if a.study == "starfield":
         return _train_starfield(a)
     if a.study == "asteroids":
         return _train_asteroids(a)
-    data_yaml = Path(a.data) if a.data else None
-    if data_yaml is None:
-        prep, _, _ = ds.prepare_data(a.source, a.n_images, a.seed, a.fraction, a.mirror)  # the study's data step
-        for i in prep.issues:
-            print(f"reported: {i}", file=sys.stderr)
-        data_yaml = prep.data_yaml
-    best = ds.train_yolo(
-        data_yaml,
-        a.model or "yolov8n.yaml",
-        epochs=a.epochs,
-        imgsz=a.imgsz,
-        batch=a.batch or 16,
-        device=a.device,
-        project=a.project,
-        name=a.name,
-        seed=a.seed,
-    )
-    ev = ds.evaluate_yolo(best, data_yaml, imgsz=a.imgsz, batch=a.batch or 16, device=a.device, seed=a.seed)
+    data_yaml = _deepspace_data(a)
+    run = dict(imgsz=a.imgsz, batch=a.batch or 16, device=a.device, seed=a.seed)
+    best = ds.train_yolo(data_yaml, a.model or "yolov8n.yaml", epochs=a.epochs, project=a.project, name=a.name, **run)
+    ev = ds.evaluate_yolo(best, data_yaml, **run)
     card = ds.write_yolo_card(best, ev, a.imgsz, params={k: v for k, v in vars(a).items() if k != "fn"})
     print(
         f"best weights: {best}\nmodel card: {card} (operating confidence {ev['conf']:.3f}, chosen on the "

@@ -155,6 +155,37 @@ def write_frame(path, img, truth, params=None):
     return path
 
 # %% ../nbs/30a_simulator.ipynb #cbe4ed04
+def _sep_count(cfg: SimConfig, zero_point: float, n_check: int) -> float:
+    "Mean number of sep detections on `n_check` frames simulated with `cfg` at `zero_point` (fixed seeds)."
+    sim = SimConfig(**(asdict(cfg) | dict(zero_point=zero_point)))
+    return np.mean([len(detect_sep(simulate_frame(sim, seed=90_000 + k)[0])) for k in range(n_check)])
+
+
+def _fit_zero_point(cfg: SimConfig, stats, frames, truths, check: tuple) -> float:
+    """The zero point: first the median true-source flux (3 px aperture) put at the count law's median magnitude, then
+    bisected (check = (simulated frames, steps)) until sep finds as many sources per area as on the real frames."""
+    flux = np.concatenate([10 ** (-0.4 * aperture_mag(f, t.x, t.y, 0.0)) for f, t in zip(frames, truths)])
+    m_med = float(np.median(sample_magnitudes(np.random.default_rng(0), 100000, cfg.mag_range, cfg.slope)))
+    zp = m_med + 2.5 * math.log10(max(float(np.median(flux)), 1e-3))
+    target = float(stats.sep_sources.mean()) * (cfg.size**2) / float(np.mean(stats.pixels))
+    lo, hi = zp - 4.0, zp + 2.0  # sep finds more sources as the zero point rises
+    for _ in range(check[1]):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _sep_count(cfg, mid, check[0]) < target else (lo, mid)
+    return float((lo + hi) / 2)
+
+
+def _fit_sky_noise_seeing(cfg: SimConfig, stats):
+    """Set the sky range, gain (from RMS² = sky/gain + read²), seeing (median FWHM ±15%) and correlated-noise fraction
+    of `cfg` (in place) from the frames' `stats`."""
+    b, r, fw = stats.background.median(), stats.background_rms.median(), stats.fwhm_px.median()
+    cfg.sky = (float(stats.background.min()) * 0.95, float(stats.background.max()) * 1.05)
+    cfg.gain = float(b / max(r**2 - cfg.read_noise**2, 1.0))
+    cfg.fwhm = (0.85 * fw, 1.15 * fw)
+    own = math.exp(-4 / (4 * cfg.noise_corr_scale**2))  # a Gaussian-filtered field's correlation at 2 px
+    cfg.noise_corr = float(np.clip(stats.noise_corr.median() / own, 0.0, 0.9))
+
+
 def calibrate(frames, truths=None, base: SimConfig = SimConfig(), n_check: int = 12, steps: int = 8) -> tuple:
     """A SimConfig whose sky, noise, seeing, source density and zero point follow the given real frames; and the
     measured stats. Noise: RMS² = sky/gain + read², so the gain follows from the measured sky and RMS (read noise
@@ -164,32 +195,11 @@ def calibrate(frames, truths=None, base: SimConfig = SimConfig(), n_check: int =
     (`steps` times, on `n_check` simulated frames) until sep finds as many sources per frame as on the real frames."""
     stats = pd.DataFrame([frame_stats(f) for f in frames])
     cfg = SimConfig(**asdict(base))
-    b, r, fw = stats.background.median(), stats.background_rms.median(), stats.fwhm_px.median()
-    cfg.sky = (float(stats.background.min()) * 0.95, float(stats.background.max()) * 1.05)
-    cfg.gain = float(b / max(r**2 - cfg.read_noise**2, 1.0))
-    cfg.fwhm = (0.85 * fw, 1.15 * fw)
-    own = math.exp(-4 / (4 * cfg.noise_corr_scale**2))  # a Gaussian-filtered field's correlation at 2 px
-    cfg.noise_corr = float(np.clip(stats.noise_corr.median() / own, 0.0, 0.9))
+    _fit_sky_noise_seeing(cfg, stats)
     if truths is not None:
         cfg.sources_per_frame = float(np.mean([len(t) for t in truths])) * (cfg.size**2) / float(np.mean(stats.pixels))
         cfg.galaxy_fraction = float(max(0.05, np.mean([(t.code != 100).mean() for t in truths])))
-        flux = np.concatenate([10 ** (-0.4 * aperture_mag(f, t.x, t.y, 0.0)) for f, t in zip(frames, truths)])
-        m_med = float(np.median(sample_magnitudes(np.random.default_rng(0), 100000, cfg.mag_range, cfg.slope)))
-        cfg.zero_point = m_med + 2.5 * math.log10(max(float(np.median(flux)), 1e-3))
-        target = float(stats.sep_sources.mean()) * (cfg.size**2) / float(np.mean(stats.pixels))
-
-        def count(zp):
-            frames = (
-                simulate_frame(SimConfig(**(asdict(cfg) | dict(zero_point=zp))), seed=90_000 + k)[0]
-                for k in range(n_check)
-            )
-            return np.mean([len(detect_sep(f)) for f in frames])
-
-        lo, hi = cfg.zero_point - 4.0, cfg.zero_point + 2.0  # sep finds more sources as the zero point rises
-        for _ in range(steps):
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
-        cfg.zero_point = float((lo + hi) / 2)
+        cfg.zero_point = _fit_zero_point(cfg, stats, frames, truths, (n_check, steps))
         stats["median_true_source_flux"] = [
             float(np.median(10 ** (-0.4 * aperture_mag(f, t.x, t.y, 0.0)))) for f, t in zip(frames, truths)
         ]

@@ -436,33 +436,26 @@ class SoftNMSRoIHeads(RoIHeads):
     softnms_score_threshold = 0.001
     softnms_legacy = False
 
+    def _candidates(self, boxes, scores, image_shape) -> tuple:
+        """One image's per-class candidates as torchvision makes them: boxes clipped to the image, the background column
+        dropped, scores above `score_thresh`, boxes not degenerate; (boxes, scores, labels)."""
+        boxes = box_ops.clip_boxes_to_image(boxes, image_shape)
+        labels = torch.arange(scores.shape[-1], device=scores.device).view(1, -1).expand_as(scores)
+        boxes, scores, labels = boxes[:, 1:].reshape(-1, 4), scores[:, 1:].reshape(-1), labels[:, 1:].reshape(-1)
+        inds = torch.where(scores > self.score_thresh)[0]
+        boxes, scores, labels = boxes[inds], scores[inds], labels[inds]
+        keep = box_ops.remove_small_boxes(boxes, min_size=1e-2)
+        return boxes[keep], scores[keep], labels[keep]
+
     def postprocess_detections(self, class_logits, box_regression, proposals, image_shapes):
-        device = class_logits.device
-        num_classes = class_logits.shape[-1]
         boxes_per_image = [p.shape[0] for p in proposals]
-        pred_boxes = self.box_coder.decode(box_regression, proposals)
-        pred_scores = F.softmax(class_logits, -1)
+        pred_boxes = self.box_coder.decode(box_regression, proposals).split(boxes_per_image, 0)
+        pred_scores = F.softmax(class_logits, -1).split(boxes_per_image, 0)
+        settings = (self.softnms_method, self.softnms_sigma, self.nms_thresh, self.softnms_score_threshold)
         out_boxes, out_scores, out_labels = [], [], []
-        for boxes, scores, image_shape in zip(
-            pred_boxes.split(boxes_per_image, 0), pred_scores.split(boxes_per_image, 0), image_shapes
-        ):
-            boxes = box_ops.clip_boxes_to_image(boxes, image_shape)
-            labels = torch.arange(num_classes, device=device).view(1, -1).expand_as(scores)
-            boxes, scores, labels = boxes[:, 1:].reshape(-1, 4), scores[:, 1:].reshape(-1), labels[:, 1:].reshape(-1)
-            inds = torch.where(scores > self.score_thresh)[0]
-            boxes, scores, labels = boxes[inds], scores[inds], labels[inds]
-            keep = box_ops.remove_small_boxes(boxes, min_size=1e-2)
-            boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
-            keep, new_scores = batched_soft_nms(
-                boxes,
-                scores,
-                labels,
-                self.softnms_method,
-                self.softnms_sigma,
-                self.nms_thresh,
-                self.softnms_score_threshold,
-                self.softnms_legacy,
-            )
+        for boxes, scores, image_shape in zip(pred_boxes, pred_scores, image_shapes):
+            boxes, scores, labels = self._candidates(boxes, scores, image_shape)
+            keep, new_scores = batched_soft_nms(boxes, scores, labels, *settings, self.softnms_legacy)
             keep, new_scores = keep[: self.detections_per_img], new_scores[: self.detections_per_img]
             out_boxes.append(boxes[keep])
             out_scores.append(new_scores)

@@ -270,6 +270,29 @@ def _check_ranks_agree(model, rank: int, world: int, log=None):
         log(f"rank {rank} of {world}: parameters {digests[rank]}, identical on all ranks")
 
 # %% ../nbs/30_starfield.ipynb #938c804e27f84196a10c8828c723f798
+def _galaxy_centres(frames: list) -> list:
+    "(frame index, x, y) of the box centre of every galaxy (label 2) in `frames`, for galaxy-centred crops."
+    return [
+        (i, (b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
+        for i, f in enumerate(frames)
+        for b, lab in zip(f.boxes, f.labels)
+        if lab == 2
+    ]
+
+
+def _checkpoint_due(step: int, cfg: CropTraining) -> bool:
+    "Whether a checkpoint is written after 0-based `step`: every `cfg.ckpt_every` steps and after the last."
+    return (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps
+
+
+def _timed_step(hist: TrainHistory, net, opt, params, batch: tuple, world: int):
+    "One `_sgd_step` on this rank's `batch` (images, targets), its loss appended to `hist` and its time counted."
+    t0 = time.perf_counter()
+    hist.append(_sgd_step(net, opt, params, *batch, world))
+    if hist.seconds is not None:
+        hist.seconds += time.perf_counter() - t0
+
+
 def train_detector(model, frames: list, cfg: CropTraining = CropTraining(), ckpt=None, progress: bool = True, log=None):
     """Train `model` (a `build_detector` network) on random crops of `frames` (`make_frame` results) with SGD, as `cfg`
     says; resumes from `ckpt` when it exists and writes it atomically every `cfg.ckpt_every` steps and at the end.
@@ -278,30 +301,20 @@ def train_detector(model, frames: list, cfg: CropTraining = CropTraining(), ckpt
     them, gradients are averaged, only rank 0 writes the checkpoint, and the ranks' parameters are checked to agree."""
     from tqdm.auto import tqdm
 
-    gals = [
-        (i, (b[0] + b[2]) / 2, (b[1] + b[3]) / 2)
-        for i, f in enumerate(frames)
-        for b, lab in zip(f.boxes, f.labels)
-        if lab == 2
-    ]
-    rng = np.random.default_rng(cfg.seed)
+    gals, rng = _galaxy_centres(frames), np.random.default_rng(cfg.seed)
     torch.manual_seed(cfg.seed)
     net, rank, world = _wrap_ddp(model, cfg.batch)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=SGD_MOMENTUM, weight_decay=WEIGHT_DECAY)
     hist = _resume(ckpt, model, opt, rng, log)
     net.train()
-    for step in tqdm(
-        range(hist.start_step, cfg.steps), initial=hist.start_step, total=cfg.steps, disable=not progress, desc="train"
-    ):
+    steps = range(hist.start_step, cfg.steps)
+    for step in tqdm(steps, initial=hist.start_step, total=cfg.steps, disable=not progress, desc="train"):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, cfg)
         ims, tgs = _draw_batch(frames, gals, cfg, rng)
-        t0 = time.perf_counter()
-        hist.append(_sgd_step(net, opt, params, ims[rank::world], tgs[rank::world], world))  # this rank's share
-        if hist.seconds is not None:
-            hist.seconds += time.perf_counter() - t0
-        if ckpt and rank == 0 and ((step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps):
+        _timed_step(hist, net, opt, params, (ims[rank::world], tgs[rank::world]), world)  # this rank's share
+        if ckpt and rank == 0 and _checkpoint_due(step, cfg):
             _save_ckpt(Path(ckpt), model, opt, step + 1, rng, hist)
     model.eval()
     if world > 1:
