@@ -19,7 +19,7 @@ from astronb.cli import (
 )
 
 # %% auto #0
-__all__ = []
+__all__ = ['CARD_PROVENANCE']
 
 # %% ../nbs/99c_cli_catalogue.ipynb #af324dbd
 @verb
@@ -234,37 +234,33 @@ def _cmd_detect(a):
     )
 
 
-def _detect_meta(a, card, norm, score_min, frames, version) -> dict:
-    "The catalogue's provenance: the command, each frame, and the method with its settings."
+CARD_PROVENANCE = ("study", "architecture", "preprocessing", "operating_point", "fine_tuned_on", "git")  # kept in meta
+
+
+def _method_meta(a, card, norm, score_min) -> dict:
+    "The detection method and its settings: a classical extractor's thresholds, or the network's weights and card."
     from pathlib import Path
 
     if a.baseline:
-        method = dict(
-            method=a.baseline,
-            thresh_sigma=a.thresh,
-            minarea_px=a.minarea,
-            flux="sep's isophotal flux" if a.baseline == "sep" else "SExtractor's FLUX_AUTO",
-        )
-    else:
-        method = dict(
-            method="network",
-            weights=str(Path(a.weights).resolve()),
-            normalisation=norm,
-            score_min=score_min,
-            flux="background-subtracted sum in a 3 px radius aperture (sep.sum_circle)",
-            card={
-                k: card[k]
-                for k in ("study", "architecture", "preprocessing", "operating_point", "fine_tuned_on", "git")
-                if k in card
-            }
-            if card
-            else None,
-        )
+        flux = "sep's isophotal flux" if a.baseline == "sep" else "SExtractor's FLUX_AUTO"
+        return dict(method=a.baseline, thresh_sigma=a.thresh, minarea_px=a.minarea, flux=flux)
+    return dict(
+        method="network",
+        weights=str(Path(a.weights).resolve()),
+        normalisation=norm,
+        score_min=score_min,
+        flux="background-subtracted sum in a 3 px radius aperture (sep.sum_circle)",
+        card={k: card[k] for k in CARD_PROVENANCE if k in card} if card else None,
+    )
+
+
+def _detect_meta(a, card, norm, score_min, frames, version) -> dict:
+    "The catalogue's provenance: the command, each frame, and the method with its settings."
     return dict(
         astronb_version=version,
         command="astronb detect",
         frames=frames,
-        **method,
+        **_method_meta(a, card, norm, score_min),
         columns="x, y: 1-based pixel centre (FITS convention); mag = zero_point - 2.5 log10(flux)",
     )
 

@@ -149,6 +149,27 @@ class PostProcess:
     legacy: bool = False
 
 # %% ../nbs/30b_detector.ipynb #3a297627
+def _image_candidates(boxes, pr, shape, post: PostProcess) -> tuple:
+    """One image's candidates, one per proposal: (boxes of the chosen class clipped to the image, scores 1 -
+    P(background), labels), above `post.score_thresh` and not degenerate."""
+    score = 1 - pr[:, 0]
+    lab = torch.where(post.galaxy_odds * pr[:, 2] > pr[:, 1], 2, 1)
+    b = box_ops.clip_boxes_to_image(boxes[torch.arange(len(lab)), lab], shape)
+    k = torch.where(score > post.score_thresh)[0]
+    b, score, lab = b[k], score[k], lab[k]
+    k = box_ops.remove_small_boxes(b, min_size=1e-2)
+    return b[k], score[k], lab[k]
+
+
+def _suppress(b, score, lab, post: PostProcess) -> tuple:
+    "(kept indices, their scores): soft-NMS over both classes at once when `post.soft`, else torchvision's hard NMS."
+    if post.soft:
+        settings = (post.method, post.sigma, post.nms_thresh, post.score_threshold, post.legacy)
+        return batched_soft_nms(b, score, torch.zeros_like(lab), *settings)
+    keep = box_ops.nms(b, score, post.nms_thresh)
+    return keep, score[keep]
+
+
 def source_detections(class_logits, box_regression, proposals, image_shapes, box_coder, post: PostProcess) -> tuple:
     """(boxes, scores, labels), one list entry per image, from the box head's raw outputs: one detection per proposal,
     scored 1 - P(background), called a galaxy when `post.galaxy_odds` x P(galaxy) > P(star), with that class's
@@ -159,27 +180,8 @@ def source_detections(class_logits, box_regression, proposals, image_shapes, box
     boxes_all, probs_all = box_coder.decode(box_regression, proposals), F.softmax(class_logits, -1)
     out_b, out_s, out_l = [], [], []
     for boxes, pr, shape in zip(boxes_all.split(n, 0), probs_all.split(n, 0), image_shapes):
-        score = 1 - pr[:, 0]
-        lab = torch.where(post.galaxy_odds * pr[:, 2] > pr[:, 1], 2, 1)
-        b = box_ops.clip_boxes_to_image(boxes[torch.arange(len(lab)), lab], shape)
-        k = torch.where(score > post.score_thresh)[0]
-        b, score, lab = b[k], score[k], lab[k]
-        k = box_ops.remove_small_boxes(b, min_size=1e-2)
-        b, score, lab = b[k], score[k], lab[k]
-        if post.soft:
-            keep, score = batched_soft_nms(
-                b,
-                score,
-                torch.zeros_like(lab),
-                post.method,
-                post.sigma,
-                post.nms_thresh,
-                post.score_threshold,
-                post.legacy,
-            )
-        else:
-            keep = box_ops.nms(b, score, post.nms_thresh)
-            score = score[keep]
+        b, score, lab = _image_candidates(boxes, pr, shape, post)
+        keep, score = _suppress(b, score, lab, post)
         keep, score = keep[: post.detections], score[: post.detections]
         out_b.append(b[keep])
         out_s.append(score)

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['APERTURE_RADIUS', 'sep_input', 'detect_sep', 'aperture_flux', 'aperture_mag', 'psf_fwhm', 'noise_correlation',
-           'frame_stats', 'sextractor_binary', 'detect_sextractor']
+__all__ = ['APERTURE_RADIUS', 'SEXTRACTOR_MISSING', 'sep_input', 'detect_sep', 'aperture_flux', 'aperture_mag', 'psf_fwhm',
+           'noise_correlation', 'frame_stats', 'sextractor_binary', 'detect_sextractor']
 
 # %% ../nbs/09a_extract.ipynb #405097ce
 def sep_input(img):
@@ -186,33 +186,34 @@ def sextractor_binary():
     return None
 
 # %% ../nbs/09a_extract.ipynb #b5a32e1f
+SEXTRACTOR_MISSING = (
+    "SExtractor is not installed: `apt-get install source-extractor` (Debian/Ubuntu), "
+    "`brew install sextractor` (macOS) or `conda install -c conda-forge astromatic-source-extractor`"
+)
+
+
+def _sextractor_args(d: Path, thresh: float, minarea: int, extra: dict | None) -> dict:
+    "SExtractor's command-line settings: our parameter and filter files in `d`, the thresholds, then `extra`."
+    (d / "default.conv").write_text(_CONV)
+    (d / "default.param").write_text(_PARAMS)
+    files = dict(
+        CATALOG_NAME=str(d / "out.cat"), PARAMETERS_NAME=str(d / "default.param"), FILTER_NAME=str(d / "default.conv")
+    )
+    detection = dict(DETECT_THRESH=thresh, ANALYSIS_THRESH=thresh, DETECT_MINAREA=minarea, SATUR_LEVEL=65535)
+    quiet = dict(CATALOG_TYPE="ASCII_HEAD", CHECKIMAGE_TYPE="NONE", VERBOSE_TYPE="QUIET")
+    return files | quiet | detection | (extra or {})
+
+
 def detect_sextractor(fits_path, thresh: float = 1.5, minarea: int = 5, extra: dict | None = None) -> pd.DataFrame:
     "Run SExtractor on a FITS file; x, y 1-based."
     from astronb.io import read_sextractor_catalog
 
     exe = sextractor_binary()
     if exe is None:
-        raise FileNotFoundError(
-            "SExtractor is not installed: `apt-get install source-extractor` (Debian/Ubuntu), "
-            "`brew install sextractor` (macOS) or `conda install -c conda-forge astromatic-source-extractor`"
-        )
+        raise FileNotFoundError(SEXTRACTOR_MISSING)
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
-        (d / "default.conv").write_text(_CONV)
-        (d / "default.param").write_text(_PARAMS)
-        args = dict(
-            CATALOG_NAME=str(d / "out.cat"),
-            CATALOG_TYPE="ASCII_HEAD",
-            PARAMETERS_NAME=str(d / "default.param"),
-            FILTER_NAME=str(d / "default.conv"),
-            DETECT_THRESH=thresh,
-            ANALYSIS_THRESH=thresh,
-            DETECT_MINAREA=minarea,
-            SATUR_LEVEL=65535,
-            CHECKIMAGE_TYPE="NONE",
-            VERBOSE_TYPE="QUIET",
-            **(extra or {}),
-        )
+        args = _sextractor_args(d, thresh, minarea, extra)
         cmd = [exe, str(Path(fits_path).resolve())] + [a for k, v in args.items() for a in (f"-{k}", str(v))]
         r = subprocess.run(cmd, cwd=d, capture_output=True, text=True, timeout=600)
         if r.returncode != 0 or not (d / "out.cat").exists():

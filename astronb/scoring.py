@@ -13,6 +13,14 @@ __all__ = ['score_by_magnitude', 'score_frame', 'classification_by_magnitude', '
            'list_match_radius', 'snap_to_catalogue']
 
 # %% ../nbs/30d_scoring.ipynb #302e1381
+def _matched_flags(m, n_det: int, n_true: int) -> tuple:
+    "(detection matched, truth matched) boolean arrays from the (detection, truth) index pairs `m`."
+    matched_d, matched_t = np.zeros(n_det, bool), np.zeros(n_true, bool)
+    matched_d[m[:, 0]] = True
+    matched_t[m[:, 1]] = True
+    return matched_d, matched_t
+
+
 def score_by_magnitude(
     det: pd.DataFrame, truth: pd.DataFrame, det_mag: np.ndarray, bins, radius: float = 1.5
 ) -> pd.DataFrame:
@@ -20,29 +28,15 @@ def score_by_magnitude(
     magnitude."""
     m = match_points(det[["x", "y"]].to_numpy(), truth[["x", "y"]].to_numpy(), radius)
     tm = truth.mag.to_numpy()
-    matched_t = np.zeros(len(truth), bool)
-    matched_t[m[:, 1]] = True
-    matched_d = np.zeros(len(det), bool)
-    matched_d[m[:, 0]] = True
+    matched_d, matched_t = _matched_flags(m, len(det), len(truth))
     dmag = np.asarray(det_mag, float).copy()
     dmag[m[:, 0]] = tm[m[:, 1]]
     rows = []
     for lo, hi in zip(bins[:-1], bins[1:]):
-        it = (tm >= lo) & (tm < hi)
-        idt = (dmag >= lo) & (dmag < hi)
-        tp = int((matched_t & it).sum())
-        fp = int((~matched_d & idt).sum())
-        rows.append(
-            dict(
-                mag_lo=lo,
-                mag_hi=hi,
-                n_true=int(it.sum()),
-                tp=tp,
-                fp=fp,
-                recall=tp / it.sum() if it.sum() else np.nan,
-                precision=tp / (tp + fp) if tp + fp else np.nan,
-            )
-        )
+        it, idt = (tm >= lo) & (tm < hi), (dmag >= lo) & (dmag < hi)
+        tp, fp, n_true = int((matched_t & it).sum()), int((~matched_d & idt).sum()), int(it.sum())
+        rates = dict(recall=tp / it.sum() if it.sum() else np.nan, precision=tp / (tp + fp) if tp + fp else np.nan)
+        rows.append(dict(mag_lo=lo, mag_hi=hi, n_true=n_true, tp=tp, fp=fp, **rates))
     df = pd.DataFrame(rows)
     p, r = df.precision, df.recall
     df["f1"], df["f2"] = f_beta(p, r, 1), f_beta(p, r, 2)
@@ -72,10 +66,8 @@ def score_frame(det: pd.DataFrame, truth: pd.DataFrame, radius: float = 1.5) -> 
     return out
 
 # %% ../nbs/30d_scoring.ipynb #8225d6e1
-def classification_by_magnitude(pairs, bins, radius: float = 1.5) -> pd.DataFrame:
-    """Star/galaxy confusion among matched sources, per magnitude bin of the true source, summed over (detections,
-    truth) pairs. galaxy_recall: matched galaxies called galaxies; galaxy_precision: of the matched sources called
-    galaxies, the true ones."""
+def _matched_classes(pairs, radius: float) -> tuple:
+    "(true magnitude, true class, called class) of every matched source over the (detections, truth) pairs."
     tm, tc, dc = [], [], []
     for det, tr in pairs:
         m = match_points(det[["x", "y"]].to_numpy(), tr[["x", "y"]].to_numpy(), radius)
@@ -83,27 +75,28 @@ def classification_by_magnitude(pairs, bins, radius: float = 1.5) -> pd.DataFram
         tm.append(tr.mag.to_numpy()[m[:, 1]])
         tc.append(cls[m[:, 1]])
         dc.append(det.cls.to_numpy()[m[:, 0]])
-    tm, tc, dc = (np.concatenate(a) if a else np.array([]) for a in (tm, tc, dc))
-    rows = []
-    for lo, hi in zip(bins[:-1], bins[1:]):
-        k = (tm >= lo) & (tm < hi)
-        gg, gs = (
-            int((k & (tc == "galaxy") & (dc == "galaxy")).sum()),
-            int((k & (tc == "galaxy") & (dc == "star")).sum()),
-        )
-        sg, ss = int((k & (tc == "star") & (dc == "galaxy")).sum()), int((k & (tc == "star") & (dc == "star")).sum())
-        rows.append(
-            dict(
-                mag_lo=lo,
-                mag_hi=hi,
-                galaxies=gg + gs,
-                galaxies_as_galaxy=gg,
-                stars=ss + sg,
-                stars_as_galaxy=sg,
-                galaxy_recall=gg / (gg + gs) if gg + gs else np.nan,
-                galaxy_precision=gg / (gg + sg) if gg + sg else np.nan,
-            )
-        )
+    return tuple(np.concatenate(a) if a else np.array([]) for a in (tm, tc, dc))
+
+
+def _confusion_row(k, tc, dc) -> dict:
+    "Star/galaxy confusion counts and the galaxy recall and precision among the matched sources selected by `k`."
+    gg, gs = int((k & (tc == "galaxy") & (dc == "galaxy")).sum()), int((k & (tc == "galaxy") & (dc == "star")).sum())
+    sg, ss = int((k & (tc == "star") & (dc == "galaxy")).sum()), int((k & (tc == "star") & (dc == "star")).sum())
+    rates = dict(
+        galaxy_recall=gg / (gg + gs) if gg + gs else np.nan, galaxy_precision=gg / (gg + sg) if gg + sg else np.nan
+    )
+    return dict(galaxies=gg + gs, galaxies_as_galaxy=gg, stars=ss + sg, stars_as_galaxy=sg, **rates)
+
+
+def classification_by_magnitude(pairs, bins, radius: float = 1.5) -> pd.DataFrame:
+    """Star/galaxy confusion among matched sources, per magnitude bin of the true source, summed over (detections,
+    truth) pairs. galaxy_recall: matched galaxies called galaxies; galaxy_precision: of the matched sources called
+    galaxies, the true ones."""
+    tm, tc, dc = _matched_classes(pairs, radius)
+    rows = [
+        dict(mag_lo=lo, mag_hi=hi, **_confusion_row((tm >= lo) & (tm < hi), tc, dc))
+        for lo, hi in zip(bins[:-1], bins[1:])
+    ]
     return pd.DataFrame(rows)
 
 # %% ../nbs/30d_scoring.ipynb #e2f6705c
