@@ -9,7 +9,8 @@ from pathlib import Path
 from .core import atomic_write, file_digest, git_info, package_versions, utc_now
 
 # %% auto #0
-__all__ = ['CARD_VERSION', 'card_path', 'write_card', 'read_card', 'study_model', 'export_path', 'write_export_card']
+__all__ = ['CARD_VERSION', 'CARD_FIELDS', 'card_path', 'write_card', 'read_card', 'study_model', 'export_path',
+           'write_export_card']
 
 # %% ../nbs/08_cards.ipynb #1ab83699
 def card_path(weights) -> Path:
@@ -61,17 +62,11 @@ def write_card(
     return p
 
 # %% ../nbs/08_cards.ipynb #13179c12
-def read_card(path) -> tuple:
-    """(card dict, weights path) from a card or from the weights it describes. The weights' SHA-256 must match the
-    card's; weights without a card give (None, weights path)."""
-    p = Path(path)
-    if not p.exists():
-        raise FileNotFoundError(f"{p} not found: pass a weights file or its .card.json")
-    if not p.name.endswith(".card.json"):
-        c = card_path(p)
-        if not c.exists():
-            return None, p
-        p = c
+CARD_FIELDS = ("weights", "weights_sha256", "operating_point", "preprocessing")  # what every card must have
+
+
+def _card_json(p: Path) -> dict:
+    "The JSON object of a card file; a ValueError naming the file when it is not one or lacks a `CARD_FIELDS` field."
     try:
         card = json.loads(p.read_bytes().decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -80,9 +75,23 @@ def read_card(path) -> tuple:
         ) from None
     if not isinstance(card, dict):
         raise ValueError(f"{p}: not a model card (a JSON {type(card).__name__}, not an object)")
-    for k in ("weights", "weights_sha256", "operating_point", "preprocessing"):
+    for k in CARD_FIELDS:
         if k not in card:
             raise ValueError(f"{p}: not a model card (no '{k}' field)")
+    return card
+
+
+def read_card(path) -> tuple:
+    """(card dict, weights path) from a card or from the weights it describes. The weights' SHA-256 must match the
+    card's; weights without a card give (None, weights path)."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p} not found: pass a weights file or its .card.json")
+    if not p.name.endswith(".card.json"):
+        if not card_path(p).exists():
+            return None, p
+        p = card_path(p)
+    card = _card_json(p)
     w = p.with_name(card["weights"])
     if not w.is_file():
         raise FileNotFoundError(f"{p} describes {w}, which is missing: keep the weights beside their card")

@@ -183,6 +183,23 @@ def _training_scores(card, cs, y, gt, out):
     return scores
 
 
+def _print_left_out(left: list):
+    "Each input left out, on one line of standard error."
+    for m in left:
+        print(f"left out: {' '.join(str(m).split())}", file=sys.stderr)
+
+
+def _gated_summary(y, gt, r: dict, card, scores) -> str:
+    "What `astronb train asteroids` tells at the end: the data, the gate, the threshold and the out-of-fold rates."
+    return (
+        f"{len(y)} labelled alert(s), {r['asteroids']} asteroid(s), {int((~gt.open).sum())} decided by the gate; "
+        f"threshold {gt.threshold:.4f} for recall >= {gt.open_recall:.3f} behind the gate; out of fold: recall "
+        f"{r['found']}/{r['asteroids']} [{r['recall_lo']:.2f}, {r['recall_hi']:.2f}], precision "
+        f"{r['found']}/{r['flagged']} [{r['precision_lo']:.2f}, {r['precision_hi']:.2f}]\nmodel card: {card}\n"
+        f"training alerts as classify scores them: {scores}"
+    )
+
+
 def _train_asteroids(a) -> int:
     from pathlib import Path
     from astronb import asteroids as ast, regimes as rg
@@ -190,28 +207,18 @@ def _train_asteroids(a) -> int:
     left = []
     try:
         cs, y, source, features = _labelled_alerts(a, left)
-        F = ast.alert_feature_table(cs.index)
-        gt = rg.fit_gated_trees(
-            F, y, cs.index.objectId.to_numpy(), a.recall, folds=a.folds, seed=a.seed, features=features
-        )
+        F, groups = ast.alert_feature_table(cs.index), cs.index.objectId.to_numpy()
+        gt = rg.fit_gated_trees(F, y, groups, a.recall, folds=a.folds, seed=a.seed, features=features)
     except (ValueError, FileNotFoundError) as e:
-        for m in left:
-            print(f"left out: {' '.join(str(m).split())}", file=sys.stderr)
+        _print_left_out(left)
         raise UsageError(e) from e
     out = Path(a.out or "asteroid_model.joblib")
     r = _oof_rates(gt, y)
     data = dict(alert_files=len(a.inputs) - len(left), alerts=len(y), asteroids=r["asteroids"], labels=source)
     card = _gated_card(a, gt, r, out, features, data)
     scores = _training_scores(card, cs, y, gt, out)
-    for m in left:
-        print(f"left out: {' '.join(str(m).split())}", file=sys.stderr)
-    print(
-        f"{len(y)} labelled alert(s), {r['asteroids']} asteroid(s), {int((~gt.open).sum())} decided by the gate; "
-        f"threshold {gt.threshold:.4f} for recall >= {gt.open_recall:.3f} behind the gate; out of fold: recall "
-        f"{r['found']}/{r['asteroids']} [{r['recall_lo']:.2f}, {r['recall_hi']:.2f}], precision "
-        f"{r['found']}/{r['flagged']} [{r['precision_lo']:.2f}, {r['precision_hi']:.2f}]\nmodel card: {card}\n"
-        f"training alerts as classify scores them: {scores}"
-    )
+    _print_left_out(left)
+    print(_gated_summary(y, gt, r, card, scores))
     return 1 if left else 0
 
 # %% ../nbs/99a_cli_train.ipynb #6016e159

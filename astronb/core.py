@@ -67,6 +67,32 @@ def paths() -> SimpleNamespace:
     )
 
 # %% ../nbs/00_core.ipynb #7189ac65
+def _seed_torch(seed: int, deterministic: bool) -> dict:
+    "Seed PyTorch (CPU and every GPU); with `deterministic`, its deterministic algorithms and cuDNN without autotuning."
+    import torch
+
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    if not deterministic:
+        return {"torch": seed}
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS needs on GPUs
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    return {"torch": seed, "torch_deterministic": True}
+
+
+def _seed_tensorflow(seed: int, deterministic: bool) -> dict:
+    "Seed TensorFlow and Keras; with `deterministic`, TensorFlow's op determinism."
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    if not deterministic:
+        return {"tensorflow": seed}
+    tf.config.experimental.enable_op_determinism()
+    return {"tensorflow": seed, "tensorflow_op_determinism": True}
+
+
 def seed_everything(seed: int, frameworks=("torch", "tensorflow"), deterministic: bool = True) -> dict:
     """Seed Python, NumPy and the named deep-learning frameworks; returns what was seeded and which determinism switches
     are on. `deterministic`: PyTorch's deterministic algorithms (a warning where an op has none), cuDNN without
@@ -80,25 +106,9 @@ def seed_everything(seed: int, frameworks=("torch", "tensorflow"), deterministic
     np.random.seed(seed)
     done = {"python": seed, "numpy": seed}
     if "torch" in frameworks:
-        import torch
-
-        torch.manual_seed(seed)
-        if torch.cuda.is_available():
-            torch.cuda.manual_seed_all(seed)
-        done["torch"] = seed
-        if deterministic:
-            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # what deterministic cuBLAS needs on GPUs
-            torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-            done["torch_deterministic"] = True
+        done |= _seed_torch(seed, deterministic)
     if "tensorflow" in frameworks:
-        import tensorflow as tf
-
-        tf.keras.utils.set_random_seed(seed)
-        done["tensorflow"] = seed
-        if deterministic:
-            tf.config.experimental.enable_op_determinism()
-            done["tensorflow_op_determinism"] = True
+        done |= _seed_tensorflow(seed, deterministic)
     return done
 
 # %% ../nbs/00_core.ipynb #926b039d
@@ -291,32 +301,27 @@ def portable_text(text: str) -> str:
     return text
 
 # %% ../nbs/00_core.ipynb #564dd24a
+def _run_times(started, finished: str) -> dict:
+    "started, finished (ISO times) and the duration in seconds when the start is known."
+    times = dict(started=started or finished, finished=finished)
+    if started:
+        dt = _dt.datetime.fromisoformat(finished) - _dt.datetime.fromisoformat(started)
+        times["duration_s"] = round(dt.total_seconds(), 1)
+    return times
+
+
 def write_manifest(
     out_dir, study: str, params: dict, seed, inputs=(), outputs=(), started=None, notebook=None, extra=None, git=None
 ) -> Path:
     """Write `out_dir/manifest.json` atomically; `inputs` are files whose SHA-256 is recorded.
     `git`: the checkout as it was when the run started (`git_info()` then); when the checkout changed during the run,
     the manifest also records it at the end as `git_at_finish`."""
-    out_dir = Path(out_dir)
-    finished = utc_now()
-    now = git_info()
-    man = {
-        "study": study,
-        "notebook": notebook,
-        "params": _portable(params),
-        "seed": seed,
-        "git": git or now,
-        "packages": package_versions(),
-        "hardware": hardware_info(),
-        "inputs": {portable_path(p): file_digest(p) for p in inputs},
-        "outputs": sorted(str(Path(o).relative_to(out_dir)) if Path(o).is_absolute() else str(o) for o in outputs),
-        "started": started or finished,
-        "finished": finished,
-    }
-    if started:
-        man["duration_s"] = round(
-            (_dt.datetime.fromisoformat(finished) - _dt.datetime.fromisoformat(started)).total_seconds(), 1
-        )
+    out_dir, now = Path(out_dir), git_info()
+    man = dict(study=study, notebook=notebook, params=_portable(params), seed=seed, git=git or now)
+    man |= dict(packages=package_versions(), hardware=hardware_info())
+    man["inputs"] = {portable_path(p): file_digest(p) for p in inputs}
+    man["outputs"] = sorted(str(Path(o).relative_to(out_dir)) if Path(o).is_absolute() else str(o) for o in outputs)
+    man |= _run_times(started, utc_now())
     if git and git != now:
         man["git_at_finish"] = now
     if extra:

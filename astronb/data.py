@@ -168,37 +168,32 @@ def dataset_dir(name: str) -> Path:
     return paths().cache / name
 
 # %% ../nbs/01_data.ipynb #82009e18
-def parse_zenodo_record(rec: dict, dataset: str, api: str) -> list:
-    "RemoteFiles from a Zenodo record JSON."
+def _zenodo_entries(rec: dict, dataset: str) -> list:
+    "The file entries of a Zenodo record (the API's list, or the newer {'entries': ...} form); a DataError when none."
     files = rec.get("files")
     if isinstance(files, dict):
         files = files.get("entries", [])
     if not files:
-        raise DataError(
-            dataset,
-            None,
-            f"the Zenodo record {rec.get('id')} lists no files",
-            "check the record on zenodo.org; it may be restricted or withdrawn",
-        )
-    if isinstance(files, dict):
-        files = list(files.values())
-    out = []
-    for f in files:
-        key = f.get("key") or f.get("filename")
-        links = f.get("links", {})
-        url = (
-            links.get("content")
-            or links.get("self")
-            or links.get("download")
-            or f"{api}/records/{rec.get('id')}/files/{key}/content"
-        )
-        if "/content" not in url and "/api/files/" not in url and url.endswith(key):
-            url = url + "/content"
-        chk = f.get("checksum", "")
-        if ":" not in chk:
-            chk = f"md5:{chk}"
-        out.append(RemoteFile(key, url, chk, f.get("size") or f.get("filesize")))
-    return out
+        why = f"the Zenodo record {rec.get('id')} lists no files"
+        raise DataError(dataset, None, why, "check the record on zenodo.org; it may be restricted or withdrawn")
+    return list(files.values()) if isinstance(files, dict) else files
+
+
+def _zenodo_file(f: dict, rec: dict, api: str) -> RemoteFile:
+    "One record entry as a RemoteFile: its content URL (links, else the API's pattern) and an 'algorithm:' checksum."
+    key = f.get("key") or f.get("filename")
+    links = f.get("links", {})
+    url = links.get("content") or links.get("self") or links.get("download")
+    url = url or f"{api}/records/{rec.get('id')}/files/{key}/content"
+    if "/content" not in url and "/api/files/" not in url and url.endswith(key):
+        url = url + "/content"
+    chk = f.get("checksum", "")
+    return RemoteFile(key, url, chk if ":" in chk else f"md5:{chk}", f.get("size") or f.get("filesize"))
+
+
+def parse_zenodo_record(rec: dict, dataset: str, api: str) -> list:
+    "RemoteFiles from a Zenodo record JSON."
+    return [_zenodo_file(f, rec, api) for f in _zenodo_entries(rec, dataset)]
 
 # %% ../nbs/01_data.ipynb #25a6b924
 def _zenodo_request(ds: Dataset, fn: str) -> dict:

@@ -212,6 +212,22 @@ def predict_proba(model, cs: CutoutSet, batch: int = 256, scaling=None) -> np.nd
     return model.predict(model_inputs(cs, scaling), batch_size=batch, verbose=0)[:, 1]
 
 # %% ../nbs/20c_models.ipynb #1b9a2046
+def _cnn_model(w, card_parts: tuple, overrides: tuple, common: dict) -> dict:
+    """A CNN's loaded-model dict: architecture, experiment and channels from the arguments, else the card, else the
+    defaults; built at its first use (`built`)."""
+    (arch, pre), (name, experiment, channels) = card_parts, overrides
+    return dict(
+        kind="cnn",
+        name=name or arch.get("model", "inceptionv3"),
+        experiment=experiment or arch.get("experiment", 3),
+        channels=channels or pre.get("channels") or 1,
+        scaling=pre.get("feature_scaling"),
+        weights=w,
+        built={},
+        **common,
+    )
+
+
 def load_classifier(weights_file, name=None, experiment=None, channels=None, threshold=None) -> dict:
     """A trained asteroid model ready for `score_items`, from its card or bare Keras weights (arguments as in
     `classify_items`): dict(kind "trees", "cnn" or "rule", threshold, channels, gate, ...). A CNN is built at its
@@ -234,16 +250,6 @@ def load_classifier(weights_file, name=None, experiment=None, channels=None, thr
     if arch.get("framework") == "sklearn":
         import joblib
 
-        return dict(
-            kind="trees", model=joblib.load(w), features=list(pre.get("features", ALERT_FEATURES)), channels=1, **common
-        )
-    return dict(
-        kind="cnn",
-        name=name or arch.get("model", "inceptionv3"),
-        experiment=experiment or arch.get("experiment", 3),
-        channels=channels or pre.get("channels") or 1,
-        scaling=pre.get("feature_scaling"),
-        weights=w,
-        built={},
-        **common,
-    )
+        features = list(pre.get("features", ALERT_FEATURES))
+        return dict(kind="trees", model=joblib.load(w), features=features, channels=1, **common)
+    return _cnn_model(w, (arch, pre), (name, experiment, channels), common)
