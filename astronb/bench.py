@@ -352,6 +352,16 @@ def bench_annotate(
     return timings, agreement
 
 # %% ../nbs/06_bench.ipynb #335864f4
+def _bench_fits(d: Path, frames: int, size: int) -> list:
+    "`frames` simulated frames (`bench_frames`) written as FITS with their truth lists into the folder `d`."
+    from astronb.simulator import write_frame
+
+    paths = [d / f"bench_{i:03d}.fits" for i in range(frames)]
+    for p, f in zip(paths, bench_frames(frames, size)):
+        write_frame(p, *f)
+    return paths
+
+
 def bench_workers(weights, workers=(1, 2), frames: int = 8, size: int = 500, verbose: bool = True) -> pd.DataFrame:
     """Frames per second of `survey.run_frames` over the same simulated FITS frames for each worker count, with the
     throughput ratio to the first. weights: a starfield card, checkpoint or .onnx (the card's normalisation and score
@@ -359,7 +369,6 @@ def bench_workers(weights, workers=(1, 2), frames: int = 8, size: int = 500, ver
     import tempfile
     from functools import partial
     from astronb.cards import read_card
-    from astronb.simulator import write_frame
     from astronb.starfield import catalogue_frame, card_settings
     from astronb.survey import run_frames
 
@@ -368,15 +377,13 @@ def bench_workers(weights, workers=(1, 2), frames: int = 8, size: int = 500, ver
     step = partial(catalogue_frame, weights=str(Path(w).resolve()), norm=norm, score_min=score_min)
     rows = []
     with tempfile.TemporaryDirectory() as d:
-        paths = [Path(d) / f"bench_{i:03d}.fits" for i in range(frames)]
-        for p, f in zip(paths, bench_frames(frames, size)):
-            write_frame(p, *f)
+        paths = _bench_fits(Path(d), frames, size)
         for n in workers:
             t0 = time.perf_counter()
             cats, _ = run_frames(paths, step, Path(d) / f"parts_{n}", workers=n, progress=False, log=None)
             dt = time.perf_counter() - t0
             rows.append(
-                dict(workers=n, frames=frames, seconds=dt, frames_per_s=frames / dt, sources=sum(len(c) for c in cats))
+                dict(workers=n, frames=frames, seconds=dt, frames_per_s=frames / dt, sources=sum(map(len, cats)))
             )
     df = pd.DataFrame(rows)
     df["throughput_ratio"] = df.frames_per_s / df.frames_per_s.iloc[0]

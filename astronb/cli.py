@@ -84,27 +84,25 @@ def add_watch_options(s, what: str):
     g.add_argument("--idle", type=positive_float, help="--watch: stop after this many seconds without a new file")
 
 # %% ../nbs/99_cli.ipynb #8a65eabff63a45729fe45fb5ade58bdc
+def _report_left_out(msg):
+    "A frame left out of a live session, on standard error at once."
+    print(f"left out: {msg}", file=sys.stderr, flush=True)
+
+
+def _log_now(msg):
+    print(msg, flush=True)
+
+
 def run_watch_session(a, process, suffixes, state_path, session) -> int:
     "A live session over `a.watch` (`watch_folder`), ended by a signal or `a.idle`; its summary line and exit status."
     from astronb.watch import stop_on_signals, watch_folder
 
-    def report(msg):
-        print(f"left out: {msg}", file=sys.stderr, flush=True)
-
     print(f"watching {a.watch} (Ctrl-C to stop); outputs in {session}", flush=True)
+    timing = (a.settle, a.poll)
     try:
         with stop_on_signals() as stopped:
             n = watch_folder(
-                a.watch,
-                process,
-                state_path,
-                suffixes,
-                a.settle,
-                a.poll,
-                stopped,
-                a.idle,
-                log=lambda m: print(m, flush=True),
-                report=report,
+                a.watch, process, state_path, suffixes, *timing, stopped, a.idle, _log_now, _report_left_out
             )
     except (ValueError, FileNotFoundError) as e:
         raise UsageError(e) from e

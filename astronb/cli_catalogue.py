@@ -204,12 +204,25 @@ def _catalogues(a, step) -> tuple:
     return tuple(zip(*[guarded(step, f) for f in progress_bar(a.frames, "frames")]))
 
 
-def _cmd_detect(a):
+def _write_detections(a, cats: list, frames: list, meta: dict):
+    "The catalogue of every frame read, to --out (a region file only for .reg/.crtf), with --regions beside it."
     import pandas as pd
     from pathlib import Path
+    from astronb.io import write_catalogue, write_regions
+
+    cat = pd.concat([c for c in cats if c is not None], ignore_index=True)
+    if Path(a.out).suffix.lower() in (".reg", ".crtf"):  # a region file only: DS9 / CASA overlays
+        write_regions(cat, a.out)
+        return len(cat)
+    write_catalogue(cat, a.out, meta, _units(frames))
+    if a.regions:
+        write_regions(cat, Path(a.out).with_suffix(".reg"))
+    return len(cat)
+
+
+def _cmd_detect(a):
     from functools import partial
     from astronb import starfield as sf, __version__
-    from astronb.io import write_catalogue, write_regions
 
     card, weights, norm, score_min = _detector(a)
     settings = dict(norm=norm, score_min=score_min, thresh=a.thresh, minarea=a.minarea, zero_point=a.zero_point)
@@ -221,17 +234,9 @@ def _cmd_detect(a):
     cats, infos = _catalogues(a, step)
     frames = [i for c, i in zip(cats, infos) if c is not None]
     left = [i["error"] for c, i in zip(cats, infos) if c is None]
-    if frames:
-        cat = pd.concat([c for c in cats if c is not None], ignore_index=True)
-        if Path(a.out).suffix.lower() in (".reg", ".crtf"):  # a region file only: DS9 / CASA overlays
-            write_regions(cat, a.out)
-        else:
-            write_catalogue(cat, a.out, _detect_meta(a, card, norm, score_min, frames, __version__), _units(frames))
-            if a.regions:
-                write_regions(cat, Path(a.out).with_suffix(".reg"))
-    return finish(
-        len(frames), left, f"{len(cat) if frames else 0} source(s) in {len(frames)} frame(s) written to {a.out}"
-    )
+    meta = _detect_meta(a, card, norm, score_min, frames, __version__)
+    n = _write_detections(a, cats, frames, meta) if frames else 0
+    return finish(len(frames), left, f"{n} source(s) in {len(frames)} frame(s) written to {a.out}")
 
 
 CARD_PROVENANCE = ("study", "architecture", "preprocessing", "operating_point", "fine_tuned_on", "git")  # kept in meta
@@ -312,9 +317,7 @@ def _watch_detect(a, step, card, norm, score_min) -> int:
 
     out = Path(a.out)
     if out.suffix.lower() in (".reg", ".crtf"):
-        raise UsageError(
-            "--watch writes catalogues: give --out a .ecsv, .fits or .csv name (regions come beside it)",
-        )
+        raise UsageError("--watch writes catalogues: give --out a .ecsv, .fits or .csv name (regions come beside it)")
     state = out.with_name(out.name + ".watch_state.json")
     try:
         cats, infos = _session_so_far(out, state)  # a restarted session keeps the frames it had
@@ -323,13 +326,18 @@ def _watch_detect(a, step, card, norm, score_min) -> int:
 
     def process(path):
         cat, info = step(str(path))
-        meta = _detect_meta(a, card, norm, score_min, [info], __version__)
-        write_catalogue(cat, out.with_name(Path(path).name.split(".")[0] + out.suffix), meta, _units([info]))
-        write_regions(cat, out.with_name(Path(path).name.split(".")[0] + ".reg"))
+        stem = Path(path).name.split(".")[0]
+        write_catalogue(
+            cat,
+            out.with_name(stem + out.suffix),
+            _detect_meta(a, card, norm, score_min, [info], __version__),
+            _units([info]),
+        )
+        write_regions(cat, out.with_name(stem + ".reg"))
         cats.append(cat)
         infos.append(info)
-        allmeta = _detect_meta(a, card, norm, score_min, infos, __version__)
-        write_catalogue(pd.concat(cats, ignore_index=True), out, allmeta, _units(infos))
+        meta = _detect_meta(a, card, norm, score_min, infos, __version__)
+        write_catalogue(pd.concat(cats, ignore_index=True), out, meta, _units(infos))
         return f"{len(cat)} source(s)"
 
     return run_watch_session(a, process, FITS_SUFFIXES, state, out)

@@ -86,20 +86,10 @@ def _cmd_annotate(a):
         return _watch_annotate(a)
     if not a.images:
         raise UsageError("pass images to annotate, or --watch DIR for a live session")
-
     left = []
+    settings = dict(imgsz=a.imgsz, conf=a.conf, device=a.device, tile=a.tile, overlap=a.overlap)
     try:
-        df = annotate(
-            a.images,
-            a.weights,
-            a.out,
-            imgsz=a.imgsz,
-            conf=a.conf,
-            device=a.device,
-            tile=a.tile,
-            overlap=a.overlap,
-            report=left.append,
-        )
+        df = annotate(a.images, a.weights, a.out, **settings, report=left.append)
     except (ValueError, FileNotFoundError) as e:
         for m in left:
             print(f"left out: {' '.join(str(m).split())}", file=sys.stderr)

@@ -127,13 +127,28 @@ CATALOGUE_UNITS = dict(
 )
 
 
+def _catalogue_table(df: pd.DataFrame, units: dict | None, meta: dict, fits: bool):
+    """An astropy Table of the catalogue with `CATALOGUE_UNITS` and `units` on its columns and `meta` in its metadata
+    (for FITS, nested values as JSON strings)."""
+    import json
+    from astropy.table import Table
+    import astropy.units as u
+
+    t = Table.from_pandas(df.reset_index(drop=True))
+    for c, un in {**CATALOGUE_UNITS, **(units or {})}.items():
+        if c in t.colnames and un:
+            t[c].unit = u.Unit(un)
+    if fits:
+        meta = {k: v if isinstance(v, (str, int, float, bool)) else json.dumps(v, default=str) for k, v in meta.items()}
+    t.meta.update(meta)
+    return t
+
+
 def write_catalogue(df: pd.DataFrame, path, meta: dict | None = None, units: dict | None = None) -> Path:
     """Write a source catalogue atomically as ECSV (default), FITS (by extension) or CSV; `units` (column -> unit
     string) extend `CATALOGUE_UNITS`; `meta` goes into the table's metadata (FITS: one header card per key, nested
     values as JSON)."""
-    import json
-    from astropy.table import Table
-    import astropy.units as u
+    import warnings
     from astronb.core import atomic_save, atomic_write
 
     path = Path(path)
@@ -143,16 +158,7 @@ def write_catalogue(df: pd.DataFrame, path, meta: dict | None = None, units: dic
             df.to_csv(f, index=False)
         return path
     fmt = "fits" if name.endswith((".fits", ".fit", ".fits.gz")) else "ascii.ecsv"
-    t = Table.from_pandas(df.reset_index(drop=True))
-    for c, un in {**CATALOGUE_UNITS, **(units or {})}.items():
-        if c in t.colnames and un:
-            t[c].unit = u.Unit(un)
-    meta = dict(meta or {})
-    if fmt == "fits":
-        meta = {k: v if isinstance(v, (str, int, float, bool)) else json.dumps(v, default=str) for k, v in meta.items()}
-    t.meta.update(meta)
-    import warnings
-
+    t = _catalogue_table(df, units, dict(meta or {}), fmt == "fits")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # FITS: keys longer than 8 characters become HIERARCH cards, as intended
         atomic_save(path, lambda p: t.write(p, format=fmt, overwrite=True))
@@ -281,24 +287,22 @@ def _alert_records(path):
         yield from fastavro.reader(f)
 
 
+def _alert_dict(rec: dict, path, stamps: bool) -> dict:
+    "One alert record as read_ztf_alerts gives it: identity, candidate fields, asteroid label and (stamps) the stamps."
+    cand = rec.get("candidate") or {}
+    a = dict(objectId=rec.get("objectId"), candid=rec.get("candid") or cand.get("candid"), file=Path(path).name)
+    a |= dict(candidate=cand, asteroid=ztf_is_asteroid(cand))
+    if stamps:
+        for k in ("Science", "Template", "Difference"):
+            a[k.lower()] = _stamp(rec.get(f"cutout{k}"), path, k.lower())
+    return a
+
+
 def read_ztf_alerts(path, stamps: bool = True) -> list:
     """Alerts of one Avro or Parquet file as dicts: objectId, candid, candidate fields, label, and the three stamps as
     arrays."""
-    out = []
     try:
-        for rec in _alert_records(path):
-            cand = rec.get("candidate") or {}
-            a = {
-                "objectId": rec.get("objectId"),
-                "candid": rec.get("candid") or cand.get("candid"),
-                "file": Path(path).name,
-                "candidate": cand,
-                "asteroid": ztf_is_asteroid(cand),
-            }
-            if stamps:
-                for k in ("Science", "Template", "Difference"):
-                    a[k.lower()] = _stamp(rec.get(f"cutout{k}"), path, k.lower())
-            out.append(a)
+        out = [_alert_dict(rec, path, stamps) for rec in _alert_records(path)]
     except FormatError:
         raise
     except Exception as e:  # fastavro raises several types for a damaged file

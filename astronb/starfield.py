@@ -424,6 +424,33 @@ def cached_detector(weights: str, runtime: str | None = None):
 ZERO_POINT_KEYS = ("MAGZPT", "MAGZP", "MAGZERO", "ZEROPT", "ZP")
 
 
+def _frame_sources(frame, img, hdr, baseline, settings: dict):
+    """x, y, flux (and the network's columns) of one frame's sources: sep, SExtractor or the network (settings: weights,
+    runtime, norm, score_min, thresh, minarea as `catalogue_frame` takes them)."""
+    s = settings
+    if baseline == "sep":
+        c = detect_sep(img, s["thresh"], s["minarea"])[["x", "y", "flux"]]
+    elif baseline == "sextractor":
+        c = detect_sextractor(frame, s["thresh"], s["minarea"])[["x", "y", "flux"]]
+    elif baseline is None:
+        c = detect_frame(
+            cached_detector(str(s["weights"]), s["runtime"]), img, s["norm"], score_min=s["score_min"], header=hdr
+        )
+        c["flux"] = aperture_flux(img, c.x, c.y) if len(c) else []  # in extract.APERTURE_RADIUS
+        return c
+    else:
+        raise ValueError(f"baseline must be None, 'sep' or 'sextractor', got {baseline!r}")
+    add_radec(c, hdr)
+    return c
+
+
+def _with_magnitudes(c, zp):
+    "Add mag = zp - 2.5 log10(flux) (zp None: 0, instrumental); NaN where the flux is not positive."
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c["mag"] = np.where(c.flux > 0, (zp or 0.0) - 2.5 * np.log10(np.where(c.flux > 0, c.flux, 1.0)), np.nan)
+    return c
+
+
 def catalogue_frame(
     frame,
     baseline: str | None = None,
@@ -444,26 +471,14 @@ def catalogue_frame(
     from astronb.core import file_digest
 
     img, hdr = read_frame(frame)  # one 2-D plane with data, else a FormatError naming the file
-    if baseline == "sep":
-        c = detect_sep(img, thresh, minarea)[["x", "y", "flux"]]
-        add_radec(c, hdr)
-    elif baseline == "sextractor":
-        c = detect_sextractor(frame, thresh, minarea)[["x", "y", "flux"]]
-        add_radec(c, hdr)
-    elif baseline is None:
-        c = detect_frame(cached_detector(str(weights), runtime), img, norm, score_min=score_min, header=hdr)
-        c["flux"] = aperture_flux(img, c.x, c.y) if len(c) else []  # in extract.APERTURE_RADIUS
-    else:
-        raise ValueError(f"baseline must be None, 'sep' or 'sextractor', got {baseline!r}")
+    settings = dict(weights=weights, runtime=runtime, norm=norm, score_min=score_min, thresh=thresh, minarea=minarea)
+    c = _frame_sources(frame, img, hdr, baseline, settings)
     zp = zero_point if zero_point is not None else next((float(hdr[k]) for k in ZERO_POINT_KEYS if k in hdr), None)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        c["mag"] = np.where(c.flux > 0, (zp or 0.0) - 2.5 * np.log10(np.where(c.flux > 0, c.flux, 1.0)), np.nan)
+    c = _with_magnitudes(c, zp)
     c.insert(0, "frame", Path(frame).name)
-    info = dict(
-        path=str(Path(frame).resolve()),
-        sha256=file_digest(frame),
-        zero_point=zp if zp is not None else "none: instrumental magnitudes",
-        flux_unit=str(hdr.get("BUNIT", "adu")),
+    info = dict(path=str(Path(frame).resolve()), sha256=file_digest(frame))
+    info |= dict(
+        zero_point=zp if zp is not None else "none: instrumental magnitudes", flux_unit=str(hdr.get("BUNIT", "adu"))
     )
     return c, info
 
