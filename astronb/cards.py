@@ -22,6 +22,18 @@ def card_path(weights) -> Path:
 CARD_VERSION = 1
 
 
+def _provenance(w: Path) -> dict:
+    "What every card records about its weights and the run: format version, file name and SHA-256, time, git, packages."
+    return dict(
+        card_version=CARD_VERSION,
+        weights=w.name,
+        weights_sha256=file_digest(w),
+        created=utc_now(),
+        git=git_info(),
+        packages={k: v for k, v in package_versions().items() if v},
+    )
+
+
 def write_card(
     weights,
     study: str,
@@ -40,26 +52,13 @@ def write_card(
     w = Path(weights)
     if not w.is_file():
         raise FileNotFoundError(f"cannot write a card for {w}: the weights file does not exist")
-    card = dict(
-        card_version=CARD_VERSION,
-        study=study,
-        weights=w.name,
-        weights_sha256=file_digest(w),
-        created=utc_now(),
-        git=git_info(),
-        packages={k: v for k, v in package_versions().items() if v},
-        architecture=architecture,
-        preprocessing=preprocessing,
-        operating_point=operating_point,
-        test_metrics=test_metrics,
-        training_data=training_data or {},
-        params=params or {},
-        **extra,
-    )
-    p = card_path(w)
-    with atomic_write(p) as f:
+    prov = _provenance(w)
+    card = dict(card_version=prov.pop("card_version"), study=study, **prov)
+    card |= dict(architecture=architecture, preprocessing=preprocessing, operating_point=operating_point)
+    card |= dict(test_metrics=test_metrics, training_data=training_data or {}, params=params or {}, **extra)
+    with atomic_write(card_path(w)) as f:
         json.dump(card, f, indent=2, default=str)
-    return p
+    return card_path(w)
 
 # %% ../nbs/08_cards.ipynb #13179c12
 CARD_FIELDS = ("weights", "weights_sha256", "operating_point", "preprocessing")  # what every card must have

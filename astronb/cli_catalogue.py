@@ -45,27 +45,27 @@ def _parser_simulate(sub):
     s.set_defaults(fn=_cmd_simulate)
 
 
+def _calibrated_config(mirror):
+    "A SimConfig calibrated on the two real WFSAT frames and their truth lists (`calibrate`)."
+    from astronb import starfield as sf
+    from astronb.data import fetch
+    from astronb.io import read_fits_image, read_truth_list
+
+    wf = fetch("wfsat", mirror=mirror, progress=False).files
+    frames = [read_fits_image(wf[f"{n}.fits"])[0] for n in (242, 244)]
+    return sf.calibrate(frames, [read_truth_list(wf[f"{n}.list"]) for n in (242, 244)])[0]
+
+
 def _cmd_simulate(a):
     from pathlib import Path
     from astronb import starfield as sf
 
-    cfg = sf.SimConfig()
-    if a.calibrate:
-        from astronb.data import fetch
-        from astronb.io import read_fits_image, read_truth_list
-
-        wf = fetch("wfsat", mirror=a.mirror, progress=False).files
-        cfg, _ = sf.calibrate(
-            [read_fits_image(wf[f"{n}.fits"])[0] for n in (242, 244)],
-            [read_truth_list(wf[f"{n}.list"]) for n in (242, 244)],
-        )
+    cfg = _calibrated_config(a.mirror) if a.calibrate else sf.SimConfig()
     cfg.size = a.size
-    if a.galaxy_fraction is not None:
+    if a.galaxy_fraction is not None:  # e.g. galaxy-rich frames to train a classifier (see the starfield study)
         if not 0 <= a.galaxy_fraction <= 1:
             raise UsageError(f"--galaxy-fraction must be between 0 and 1, got {a.galaxy_fraction}")
-        cfg.galaxy_fraction = (
-            a.galaxy_fraction
-        )  # e.g. galaxy-rich frames to train a classifier (see the starfield study)
+        cfg.galaxy_fraction = a.galaxy_fraction
     for i in range(a.n):
         img, tr, pr = sf.simulate_frame(cfg, seed=a.seed + i)
         sf.write_frame(Path(a.out) / f"sim_{a.seed + i:05d}.fits", img, tr, pr)

@@ -450,29 +450,29 @@ def _parser_export(sub):
     s.set_defaults(fn=_cmd_export)
 
 
+def _export(a, study):
+    "The export of `a.weights` for its study: ONNX for a starfield detector, ONNX or OpenVINO for a YOLO model."
+    if study == "starfield":
+        from astronb.runtime import export_detector
+
+        return export_detector(a.weights, a.out, opset=a.opset)
+    if study == "deepspace":
+        from astronb.deepspace import export_yolo
+
+        return export_yolo(a.weights, a.out, format=a.format)
+    raise UsageError(
+        f"{a.weights} has no card saying which study's model it is: pass --study starfield or --study deepspace"
+    )
+
+
 def _cmd_export(a):
     from astronb.cards import read_card, card_path
 
     try:
         card, _ = read_card(a.weights)
-        study = a.study or (card or {}).get("study")
-        if study == "starfield":
-            from astronb.runtime import export_detector
-
-            out = export_detector(a.weights, a.out, opset=a.opset)
-        elif study == "deepspace":
-            from astronb.deepspace import export_yolo
-
-            out = export_yolo(a.weights, a.out, format=a.format)
-        else:
-            raise UsageError(
-                f"{a.weights} has no card saying which study's model it is: pass --study starfield or --study "
-                "deepspace",
-            )
+        out = _export(a, a.study or (card or {}).get("study"))
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         raise UsageError(e) from e
-    print(
-        f"{out} written"
-        + (f", with its card {card_path(out)}" if card else " (the source has no card, so neither has the export)")
-    )
+    said = f", with its card {card_path(out)}" if card else " (the source has no card, so neither has the export)"
+    print(f"{out} written{said}")
     return 0

@@ -222,29 +222,35 @@ def git_info(root=None) -> dict:
         return {"commit": None, "dirty": None}
 
 # %% ../nbs/00_core.ipynb #fee7bcc1
-def hardware_info() -> dict:
-    "CPU, memory and GPU of this machine."
-    cpu = platform.processor() or platform.machine()
+def _cpu_name() -> str:
+    "The CPU's model name from /proc/cpuinfo (Linux), else what `platform` says."
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _gpu_names() -> list:
+    "The CUDA devices PyTorch sees, when it is already imported (importing it here would cost seconds)."
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return []
+    return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+
+
+def hardware_info() -> dict:
+    "CPU, memory and GPU of this machine."
     mem = None
     with contextlib.suppress(OSError, ValueError, IndexError):
         mem = round(int(Path("/proc/meminfo").read_text().split()[1]) / 2**20, 1)
-    gpus = []
-    if "torch" in sys.modules:
-        torch = sys.modules["torch"]
-        if torch.cuda.is_available():
-            gpus = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return {
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "cpu": cpu,
+        "cpu": _cpu_name(),
         "cpu_count": os.cpu_count(),
         "memory_gib": mem,
-        "gpus": gpus,
+        "gpus": _gpu_names(),
     }
 
 # %% ../nbs/00_core.ipynb #0ca445e5

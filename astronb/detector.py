@@ -261,15 +261,11 @@ def detector_config(state: dict) -> dict:
     )
 
 # %% ../nbs/30b_detector.ipynb #6ddb24bb
-def load_detector(path, nms: str = "soft", **kw):
-    "A detector rebuilt from a checkpoint or state-dict file (architecture read from the weights) and put in eval mode."
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(
-            f"weights file {p} not found (a checkpoint written by train_detector or torch.save(model.state_dict()))"
-        )
+def _safe_state_dict(p: Path) -> dict:
+    """The state dict in a checkpoint or state-dict file, loaded with `weights_only` (tensors and plain containers: no
+    code runs); a ValueError naming the file and what to pass instead."""
     try:
-        st = torch.load(p, map_location="cpu", weights_only=True)  # tensors and plain containers only: no code runs
+        st = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:
         raise ValueError(
             f"{p}: not a detector checkpoint that loads safely ({type(e).__name__}); pass a model card (.card.json), "
@@ -279,6 +275,17 @@ def load_detector(path, nms: str = "soft", **kw):
     st = st["model"] if isinstance(st, dict) and "model" in st else st
     if not isinstance(st, dict):
         raise ValueError(f"{p}: holds a {type(st).__name__}, not a detector's state dict")
+    return st
+
+
+def load_detector(path, nms: str = "soft", **kw):
+    "A detector rebuilt from a checkpoint or state-dict file (architecture read from the weights) and put in eval mode."
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(
+            f"weights file {p} not found (a checkpoint written by train_detector or torch.save(model.state_dict()))"
+        )
+    st = _safe_state_dict(p)
     try:
         cfg = detector_config(st)
     except (ValueError, KeyError, AttributeError) as e:

@@ -21,6 +21,24 @@ class FormatError(ValueError):
     "A data file is malformed; the message names the file (and line) and what is expected."
 
 # %% ../nbs/02_io.ipynb #b92b000d
+def _image_hdu(hl, hdu: int | None):
+    "The first HDU of an open FITS file (or HDU `hdu`) that holds an array of 2 or more dimensions, else None."
+    for i in [hdu] if hdu is not None else range(len(hl)):
+        if getattr(hl[i], "data", None) is not None and getattr(hl[i].data, "ndim", 0) >= 2:
+            return hl[i]
+    return None
+
+
+def _with_blanks(h, dtype):
+    "An HDU's data as `dtype`; BLANK values NaN where the raw data are unscaled integers (which keep BLANK as a value)."
+    raw = h.data
+    data = np.asarray(raw, dtype=dtype)
+    blank = h.header.get("BLANK")
+    if blank is not None and np.issubdtype(raw.dtype, np.integer):
+        data[raw == blank] = np.nan
+    return data
+
+
 def read_fits_image(path, hdu: int | None = None, dtype=np.float32):
     "Image data (scaled, blanks as NaN) and header of the first image HDU of a FITS file (plain or gzipped bytes)."
     from astropy.io import fits
@@ -29,18 +47,9 @@ def read_fits_image(path, hdu: int | None = None, dtype=np.float32):
     name = "<bytes>" if isinstance(path, (bytes, bytearray)) else str(path)
     try:
         with fits.open(src, memmap=False) as hl:
-            cands = [hdu] if hdu is not None else range(len(hl))
-            for i in cands:
-                h = hl[i]
-                if getattr(h, "data", None) is not None and getattr(h.data, "ndim", 0) >= 2:
-                    raw = h.data
-                    data = np.asarray(raw, dtype=dtype)
-                    blank = h.header.get("BLANK")
-                    if blank is not None and np.issubdtype(
-                        raw.dtype, np.integer
-                    ):  # unscaled integers keep BLANK as a value
-                        data[raw == blank] = np.nan
-                    return data, h.header.copy()
+            h = _image_hdu(hl, hdu)
+            if h is not None:
+                return _with_blanks(h, dtype), h.header.copy()
     except (OSError, TypeError, ValueError, IndexError) as e:
         raise FormatError(f"{name}: not a readable FITS file ({e}); check that it is complete") from None
     raise FormatError(

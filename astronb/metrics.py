@@ -42,31 +42,33 @@ def _safe_div(a, b):
     return float(a) / float(b) if b else float("nan")
 
 
+def _candidate_pairs(d, t, radius: float, metric: str) -> list:
+    """(distance, det index, true index) of every pair within `radius` (metric 'box': |dx|, |dy| <= radius; else the
+    circle), from a k-d tree over the true positions."""
+    from scipy.spatial import cKDTree
+
+    r = radius * (np.sqrt(2) if metric == "box" else 1.0)
+    pairs = cKDTree(t).query_ball_point(d, r)
+    return [
+        (float(np.hypot(*(d[i] - t[j]))), i, j)
+        for i, js in enumerate(pairs)
+        for j in js
+        if metric != "box" or (abs(d[i, 0] - t[j, 0]) <= radius and abs(d[i, 1] - t[j, 1]) <= radius)
+    ]
+
+
 def match_points(det_xy, true_xy, radius: float = 1.5, metric: str = "box"):
     "One-to-one greedy matching; returns (det index, true index) pairs of the matches."
     d = np.asarray(det_xy, float).reshape(-1, 2)
     t = np.asarray(true_xy, float).reshape(-1, 2)
     if not len(d) or not len(t):
         return np.zeros((0, 2), int)
-    from scipy.spatial import cKDTree
-
-    tree = cKDTree(t)
-    r = radius * (np.sqrt(2) if metric == "box" else 1.0)
-    pairs = tree.query_ball_point(d, r)
-    cand = [
-        (float(np.hypot(*(d[i] - t[j]))), i, j)
-        for i, js in enumerate(pairs)
-        for j in js
-        if metric != "box" or (abs(d[i, 0] - t[j, 0]) <= radius and abs(d[i, 1] - t[j, 1]) <= radius)
-    ]
-    cand.sort()
     used_d, used_t, out = set(), set(), []
-    for _, i, j in cand:
-        if i in used_d or j in used_t:
-            continue
-        used_d.add(i)
-        used_t.add(j)
-        out.append((i, j))
+    for _, i, j in sorted(_candidate_pairs(d, t, radius, metric)):  # closest first
+        if i not in used_d and j not in used_t:
+            used_d.add(i)
+            used_t.add(j)
+            out.append((i, j))
     return np.array(out, int).reshape(-1, 2)
 
 # %% ../nbs/07_metrics.ipynb #945925f4

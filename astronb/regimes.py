@@ -15,9 +15,9 @@ from .metrics import threshold_for_recall
 
 # %% auto #0
 __all__ = ['HISTORY_DAYS', 'REGIMES', 'ROID_SGSCORE', 'ROID_PS1_ARCSEC', 'ROID_PAIR_DAYS', 'FIRST_DETECTION_FEATURES',
-           'MONOTONIC', 'COUNTERFACTUALS', 'GATE_SETTINGS', 'REGIME_RULES', 'regime', 'gate', 'history_rule',
-           'roid_catcher', 'FoldEnsemble', 'fit_first_detection_model', 'gated_score', 'counterfactual', 'regime_rows',
-           'GatedTrees', 'fit_gated_trees', 'gated_trees_card']
+           'MONOTONIC', 'COUNTERFACTUALS', 'AP_COLUMNS', 'GATE_SETTINGS', 'REGIME_RULES', 'regime', 'gate',
+           'history_rule', 'roid_catcher', 'FoldEnsemble', 'fit_first_detection_model', 'gated_score', 'counterfactual',
+           'regime_rows', 'GatedTrees', 'fit_gated_trees', 'gated_trees_card']
 
 # %% ../nbs/20d_regimes.ipynb #44ae685b
 HISTORY_DAYS = 0.01  # the issue's rule jd - jdstarthist < 0.01 d (14.4 min): above one exposure, below a revisit
@@ -130,30 +130,28 @@ def counterfactual(index: pd.DataFrame, kind: str) -> pd.DataFrame:
     return out
 
 # %% ../nbs/20d_regimes.ipynb #ecb35c62
-def regime_rows(model: str, y, score, threshold: float, regimes, seed: int = 0, rule: bool = False) -> list:
-    "Rows (model, regime, counts, recall, precision, AP) for 'history', 'first detection' and 'pooled'."
+AP_COLUMNS = ("average_precision", "average_precision_lo", "average_precision_hi")
+
+
+def _regime_row(y, score, threshold: float, ap_seed) -> dict:
+    """Counts at `threshold` of one regime's alerts and, when it holds both classes and `ap_seed` is not None, the
+    average precision with its interval (NaN otherwise)."""
     from astronb.metrics import ranking_scores
 
+    flag = score >= threshold
+    row = dict(alerts=len(y), asteroids=int(y.sum()), found=int((flag & (y == 1)).sum()), flagged=int(flag.sum()))
+    ap = ranking_scores(y, score, seed=ap_seed) if ap_seed is not None and 0 < y.sum() < len(y) else {}
+    return row | dict(threshold=float(threshold)) | {k: ap.get(k, np.nan) for k in AP_COLUMNS}
+
+
+def regime_rows(model: str, y, score, threshold: float, regimes, seed: int = 0, rule: bool = False) -> list:
+    "Rows (model, regime, counts, recall, precision, AP) for 'history', 'first detection' and 'pooled'."
     y, score, regimes = np.asarray(y, int), np.asarray(score, float), np.asarray(regimes)
     rows = []
     for name in (*REGIMES, "pooled"):
         m = np.ones(len(y), bool) if name == "pooled" else regimes == name
-        flag = score[m] >= threshold
-        row = dict(
-            model=model,
-            regime=name,
-            alerts=int(m.sum()),
-            asteroids=int(y[m].sum()),
-            found=int((flag & (y[m] == 1)).sum()),
-            flagged=int(flag.sum()),
-            threshold=float(threshold),
-        )
-        ranked = not rule and 0 < y[m].sum() < m.sum()
-        ap = ranking_scores(y[m], score[m], seed=seed) if ranked else {}
-        row.update(
-            {k: ap.get(k, np.nan) for k in ("average_precision", "average_precision_lo", "average_precision_hi")}
-        )
-        rows.append(row)
+        counts = _regime_row(y[m], score[m], threshold, None if rule else seed)
+        rows.append(dict(model=model, regime=name, **counts))
     return rows
 
 # %% ../nbs/20d_regimes.ipynb #f7a8b002
