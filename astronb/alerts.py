@@ -63,24 +63,28 @@ def check_features(columns) -> list:
     return cols
 
 # %% ../nbs/20b_alerts.ipynb #a213b368
-def alert_features(candidates) -> pd.DataFrame:
-    """Detection-time features (`ALERT_FEATURES`, floats, NaN where missing) of ZTF alert `candidate` records, one row
-    each."""
+def _ecliptic_latitude(ra, dec) -> np.ndarray:
+    "Absolute barycentric ecliptic latitude (deg) of each (ra, dec) in degrees; NaN where either is missing."
     from astropy.coordinates import SkyCoord
     import astropy.units as u
 
+    ok = np.isfinite(ra) & np.isfinite(dec)
+    lat = np.full(len(ra), np.nan)
+    if ok.any():
+        lat[ok] = SkyCoord(ra=ra[ok] * u.deg, dec=dec[ok] * u.deg).barycentrictrueecliptic.lat.deg
+    return np.abs(lat)
+
+
+def alert_features(candidates) -> pd.DataFrame:
+    """Detection-time features (`ALERT_FEATURES`, floats, NaN where missing) of ZTF alert `candidate` records, one row
+    each."""
     c = pd.DataFrame([dict(x) for x in candidates])
 
     def num(k):
         return pd.to_numeric(c[k], errors="coerce") if k in c else pd.Series(np.nan, index=c.index, dtype=float)
 
     f = pd.DataFrame(index=c.index)
-    ra, dec = num("ra").to_numpy(float), num("dec").to_numpy(float)
-    ok = np.isfinite(ra) & np.isfinite(dec)
-    lat = np.full(len(c), np.nan)
-    if ok.any():
-        lat[ok] = SkyCoord(ra=ra[ok] * u.deg, dec=dec[ok] * u.deg).barycentrictrueecliptic.lat.deg
-    f["ecl_lat_abs"] = np.abs(lat)
+    f["ecl_lat_abs"] = _ecliptic_latitude(num("ra").to_numpy(float), num("dec").to_numpy(float))
     f["ndethist"], f["ncovhist"] = num("ndethist"), num("ncovhist")
     f["days_since_first"] = num("jd") - num("jdstarthist")
     for k in ("sgscore1", "distpsnr1", "magpsf", "sigmapsf", "fwhm", "elong", "classtar", "rb", "drb"):

@@ -183,22 +183,25 @@ def _load_item(it: str, size: int, channels: int) -> CutoutSet:
     )
 
 
-def load_items(items, size: int = 32, channels: int = 1, report=print) -> CutoutSet:
-    "One CutoutSet from cutout sets, 'frame.fits:detections.csv' pairs and ZTF .avro packets."
-    sets, avro = [], []
+def _cutout_sets(items, size: int, channels: int, report) -> tuple:
+    "(CutoutSets of the cutout files and frame:detections pairs, alert files); a bad item is reported and left out."
+    sets, alerts = [], []
     for it in progress_bar(list(map(str, items)), "inputs"):
         if it.endswith((".avro", ".parquet")):
-            avro.append(Path(it))
+            alerts.append(Path(it))
             continue
         try:
             sets.append(_load_item(it, size, channels))
         except (ValueError, OSError) as e:
             report(f"left out: {e if it in str(e) else f'{it}: {e}'}")  # one bad input is not fatal
-    if avro:
-        cs, _ = ztf_cutouts(
-            avro, size, ZTF_CHANNELS if channels == 3 else ("science",), report=report
-        )  # each with its default normalisation
-        sets.append(cs)
+    return sets, alerts
+
+
+def load_items(items, size: int = 32, channels: int = 1, report=print) -> CutoutSet:
+    "One CutoutSet from cutout sets, 'frame.fits:detections.csv' pairs and ZTF .avro packets."
+    sets, alerts = _cutout_sets(items, size, channels, report)
+    if alerts:  # each with its default normalisation
+        sets.append(ztf_cutouts(alerts, size, ZTF_CHANNELS if channels == 3 else ("science",), report=report)[0])
     if not sets:
         raise ValueError("nothing to classify")
     X = np.concatenate([s.X for s in sets])
@@ -347,28 +350,24 @@ class VariantResults:
         self.model_dir, self.recall_target, self.seed = Path(model_dir), recall_target, seed
         self.rows, self.scores, self.thresholds, self.saved = [], {}, {}, {}
 
+    def _save_weights(self, label: str, model):
+        "Save a Keras model's weights atomically under the variant's label (in `model_dir`)."
+        p = self.model_dir / f"{label.replace(',', '').replace(' ', '_')}.weights.h5"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        self.saved[label] = atomic_save(p, lambda q: model.save_weights(str(q)))
+
     def add(self, label: str, variant: str, predict, R: dict, val=None, model=None) -> float:
         """Score `predict` (CutoutSet -> asteroid probabilities) on R["val"] (its valid alerts unless `val` is given)
         and R["test"]; keep the rows under `variant` and the scores under `label`; save a Keras `model`'s weights
         atomically."""
-        val = (
-            R["val"].subset(np.flatnonzero(R["val"].index.crossmatch_valid)) if val is None else val
-        )  # trustworthy labels only
-        pv, pt = predict(val), predict(R["test"])
-        rows, th = score_at_recall(
-            variant,
-            val.y,
-            pv,
-            R["test"].y,
-            pt,
-            R["test"].index.crossmatch_valid.to_numpy(),
-            self.recall_target,
-            self.seed,
-        )
+        if val is None:  # trustworthy labels only
+            val = R["val"].subset(np.flatnonzero(R["val"].index.crossmatch_valid))
+        test = R["test"]
+        pv, pt = predict(val), predict(test)
+        valid = test.index.crossmatch_valid.to_numpy()
+        rows, th = score_at_recall(variant, val.y, pv, test.y, pt, valid, self.recall_target, self.seed)
         self.rows += rows
         self.scores[label], self.thresholds[label] = pt, th
         if model is not None:
-            p = self.model_dir / f"{label.replace(',', '').replace(' ', '_')}.weights.h5"
-            p.parent.mkdir(parents=True, exist_ok=True)
-            self.saved[label] = atomic_save(p, lambda q: model.save_weights(str(q)))
+            self._save_weights(label, model)
         return th

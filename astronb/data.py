@@ -317,16 +317,22 @@ def _extracted(name: str, rf, archive: Path) -> Path:
     return target
 
 
+def _wanted_files(name: str, m, files) -> list:
+    "The dataset's RemoteFiles, or those named in `files`; a DataError naming a file the dataset does not have."
+    wanted = list_files(name, m)
+    if files is None:
+        return wanted
+    unknown = set(files) - {rf.name for rf in wanted}
+    if unknown:
+        raise DataError(name, sorted(unknown)[0], "not a file of this dataset", "check the name in data/registry")
+    return [rf for rf in wanted if rf.name in set(files)]
+
+
 def fetch(name: str, mirror=None, progress=True, files=None) -> Fetched:
     "Make a registered dataset available locally (verified, extracted); `files` limits it to some file names."
     ds = get_dataset(name)
     m = mirror_dir(mirror)
-    wanted = list_files(name, m)
-    if files is not None:
-        unknown = set(files) - {rf.name for rf in wanted}
-        if unknown:
-            raise DataError(name, sorted(unknown)[0], "not a file of this dataset", "check the name in data/registry")
-        wanted = [rf for rf in wanted if rf.name in set(files)]
+    wanted = _wanted_files(name, m, files)
     memo, out, ext = _load_memo(name), {}, {}
     try:
         for rf in tqdm(wanted, desc=name, disable=not progress or len(wanted) < 20, leave=False):

@@ -32,7 +32,7 @@ from astronb.yolo_data import (
 )
 
 # %% auto #0
-__all__ = ['YOLO_TRAIN', 'train_yolo', 'yolo_val', 'max_f1_conf', 'image_counts', 'map_interval', 'evaluate_yolo',
+__all__ = ['YOLO_TRAIN', 'YOLO_INPUT', 'train_yolo', 'yolo_val', 'max_f1_conf', 'image_counts', 'map_interval', 'evaluate_yolo',
            'write_yolo_card', 'yolo_weights', 'export_yolo', 'yolo_predictor', 'annotator', 'annotate']
 
 # %% ../nbs/10_deepspace.ipynb #876f954c
@@ -237,6 +237,11 @@ def evaluate_yolo(weights, data_yaml, conf=None, n_boot: int = 1000, seed: int =
     return out | dict(curves=_curves(box))
 
 # %% ../nbs/10_deepspace.ipynb #79b17765
+YOLO_INPUT = (
+    "RGB image; frames larger than a tile are cut into overlapping tiles, each resized to imgsz (sliced inference)"
+)
+
+
 def write_yolo_card(
     weights,
     ev: dict,
@@ -251,26 +256,14 @@ def write_yolo_card(
     frames."""
     from astronb.cards import write_card
 
-    names = _yolo()(str(weights)).names
+    names = {int(k): v for k, v in _yolo()(str(weights)).names.items()}
+    arch = dict(framework="ultralytics", task="detect", names=names)
+    pre = dict(imgsz=int(imgsz), tile=int(tile), overlap=float(overlap), input=YOLO_INPUT)
     op = dict(
         conf=ev["conf"], chosen_on=ev["conf_chosen_on"], rule="maximum of Ultralytics' smoothed class-mean F1 curve"
     )
-    return write_card(
-        weights,
-        "deepspace",
-        dict(framework="ultralytics", task="detect", names={int(k): v for k, v in names.items()}),
-        dict(
-            imgsz=int(imgsz),
-            tile=int(tile),
-            overlap=float(overlap),
-            input="RGB image; frames larger than a tile are cut into overlapping tiles, each resized to imgsz (sliced "
-            "inference)",
-        ),
-        op,
-        {k: v for k, v in ev.items() if k != "curves"},
-        training_data=training_data,
-        params=params,
-    )
+    test = {k: v for k, v in ev.items() if k != "curves"}
+    return write_card(weights, "deepspace", arch, pre, op, test, training_data=training_data, params=params)
 
 # %% ../nbs/10_deepspace.ipynb #d5e7f101
 def yolo_weights(weights) -> tuple:

@@ -81,27 +81,30 @@ def read_frame(path) -> tuple:
     return img, hdr
 
 # %% ../nbs/02_io.ipynb #8d76bf2c
+def _truth_line(path, i: int, line: str):
+    "(code, x, y, mag or NaN) of one truth-list line, None for a blank or comment line; a FormatError naming the line."
+    s = line.split("#", 1)[0].strip()
+    if not s:
+        return None
+    parts = s.split()
+    try:
+        if len(parts) < 3:
+            raise ValueError("fewer than 3 numbers")
+        vals = [float(v) for v in parts[:4]]
+        if not np.isfinite(vals[:3]).all():
+            raise ValueError("not finite")
+    except ValueError as e:
+        raise FormatError(
+            f"{path}, line {i}: expected 'code x y' or 'code x y mag' (numbers), got {line!r} ({e})"
+        ) from None
+    return int(vals[0]), vals[1], vals[2], vals[3] if len(vals) > 3 else np.nan
+
+
 def read_truth_list(path) -> pd.DataFrame:
     """Read a `code x y [mag]` truth list; columns code, cls ('star'/'galaxy'), x, y (1-based), x0, y0 (0-based),
     and mag when every line has a fourth number (the simulator's lists; the real ones have three)."""
-    rows = []
-    for i, line in enumerate(Path(path).read_text().splitlines(), 1):
-        s = line.split("#", 1)[0].strip()
-        if not s:
-            continue
-        parts = s.split()
-        try:
-            if len(parts) < 3:
-                raise ValueError("fewer than 3 numbers")
-            vals = [float(v) for v in parts[:4]]
-            if not np.isfinite(vals[:3]).all():
-                raise ValueError("not finite")
-        except ValueError as e:
-            raise FormatError(
-                f"{path}, line {i}: expected 'code x y' or 'code x y mag' (numbers), got {line!r} ({e})"
-            ) from None
-        rows.append((int(vals[0]), vals[1], vals[2], vals[3] if len(vals) > 3 else np.nan))
-    df = pd.DataFrame(rows, columns=["code", "x", "y", "mag"])
+    rows = [_truth_line(path, i, line) for i, line in enumerate(Path(path).read_text().splitlines(), 1)]
+    df = pd.DataFrame([r for r in rows if r is not None], columns=["code", "x", "y", "mag"])
     df["cls"] = np.where(df.code == 100, "star", "galaxy")
     df["x0"], df["y0"] = df.x - 1, df.y - 1
     return df if len(df) and df.mag.notna().all() else df.drop(columns="mag")

@@ -79,6 +79,16 @@ def _portable_outputs(nb):
                 o["traceback"] = [portable_text(t) for t in o["traceback"]]
 
 
+def _published(nb):
+    "The notebook without papermill's metadata and timings, absolute paths in its outputs made portable (in place)."
+    for c in nb.cells:
+        for k in ("papermill", "execution"):
+            c.metadata.pop(k, None)
+    nb.metadata.pop("papermill", None)
+    _portable_outputs(nb)  # no absolute path of this machine in a committed result
+    return nb
+
+
 def publish_notebook(executed, out_dir, study: str) -> list:
     """Copy an executed study notebook to `out_dir/<study>.ipynb` (papermill's timings dropped, absolute paths in the
     outputs made portable), render `<study>.html` with nbconvert, add both to the manifest; returns their paths."""
@@ -88,12 +98,7 @@ def publish_notebook(executed, out_dir, study: str) -> list:
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    nb = nbformat.read(str(executed), as_version=4)
-    for c in nb.cells:
-        for k in ("papermill", "execution"):
-            c.metadata.pop(k, None)
-    nb.metadata.pop("papermill", None)
-    _portable_outputs(nb)  # no absolute path of this machine in a committed result
+    nb = _published(nbformat.read(str(executed), as_version=4))
     ipynb, html = out_dir / f"{study}.ipynb", out_dir / f"{study}.html"
     with atomic_write(ipynb) as f:
         nbformat.write(nb, f)

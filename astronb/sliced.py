@@ -120,6 +120,13 @@ def _touching_groups(FB, FC) -> list:
     return list(groups.values())
 
 
+def _joined_fragments(FB, FS, FC) -> tuple:
+    "(boxes, scores, classes) of the fragments' touching groups, each joined into its union with its best score."
+    groups = _touching_groups(FB, FC)
+    UB = [np.r_[FB[g, :2].min(0), FB[g, 2:].max(0)] for g in groups]
+    return UB, [FS[g].max() for g in groups], [FC[g[0]] for g in groups]
+
+
 def merge_tiles(dets: list, image_size, iou=0.5, method="hard", sigma=0.5, contain=0.8, fragments: str = "join"):
     """Merge per-tile detections. `dets`: list of (x0, y0, tile_w, tile_h, boxes (N,4) in tile pixels, scores, classes).
     A box touching an inner tile edge (within `EDGE_PX`) is a fragment. fragments="join": a fragment mostly
@@ -136,16 +143,10 @@ def merge_tiles(dets: list, image_size, iou=0.5, method="hard", sigma=0.5, conta
     w = ~frag
     keep, ks = batched_soft_nms(B[w], S[w], C[w], method, sigma, iou, 0.0 if method == "hard" else 0.001)
     WB, WS, WC = B[w][keep], ks, C[w][keep]
-    if fragments == "drop":
-        frag = np.zeros_like(frag)
-    FB, FS, FC = B[frag], S[frag], C[frag]
-    rest = ~_inside_whole(FB, FC, WB, WC, contain)
-    FB, FS, FC = FB[rest], FS[rest], FC[rest]
-    groups = _touching_groups(FB, FC)  # joined into their union
-    UB = [np.r_[FB[g, :2].min(0), FB[g, 2:].max(0)] for g in groups]
-    outB = np.vstack([WB, *UB]) if UB else WB
-    outS = np.r_[WS, [FS[g].max() for g in groups]]
-    outC = np.r_[WC, [FC[g[0]] for g in groups]].astype(int)
+    frag = np.zeros_like(frag) if fragments == "drop" else frag
+    rest = ~_inside_whole(B[frag], C[frag], WB, WC, contain)
+    UB, US, UC = _joined_fragments(B[frag][rest], S[frag][rest], C[frag][rest])
+    outB, outS, outC = np.vstack([WB, *UB]) if UB else WB, np.r_[WS, US], np.r_[WC, UC].astype(int)
     o = np.argsort(-outS, kind="stable")
     return outB[o], outS[o], outC[o]
 

@@ -183,6 +183,17 @@ def _wrap_ddp(model, batch: int) -> tuple:
     return net, rank, world
 
 # %% ../nbs/30_starfield.ipynb #8763a12b2bbd4a93a75aff182afb95dc
+def _load_model_state(ckpt, model, st: dict):
+    "Load a checkpoint's model weights; a ValueError naming the checkpoint's architecture when they do not fit."
+    try:
+        model.load_state_dict(fill_state(st["model"]))
+    except RuntimeError:
+        raise ValueError(
+            f"checkpoint {ckpt} was written by another architecture ({detector_config(st['model'])}); "
+            "delete it to start afresh, or pass another ckpt path"
+        ) from None
+
+
 def _resume(ckpt, model, opt, rng, log=None) -> TrainHistory:
     """Resume: load model, optimiser, random state and losses from `ckpt` when it exists; the history's `start_step`
     is where training goes on (0 without a checkpoint). A checkpoint of another architecture is refused by name."""
@@ -191,13 +202,7 @@ def _resume(ckpt, model, opt, rng, log=None) -> TrainHistory:
     if not (ckpt and Path(ckpt).exists()):
         return hist
     st = torch.load(ckpt, map_location="cpu", weights_only=True)  # our checkpoints hold tensors and plain types
-    try:
-        model.load_state_dict(fill_state(st["model"]))
-    except RuntimeError:
-        raise ValueError(
-            f"checkpoint {ckpt} was written by another architecture ({detector_config(st['model'])}); "
-            "delete it to start afresh, or pass another ckpt path"
-        ) from None
+    _load_model_state(ckpt, model, st)
     opt.load_state_dict(st["opt"])
     hist.start_step = st["step"]
     hist += st.get("losses") or [float("nan")] * hist.start_step  # checkpoints before the history was kept have none

@@ -130,6 +130,21 @@ def _http_get(url, part: Path, rf, dataset: str, progress=True, retries=4, timeo
     )
 
 # %% ../nbs/01a_transfer.ipynb #8763a12b2bbd4a93a75aff182afb95dc
+def _verified_part(rf: RemoteFile, part: Path, dataset: str, memo):
+    "Delete a downloaded `.part` whose checksum is wrong and raise a DataError saying so and what to do."
+    if verify(rf, part, dataset, memo):
+        return
+    got = file_digest(part, rf.algo)
+    part.unlink()
+    raise DataError(
+        dataset,
+        rf.name,
+        f"checksum mismatch after download: expected {rf.checksum}, got {rf.algo}:{got}",
+        "the corrupt download was deleted; run again. If it happens again the published file has "
+        "changed: report it, do not edit the checksum to make it pass",
+    )
+
+
 def download_file(rf: RemoteFile, dest: Path, dataset: str, progress=True, memo=None) -> Path:
     "Download one file to `dest` (resuming a `.part`), verify it, then rename it into place."
     if dest.exists() and verify(rf, dest, dataset, memo):
@@ -139,16 +154,7 @@ def download_file(rf: RemoteFile, dest: Path, dataset: str, progress=True, memo=
     if dest.exists():
         dest.unlink()  # a stale or corrupt final file is never trusted
     _http_get(rf.url, part, rf, dataset, progress)
-    if not verify(rf, part, dataset, memo):
-        got = file_digest(part, rf.algo)
-        part.unlink()
-        raise DataError(
-            dataset,
-            rf.name,
-            f"checksum mismatch after download: expected {rf.checksum}, got {rf.algo}:{got}",
-            "the corrupt download was deleted; run again. If it happens again the published file has "
-            "changed: report it, do not edit the checksum to make it pass",
-        )
+    _verified_part(rf, part, dataset, memo)
     os.replace(part, dest)
     if memo is not None:
         memo[str(dest)] = [*_stamp(dest), rf.checksum]
