@@ -96,6 +96,32 @@ def _softnms_row(case: str, n: int, gen, repeats: int, oracle_max: int) -> dict:
     return dict(case=case, n=n, kept=kept, softnms_ms=ours, hard_nms_ms=hard, oracle_ms=orc) | ratios
 
 
+def _softnms_line(r: dict) -> str:
+    "One printed row of `bench_softnms`."
+    return (
+        f"{r['case']:9s} N={r['n']:6d}  ours {r['softnms_ms']:9.3f} ms  torchvision.nms {r['hard_nms_ms']:9.3f} ms  "
+        f"oracle {r['oracle_ms']:10.2f} ms  ours/nms {r['ratio_vs_hard_nms']:6.3f}  "
+        f"ours/oracle {r['ratio_vs_oracle']:8.4f}"
+    )
+
+
+def _softnms_footer(repeats: int) -> str:
+    "What `bench_softnms` ran: the settings, the threads and how the times were taken."
+    sigma, iou_threshold, score_threshold = BENCH_SOFTNMS.values()
+    return (
+        f"\nsoft-NMS (gaussian, sigma {sigma}, Nt {iou_threshold}, thr {score_threshold}) on "
+        f"{torch.get_num_threads()} torch thread(s); medians of {repeats} samples, ours and torchvision's alternating"
+    )
+
+
+def _save_csv(df: pd.DataFrame, out):
+    "A benchmark's table as CSV, written atomically."
+    from astronb.core import atomic_write
+
+    with atomic_write(out) as f:
+        df.to_csv(f, index=False)
+
+
 def bench_softnms(sizes=(100, 500, 2500, 10000), repeats=7, oracle_max=2500, out=None, verbose=True) -> pd.DataFrame:
     """Time our exact soft-NMS, the sequential oracle and torchvision's hard NMS on the same boxes (`BENCH_SOFTNMS`);
     print the ratios."""
@@ -106,26 +132,13 @@ def bench_softnms(sizes=(100, 500, 2500, 10000), repeats=7, oracle_max=2500, out
     for case, n, gen in cases:
         rows.append(r := _softnms_row(case, n, gen, repeats, oracle_max))
         if verbose:
-            print(
-                f"{case:9s} N={n:6d}  ours {r['softnms_ms']:9.3f} ms  torchvision.nms {r['hard_nms_ms']:9.3f} ms  "
-                f"oracle {r['oracle_ms']:10.2f} ms  ours/nms {r['ratio_vs_hard_nms']:6.3f}  "
-                f"ours/oracle {r['ratio_vs_oracle']:8.4f}",
-                flush=True,
-            )
+            print(_softnms_line(r), flush=True)
     df = pd.DataFrame(rows)
     if verbose:
-        sigma, iou_threshold, score_threshold = BENCH_SOFTNMS.values()
-        print(
-            f"\nsoft-NMS (gaussian, sigma {sigma}, Nt {iou_threshold}, thr {score_threshold}) on "
-            f"{torch.get_num_threads()} torch thread(s); medians of {repeats} samples, ours and torchvision's "
-            "alternating"
-        )
+        print(_softnms_footer(repeats))
         print(df.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     if out:
-        from astronb.core import atomic_write
-
-        with atomic_write(out) as f:
-            df.to_csv(f, index=False)
+        _save_csv(df, out)
     return df
 
 # %% ../nbs/06_bench.ipynb #9f8c1f29
@@ -238,6 +251,20 @@ def _runtime_row(k: str, secs: dict, cats: dict, frames: int, size: int) -> dict
     )
 
 
+def _print_tables(timings: pd.DataFrame, agreement: pd.DataFrame):
+    "A runtime benchmark's two tables: timings to 3 decimals, agreement to 4."
+    print(timings.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(agreement.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+
+
+def _runtime_models(runtimes: list, w, onnx):
+    "runtime -> detector: the eager checkpoint for 'torch', the ONNX export opened on each other runtime."
+    from astronb.detector import load_detector
+    from astronb.runtime import open_detector
+
+    return {k: load_detector(w) if k == "torch" else open_detector(onnx, k) for k in runtimes}
+
+
 def bench_runtimes(
     weights,
     onnx=None,
@@ -256,8 +283,7 @@ def bench_runtimes(
     frames."""
     import tempfile
     from astronb.cards import read_card
-    from astronb.runtime import export_detector, open_detector
-    from astronb.detector import load_detector
+    from astronb.runtime import export_detector
     from astronb.starfield import detect_frame, detect_sep, card_settings
 
     card, w = read_card(weights)
@@ -266,7 +292,7 @@ def bench_runtimes(
     runtimes = ["torch"] + [r for r in runtimes if r != "torch"]
     with tempfile.TemporaryDirectory() as d:
         onnx = Path(onnx) if onnx else export_detector(w, Path(d) / "model_onnx.onnx")
-        models = {k: load_detector(w) if k == "torch" else open_detector(onnx, k) for k in runtimes}
+        models = _runtime_models(runtimes, w, onnx)
         run = {
             k: (lambda m=m: [detect_frame(m, im, norm, score_min=score_min) for im in imgs]) for k, m in models.items()
         }
@@ -275,10 +301,11 @@ def bench_runtimes(
         rows = [_runtime_row(k, secs, cats, frames, size) for k in [*runtimes, "sep"]]
         if peak_rss:
             _peak_rss_columns(rows, {k: w if k == "torch" else onnx for k in runtimes}, imgs[0], (norm, score_min), d)
-    agreement = pd.DataFrame([_agreement(frames, k, cats["torch"], cats[k]) for k in runtimes[1:]])
-    timings = pd.DataFrame(rows)
-    print(timings.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(agreement.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    timings, agreement = (
+        pd.DataFrame(rows),
+        pd.DataFrame([_agreement(frames, k, cats["torch"], cats[k]) for k in runtimes[1:]]),
+    )
+    _print_tables(timings, agreement)
     return timings, agreement
 
 # %% ../nbs/06_bench.ipynb #e1f2a002
@@ -301,6 +328,36 @@ def _boxes_catalogue(out) -> pd.DataFrame:
     return pd.DataFrame(dict(x=(b[:, 0] + b[:, 2]) / 2, y=(b[:, 1] + b[:, 3]) / 2, cls=c))
 
 
+def _yolo_settings(card) -> tuple:
+    "(imgsz, conf, tile, overlap) of a YOLO card, Ultralytics' and the dataset's defaults without one."
+    pre, op = (card or {}).get("preprocessing", {}), (card or {}).get("operating_point", {})
+    imgsz = pre.get("imgsz", 608)
+    return imgsz, op.get("conf", 0.25), pre.get("tile", imgsz), pre.get("overlap", 0.25)
+
+
+def _annotate_tables(secs: dict, outs: dict, size, tile: int) -> tuple:
+    "(timings, agreement) of `bench_annotate`: seconds and frames per second per runtime, and agreement with torch's."
+    from astronb.runtime import catalogue_agreement
+
+    frame = dict(frame_px=f"{size[0]}x{size[1]}", tile_px=tile)
+    timings = pd.DataFrame(
+        [
+            dict(
+                runtime=k,
+                **frame,
+                s_per_frame=secs[k],
+                frames_per_s=1 / secs[k],
+                ratio_vs_torch=secs[k] / secs["torch"],
+            )
+            | dict(detections=len(outs[k][0]), threads=torch.get_num_threads())
+            for k in secs
+        ]
+    )
+    ref = _boxes_catalogue(outs["torch"])
+    rows = [dict(runtime=k, **catalogue_agreement(ref, _boxes_catalogue(outs[k]))) for k in secs if k != "torch"]
+    return timings, pd.DataFrame(rows)
+
+
 def bench_annotate(
     weights,
     runtimes=("torch", "onnx", "openvino"),
@@ -315,40 +372,19 @@ def bench_annotate(
     runtimes."""
     import tempfile
     from astronb import deepspace as ds
-    from astronb.runtime import catalogue_agreement
     from astronb.sliced import sliced_predict
 
     card, w = ds.yolo_weights(weights)
-    pre, op = (card or {}).get("preprocessing", {}), (card or {}).get("operating_point", {})
-    imgsz, conf = pre.get("imgsz", 608), op.get("conf", 0.25)
-    tile, overlap = pre.get("tile", imgsz), pre.get("overlap", 0.25)
+    imgsz, conf, tile, overlap = _yolo_settings(card)
     img, _ = ds.synthetic_frame(*size, n_objects=(10, 16), seed=seed)
     with tempfile.TemporaryDirectory() as d:
         preds = {k: ds.yolo_predictor(v, imgsz, conf) for k, v in _yolo_runtimes(weights, w, runtimes, d).items()}
         run = {k: (lambda f=f: sliced_predict(img, f, tile, overlap, method="hard")) for k, f in preds.items()}
         outs = {k: f() for k, f in run.items()}
         secs = _interleaved_s(run, repeats)
-    frame = dict(frame_px=f"{size[0]}x{size[1]}", tile_px=tile)
-    timings = pd.DataFrame(
-        [
-            dict(
-                runtime=k,
-                **frame,
-                s_per_frame=secs[k],
-                frames_per_s=1 / secs[k],
-                ratio_vs_torch=secs[k] / secs["torch"],
-            )
-            | dict(detections=len(outs[k][0]), threads=torch.get_num_threads())
-            for k in run
-        ]
-    )
-    ref = _boxes_catalogue(outs["torch"])
-    agreement = pd.DataFrame(
-        [dict(runtime=k, **catalogue_agreement(ref, _boxes_catalogue(outs[k]))) for k in run if k != "torch"]
-    )
+    timings, agreement = _annotate_tables(secs, outs, size, tile)
     if verbose:
-        print(timings.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-        print(agreement.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        _print_tables(timings, agreement)
     return timings, agreement
 
 # %% ../nbs/06_bench.ipynb #335864f4

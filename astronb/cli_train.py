@@ -15,7 +15,7 @@ from astronb.cli import (
 )
 
 # %% auto #0
-__all__ = []
+__all__ = ['NO_FRAMES']
 
 # %% ../nbs/99a_cli_train.ipynb #43ac485b
 @verb
@@ -359,34 +359,49 @@ def _starfield_card(a, model, out, val):
     return card
 
 
-def _train_starfield(a):
-    import torch
-    from pathlib import Path
-    from astronb import starfield as sf
-    from astronb.core import atomic_save
-    from astronb.io import FormatError
+NO_FRAMES = "pass --frames: FITS frames with their truth lists (a .list beside each, as `astronb simulate` writes)"
 
-    if not a.frames:
-        raise UsageError(
-            "pass --frames: FITS frames with their truth lists (a .list beside each, as `astronb simulate` writes)"
-        )
-    out = Path(a.out or "detector.pt")
-    ckpt = Path(a.ckpt) if a.ckpt else out.with_suffix(".ckpt")
-    try:
-        train, val = _frames_with_truth(a.frames), _frames_with_truth(a.val or [])
-        torch.manual_seed(a.seed)
-        model = sf.build_detector(a.backbone)
-        crops = sf.CropTraining(steps=a.steps, crop=a.crop, batch=a.batch or 4, lr=a.lr, seed=a.seed)
-        frames = [sf.make_frame(i, t, a.norm) for i, t in train]
-        hist = sf.train_detector(model, frames, crops, ckpt=ckpt, progress=sys.stderr.isatty(), log=print)
-    except (FormatError, FileNotFoundError, ValueError) as e:
-        raise UsageError(e) from e
-    if sf.ddp_rank_world()[0]:
-        return 0  # under torchrun, rank 0 writes the products
+
+def _fit_starfield(a, train: list, ckpt):
+    "(model, history): a new detector of --backbone trained on the (image, truth) pairs `train` as the options say."
+    import torch
+    from astronb import starfield as sf
+
+    torch.manual_seed(a.seed)
+    model = sf.build_detector(a.backbone)
+    crops = sf.CropTraining(steps=a.steps, crop=a.crop, batch=a.batch or 4, lr=a.lr, seed=a.seed)
+    frames = [sf.make_frame(i, t, a.norm) for i, t in train]
+    return model, sf.train_detector(model, frames, crops, ckpt=ckpt, progress=sys.stderr.isatty(), log=print)
+
+
+def _save_starfield(a, model, hist, out, ckpt, val):
+    "Rank 0's products: the weights, a line on the training and, with validation frames, the card."
+    import torch
+    from astronb.core import atomic_save
+
     atomic_save(out, lambda p: torch.save(model.state_dict(), p))
     print(f"{len(hist)} steps, last loss {hist[-1]:.4f}; weights {out} (checkpoint to resume from: {ckpt})")
     if val:
         _starfield_card(a, model, out, val)
+
+
+def _train_starfield(a):
+    from pathlib import Path
+    from astronb import starfield as sf
+    from astronb.io import FormatError
+
+    if not a.frames:
+        raise UsageError(NO_FRAMES)
+    out = Path(a.out or "detector.pt")
+    ckpt = Path(a.ckpt) if a.ckpt else out.with_suffix(".ckpt")
+    try:
+        train, val = _frames_with_truth(a.frames), _frames_with_truth(a.val or [])
+        model, hist = _fit_starfield(a, train, ckpt)
+    except (FormatError, FileNotFoundError, ValueError) as e:
+        raise UsageError(e) from e
+    if sf.ddp_rank_world()[0]:
+        return 0  # under torchrun, rank 0 writes the products
+    _save_starfield(a, model, hist, out, ckpt, val)
     return 0
 
 

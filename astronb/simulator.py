@@ -61,32 +61,28 @@ def sample_magnitudes(rng, n, mag_range=(10, 24), slope=0.3):
     return np.log10(lo + rng.uniform(0, 1, n) * (hi - lo)) / slope
 
 # %% ../nbs/30a_simulator.ipynb #fa8c472a
+def _galaxy_stamp(rng, psf: tuple, half: int):
+    "A Sersic galaxy of random index, size, axis ratio and angle seen through `psf`: a (2 half + 1)² stamp."
+    return _sersic_stamp(
+        rng.uniform(0.5, 4.0), rng.uniform(1.5, 4.0), rng.uniform(0.3, 1.0), rng.uniform(0, np.pi), *psf, half
+    )
+
+
 def _paint_sources(model, rng, cfg: SimConfig, sources, psf):
     """Add each source's flux to `model` (in place): sources = (x, y, magnitude, is_galaxy) arrays, psf = (FWHM, Moffat
     beta). Galaxies draw their Sersic shape from `rng`, stars are Moffat profiles at their sub-pixel position."""
-    fwhm, beta = psf
-    S = model.shape[0]
-    half = int(max(8, 4 * fwhm))
+    S, half = model.shape[0], int(max(8, 4 * psf[0]))
     for x, y, m, g in zip(*sources):
         flux = 10 ** (-0.4 * (m - cfg.zero_point))
         ix, iy = int(x), int(y)
         x0, x1, y0, y1 = max(0, ix - half), min(S, ix + half + 1), max(0, iy - half), min(S, iy + half + 1)
-        if g:
-            st = _sersic_stamp(
-                rng.uniform(0.5, 4.0),
-                rng.uniform(1.5, 4.0),
-                rng.uniform(0.3, 1.0),
-                rng.uniform(0, np.pi),
-                fwhm,
-                beta,
-                half,
-            )
-            # sub-pixel shift is ignored for galaxies (their profile is wide); place the stamp on the nearest pixel
+        if g:  # sub-pixel shift is ignored for galaxies (their profile is wide): the stamp goes on the nearest pixel
+            st = _galaxy_stamp(rng, psf, half)
             sy0, sx0 = y0 - (iy - half), x0 - (ix - half)
             model[y0:y1, x0:x1] += flux * st[sy0 : sy0 + (y1 - y0), sx0 : sx0 + (x1 - x0)]
         else:
             yy, xx = np.mgrid[y0:y1, x0:x1] + 0.5
-            model[y0:y1, x0:x1] += flux * _moffat((xx - x) ** 2 + (yy - y) ** 2, fwhm, beta)
+            model[y0:y1, x0:x1] += flux * _moffat((xx - x) ** 2 + (yy - y) ** 2, *psf)
 
 
 def _observe(model, rng, cfg: SimConfig):
