@@ -44,9 +44,9 @@ from astronb.models import (
 )
 
 # %% auto #0
-__all__ = ['group_split', 'class_weights', 'logical_cpus', 'distribution_strategy', 'FitConfig', 'train_classifier', 'load_items',
-           'score_cutouts', 'score_table', 'score_items', 'classify_items', 'classify_part', 'score_at_recall',
-           'VariantResults']
+__all__ = ['SCORE_COLUMNS', 'group_split', 'class_weights', 'logical_cpus', 'distribution_strategy', 'FitConfig',
+           'train_classifier', 'load_items', 'score_cutouts', 'score_table', 'score_items', 'classify_items',
+           'classify_part', 'score_at_recall', 'VariantResults']
 
 # %% ../nbs/20_asteroids.ipynb #bb6dafe8
 def group_split(groups, labels, fractions=(0.7, 0.15, 0.15), seed: int = 0) -> np.ndarray:
@@ -231,6 +231,9 @@ def score_cutouts(clf: dict, cs: CutoutSet) -> np.ndarray:
     return predict_proba(clf["built"][size], cs, scaling=clf["scaling"])
 
 # %% ../nbs/20_asteroids.ipynb #b7c2e4a1
+SCORE_COLUMNS = ("source", "candid", "objectId", "score", "asteroid", "regime", "reason", "crossmatch_valid")  # first
+
+
 def score_table(clf: dict, cs: CutoutSet) -> pd.DataFrame:
     """`cs.index` with the decision: `model_score` (the model's own), `regime` (`regimes.regime`), `reason` (why the
     card's gate decided, '' where the model did), `score` (0 where the gate decided) and `asteroid` (score >=
@@ -247,11 +250,7 @@ def score_table(clf: dict, cs: CutoutSet) -> pd.DataFrame:
     df["reason"] = regimes.gate(F, **clf["gate"]) if clf.get("gate") else ""
     df["score"] = np.where(df.reason != "", 0.0, df.model_score)
     df["asteroid"] = (df.score >= clf["threshold"]).astype(int)
-    first = [
-        c
-        for c in ("source", "candid", "objectId", "score", "asteroid", "regime", "reason", "crossmatch_valid")
-        if c in df
-    ]
+    first = [c for c in SCORE_COLUMNS if c in df]
     return df[first + [c for c in df if c not in first]]
 
 # %% ../nbs/20_asteroids.ipynb #b7c2e4a2

@@ -5,6 +5,8 @@
 # %% ../nbs/99c_cli_catalogue.ipynb #9a63283cbaf04dbcab1f6479b197f3a8
 from __future__ import annotations
 import sys
+from functools import partial
+from pathlib import Path
 
 from astronb.cli import (
     FITS_SUFFIXES,
@@ -57,7 +59,6 @@ def _calibrated_config(mirror):
 
 
 def _cmd_simulate(a):
-    from pathlib import Path
     from astronb import starfield as sf
 
     cfg = _calibrated_config(a.mirror) if a.calibrate else sf.SimConfig()
@@ -169,7 +170,6 @@ def _detector(a) -> tuple:
     """(card, weights, normalisation, score cut) for `a`: the baselines need no model; the network's weights are
     `--weights` or the study's default, opened once here so that a file that is not a model is a usage error before
     any frame is read."""
-    from pathlib import Path
     from astronb import starfield as sf
     from astronb.cards import read_card, study_model
     from astronb.io import FormatError
@@ -192,7 +192,6 @@ def _detector(a) -> tuple:
 
 def _catalogues(a, step) -> tuple:
     "(catalogues, frame infos) of `a.frames`: serially, or on Dask (`--workers`, `--scheduler`; resumable parts)."
-    from pathlib import Path
     from astronb.survey import guarded, run_frames
 
     if a.workers > 1 or a.scheduler:  # survey mode: Dask, one part per frame beside --out, resumable
@@ -207,7 +206,6 @@ def _catalogues(a, step) -> tuple:
 def _write_detections(a, cats: list, frames: list, meta: dict):
     "The catalogue of every frame read, to --out (a region file only for .reg/.crtf), with --regions beside it."
     import pandas as pd
-    from pathlib import Path
     from astronb.io import write_catalogue, write_regions
 
     cat = pd.concat([c for c in cats if c is not None], ignore_index=True)
@@ -221,7 +219,6 @@ def _write_detections(a, cats: list, frames: list, meta: dict):
 
 
 def _cmd_detect(a):
-    from functools import partial
     from astronb import starfield as sf, __version__
 
     card, weights, norm, score_min = _detector(a)
@@ -244,7 +241,6 @@ CARD_PROVENANCE = ("study", "architecture", "preprocessing", "operating_point", 
 
 def _method_meta(a, card, norm, score_min) -> dict:
     "The detection method and its settings: a classical extractor's thresholds, or the network's weights and card."
-    from pathlib import Path
 
     if a.baseline:
         flux = "sep's isophotal flux" if a.baseline == "sep" else "SExtractor's FLUX_AUTO"
@@ -292,7 +288,6 @@ def _flux_unit(bunit: str) -> str:
 def _session_so_far(out, state_path) -> tuple:
     """(catalogues, frame infos) of the frames that an earlier run of this watch session finished, read from their own
     catalogues."""
-    from pathlib import Path
     from astropy.table import Table
     from astronb.watch import load_state
 
@@ -311,7 +306,6 @@ def _watch_detect(a, step, card, norm, score_min) -> int:
     """`detect --watch`: each new frame's catalogue and DS9 regions beside OUT (<frame stem> + OUT's suffix, and .reg);
     OUT is the session catalogue, rewritten after every frame."""
     import pandas as pd
-    from pathlib import Path
     from astronb import __version__
     from astronb.io import write_catalogue, write_regions
 

@@ -5,6 +5,8 @@
 # %% ../nbs/99b_cli_detect.ipynb #9a63283cbaf04dbcab1f6479b197f3a8
 from __future__ import annotations
 import sys
+from functools import partial
+from pathlib import Path
 
 from astronb.cli import (
     IMAGE_SUFFIXES,
@@ -57,7 +59,6 @@ def _parser_annotate(sub):
 def _watch_annotate(a) -> int:
     "`annotate --watch`: each new image annotated as in a batch run; session.csv holds every detection so far."
     import pandas as pd
-    from pathlib import Path
     from astronb.core import atomic_write
     from astronb.deepspace import annotator
 
@@ -161,8 +162,6 @@ def _classify_on_dask(a, left: list):
     """Survey mode (--workers > 1 or --scheduler): each file scored on Dask, its part kept in OUT.parts/ and reused on a
     re-run; what was left out is appended to `left`. Returns all files' scores."""
     import pandas as pd
-    from functools import partial
-    from pathlib import Path
     from astronb.asteroids import classify_part
     from astronb.survey import run_frames
 

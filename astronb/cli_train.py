@@ -5,6 +5,7 @@
 # %% ../nbs/99a_cli_train.ipynb #9a63283cbaf04dbcab1f6479b197f3a8
 from __future__ import annotations
 import sys
+from pathlib import Path
 
 from astronb.cli import (
     UsageError,
@@ -53,7 +54,6 @@ def _image_boxes(p, a):
     """The labelled boxes (x1, y1, x2, y2, class) of image `p` from its YOLO label file (in --labels, else beside it),
     none without one; a UsageError names the first bad image or label line."""
     import numpy as np
-    from pathlib import Path
     from PIL import Image
     from astronb.yolo_data import from_yolo, validate_image, validate_label_file
 
@@ -73,7 +73,6 @@ def _image_boxes(p, a):
 
 def _cmd_tile(a):
     import numpy as np
-    from pathlib import Path
     from PIL import Image
     from astronb.core import atomic_save, atomic_write, progress_bar
     from astronb.yolo_data import to_yolo
@@ -96,7 +95,6 @@ def _cmd_tile(a):
 def _alert_labels(index, labels: str) -> tuple:
     "(y, labelled mask, where the labels came from) for the alerts in `index`: their trusted cross-match, or a CSV's."
     import pandas as pd
-    from pathlib import Path
 
     if labels == "crossmatch":
         ok = index.crossmatch_valid.to_numpy(bool)
@@ -201,7 +199,6 @@ def _gated_summary(y, gt, r: dict, card, scores) -> str:
 
 
 def _train_asteroids(a) -> int:
-    from pathlib import Path
     from astronb import asteroids as ast, regimes as rg
 
     left = []
@@ -320,7 +317,6 @@ def _parser_train(sub):
 
 def _frames_with_truth(files) -> list:
     "(image, truth list) of each FITS frame, its truth list the .list beside it (as `astronb simulate` writes)."
-    from pathlib import Path
     from astronb.io import read_fits_image, read_truth_list
 
     out = []
@@ -336,7 +332,6 @@ def _frames_with_truth(files) -> list:
 
 def _starfield_card(a, model, out, val):
     "The card of a detector trained by `astronb train starfield`: its score cut chosen on the validation frames."
-    from pathlib import Path
     from astronb import starfield as sf
     from astronb.cards import write_card
     from astronb.core import file_digest
@@ -386,7 +381,6 @@ def _save_starfield(a, model, hist, out, ckpt, val):
 
 
 def _train_starfield(a):
-    from pathlib import Path
     from astronb import starfield as sf
     from astronb.io import FormatError
 
@@ -407,7 +401,6 @@ def _train_starfield(a):
 
 def _deepspace_data(a):
     "The dataset YAML to train YOLO on: --data, else the study's data step run now (its issues reported)."
-    from pathlib import Path
     from astronb import deepspace as ds
 
     if a.data:

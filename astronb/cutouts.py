@@ -34,6 +34,22 @@ def cutout(img: np.ndarray, x: float, y: float, size: int = 32):
     return out, bool(edge), frac
 
 # %% ../nbs/20a_cutouts.ipynb #4ef787f8
+def _robust(s: np.ndarray) -> np.ndarray:
+    "asinh of (pixel - median) / (3 MAD), its 0.5-99.5 percentiles mapped to [0, 1] (a flat stamp: zeros)."
+    med = float(np.median(s))
+    mad = float(np.median(np.abs(s - med))) * 1.4826 or 1.0
+    a = np.arcsinh((s - med) / (3 * mad))
+    lo, hi = np.percentile(a, [0.5, 99.5])
+    return np.clip((a - lo) / (hi - lo), 0, 1).astype(np.float32) if hi > lo else np.zeros_like(s)
+
+
+def _significance(s: np.ndarray) -> np.ndarray:
+    "asinh of (pixel - median) / (1.4826 MAD), clipped at +-`SIG_CLIP` and mapped to [0, 1]."
+    med = float(np.median(s))
+    sig = 1.4826 * float(np.median(np.abs(s - med))) or 1.0
+    return ((np.clip(np.arcsinh((s - med) / sig), -SIG_CLIP, SIG_CLIP) + SIG_CLIP) / (2 * SIG_CLIP)).astype(np.float32)
+
+
 def normalise(stamp: np.ndarray, method: str = "minmax") -> np.ndarray:
     """Scale a cutout to [0, 1]: 'minmax' as in the paper; 'robust' (median / MAD, asinh, 0.5-99.5 percentiles);
     'significance' (asinh of (pixel - median) / (1.4826 MAD), -8..8 mapped to 0..1: an empty stamp stays flat grey,
@@ -42,18 +58,8 @@ def normalise(stamp: np.ndarray, method: str = "minmax") -> np.ndarray:
     if method == "minmax":
         lo, hi = float(s.min()), float(s.max())
         return np.zeros_like(s) if hi <= lo else (s - lo) / (hi - lo)
-    if method == "robust":
-        med = float(np.median(s))
-        mad = float(np.median(np.abs(s - med))) * 1.4826 or 1.0
-        a = np.arcsinh((s - med) / (3 * mad))
-        lo, hi = np.percentile(a, [0.5, 99.5])
-        return np.clip((a - lo) / (hi - lo), 0, 1).astype(np.float32) if hi > lo else np.zeros_like(s)
-    if method == "significance":
-        med = float(np.median(s))
-        sig = 1.4826 * float(np.median(np.abs(s - med))) or 1.0
-        return ((np.clip(np.arcsinh((s - med) / sig), -SIG_CLIP, SIG_CLIP) + SIG_CLIP) / (2 * SIG_CLIP)).astype(
-            np.float32
-        )
+    if method in ("robust", "significance"):
+        return _robust(s) if method == "robust" else _significance(s)
     raise ValueError(f"normalisation must be 'minmax', 'robust' or 'significance', got {method!r}")
 
 # %% ../nbs/20a_cutouts.ipynb #2f94c307
@@ -217,20 +223,24 @@ CUTOUT_KINDS = {
 }
 
 
+def _one_cutout(rng, size: int, asteroid_fraction: float) -> tuple:
+    "(kind, label, image) of one simulated cutout: noise at a random sky, then an asteroid or one of `CUTOUT_KINDS`."
+    sky = rng.uniform(100, 1000)
+    img = rng.normal(0, 1, (size, size)).astype(np.float32) * np.sqrt(sky) / 10
+    fwhm = rng.uniform(1.5, 3.0)
+    s = _Sky(size, (size - 1) / 2, np.sqrt(sky) / 10, fwhm, np.pi * (fwhm / 2.355) ** 2 * 4)
+    if rng.random() < asteroid_fraction:
+        return "asteroid", 1, _asteroid(img, rng, s)
+    kind = rng.choice(list(CUTOUT_KINDS), p=[share for share, _ in CUTOUT_KINDS.values()])
+    return kind, 0, CUTOUT_KINDS[kind][1](img, rng, s)
+
+
 def simulate_cutouts(n: int = 1000, asteroid_fraction: float = 0.36, size: int = 32, seed: int = 0) -> CutoutSet:
     "Simulated asteroid (label 1) and non-asteroid (label 0) cutouts (`CUTOUT_KINDS`), normalised to [0, 1]."
     rng = np.random.default_rng(seed)
     X, rows = [], []
     for i in range(n):
-        sky = rng.uniform(100, 1000)
-        img = rng.normal(0, 1, (size, size)).astype(np.float32) * np.sqrt(sky) / 10
-        fwhm = rng.uniform(1.5, 3.0)
-        s = _Sky(size, (size - 1) / 2, np.sqrt(sky) / 10, fwhm, np.pi * (fwhm / 2.355) ** 2 * 4)
-        if rng.random() < asteroid_fraction:
-            kind, label, img = "asteroid", 1, _asteroid(img, rng, s)
-        else:
-            kind = rng.choice(list(CUTOUT_KINDS), p=[share for share, _ in CUTOUT_KINDS.values()])
-            label, img = 0, CUTOUT_KINDS[kind][1](img, rng, s)
+        kind, label, img = _one_cutout(rng, size, asteroid_fraction)
         X.append(normalise(img)[..., None])
         rows.append(
             dict(source="simulated", kind=kind, label=label, group=f"sim{seed}:{i}", edge=False, nan_fraction=0.0)

@@ -289,20 +289,13 @@ def _mirror_copy(m: Path, name: str, rf, memo: dict) -> Path:
     "The mirror's copy of `rf`, verified in place; a DataError naming the file and the fix when missing or different."
     src = m / MIRROR_FOLDERS.get(name, name) / rf.name
     if not src.exists():
-        raise DataError(
-            name,
-            rf.name,
-            f"the mirror {m} has no {src.relative_to(m)}",
-            f"copy it there from {rf.url}, or unset ASTRONB_DATA_MIRROR to download it",
-        )
+        fix = f"copy it there from {rf.url}, or unset ASTRONB_DATA_MIRROR to download it"
+        raise DataError(name, rf.name, f"the mirror {m} has no {src.relative_to(m)}", fix)
     if not verify(rf, src, name, memo):
-        raise DataError(
-            name,
-            rf.name,
-            f"the mirror copy {src} does not match the registry's {rf.checksum} "
-            f"(size {src.stat().st_size}, expected {rf.size})",
-            f"restore it from {rf.url} (or delete it and unset the mirror to download it)",
-        )
+        size = f"size {src.stat().st_size}, expected {rf.size}"
+        why = f"the mirror copy {src} does not match the registry's {rf.checksum} ({size})"
+        fix = f"restore it from {rf.url} (or delete it and unset the mirror to download it)"
+        raise DataError(name, rf.name, why, fix)
     return src
 
 

@@ -240,14 +240,7 @@ def block_counts(det_xy, true_xy, matches, shape, block: int = 100) -> np.ndarra
 
     t_cell = cell_of(true_xy)
     m = np.asarray(matches, int).reshape(-1, 2)
-    return np.stack(
-        [
-            np.bincount(cell_of(det_xy), minlength=nx * ny),
-            np.bincount(t_cell, minlength=nx * ny),
-            np.bincount(t_cell[m[:, 1]], minlength=nx * ny),
-        ],
-        1,
-    )
+    return np.stack([np.bincount(c, minlength=nx * ny) for c in (cell_of(det_xy), t_cell, t_cell[m[:, 1]])], 1)
 
 # %% ../nbs/07_metrics.ipynb #dbaad67d
 def f_score(n_det, n_true, n_match, beta: float = 1.0) -> float:

@@ -115,15 +115,6 @@ class StudyRun:
         missing = [str(p) for p in self.outputs if not Path(p).exists()]
         if missing:
             raise RuntimeError(f"study {self.study}: outputs registered but not written: {missing}")
-        return write_manifest(
-            self.dir,
-            self.study,
-            self.params,
-            self.seed,
-            inputs=self.inputs,
-            outputs=self.outputs,
-            started=self.started,
-            notebook=self.notebook,
-            extra=self.extra,
-            git=self.git,
-        )
+        files = dict(inputs=self.inputs, outputs=self.outputs, notebook=self.notebook)
+        run = dict(started=self.started, extra=self.extra, git=self.git)
+        return write_manifest(self.dir, self.study, self.params, self.seed, **files, **run)
