@@ -153,19 +153,14 @@ def _gated_card(a, gt, oof: dict, out, features, data: dict):
     from astronb.cards import write_card
 
     fields = rg.gated_trees_card(gt, a.recall)
-    return write_card(
-        ast.save_feature_classifier(gt.model, out),
-        "asteroids",
-        fields["architecture"],
-        fields["preprocessing"],
-        fields["operating_point"] | dict(val_recall=oof["recall"], val_precision=oof["precision"]),
-        {"out of fold, all training alerts (gate included)": oof},
-        training_data=data,
-        params=dict(recall=a.recall, folds=a.folds, seed=a.seed, features=list(features)),
-        role="gated trees trained with astronb train asteroids",
-        study_model=False,
-        split=f"objectId, {a.folds} grouped folds, seed {a.seed}",
-    )
+    op = fields["operating_point"] | dict(val_recall=oof["recall"], val_precision=oof["precision"])
+    test = {"out of fold, all training alerts (gate included)": oof}
+    params = dict(recall=a.recall, folds=a.folds, seed=a.seed, features=list(features))
+    about = dict(role="gated trees trained with astronb train asteroids", study_model=False)
+    about["split"] = f"objectId, {a.folds} grouped folds, seed {a.seed}"
+    weights = ast.save_feature_classifier(gt.model, out)
+    arch, pre = fields["architecture"], fields["preprocessing"]
+    return write_card(weights, "asteroids", arch, pre, op, test, training_data=data, params=params, **about)
 
 
 def _training_scores(card, cs, y, gt, out):
@@ -411,6 +406,15 @@ def _deepspace_data(a):
     return prep.data_yaml
 
 
+def _yolo_summary(best, card, ev: dict) -> str:
+    "What `astronb train deepspace` tells at the end: the weights, the card's operating point, the test scores."
+    return (
+        f"best weights: {best}\nmodel card: {card} (operating confidence {ev['conf']:.3f}, chosen on the "
+        f"{ev['conf_chosen_on']} split)\ntest: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in ev.items() if isinstance(v, float))
+    )
+
+
 def _cmd_train(a):
     from astronb import deepspace as ds
 
@@ -423,11 +427,7 @@ def _cmd_train(a):
     best = ds.train_yolo(data_yaml, a.model or "yolov8n.yaml", epochs=a.epochs, project=a.project, name=a.name, **run)
     ev = ds.evaluate_yolo(best, data_yaml, **run)
     card = ds.write_yolo_card(best, ev, a.imgsz, params={k: v for k, v in vars(a).items() if k != "fn"})
-    print(
-        f"best weights: {best}\nmodel card: {card} (operating confidence {ev['conf']:.3f}, chosen on the "
-        f"{ev['conf_chosen_on']} split)"
-    )
-    print("test: " + ", ".join(f"{k} {v:.3f}" for k, v in ev.items() if isinstance(v, float)))
+    print(_yolo_summary(best, card, ev))
     return 0
 
 # %% ../nbs/99a_cli_train.ipynb #82b1e475

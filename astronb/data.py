@@ -321,6 +321,13 @@ def _wanted_files(name: str, m, files) -> list:
     return [rf for rf in wanted if rf.name in set(files)]
 
 
+def _local_copy(m, name: str, rf: RemoteFile, memo: dict, progress) -> Path:
+    "`rf`'s verified local file: the mirror's copy when there is a mirror, else a download into the dataset's cache."
+    if m is not None:
+        return _mirror_copy(m, name, rf, memo)
+    return download_file(rf, dataset_dir(name) / rf.name, name, progress, memo)
+
+
 def fetch(name: str, mirror=None, progress=True, files=None) -> Fetched:
     "Make a registered dataset available locally (verified, extracted); `files` limits it to some file names."
     ds = get_dataset(name)
@@ -329,10 +336,7 @@ def fetch(name: str, mirror=None, progress=True, files=None) -> Fetched:
     memo, out, ext = _load_memo(name), {}, {}
     try:
         for rf in tqdm(wanted, desc=name, disable=not progress or len(wanted) < 20, leave=False):
-            if m is not None:
-                out[rf.name] = _mirror_copy(m, name, rf, memo)
-            else:
-                out[rf.name] = download_file(rf, dataset_dir(name) / rf.name, name, progress, memo)
+            out[rf.name] = _local_copy(m, name, rf, memo, progress)
             if ds.extract and _is_archive(rf.name):
                 ext[rf.name] = _extracted(name, rf, out[rf.name])
     finally:

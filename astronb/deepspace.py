@@ -304,6 +304,18 @@ def _install_folder(got: Path, folder: Path) -> Path:
     return next(folder.glob("*.xml"))
 
 
+def _place_export(got: Path, w: Path, out, format: str) -> Path:
+    """Put Ultralytics' export `got` of the weights `w` in place, atomically: the .onnx at `out` (default beside the
+    weights), the OpenVINO folder at `out` (default `<stem>_openvino_model/` beside them); returns its model file."""
+    from astronb.cards import export_path
+
+    if format == "onnx":
+        out = export_path(w, out)
+        atomic_save(out, lambda p: shutil.copyfile(got, p))
+        return out
+    return _install_folder(got, Path(out) if out else w.parent / f"{w.name.split('.')[0]}_openvino_model")
+
+
 def export_yolo(weights, out=None, dynamic: bool = True, format: str = "onnx") -> Path:
     """Export trained YOLO weights (a .pt file or its card) with Ultralytics' own exporter, for `annotate` on ONNX
     Runtime (format 'onnx': returns the .onnx path, default `<stem>_onnx.onnx` beside the weights) or on OpenVINO
@@ -311,19 +323,14 @@ def export_yolo(weights, out=None, dynamic: bool = True, format: str = "onnx") -
     default). With a card, the export gets its own (`cards.write_export_card`: same image size, tiles, overlap and
     operating confidence; for OpenVINO beside the .xml, inside the folder). dynamic: the model takes any input size
     (else only the card's imgsz)."""
-    from astronb.cards import export_path, write_export_card
+    from astronb.cards import write_export_card
 
     if format not in ("onnx", "openvino"):
         raise ValueError(f"format must be onnx or openvino, got {format!r}")
     card, w = yolo_weights(weights)
     imgsz = int((card or {}).get("preprocessing", {}).get("imgsz", 608))
     with tempfile.TemporaryDirectory() as d:
-        got = _export_copy(w, Path(d), format, imgsz, dynamic)
-        if format == "onnx":
-            out = export_path(w, out)
-            atomic_save(out, lambda p: shutil.copyfile(got, p))
-        else:
-            out = _install_folder(got, Path(out) if out else w.parent / f"{w.name.split('.')[0]}_openvino_model")
+        out = _place_export(_export_copy(w, Path(d), format, imgsz, dynamic), w, out, format)
     if card:
         rt = "onnxruntime" if format == "onnx" else "openvino"
         write_export_card(out, card, w, runtime=rt, exporter="ultralytics", dynamic=dynamic)

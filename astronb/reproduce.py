@@ -89,11 +89,22 @@ def _published(nb):
     return nb
 
 
+def _write_html(nb, html: Path, study: str):
+    "The notebook rendered by nbconvert's JupyterLab template, written atomically."
+    from nbconvert import HTMLExporter
+    from astronb.core import atomic_write
+
+    body, _ = HTMLExporter(template_name="lab").from_notebook_node(
+        nb, resources={"metadata": {"name": f"astronb: {study}"}}
+    )
+    with atomic_write(html) as f:
+        f.write(body)
+
+
 def publish_notebook(executed, out_dir, study: str) -> list:
     """Copy an executed study notebook to `out_dir/<study>.ipynb` (papermill's timings dropped, absolute paths in the
     outputs made portable), render `<study>.html` with nbconvert, add both to the manifest; returns their paths."""
     import nbformat
-    from nbconvert import HTMLExporter
     from astronb.core import atomic_write
 
     out_dir = Path(out_dir)
@@ -102,11 +113,7 @@ def publish_notebook(executed, out_dir, study: str) -> list:
     ipynb, html = out_dir / f"{study}.ipynb", out_dir / f"{study}.html"
     with atomic_write(ipynb) as f:
         nbformat.write(nb, f)
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(
-        nb, resources={"metadata": {"name": f"astronb: {study}"}}
-    )
-    with atomic_write(html) as f:
-        f.write(body)
+    _write_html(nb, html, study)
     _add_to_manifest(out_dir, [ipynb.name, html.name])
     return [ipynb, html]
 

@@ -116,6 +116,14 @@ def _add_artefacts(img, rng, cfg: SimConfig):
                 img[py, px] += rng.uniform(2000, 20000)
 
 
+def _truth_table(xs, ys, mags, gal) -> pd.DataFrame:
+    "The truth list of a simulated frame: code (100 star, 200 galaxy), x, y (1-based: pixel i's centre is i + 1), mag."
+    truth = pd.DataFrame(dict(code=np.where(gal, 200, 100), x=xs + 0.5, y=ys + 0.5, mag=mags))
+    truth["cls"] = np.where(gal, "galaxy", "star")
+    truth["x0"], truth["y0"] = truth.x - 1, truth.y - 1
+    return truth
+
+
 def simulate_frame(cfg: SimConfig = SimConfig(), seed: int = 0):
     "(int32 image, truth DataFrame code/x/y (1-based)/mag/cls, frame parameters)."
     rng = np.random.default_rng(seed)
@@ -130,10 +138,7 @@ def simulate_frame(cfg: SimConfig = SimConfig(), seed: int = 0):
     img = _observe(model, rng, cfg)
     _add_artefacts(img, rng, cfg)
     img = np.clip(np.round(img), 0, cfg.saturation).astype(np.int32)
-    truth = pd.DataFrame(dict(code=np.where(gal, 200, 100), x=xs + 0.5, y=ys + 0.5, mag=mags))  # 1-based: i + 1
-    truth["cls"] = np.where(gal, "galaxy", "star")
-    truth["x0"], truth["y0"] = truth.x - 1, truth.y - 1
-    return img, truth, dict(sky=sky, fwhm=fwhm, beta=beta, n_sources=int(n))
+    return img, _truth_table(xs, ys, mags, gal), dict(sky=sky, fwhm=fwhm, beta=beta, n_sources=int(n))
 
 # %% ../nbs/30a_simulator.ipynb #48a59a64
 def write_frame(path, img, truth, params=None):

@@ -28,15 +28,7 @@ def tile_boxes(boxes, x0, y0, tile, min_visible=0.5):
     b = np.asarray(boxes, float).reshape(-1, np.asarray(boxes).shape[-1] if len(boxes) else 4)
     if not len(b):
         return np.zeros((0, 4)), np.zeros(0, int)
-    c = np.stack(
-        [
-            np.clip(b[:, 0] - x0, 0, tile),
-            np.clip(b[:, 1] - y0, 0, tile),
-            np.clip(b[:, 2] - x0, 0, tile),
-            np.clip(b[:, 3] - y0, 0, tile),
-        ],
-        1,
-    )
+    c = np.clip(b[:, :4] - np.array([x0, y0, x0, y0], float), 0, tile)
     area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     vis = (c[:, 2] - c[:, 0]) * (c[:, 3] - c[:, 1])
     keep = np.flatnonzero((vis > 0) & (vis >= min_visible * np.maximum(area, 1e-12)))

@@ -90,20 +90,14 @@ def _receive(url: str, part: Path, rf, have: int, progress: bool, timeout: float
 def _fatal(e: Exception, url: str, part: Path, rf, dataset: str) -> DataError | None:
     "The DataError that ends a download failing with `e` (a client error, a full disk); None when a retry may help."
     if isinstance(e, urllib.error.HTTPError) and e.code < 500 and e.code != 429:
-        return DataError(
-            dataset,
-            rf.name,
-            f"the server answered HTTP {e.code} {e.reason} for {url}",
-            "check that the dataset is still published at that address (see the registry in "
-            "nbs/01_data.ipynb); use a mirror with ASTRONB_DATA_MIRROR if you have one",
+        fix = (
+            "check that the dataset is still published at that address (see the registry in nbs/01_data.ipynb); "
+            "use a mirror with ASTRONB_DATA_MIRROR if you have one"
         )
+        return DataError(dataset, rf.name, f"the server answered HTTP {e.code} {e.reason} for {url}", fix)
     if _disk_full(e):
-        return DataError(
-            dataset,
-            rf.name,
-            f"the disk is full while writing {part}",
-            "free space there or set ASTRONB_CACHE to a bigger disk; run again to resume (the partial file is kept)",
-        )
+        fix = "free space there or set ASTRONB_CACHE to a bigger disk; run again to resume (the partial file is kept)"
+        return DataError(dataset, rf.name, f"the disk is full while writing {part}", fix)
     return None
 
 
