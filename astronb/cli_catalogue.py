@@ -167,7 +167,7 @@ def _parser_detect(sub):
 
 
 def _detector(a) -> tuple:
-    """(card, weights, normalisation, score cut) for `a`: the baselines need no model; the network's weights are
+    """(card, weights, normalisation, score cut) of `astronb detect`: none for a baseline, else the network of
     `--weights` or the study's default, opened once here so that a file that is not a model is a usage error before
     any frame is read."""
     from astronb import starfield as sf
@@ -177,12 +177,8 @@ def _detector(a) -> tuple:
     try:
         if a.baseline is not None:
             return (None, None, *sf.card_settings(None, a.norm, a.score_min))
-        a.weights = a.weights or str(
-            study_model("starfield")
-        )  # the study's default: fine-tuned on every labelled frame
-        card, weights = read_card(
-            a.weights
-        )  # a card gives the preprocessing and the operating point chosen on validation
+        a.weights = a.weights or str(study_model("starfield"))  # the study's default: fine-tuned on every real frame
+        card, weights = read_card(a.weights)  # a card: the preprocessing and the operating point chosen on validation
         weights = str(Path(weights).resolve())
         sf.cached_detector(weights, a.runtime)
     except (FormatError, FileNotFoundError, RuntimeError, ValueError) as e:

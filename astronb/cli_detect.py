@@ -56,6 +56,11 @@ def _parser_annotate(sub):
     s.set_defaults(fn=_cmd_annotate)
 
 
+def _annotate_settings(a) -> dict:
+    "The annotation settings of `astronb annotate` (each None: the card's)."
+    return dict(imgsz=a.imgsz, conf=a.conf, device=a.device, tile=a.tile, overlap=a.overlap)
+
+
 def _watch_annotate(a) -> int:
     "`annotate --watch`: each new image annotated as in a batch run; session.csv holds every detection so far."
     import pandas as pd
@@ -64,7 +69,7 @@ def _watch_annotate(a) -> int:
 
     out = Path(a.out)
     try:
-        one = annotator(a.weights, out, imgsz=a.imgsz, conf=a.conf, device=a.device, tile=a.tile, overlap=a.overlap)
+        one = annotator(a.weights, out, **_annotate_settings(a))
     except (ValueError, FileNotFoundError) as e:
         raise UsageError(e) from e
     session = out / "session.csv"
@@ -88,9 +93,8 @@ def _cmd_annotate(a):
     if not a.images:
         raise UsageError("pass images to annotate, or --watch DIR for a live session")
     left = []
-    settings = dict(imgsz=a.imgsz, conf=a.conf, device=a.device, tile=a.tile, overlap=a.overlap)
     try:
-        df = annotate(a.images, a.weights, a.out, **settings, report=left.append)
+        df = annotate(a.images, a.weights, a.out, **_annotate_settings(a), report=left.append)
     except (ValueError, FileNotFoundError) as e:
         for m in left:
             print(f"left out: {' '.join(str(m).split())}", file=sys.stderr)

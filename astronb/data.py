@@ -214,17 +214,22 @@ def _zenodo_request(ds: Dataset, fn: str) -> dict:
     raise DataError(ds.name, fn, why, fix) from None
 
 
+def _mirror_listing(ds: Dataset, m: Path, fn: str) -> Path:
+    "The mirror's copy of the Zenodo record listing; a DataError saying where to save it when it is missing."
+    src = m / MIRROR_FOLDERS.get(ds.name, ds.name) / fn
+    if not src.exists():
+        why = f"the mirror {m} has no copy of the Zenodo record listing ({src})"
+        fix = f"save {zenodo_api()}/records/{ds.zenodo_record} as {src} next to the record's files, "
+        raise DataError(ds.name, fn, why, fix + "or unset ASTRONB_DATA_MIRROR to use the network")
+    return src
+
+
 def zenodo_files(ds: Dataset, mirror=None, refresh=False) -> list:
     "List a Zenodo dataset's files from the (cached) API answer, or from the mirror's copy of it."
     fn = f"zenodo-{ds.zenodo_record}.json"
     m = mirror_dir(mirror)
     if m is not None:
-        src = m / MIRROR_FOLDERS.get(ds.name, ds.name) / fn
-        if not src.exists():
-            why = f"the mirror {m} has no copy of the Zenodo record listing ({src})"
-            fix = f"save {zenodo_api()}/records/{ds.zenodo_record} as {src} next to the record's files, "
-            raise DataError(ds.name, fn, why, fix + "or unset ASTRONB_DATA_MIRROR to use the network")
-        return parse_zenodo_record(json.loads(src.read_text()), ds.name, zenodo_api())
+        return parse_zenodo_record(json.loads(_mirror_listing(ds, m, fn).read_text()), ds.name, zenodo_api())
     cache = dataset_dir(ds.name) / fn
     if cache.exists() and not refresh:
         return parse_zenodo_record(json.loads(cache.read_text()), ds.name, zenodo_api())

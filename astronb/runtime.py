@@ -16,8 +16,8 @@ from .detector import load_detector, detector_config, postprocess_config, source
 from .metrics import match_points
 
 # %% auto #0
-__all__ = ['RUNTIMES', 'catalogue_agreement', 'RawDetector', 'onnx_metadata', 'test_image', 'export_detector', 'OnnxDetector',
-           'OpenVinoDetector', 'default_runtime', 'open_detector']
+__all__ = ['OPENVINO_CONFIG', 'RUNTIMES', 'catalogue_agreement', 'RawDetector', 'onnx_metadata', 'test_image', 'export_detector',
+           'OnnxDetector', 'OpenVinoDetector', 'default_runtime', 'open_detector']
 
 # %% ../nbs/30c_runtime.ipynb #4b992152
 def _as_catalogue(out: dict) -> pd.DataFrame:
@@ -203,6 +203,9 @@ class OnnxDetector:
         return out
 
 # %% ../nbs/30c_runtime.ipynb #d9e0f002
+OPENVINO_CONFIG = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}  # one frame at a time, fp32
+
+
 class OpenVinoDetector(OnnxDetector):
     """A starfield detector exported by `export_detector`, run with OpenVINO on the CPU in float32; otherwise like
     `OnnxDetector` (same call, same post-processing from the file's metadata). threads: OpenVINO's inference threads
@@ -220,11 +223,7 @@ class OpenVinoDetector(OnnxDetector):
         except Exception as e:  # protobuf's DecodeError and friends
             raise ValueError(f"{p}: OpenVINO cannot load it, not an ONNX file ({str(e)[:200]})") from None
         self._read_settings(p, props)
-        cfg = {
-            "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
-            "PERFORMANCE_HINT": "LATENCY",
-            "INFERENCE_PRECISION_HINT": "f32",
-        }
+        cfg = {"INFERENCE_NUM_THREADS": threads or torch.get_num_threads()} | OPENVINO_CONFIG
         self.compiled = ov.Core().compile_model(str(p), "CPU", cfg)
 
     def raw(self, image: np.ndarray) -> list:

@@ -383,12 +383,17 @@ def _as_numpy(x, dtype):
     return a if dtype == np.float64 and a.dtype in (np.float32, np.float64) else a.astype(dtype)
 
 
-def _run(boxes, scores, groups, method, sigma, iou_threshold, score_threshold, legacy_plus_one):
+def _arrays(boxes, scores, groups) -> tuple:
+    "(boxes (N, 4), scores, groups or None) as contiguous NumPy arrays, an empty box list shaped (0, 4)."
     b = np.ascontiguousarray(_as_numpy(boxes, np.float64))
     s = np.ascontiguousarray(_as_numpy(scores, np.float64))
     if b.ndim == 1 and b.size == 0:
         b = b.reshape(0, 4)
-    g = None if groups is None else np.ascontiguousarray(_as_numpy(groups, np.int64))
+    return b, s, None if groups is None else np.ascontiguousarray(_as_numpy(groups, np.int64))
+
+
+def _run(boxes, scores, groups, method, sigma, iou_threshold, score_threshold, legacy_plus_one):
+    b, s, g = _arrays(boxes, scores, groups)
     _check_settings(method, sigma, iou_threshold, score_threshold)
     _check(b, s, g, data=False)
     n = b.shape[0]
