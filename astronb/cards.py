@@ -80,6 +80,19 @@ def _card_json(p: Path) -> dict:
     return card
 
 
+def _checked_weights(p: Path, card: dict) -> Path:
+    "The weights a card describes, beside it; FileNotFoundError when missing, ValueError when the SHA-256 differs."
+    w = p.with_name(card["weights"])
+    if not w.is_file():
+        raise FileNotFoundError(f"{p} describes {w}, which is missing: keep the weights beside their card")
+    if file_digest(w) != card["weights_sha256"]:
+        raise ValueError(
+            f"{w} is not the model that {p} describes (SHA-256 differs): the weights were retrained or replaced; "
+            "use the card written with them"
+        )
+    return w
+
+
 def read_card(path) -> tuple:
     """(card dict, weights path) from a card or from the weights it describes. The weights' SHA-256 must match the
     card's; weights without a card give (None, weights path)."""
@@ -91,15 +104,7 @@ def read_card(path) -> tuple:
             return None, p
         p = card_path(p)
     card = _card_json(p)
-    w = p.with_name(card["weights"])
-    if not w.is_file():
-        raise FileNotFoundError(f"{p} describes {w}, which is missing: keep the weights beside their card")
-    if file_digest(w) != card["weights_sha256"]:
-        raise ValueError(
-            f"{w} is not the model that {p} describes (SHA-256 differs): the weights were retrained or replaced; "
-            "use the card written with them"
-        )
-    return card, w
+    return card, _checked_weights(p, card)
 
 # %% ../nbs/08_cards.ipynb #b8c2d002
 def study_model(study: str, key: str = "default") -> Path:

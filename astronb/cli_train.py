@@ -204,8 +204,7 @@ def _train_asteroids(a) -> int:
     except (ValueError, FileNotFoundError) as e:
         _print_left_out(left)
         raise UsageError(e) from e
-    out = Path(a.out or "asteroid_model.joblib")
-    r = _oof_rates(gt, y)
+    out, r = Path(a.out or "asteroid_model.joblib"), _oof_rates(gt, y)
     data = dict(alert_files=len(a.inputs) - len(left), alerts=len(y), asteroids=r["asteroids"], labels=source)
     card = _gated_card(a, gt, r, out, features, data)
     scores = _training_scores(card, cs, y, gt, out)

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['APERTURE_RADIUS', 'SEXTRACTOR_MISSING', 'sep_input', 'detect_sep', 'aperture_flux', 'aperture_mag', 'psf_fwhm',
-           'noise_correlation', 'frame_stats', 'sextractor_binary', 'detect_sextractor']
+__all__ = ['SEP_COLUMNS', 'APERTURE_RADIUS', 'SEXTRACTOR_MISSING', 'sep_input', 'detect_sep', 'aperture_flux', 'aperture_mag',
+           'psf_fwhm', 'noise_correlation', 'frame_stats', 'sextractor_binary', 'detect_sextractor']
 
 # %% ../nbs/09a_extract.ipynb #405097ce
 def sep_input(img):
@@ -25,6 +25,23 @@ def sep_input(img):
     return data, mask
 
 # %% ../nbs/09a_extract.ipynb #0578f762
+SEP_COLUMNS = ("x", "y", "flux", "peak", "a", "b", "theta", "npix", "flag")  # kept from sep.extract's record array
+
+
+def _sep_catalogue(objs, sub) -> pd.DataFrame:
+    "sep's objects as a DataFrame with their half-light radius `r50`, x, y 1-based and x0, y0 0-based."
+    df = pd.DataFrame({k: objs[k] for k in SEP_COLUMNS})
+    if len(df):
+        import sep
+
+        df["r50"] = sep.flux_radius(sub, objs["x"], objs["y"], 6.0 * objs["a"], 0.5, subpix=5)[0]
+    else:
+        df["r50"] = []
+    df["x0"], df["y0"] = df.x, df.y
+    df["x"], df["y"] = df.x0 + 1, df.y0 + 1  # FITS convention, like the truth lists and SExtractor
+    return df
+
+
 def detect_sep(
     img,
     thresh: float = 1.5,
@@ -43,14 +60,7 @@ def detect_sep(
     kw = {} if filter_kernel == "default" else {"filter_kernel": filter_kernel}
     sep.set_extract_pixstack(2_000_000)
     objs = sep.extract(sub, thresh, err=bkg.rms(), minarea=minarea, mask=mask, deblend_cont=deblend_cont, **kw)
-    df = pd.DataFrame({k: objs[k] for k in ("x", "y", "flux", "peak", "a", "b", "theta", "npix", "flag")})
-    if len(df):
-        r50, _ = sep.flux_radius(sub, objs["x"], objs["y"], 6.0 * objs["a"], 0.5, subpix=5)
-        df["r50"] = r50
-    else:
-        df["r50"] = []
-    df["x0"], df["y0"] = df.x, df.y
-    df["x"], df["y"] = df.x0 + 1, df.y0 + 1  # FITS convention, like the truth lists and SExtractor
+    df = _sep_catalogue(objs, sub)
     df.attrs.update(back=float(bkg.globalback), rms=float(bkg.globalrms))
     return df
 

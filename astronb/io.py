@@ -57,12 +57,8 @@ def read_fits_image(path, hdu: int | None = None, dtype=np.float32):
     )
 
 # %% ../nbs/02_io.ipynb #18ec6514
-def read_frame(path) -> tuple:
-    """(image, header) of a FITS frame to detect on: `read_fits_image`, then checked to be one 2-D plane with data.
-    Length-1 leading axes (NAXIS3 = 1) are dropped; a cube, an empty image or one with no finite pixel is a
-    `FormatError` that names the file, what is wrong and the fix, instead of a traceback or an empty catalogue that
-    looks like an empty sky."""
-    img, hdr = read_fits_image(path)
+def _one_plane(img, path) -> np.ndarray:
+    "The image with its length-1 leading axes dropped; a FormatError naming the file when it is a cube."
     shape = img.shape
     while img.ndim > 2 and img.shape[0] == 1:
         img = img[0]
@@ -71,6 +67,17 @@ def read_frame(path) -> tuple:
             f"{path}: a {'x'.join(map(str, shape))} cube, not a 2-D frame; write the plane you want to its own "
             "file (e.g. astropy: fits.writeto('plane.fits', fits.getdata(path)[0], fits.getheader(path)))"
         )
+    return img
+
+
+def read_frame(path) -> tuple:
+    """(image, header) of a FITS frame to detect on: `read_fits_image`, then checked to be one 2-D plane with data.
+    Length-1 leading axes (NAXIS3 = 1) are dropped; a cube, an empty image or one with no finite pixel is a
+    `FormatError` that names the file, what is wrong and the fix, instead of a traceback or an empty catalogue that
+    looks like an empty sky."""
+    img, hdr = read_fits_image(path)
+    shape = img.shape
+    img = _one_plane(img, path)
     if img.size == 0:
         raise FormatError(f"{path}: the image is empty (shape {shape}); the file holds no pixels to detect on")
     if not np.isfinite(img).any():
