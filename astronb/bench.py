@@ -79,18 +79,14 @@ def _softnms_row(case: str, n: int, gen, repeats: int, oracle_max: int) -> dict:
     from functools import partial
     from torchvision.ops import nms
 
-    sigma, iou_threshold, score_threshold = BENCH_SOFTNMS.values()
+    settings = tuple(BENCH_SOFTNMS.values())  # sigma, IoU threshold, score threshold
     b, s = gen(n)
     tb, ts = torch.from_numpy(b), torch.from_numpy(s)
-    fns = dict(
-        ours=lambda: soft_nms(tb, ts, "gaussian", sigma, iou_threshold, score_threshold),
-        hard=lambda: nms(tb, ts, iou_threshold),
-    )
+    fns = dict(ours=partial(soft_nms, tb, ts, "gaussian", *settings), hard=partial(nms, tb, ts, settings[1]))
     sec = _interleaved_s(fns, repeats, number=_calls_per_sample(fns["hard"]))
     ours, hard, orc = 1e3 * sec["ours"], 1e3 * sec["hard"], float("nan")
     if n <= oracle_max:
-        oracle = partial(soft_nms_reference, b, s, "gaussian", sigma, iou_threshold, score_threshold)
-        orc = _median_ms(oracle, max(1, min(repeats, 3)))
+        orc = _median_ms(partial(soft_nms_reference, b, s, "gaussian", *settings), max(1, min(repeats, 3)))
     kept = len(fns["ours"]()[0])
     ratios = dict(ratio_vs_hard_nms=ours / hard, ratio_vs_oracle=ours / orc)
     return dict(case=case, n=n, kept=kept, softnms_ms=ours, hard_nms_ms=hard, oracle_ms=orc) | ratios

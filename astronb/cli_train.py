@@ -71,10 +71,20 @@ def _image_boxes(p, a):
     return np.c_[boxes, cls]
 
 
+def _write_tile(out: Path, stem: str, patch, labels: list):
+    "One tile: its PNG in out/images and its YOLO label lines in out/labels, each written atomically."
+    from PIL import Image
+    from astronb.core import atomic_save, atomic_write
+
+    atomic_save(out / "images" / f"{stem}.png", lambda q: Image.fromarray(patch).save(q, format="PNG"))
+    with atomic_write(out / "labels" / f"{stem}.txt") as f:
+        f.write("".join(line + "\n" for line in labels))
+
+
 def _cmd_tile(a):
     import numpy as np
     from PIL import Image
-    from astronb.core import atomic_save, atomic_write, progress_bar
+    from astronb.core import progress_bar
     from astronb.yolo_data import to_yolo
     from astronb.sliced import tile_image
 
@@ -83,10 +93,8 @@ def _cmd_tile(a):
         boxes = _image_boxes(p, a)
         rgb = np.asarray(Image.open(p).convert("RGB"))
         for x0, y0, patch, bb, keep in tile_image(rgb, boxes, a.size, a.overlap, a.min_visible):
-            stem = f"{p.stem}_x{x0}_y{y0}"
-            atomic_save(out / "images" / f"{stem}.png", lambda q: Image.fromarray(patch).save(q, format="PNG"))
-            with atomic_write(out / "labels" / f"{stem}.txt") as f:
-                f.write("".join(to_yolo([b], a.size, a.size, int(boxes[k, 4]))[0] + "\n" for b, k in zip(bb, keep)))
+            labels = [to_yolo([b], a.size, a.size, int(boxes[k, 4]))[0] for b, k in zip(bb, keep)]
+            _write_tile(out, f"{p.stem}_x{x0}_y{y0}", patch, labels)
             n += 1
     print(f"{n} tile(s) of {a.size}x{a.size} written to {out}/images and {out}/labels")
     return 0

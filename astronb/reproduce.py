@@ -459,22 +459,24 @@ def _table_drift(old, new, rule: dict, other_cpu: bool) -> list:
     return found
 
 
-def _check_table(study, name, rule, fresh_path, other_cpu: bool = False):
-    "The drift rows of one results table: each checked value's status (`_exact_ok`, `_metric_status`)."
+def _table_found(old, fresh_path, rule: dict, other_cpu: bool) -> list:
+    """(column, row, status, committed, fresh, kind) of one table: a violation when nothing is committed or the rows
+    differ, else every checked column's values (`_table_drift`)."""
     import pandas as pd
 
-    old, keys = committed_table(fresh_path), rule.get("key", [])
     if old is None:
-        found = [("", "", "violation: no committed table to compare with", "", "", "")]
-    else:
-        old, new = _keyed(old, keys), _keyed(pd.read_csv(fresh_path, dtype=str, keep_default_na=False), keys)
-        only_old, only_new = sorted(set(old.index) - set(new.index))[:5], sorted(set(new.index) - set(old.index))[:5]
-        if only_old or only_new:
-            found = [
-                ("", "", f"violation: rows differ (only committed: {only_old}, only fresh: {only_new})", "", "", "")
-            ]
-        else:
-            found = _table_drift(old, new, rule, other_cpu)
+        return [("", "", "violation: no committed table to compare with", "", "", "")]
+    keys = rule.get("key", [])
+    old, new = _keyed(old, keys), _keyed(pd.read_csv(fresh_path, dtype=str, keep_default_na=False), keys)
+    only_old, only_new = sorted(set(old.index) - set(new.index))[:5], sorted(set(new.index) - set(old.index))[:5]
+    if only_old or only_new:
+        return [("", "", f"violation: rows differ (only committed: {only_old}, only fresh: {only_new})", "", "", "")]
+    return _table_drift(old, new, rule, other_cpu)
+
+
+def _check_table(study, name, rule, fresh_path, other_cpu: bool = False):
+    "The drift rows of one results table: each checked value's status (`_exact_ok`, `_metric_status`)."
+    found = _table_found(committed_table(fresh_path), fresh_path, rule, other_cpu)
     return [
         dict(study=study, table=name, row=r, column=c, kind=k, committed=a, fresh=b, status=s)
         for c, r, s, a, b, k in found
