@@ -147,6 +147,14 @@ def _bench_networks(bb: str, weights, fpn_widths) -> tuple:
     return [sf.build_detector(bb, fpn_channels=w).eval() for w in fpn_widths], False
 
 
+def _detect_line(row: dict) -> str:
+    "One printed row of `bench_detect`."
+    return (
+        f"{row['backbone']:9s} FPN {row['fpn_channels']:3d}  network {row['network_s_per_frame']:6.3f} s/frame   "
+        f"sep {row['sep_s_per_frame']:6.3f} s/frame   ratio {row['ratio_network_vs_sep']:7.1f}"
+    )
+
+
 def bench_detect(
     backbones=("resnet18", "resnet50"), frames=3, weights=None, repeats=3, verbose=True, fpn_widths=(128,)
 ) -> pd.DataFrame:
@@ -161,15 +169,11 @@ def bench_detect(
         models, trained = _bench_networks(bb, weights, fpn_widths)
         for m in models:
             net_s = _median_ms(lambda: [sf.detect_frame(m, im) for im in imgs], repeats) / 1e3 / frames
-            fpn = m.backbone.out_channels
             times = dict(network_s_per_frame=net_s, sep_s_per_frame=sep_s, ratio_network_vs_sep=net_s / sep_s)
-            rows.append(dict(backbone=bb, fpn_channels=fpn, **times, threads=torch.get_num_threads(), trained=trained))
+            run = dict(threads=torch.get_num_threads(), trained=trained)
+            rows.append(r := dict(backbone=bb, fpn_channels=m.backbone.out_channels, **times, **run))
             if verbose:
-                print(
-                    f"{bb:9s} FPN {fpn:3d}  network {net_s:6.3f} s/frame   sep {sep_s:6.3f} s/frame   ratio "
-                    f"{net_s / sep_s:7.1f}",
-                    flush=True,
-                )
+                print(_detect_line(r), flush=True)
     return pd.DataFrame(rows)
 
 # %% ../nbs/06_bench.ipynb #a7fd945c

@@ -162,6 +162,16 @@ def _parser_classify(sub):
     s.set_defaults(fn=_cmd_classify)
 
 
+def _files_only(items: list):
+    "A ValueError when an item is not a file: --workers scores alert files, Parquet partitions and cutout sets."
+    pairs = [i for i in items if not Path(i).is_file()]
+    if pairs:
+        raise ValueError(
+            f"{pairs[0]} is not a file: --workers takes alert files, Parquet partitions or cutout sets (.npy); "
+            "score frame:detections pairs without it"
+        )
+
+
 def _classify_on_dask(a, left: list):
     """Survey mode (--workers > 1 or --scheduler): each file scored on Dask, its part kept in OUT.parts/ and reused on a
     re-run; what was left out is appended to `left`. Returns all files' scores."""
@@ -169,12 +179,7 @@ def _classify_on_dask(a, left: list):
     from astronb.asteroids import classify_part
     from astronb.survey import run_frames
 
-    pairs = [i for i in a.items if not Path(i).is_file()]
-    if pairs:
-        raise ValueError(
-            f"{pairs[0]} is not a file: --workers takes alert files, Parquet partitions or cutout sets (.npy); "
-            "score frame:detections pairs without it"
-        )
+    _files_only(a.items)
     opts = dict(name=a.model, experiment=a.experiment, channels=a.channels, threshold=a.threshold)
     step = partial(classify_part, weights_file=str(Path(a.weights).resolve()), **opts)
     parts, infos = run_frames(
