@@ -272,7 +272,7 @@ def _drift_summary(drift):
 
 def _check_reproduced(studies) -> int:
     "`reproduce --check`: fresh results against the committed ones (all rows in build/drift.csv); 1 on a violation."
-    from astronb.reproduce import check
+    from astronb.check import check
     from astronb.core import atomic_write, paths
 
     drift, ok = check(studies)

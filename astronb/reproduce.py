@@ -4,7 +4,6 @@
 
 # %% ../nbs/04_reproduce.ipynb #d818e73d
 from __future__ import annotations
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -13,8 +12,8 @@ import yaml
 from .core import paths
 
 # %% auto #0
-__all__ = ['EXACT_RTOL', 'MAX_DRIFT_SHARE', 'study_names', 'load_params', 'study_dir', 'declared_outputs', 'publish_notebook',
-           'seed_summary', 'StudyResult', 'CellProgress', 'run_study', 'reproduce', 'committed_table', 'check']
+__all__ = ['study_names', 'load_params', 'study_dir', 'outputs_declaration', 'declared_outputs', 'publish_notebook',
+           'seed_summary', 'StudyResult', 'CellProgress', 'run_study', 'reproduce']
 
 # %% ../nbs/04_reproduce.ipynb #d6edeaff
 def study_names() -> list:
@@ -41,10 +40,15 @@ def study_dir(study: str, scale: str = "smoke") -> Path:
     `results/<scale>/<study>/` otherwise."""
     return paths().results / study if scale == "smoke" else paths().results / scale / study
 
+# %% ../nbs/04_reproduce.ipynb #7fb27b941602401d91542211134fc71a
+def outputs_declaration(study: str) -> dict:
+    "The study's params/<study>/outputs.yaml: its tables, figures and files, and the `check:` rules of its tables."
+    return _yaml(paths().params / study / "outputs.yaml", "an outputs declaration")
+
 # %% ../nbs/04_reproduce.ipynb #a74e4e37
 def declared_outputs(study: str) -> list:
     "Files (relative to results/<study>/) that a run of the study must write."
-    d = _yaml(paths().params / study / "outputs.yaml", "an outputs declaration")
+    d = outputs_declaration(study)
     return [*d.get("tables", []), *d.get("figures", []), *d.get("files", [])]
 
 # %% ../nbs/04_reproduce.ipynb #622cc24f
@@ -160,7 +164,7 @@ def seed_summary(study: str, seeds, rules: dict | None = None, base=None) -> Pat
 
     base = Path(base) if base else paths().results / study
     if rules is None:
-        rules = _yaml(paths().params / study / "outputs.yaml", "an outputs declaration").get("check") or {}
+        rules = outputs_declaration(study).get("check") or {}
     dirs = {k: base if i == 0 else base / "seeds" / f"seed_{k}" for i, k in enumerate(seeds)}
     rows = []
     for name, rule in rules.items():
@@ -352,182 +356,3 @@ def reproduce(
         return run_study(s, scale, kernel, log_output, extra_params=extra, out_dir=out, progress=progress)
 
     return [_run_seeds(s, scale, run) for s in _chosen_studies(only)]
-
-# %% ../nbs/04_reproduce.ipynb #7fb27b941602401d91542211134fc71a
-def _committed_bytes(path) -> bytes | None:
-    "The bytes of `path` in git's HEAD, or None when it is not committed (or the project is not a git clone)."
-    import subprocess
-
-    root = paths().root
-    try:
-        rel = Path(path).resolve().relative_to(root)
-    except ValueError:
-        return None
-    r = subprocess.run(["git", "show", f"HEAD:{rel.as_posix()}"], cwd=root, capture_output=True, timeout=60)
-    return r.stdout if r.returncode == 0 else None
-
-
-def committed_table(path):
-    "The version of a results CSV in git's HEAD as a DataFrame of strings, or None when it is not committed."
-    import io
-    import pandas as pd
-
-    data = _committed_bytes(path)
-    return None if data is None else pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False)
-
-# %% ../nbs/04_reproduce.ipynb #9a63283cbaf04dbcab1f6479b197f3a8
-EXACT_RTOL = 1e-9  # numbers in exact columns: a CPU's rounding changes the last bits (3e-16 measured, Intel vs AMD)
-MAX_DRIFT_SHARE = 0.05  # on another CPU, the share of a study's metrics allowed outside both runs' 95% intervals
-
-
-def _exact_ok(a: str, b: str) -> bool:
-    "Two values of an exact column agree: the same text, or numbers equal to `EXACT_RTOL`."
-    if a == b:
-        return True
-    try:
-        return math.isclose(float(a), float(b), rel_tol=EXACT_RTOL, abs_tol=0.0)
-    except ValueError:
-        return False
-
-# %% ../nbs/04_reproduce.ipynb #72eea5119410473aa328ad9291626812
-def _metric_status(a: str, b: str, committed_ci: tuple, fresh_ci: tuple, other_cpu: bool) -> str:
-    """A fresh metric `b` against the committed `a`: 'ok' inside the committed 95% interval; on another CPU, also 'ok'
-    when the two runs' intervals overlap, else 'drift'; on the same CPU, a violation."""
-    try:
-        lo, hi = map(float, committed_ci)
-    except ValueError:  # no committed interval for this row: only the same value passes
-        if a == b:
-            return "ok"
-        return "drift: another CPU, changed" if other_cpu else "violation: changed (no committed interval)"
-    if lo - 1e-12 <= float(b) <= hi + 1e-12:
-        return "ok"
-    if not other_cpu:
-        return "violation: outside the committed 95% interval"
-    try:
-        flo, fhi = map(float, fresh_ci)
-    except ValueError:
-        return "drift: another CPU, outside the committed 95% interval"
-    return (
-        "ok: another CPU, the intervals overlap"
-        if flo <= hi and lo <= fhi
-        else "drift: another CPU, disjoint intervals"
-    )
-
-# %% ../nbs/04_reproduce.ipynb #366d55a5
-def _keyed(df, keys: list):
-    "`df` indexed by its key columns joined with ' / ' (by row number when the table declares no key)."
-    df.index = [" / ".join(r) for r in df[keys].itertuples(index=False)] if keys else [str(i) for i in range(len(df))]
-    return df
-
-
-def _metric_value(old, new, col: str, k: str, other_cpu: bool) -> tuple:
-    "(status, committed as shown, fresh) of one metric value, judged against the committed 95% interval beside it."
-    a, b = old.at[k, col], new.at[k, col]
-    if (a == "") != (b == ""):  # a rate with nothing to divide by in one run (precision when nothing was flagged)
-        return "unchecked: undefined in one of the two runs", a, b
-    ci = tuple(old.at[k, f"{col}_{e}"] if f"{col}_{e}" in old else "" for e in ("lo", "hi"))
-    fresh_ci = tuple(new.at[k, f"{col}_{e}"] if f"{col}_{e}" in new else "" for e in ("lo", "hi"))
-    status = _metric_status(a, b, ci, fresh_ci, other_cpu)
-    return status, a if status == "ok" else f"{a} [{ci[0]}, {ci[1]}]", b
-
-
-def _column_drift(old, new, col: str, kind: str, other_cpu: bool) -> list:
-    "(row, status, committed, fresh) of one column: an exact column's changes, a metric column's every defined value."
-    found = []
-    for k in new.index:
-        a, b = old.at[k, col], new.at[k, col]
-        if kind == "exact":
-            if not _exact_ok(a, b):
-                found.append((k, "violation: exact column changed", a, b))
-        elif a != "" or b != "":
-            found.append((k, *_metric_value(old, new, col, k, other_cpu)))
-    return found
-
-
-def _table_drift(old, new, rule: dict, other_cpu: bool) -> list:
-    "(column, row, status, committed, fresh, kind) for every checked column of two tables with the same rows."
-    keys, metric = rule.get("key", []), set(rule.get("metric", []))
-    # a fresh run's own interval is not compared
-    volatile = set(rule.get("volatile", [])) | {f"{m}_{s}" for m in metric for s in ("lo", "hi")}
-    found = []
-    for col in [c for c in new.columns if c not in keys and c not in volatile]:
-        kind = "metric" if col in metric else "exact"
-        if col not in old.columns:
-            found.append((col, "", "violation: column not in the committed table", "", "", kind))
-            continue
-        found += [(col, k, s, a, b, kind) for k, s, a, b in _column_drift(old, new, col, kind, other_cpu)]
-    return found
-
-
-def _table_found(old, fresh_path, rule: dict, other_cpu: bool) -> list:
-    """(column, row, status, committed, fresh, kind) of one table: a violation when nothing is committed or the rows
-    differ, else every checked column's values (`_table_drift`)."""
-    import pandas as pd
-
-    if old is None:
-        return [("", "", "violation: no committed table to compare with", "", "", "")]
-    keys = rule.get("key", [])
-    old, new = _keyed(old, keys), _keyed(pd.read_csv(fresh_path, dtype=str, keep_default_na=False), keys)
-    only_old, only_new = sorted(set(old.index) - set(new.index))[:5], sorted(set(new.index) - set(old.index))[:5]
-    if only_old or only_new:
-        return [("", "", f"violation: rows differ (only committed: {only_old}, only fresh: {only_new})", "", "", "")]
-    return _table_drift(old, new, rule, other_cpu)
-
-
-def _check_table(study, name, rule, fresh_path, other_cpu: bool = False):
-    "The drift rows of one results table: each checked value's status (`_exact_ok`, `_metric_status`)."
-    found = _table_found(committed_table(fresh_path), fresh_path, rule, other_cpu)
-    return [
-        dict(study=study, table=name, row=r, column=c, kind=k, committed=a, fresh=b, status=s)
-        for c, r, s, a, b, k in found
-    ]
-
-# %% ../nbs/04_reproduce.ipynb #10185d26023b46108eb7d9f57d49d2b3
-def _cpus(study) -> tuple:
-    "(committed, fresh) `hardware.cpu` of a study's manifests; None where a manifest is missing or says nothing."
-    import json
-
-    fresh = paths().results / study / "manifest.json"
-    old = _committed_bytes(fresh)
-    committed = json.loads(old).get("hardware", {}).get("cpu") if old else None
-    now = json.loads(fresh.read_text()).get("hardware", {}).get("cpu") if fresh.exists() else None
-    return committed, now
-
-# %% ../nbs/04_reproduce.ipynb #7623eae2785240b9bd12b16a66d81610
-def _drift_verdict(study, rows: list, committed_cpu, fresh_cpu) -> list:
-    "One violation row when more than `MAX_DRIFT_SHARE` of a study's metrics drifted on another CPU; else nothing."
-    metrics = [r for r in rows if r["kind"] == "metric"]
-    drifted = [r for r in metrics if r["status"].startswith("drift")]
-    if not metrics or len(drifted) <= MAX_DRIFT_SHARE * len(metrics):
-        return []
-    status = (
-        f"violation: {len(drifted)} of {len(metrics)} metrics drifted, more than {MAX_DRIFT_SHARE:.0%}: a change in "
-        f"the code, not the CPU (committed on {committed_cpu}, run on {fresh_cpu})"
-    )
-    return [dict(study=study, table="", row="", column="", kind="", committed="", fresh="", status=status)]
-
-# %% ../nbs/04_reproduce.ipynb #b118ea5561624da68c537baed56e602f
-def check(studies=None) -> tuple:
-    """(drift table, ok): the fresh results of `studies` against the committed ones, as declared in outputs.yaml's
-    `check:`; on another CPU than the committed results', a study fails when more than `MAX_DRIFT_SHARE` of its metrics
-    drift."""
-    import pandas as pd
-
-    rows = []
-    for s in studies or study_names():
-        decl = _yaml(paths().params / s / "outputs.yaml", "an outputs declaration")
-        rules = decl.get("check", {}) or {}
-        committed_cpu, fresh_cpu = _cpus(s)
-        other_cpu = committed_cpu != fresh_cpu
-        mine = []
-        for t in [f for f in decl.get("tables", []) if f.endswith(".csv")]:
-            name = t[:-4]
-            if name not in rules:
-                mine.append(
-                    dict(study=s, table=name, row="", column="", kind="", committed="", fresh="", status="unchecked")
-                )
-                continue
-            mine += _check_table(s, name, rules[name], paths().results / s / t, other_cpu)
-        rows += mine + _drift_verdict(s, mine, committed_cpu, fresh_cpu)
-    df = pd.DataFrame(rows, columns=["study", "table", "row", "column", "kind", "committed", "fresh", "status"])
-    return df, not df.status.str.startswith("violation").any()

@@ -21,40 +21,13 @@ from .metrics import match_points, detection_scores, f_beta
 import torch
 
 # the starfield pipeline in one namespace for the study and the CLI (`sf.<name>`); each is defined in its own module
-from astronb.extract import (
-    sep_input,
-    detect_sep,
-    aperture_flux,
-    aperture_mag,
-    psf_fwhm,
-    noise_correlation,
-    frame_stats,
-    sextractor_binary,
-    detect_sextractor,
-)
+from .extract import sep_input, detect_sep, aperture_flux, aperture_mag, psf_fwhm, noise_correlation, frame_stats
+from .extract import sextractor_binary, detect_sextractor
 from .simulator import SimConfig, sample_magnitudes, simulate_frame, write_frame, calibrate
-from astronb.detector import (
-    normalise_frame,
-    build_detector,
-    SourceRoIHeads,
-    prior_odds,
-    set_galaxy_prior,
-    detector_config,
-    fill_state,
-    load_detector,
-    truth_boxes,
-    CLASSES,
-    HALF,
-)
-from astronb.scoring import (
-    score_by_magnitude,
-    score_frame,
-    classification_by_magnitude,
-    classification_counts,
-    truth_list_anatomy,
-    list_match_radius,
-    snap_to_catalogue,
-)
+from .detector import normalise_frame, build_detector, SourceRoIHeads, prior_odds, set_galaxy_prior
+from .detector import detector_config, fill_state, load_detector, truth_boxes, CLASSES, HALF
+from .scoring import score_by_magnitude, score_frame, classification_by_magnitude, classification_counts
+from .scoring import truth_list_anatomy, list_match_radius, snap_to_catalogue
 
 # %% auto #0
 __all__ = ['SGD_MOMENTUM', 'WEIGHT_DECAY', 'GRAD_CLIP', 'WARMUP_FRACTION', 'WARMUP_MAX_STEPS', 'DECAY_FROM', 'DECAY_FACTOR',
