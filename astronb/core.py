@@ -290,14 +290,14 @@ def portable_path(p) -> str:
 
 
 def _portable(obj):
-    "Every absolute path string inside `obj` (dicts, lists) made portable."
+    "Every absolute path inside `obj` (dicts, lists), alone or in free text, made portable."
     if isinstance(obj, dict):
         return {_portable(k): _portable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_portable(v) for v in obj]
     if isinstance(obj, (str, Path)) and Path(obj).is_absolute() and len(str(obj)) > 1:
         return portable_path(obj)
-    return obj
+    return portable_text(obj) if isinstance(obj, str) else obj  # free text (a message) may name paths too
 
 # %% ../nbs/00_core.ipynb #e0c0a103
 def portable_text(text: str) -> str:
