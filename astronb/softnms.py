@@ -165,30 +165,84 @@ def _bisect_x1(b, lo, hi, v, right):
 
 
 @njit(cache=True)
-def _soft_nms_sweep(b, s, idx, key, start, geom, params):
-    """Sequential soft-NMS on boxes already sorted by (group, strip, x1); `key` = group * nstrip + strip, and the
-    boxes of key k are rows start[k]:start[k + 1]. Returns each box's score at selection (-1: dropped), in sorted
-    order. geom: (off, widest box, tallest box, lowest y1, strip height, number of strips); params: (method id, IoU
-    threshold, sigma, score threshold). One loop: split into Numba functions (heap set-up, candidate ranges, the decay,
-    the rebuild) it ran 25% slower on 100 boxes."""
-    off, wmax, hmax, y0, hstrip, nstrip = geom
-    method_id, iou_threshold, sigma, thr = params
-    n = b.shape[0]
-    cur = s.copy()
-    out = -np.ones(n, np.float64)
-    heap = np.empty(n, np.int64)
-    hpos = -np.ones(n, np.int64)
+def _heapify(heap, hpos, cur, idx, size):
+    "Make heap[:size] a heap (Floyd's bottom-up construction, O(size))."
+    for k in range((size - 2) // 2, -1, -1):
+        _sift_down(heap, hpos, cur, idx, k, size)
+
+
+@njit(cache=True)
+def _initial_heap(cur, idx, thr, heap, hpos):
+    "Put the boxes scoring at least `thr` in `heap` and heapify it; returns its size."
     size = 0
-    dropped = np.zeros(n, np.bool_)
-    lo_ = np.empty(n + 2, np.int64)
-    hi_ = np.empty(n + 2, np.int64)
-    for i in range(n):
+    for i in range(cur.shape[0]):
         if cur[i] >= thr:
             heap[size] = i
             hpos[i] = size
             size += 1
-    for k in range((size - 2) // 2, -1, -1):
-        _sift_down(heap, hpos, cur, idx, k, size)
+    _heapify(heap, hpos, cur, idx, size)
+    return size
+
+
+@njit(cache=True)
+def _rebuild(heap, hpos, cur, idx, dropped, size):
+    "Take the boxes flagged in `dropped` out of the heap and heapify the rest in O(size); returns the new size."
+    m = 0
+    for k in range(size):
+        v = heap[k]
+        if dropped[v]:
+            hpos[v] = -1
+        else:
+            heap[m] = v
+            hpos[v] = m
+            m += 1
+    _heapify(heap, hpos, cur, idx, m)
+    return m
+
+
+@njit(cache=True)
+def _iou_rows(b, i, j, ai, off):
+    "IoU of boxes i and j (`ai`: box i's area); 0 when they do not overlap."
+    w_ = min(b[i, 2], b[j, 2]) - max(b[i, 0], b[j, 0]) + off
+    if w_ <= 0.0:
+        return 0.0
+    h_ = min(b[i, 3], b[j, 3]) - max(b[i, 1], b[j, 1]) + off
+    if h_ <= 0.0:
+        return 0.0
+    inter = w_ * h_
+    union = ai + (b[j, 2] - b[j, 0] + off) * (b[j, 3] - b[j, 1] + off) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@njit(cache=True)
+def _weight(iou, params):
+    "The decay of a box overlapping the selected one by `iou` (Gaussian, linear or hard); -1: no decay."
+    method_id, iou_threshold, sigma, thr = params
+    if method_id == 0:
+        return math.exp(-(iou * iou) / sigma) if iou > 0.0 else -1.0
+    if iou <= iou_threshold:
+        return -1.0
+    return 1.0 - iou if method_id == 1 else 0.0
+
+
+@njit(cache=True)
+def _soft_nms_sweep(b, s, idx, key, start, geom, params):
+    """Sequential soft-NMS on boxes already sorted by (group, strip, x1); `key` = group * nstrip + strip, and the
+    boxes of key k are rows start[k]:start[k + 1]. Returns each box's score at selection (-1: dropped), in sorted
+    order. geom: (off, widest box, tallest box, lowest y1, strip height, number of strips); params: (method id, IoU
+    threshold, sigma, score threshold). The steps of one selection (take the top, find the candidate ranges) stay in
+    the loop: as Numba functions returning tuples they made 100 boxes 37% slower (8.8 -> 12.0 us, measured); the set-up,
+    the rebuild, the IoU and the weight are functions at no cost."""
+    off, wmax, hmax, y0, hstrip, nstrip = geom
+    thr, n = params[3], b.shape[0]
+    cur = s.copy()
+    out = -np.ones(n, np.float64)
+    heap = np.empty(n, np.int64)
+    hpos = -np.ones(n, np.int64)
+    dropped = np.zeros(n, np.bool_)
+    lo_ = np.empty(n + 2, np.int64)
+    hi_ = np.empty(n + 2, np.int64)
+    size = _initial_heap(cur, idx, thr, heap, hpos)
     while size:
         i = heap[0]
         out[i] = cur[i]
@@ -219,25 +273,9 @@ def _soft_nms_sweep(b, s, idx, key, start, geom, params):
             for j in range(lo_[r], hi_[r]):
                 if hpos[j] < 0:
                     continue  # selected or dropped
-                w_ = min(b[i, 2], b[j, 2]) - max(b[i, 0], b[j, 0]) + off
-                if w_ <= 0.0:
+                wt = _weight(_iou_rows(b, i, j, ai, off), params)
+                if wt < 0.0:
                     continue
-                h_ = min(b[i, 3], b[j, 3]) - max(b[i, 1], b[j, 1]) + off
-                if h_ <= 0.0:
-                    continue
-                inter = w_ * h_
-                union = ai + (b[j, 2] - b[j, 0] + off) * (b[j, 3] - b[j, 1] + off) - inter
-                iou = inter / union if union > 0 else 0.0
-                if method_id == 0:
-                    if iou <= 0.0:
-                        continue
-                    wt = math.exp(-(iou * iou) / sigma)
-                elif iou <= iou_threshold:
-                    continue
-                elif method_id == 1:
-                    wt = 1.0 - iou
-                else:
-                    wt = 0.0
                 cur[j] *= wt
                 if batch:
                     if cur[j] < thr or wt == 0.0:
@@ -248,18 +286,7 @@ def _soft_nms_sweep(b, s, idx, key, start, geom, params):
                 else:
                     _sift_down(heap, hpos, cur, idx, hpos[j], size)
         if batch:
-            m = 0
-            for k in range(size):
-                v = heap[k]
-                if dropped[v]:
-                    hpos[v] = -1
-                else:
-                    heap[m] = v
-                    hpos[v] = m
-                    m += 1
-            size = m
-            for k in range((size - 2) // 2, -1, -1):
-                _sift_down(heap, hpos, cur, idx, k, size)
+            size = _rebuild(heap, hpos, cur, idx, dropped, size)
     return out
 
 # %% ../nbs/05_softnms.ipynb #e5f6a002
