@@ -11,7 +11,8 @@ import pandas as pd
 import torch
 from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.transform import GeneralizedRCNNTransform
-from .softnms import use_soft_nms, SoftNMSRoIHeads, batched_soft_nms
+from .softnms import batched_soft_nms
+from .softnms_rcnn import use_soft_nms, SoftNMSRoIHeads
 from torchvision.ops import boxes as box_ops
 import torch.nn.functional as F
 from .extract import sep_input

@@ -8,12 +8,9 @@ import math
 import numpy as np
 import torch
 from numba import njit
-from torchvision.models.detection.roi_heads import RoIHeads
-from torchvision.ops import boxes as box_ops
-import torch.nn.functional as F
 
 # %% auto #0
-__all__ = ['METHODS', 'soft_nms_reference', 'soft_nms', 'batched_soft_nms', 'SoftNMSRoIHeads', 'use_soft_nms']
+__all__ = ['METHODS', 'soft_nms_reference', 'soft_nms', 'batched_soft_nms']
 
 # %% ../nbs/05_softnms.ipynb #58fa4892
 METHODS = ("gaussian", "linear", "hard")
@@ -458,58 +455,3 @@ def batched_soft_nms(
     "Soft-NMS applied independently within each group (class or image), in one call; output sorted by decayed score."
     keep, kept = _run(boxes, scores, groups, method, sigma, iou_threshold, score_threshold, legacy_plus_one)
     return _wrap(boxes, scores, keep, kept)
-
-# %% ../nbs/05_softnms.ipynb #1bb3186e
-class SoftNMSRoIHeads(RoIHeads):
-    "RoIHeads whose per-class suppression is the project's soft-NMS."
-
-    softnms_method = "gaussian"
-    softnms_sigma = 0.6
-    softnms_score_threshold = 0.001
-    softnms_legacy = False
-
-    def _candidates(self, boxes, scores, image_shape) -> tuple:
-        """One image's per-class candidates as torchvision makes them: boxes clipped to the image, the background column
-        dropped, scores above `score_thresh`, boxes not degenerate; (boxes, scores, labels)."""
-        boxes = box_ops.clip_boxes_to_image(boxes, image_shape)
-        labels = torch.arange(scores.shape[-1], device=scores.device).view(1, -1).expand_as(scores)
-        boxes, scores, labels = boxes[:, 1:].reshape(-1, 4), scores[:, 1:].reshape(-1), labels[:, 1:].reshape(-1)
-        inds = torch.where(scores > self.score_thresh)[0]
-        boxes, scores, labels = boxes[inds], scores[inds], labels[inds]
-        keep = box_ops.remove_small_boxes(boxes, min_size=1e-2)
-        return boxes[keep], scores[keep], labels[keep]
-
-    def postprocess_detections(self, class_logits, box_regression, proposals, image_shapes):
-        boxes_per_image = [p.shape[0] for p in proposals]
-        pred_boxes = self.box_coder.decode(box_regression, proposals).split(boxes_per_image, 0)
-        pred_scores = F.softmax(class_logits, -1).split(boxes_per_image, 0)
-        settings = (self.softnms_method, self.softnms_sigma, self.nms_thresh, self.softnms_score_threshold)
-        out_boxes, out_scores, out_labels = [], [], []
-        for boxes, scores, image_shape in zip(pred_boxes, pred_scores, image_shapes):
-            boxes, scores, labels = self._candidates(boxes, scores, image_shape)
-            keep, new_scores = batched_soft_nms(boxes, scores, labels, *settings, self.softnms_legacy)
-            keep, new_scores = keep[: self.detections_per_img], new_scores[: self.detections_per_img]
-            out_boxes.append(boxes[keep])
-            out_scores.append(new_scores)
-            out_labels.append(labels[keep])
-        return out_boxes, out_scores, out_labels
-
-# %% ../nbs/05_softnms.ipynb #787183c9
-def use_soft_nms(
-    model,
-    method="gaussian",
-    sigma=0.6,
-    iou_threshold=0.3,
-    score_threshold=0.001,
-    legacy_plus_one=False,
-    detections_per_img=None,
-):
-    "Make a torchvision detection model's RoI heads use soft-NMS (in place); returns the model."
-    h = model.roi_heads
-    h.__class__ = SoftNMSRoIHeads
-    h.softnms_method, h.softnms_sigma = method, sigma
-    h.softnms_score_threshold, h.softnms_legacy = score_threshold, legacy_plus_one
-    h.nms_thresh = iou_threshold
-    if detections_per_img is not None:
-        h.detections_per_img = detections_per_img
-    return model

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
-from astronb.softnms import METHODS, batched_soft_nms, soft_nms, soft_nms_reference, use_soft_nms
+from astronb.softnms import METHODS, batched_soft_nms, soft_nms, soft_nms_reference
+from astronb.softnms_rcnn import use_soft_nms
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
