@@ -197,12 +197,9 @@ def _status_mib(key):
 def _rss_of_one_frame(weights, frame_npy, norm, score_min, runtime=None):
     """(MiB resident with the model loaded and the frame read, peak MiB during its detection): Linux's peak counter is
     reset in between."""
-    from astronb.runtime import open_detector
-    from astronb.starfield import detect_frame
+    from astronb.starfield import detect_frame, detect_sep
 
-    from astronb.starfield import detect_sep
-
-    m, img = (None if runtime == "sep" else open_detector(weights, runtime)), np.load(frame_npy)
+    m, img = (None if runtime == "sep" else _open_runtime(runtime, weights)), np.load(frame_npy)
     loaded = _status_mib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS (Linux >= 4.0)
     detect_sep(img) if m is None else detect_frame(m, img, norm, score_min=score_min)
@@ -257,12 +254,23 @@ def _print_tables(timings: pd.DataFrame, agreement: pd.DataFrame):
     print(agreement.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 
 
-def _runtime_models(runtimes: list, w, onnx):
-    "runtime -> detector: the eager checkpoint for 'torch', the ONNX export opened on each other runtime."
-    from astronb.detector import load_detector
+def _open_runtime(k: str, path):
+    """The detector of runtime `k` from its file: the eager checkpoint for 'torch', an export on 'onnxruntime' or
+    'openvino', the int8 export on OpenVINO for 'openvino-int8'."""
     from astronb.runtime import open_detector
 
-    return {k: load_detector(w) if k == "torch" else open_detector(onnx, k) for k in runtimes}
+    return open_detector(path, None if k == "torch" else k.removesuffix("-int8"))
+
+
+def _runtime_files(runtimes: list, w, onnx, d) -> dict:
+    """runtime -> its model file: the checkpoint for 'torch', the float export for the others, and for 'openvino-int8'
+    the int8 export written into `d` now (`quantize.export_int8`, whatever its agreement: the table reports it)."""
+    files = {k: w if k == "torch" else onnx for k in runtimes}
+    if "openvino-int8" in runtimes:
+        from astronb.quantize import export_int8
+
+        files["openvino-int8"] = export_int8(w, Path(d) / "model_int8.onnx", min_agreement=0)[0]
+    return files
 
 
 def bench_runtimes(
@@ -278,9 +286,9 @@ def bench_runtimes(
     weights: its card or checkpoint; onnx: its `.onnx` export (default: exported now into a temporary folder);
     frames, size: simulated frames (`bench_frames`); repeats: timed passes over the frames, alternating runtimes;
     peak_rss: also each runtime's peak memory on one frame, in a fresh process; runtimes: 'torch' (eager, the
-    reference), 'onnxruntime', 'openvino'. timings: seconds per frame, ratios to torch and to sep on the same frames,
-    detections, threads (and MiB); agreement: per runtime, `catalogue_agreement` with eager torch summed over the
-    frames."""
+    reference), 'onnxruntime', 'openvino', 'openvino-int8' (`quantize.export_int8`, exported now). timings: seconds per
+    frame, ratios to torch and to sep on the same frames, detections, threads (and MiB); agreement: per runtime,
+    `catalogue_agreement` with eager torch summed over the frames."""
     import tempfile
     from astronb.cards import read_card
     from astronb.runtime import export_detector
@@ -292,15 +300,16 @@ def bench_runtimes(
     runtimes = ["torch"] + [r for r in runtimes if r != "torch"]
     with tempfile.TemporaryDirectory() as d:
         onnx = Path(onnx) if onnx else export_detector(w, Path(d) / "model_onnx.onnx")
-        models = _runtime_models(runtimes, w, onnx)
+        files = _runtime_files(runtimes, w, onnx, d)
         run = {
-            k: (lambda m=m: [detect_frame(m, im, norm, score_min=score_min) for im in imgs]) for k, m in models.items()
+            k: (lambda m=_open_runtime(k, f): [detect_frame(m, im, norm, score_min=score_min) for im in imgs])
+            for k, f in files.items()
         }
         cats = {k: f() for k, f in run.items()}
         secs = _interleaved_s(run | {"sep": lambda: [detect_sep(im) for im in imgs]}, repeats)
         rows = [_runtime_row(k, secs, cats, frames, size) for k in [*runtimes, "sep"]]
         if peak_rss:
-            _peak_rss_columns(rows, {k: w if k == "torch" else onnx for k in runtimes}, imgs[0], (norm, score_min), d)
+            _peak_rss_columns(rows, files, imgs[0], (norm, score_min), d)
     timings, agreement = (
         pd.DataFrame(rows),
         pd.DataFrame([_agreement(frames, k, cats["torch"], cats[k]) for k in runtimes[1:]]),

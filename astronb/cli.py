@@ -336,9 +336,9 @@ def _bench_args_detect(g):
     g.add_argument(
         "--runtime",
         nargs="+",
-        choices=["torch", "onnx", "onnxruntime", "openvino"],
+        choices=["torch", "onnx", "onnxruntime", "openvino", "openvino-int8"],
         help="time eager torch, ONNX Runtime (onnx) and OpenVINO side by side with sep on the same frames "
-        "(--runtime torch onnx openvino) and print how far each catalogue agrees with eager torch's",
+        "(--runtime torch onnx openvino openvino-int8) and print how far each catalogue agrees with eager torch's",
     )
     g.add_argument(
         "--onnx", help="--runtime: the .onnx export of --weights (default: exported now, into a temporary folder)"

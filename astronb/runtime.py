@@ -45,27 +45,47 @@ class RawDetector(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, image):
-        from torchvision.ops import roi_align
-
+    def features(self, image) -> tuple:
+        """(images, features, objectness, box deltas) of a (1, 3, H, W) image: the padded image list, the FPN's maps by
+        name and the RPN head's per-level outputs, the convolutional part (the one `astronb.quantize` runs in int8)."""
         m = self.model
         images, _ = m.transform([image[0]])
         feats = m.backbone(images.tensors)
-        proposals, _ = m.rpn(images, feats)
-        pool, h = m.roi_heads.box_roi_pool, m.roi_heads
+        objectness, deltas = m.rpn.head(list(feats.values()))
+        return images, feats, objectness, deltas
+
+    def rois(self, images, feats: dict, objectness: list, deltas: list) -> tuple:
+        """(proposals, class logits, box regressions) from `features`' outputs: the RPN's anchors, decoding and NMS as
+        in torchvision's `RegionProposalNetwork.forward`, then RoI pooling level by level and the box head."""
+        from torchvision.models.detection.rpn import concat_box_prediction_layers
+
+        rpn, levels = self.model.rpn, list(feats.values())
+        anchors = rpn.anchor_generator(images, levels)
+        per_level = [o[0].shape[0] * o[0].shape[1] * o[0].shape[2] for o in objectness]
+        objectness, deltas = concat_box_prediction_layers(objectness, deltas)
+        boxes = rpn.box_coder.decode(deltas.detach(), anchors).view(1, -1, 4)
+        proposals, _ = rpn.filter_proposals(boxes, objectness, images.image_sizes, per_level)
+        return self._box_head(images, feats, proposals)
+
+    def _box_head(self, images, feats: dict, proposals: list) -> tuple:
+        "RoI pooling of the proposals level by level (no scatter), then the box head."
+        from torchvision.ops import roi_align
+
+        pool, h = self.model.roi_heads.box_roi_pool, self.model.roi_heads
         if pool.scales is None:
             pool(feats, proposals, images.image_sizes)  # sets the levels' scales (once)
         levels = pool.map_levels(proposals)
         props, pooled = [], []
-        for lvl, (name, scale) in enumerate(
-            zip(pool.featmap_names, pool.scales)
-        ):  # proposals grouped by level: no scatter
+        for lvl, (name, scale) in enumerate(zip(pool.featmap_names, pool.scales)):
             p = proposals[0][torch.where(levels == lvl)[0]]
             rois = torch.cat([torch.zeros_like(p[:, :1]), p], 1)
             pooled.append(roi_align(feats[name], rois, pool.output_size, scale, pool.sampling_ratio))
             props.append(p)
         class_logits, box_regression = h.box_predictor(h.box_head(torch.cat(pooled)))
         return torch.cat(props), class_logits, box_regression
+
+    def forward(self, image):
+        return self.rois(*self.features(image))
 
 # %% ../nbs/30c_runtime.ipynb #36e302e4
 def onnx_metadata(model, source=None) -> dict:

@@ -177,6 +177,27 @@ def test_the_onnx_export_of_the_starfield_model_gives_the_same_catalogue(shared_
     assert abs(sf.score_frame(a, truth)["f1"] - sf.score_frame(b, truth)["f1"]) <= 0.01
 
 
+def test_the_int8_export_of_the_starfield_model_is_refused_below_the_bar_and_close_to_float_above_it(shared_mirror, tmp_path):
+    "`astronb export --int8`: refused, leaving no file, under the default 99% agreement bar when the model does not reach it; written with a lower bar, and then `detect` with its card alone finds nearly the float model's catalogue of the real test frame."
+    from astronb.runtime import catalogue_agreement
+    card = card_of("starfield", "ft242")
+    r = run("export", card, "--int8", "--out", tmp_path / "q.onnx", "--min-agreement", "0.9")
+    assert r.returncode == 0, r.stderr[-2000:]
+    q = json.loads((tmp_path / "q.card.json").read_text())["architecture"]
+    assert q["precision"] == "int8" and q["runtime"] == "openvino" and 0.9 <= q["agreement_with_float"]["fraction"] <= 1
+    if q["agreement_with_float"]["fraction"] < 0.99:                  # the same check frames: the default bar refuses it
+        r = run("export", card, "--int8", "--out", tmp_path / "refused.onnx")
+        assert r.returncode != 0 and "not written" in r.stderr and not (tmp_path / "refused.onnx").exists()
+    frame = shared_mirror / "wfsat" / "244.fits"
+    for w, out in ((card, "torch.csv"), (tmp_path / "q.card.json", "int8.csv")):
+        r = run("detect", frame, "--weights", w, "--out", tmp_path / out)
+        assert r.returncode == 0, r.stderr[-2000:]
+    a, b = pd.read_csv(tmp_path / "torch.csv"), pd.read_csv(tmp_path / "int8.csv")
+    assert catalogue_agreement(a, b)["fraction"] >= 0.9
+    truth = read_truth_list(shared_mirror / "wfsat" / "244.list")
+    assert abs(sf.score_frame(a, truth)["f1"] - sf.score_frame(b, truth)["f1"]) <= 0.03
+
+
 def test_the_onnx_export_of_the_yolo_model_annotates_the_same(tmp_path):
     "`astronb export` of the deepspace model (Ultralytics' exporter), then `annotate` with the export's card: the whole-frame boxes agree."
     from astronb.runtime import catalogue_agreement
