@@ -170,7 +170,7 @@ def export_int8(weights, out=None, calibration: int = 16, check_frames: int = 4,
     atomic_save(out, lambda p: onnx.save(merged, p))
     agr = int8_agreement(model, OpenVinoDetector(out), norm, score_min, check_frames)
     if agr["fraction"] < min_agreement:
-        _refuse(out, w, agr, min_agreement)
+        _refuse(out, weights, agr, min_agreement)
     if card:
         write_export_card(out, card, w, runtime="openvino", precision="int8", agreement_with_float=agr)
     return out, agr
