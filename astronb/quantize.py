@@ -136,7 +136,8 @@ def int8_agreement(model, detector, norm: str, score_min: float, frames: int = 4
         for f in bench_frames(frames, 500, seed)
     ]
     tot = {k: sum(a[k] for a in agr) for k in ("n_a", "n_b", "matched", "agree")}
-    return tot | dict(frames=frames, fraction=tot["agree"] / max(1, sum(max(a["n_a"], a["n_b"]) for a in agr)))
+    tot["compared"] = sum(max(a["n_a"], a["n_b"]) for a in agr)  # per frame, the larger catalogue
+    return tot | dict(frames=frames, fraction=tot["agree"] / max(1, tot["compared"]))
 
 # %% ../nbs/30d_quantize.ipynb #f160afcb
 def _refuse(out: Path, w, agr: dict, min_agreement: float):
@@ -144,7 +145,7 @@ def _refuse(out: Path, w, agr: dict, min_agreement: float):
     out.unlink()
     raise RuntimeError(
         f"the int8 export of {w} agrees with the float model on {agr['agree']} of "
-        f"{max(agr['n_a'], agr['n_b'])} detections ({agr['fraction']:.1%}) of {agr['frames']} simulated frames, below "
+        f"{agr['compared']} detections ({agr['fraction']:.1%}) of {agr['frames']} simulated frames, below "
         f"{min_agreement:.0%}: not written. Use the float32 export (`astronb export {w}`), which agrees fully."
     )
 
