@@ -207,11 +207,10 @@ def _rss_of_one_frame(weights, frame_npy, norm, score_min, runtime=None):
 
 
 def _agreement(frames: int, runtime: str, ref_cats, cats) -> dict:
-    "One agreement row: `catalogue_agreement` of a runtime's catalogues with eager torch's, summed over the frames."
-    from astronb.runtime import catalogue_agreement
+    "One agreement row: `summed_agreement` of a runtime's catalogues with eager torch's over the frames."
+    from astronb.runtime import summed_agreement
 
-    agr = [catalogue_agreement(a, b) for a, b in zip(ref_cats, cats)]
-    tot = {k: sum(a[k] for a in agr) for k in ("n_a", "n_b", "matched", "agree")}
+    tot = summed_agreement(zip(ref_cats, cats))
     return dict(
         runtime=runtime,
         frames=frames,
@@ -219,7 +218,7 @@ def _agreement(frames: int, runtime: str, ref_cats, cats) -> dict:
         runtime_detections=tot["n_b"],
         matched_0p5px=tot["matched"],
         same_class=tot["agree"],
-        agreement=tot["agree"] / max(1, sum(max(a["n_a"], a["n_b"]) for a in agr)),
+        agreement=tot["fraction"],
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from .core import atomic_save
-from .runtime import RawDetector, onnx_metadata, test_image, catalogue_agreement
+from .runtime import RawDetector, onnx_metadata, test_image, summed_agreement
 
 # %% auto #0
 __all__ = ['FEATURE_NAMES', 'FLOAT_LAYERS', 'FeatureNet', 'RoiNet', 'split_graphs', 'merge_graphs', 'quantize_features',
@@ -126,18 +126,16 @@ def calibration_images(norm: str = "asinh", n: int = 16, size: int = 500, seed: 
 
 # %% ../nbs/30d_quantize.ipynb #5974f917
 def int8_agreement(model, detector, norm: str, score_min: float, frames: int = 4, seed: int = 300) -> dict:
-    """`catalogue_agreement` of `detector` (the int8 export, opened) with the float `model`, summed over `frames`
-    simulated 500 x 500 frames (`bench.bench_frames`, seeds `seed`...) at the card's normalisation and score cut."""
+    """`summed_agreement` of `detector` (the int8 export, opened) with the float `model`, over `frames` simulated
+    500 x 500 frames (`bench.bench_frames`, seeds `seed`...) at the card's normalisation and score cut."""
     from astronb.bench import bench_frames
     from astronb.starfield import detect_frame
 
-    agr = [
-        catalogue_agreement(detect_frame(model, f[0], norm, score_min), detect_frame(detector, f[0], norm, score_min))
+    pairs = [
+        (detect_frame(model, f[0], norm, score_min), detect_frame(detector, f[0], norm, score_min))
         for f in bench_frames(frames, 500, seed)
     ]
-    tot = {k: sum(a[k] for a in agr) for k in ("n_a", "n_b", "matched", "agree")}
-    tot["compared"] = sum(max(a["n_a"], a["n_b"]) for a in agr)  # per frame, the larger catalogue
-    return tot | dict(frames=frames, fraction=tot["agree"] / max(1, tot["compared"]))
+    return summed_agreement(pairs) | dict(frames=frames)
 
 # %% ../nbs/30d_quantize.ipynb #f160afcb
 def _refuse(out: Path, w, agr: dict, min_agreement: float):

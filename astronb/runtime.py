@@ -16,8 +16,8 @@ from .detector import load_detector, detector_config, postprocess_config, source
 from .metrics import match_points
 
 # %% auto #0
-__all__ = ['OPENVINO_CONFIG', 'RUNTIMES', 'catalogue_agreement', 'RawDetector', 'onnx_metadata', 'test_image', 'export_detector',
-           'OnnxDetector', 'OpenVinoDetector', 'default_runtime', 'open_detector']
+__all__ = ['OPENVINO_CONFIG', 'RUNTIMES', 'catalogue_agreement', 'summed_agreement', 'RawDetector', 'onnx_metadata', 'test_image',
+           'export_detector', 'OnnxDetector', 'OpenVinoDetector', 'default_runtime', 'open_detector']
 
 # %% ../nbs/30c_runtime.ipynb #4b992152
 def _as_catalogue(out: dict) -> pd.DataFrame:
@@ -33,6 +33,15 @@ def catalogue_agreement(a: pd.DataFrame, b: pd.DataFrame, radius: float = 0.5) -
     same = int((a.cls.to_numpy()[m[:, 0]] == b.cls.to_numpy()[m[:, 1]]).sum()) if len(m) else 0
     n = max(len(a), len(b))
     return dict(n_a=len(a), n_b=len(b), matched=len(m), agree=same, fraction=same / n if n else 1.0)
+
+# %% ../nbs/30c_runtime.ipynb #acae54e37e7d407bbb7b55eff062a284
+def summed_agreement(pairs) -> dict:
+    """`catalogue_agreement` summed over (a, b) catalogue pairs, one per frame: n_a, n_b, matched, agree, compared (per
+    frame the larger catalogue's size, summed) and fraction = agree / compared (1 when neither found anything)."""
+    agr = [catalogue_agreement(a, b) for a, b in pairs]
+    tot = {k: sum(r[k] for r in agr) for k in ("n_a", "n_b", "matched", "agree")}
+    tot["compared"] = sum(max(r["n_a"], r["n_b"]) for r in agr)
+    return tot | dict(fraction=tot["agree"] / tot["compared"] if tot["compared"] else 1.0)
 
 # %% ../nbs/30c_runtime.ipynb #9ecb469e
 class RawDetector(torch.nn.Module):
