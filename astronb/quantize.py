@@ -4,14 +4,12 @@
 
 # %% ../nbs/30d_quantize.ipynb #4bb504e0
 from __future__ import annotations
-import io
 import json
-import warnings
 from pathlib import Path
 import numpy as np
 import torch
 from .core import atomic_save
-from .runtime import RawDetector, onnx_metadata, test_image, summed_agreement
+from .runtime import RAW_OUTPUTS, RawDetector, onnx_metadata, summed_agreement, test_image, trace_onnx
 
 # %% auto #0
 __all__ = ['FEATURE_NAMES', 'FLOAT_LAYERS', 'FeatureNet', 'RoiNet', 'split_graphs', 'merge_graphs', 'quantize_features',
@@ -47,20 +45,6 @@ class RoiNet(torch.nn.Module):
         feats = dict(zip(self.raw.model.roi_heads.box_roi_pool.featmap_names + ["pool"], maps[:5]))
         return self.raw.rois(images, feats, list(maps[5:10]), list(maps[10:]))
 
-# %% ../nbs/30d_quantize.ipynb #60c1948c
-def _trace(module, args: tuple, inputs: list, outputs: list, dynamic: dict, opset: int = 17):
-    "The ONNX model (a ModelProto) of `module` traced on `args`, with these input and output names and dynamic axes."
-    import onnx
-
-    buf = io.BytesIO()
-    with warnings.catch_warnings():  # the tracer's notes on shape arithmetic: the merged file is checked after
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            module.eval(), args, buf, dynamo=False, opset_version=opset, input_names=inputs, output_names=outputs,
-            dynamic_axes=dynamic,
-        )  # fmt: skip
-    return onnx.load_from_string(buf.getvalue())
-
 # %% ../nbs/30d_quantize.ipynb #96724fbb
 def split_graphs(model, opset: int = 17) -> tuple:
     """(FeatureNet, RoiNet) of a starfield detector as two ONNX models, traced on a `test_image`, any frame size."""
@@ -70,12 +54,9 @@ def split_graphs(model, opset: int = 17) -> tuple:
         maps = FeatureNet(raw)(x)
     image = {"image": {2: "height", 3: "width"}}
     spatial = {k: {2: f"{k}_h", 3: f"{k}_w"} for k in FEATURE_NAMES}
-    outputs = ["proposals", "class_logits", "box_regression"]
-    g1 = _trace(FeatureNet(raw), (x,), ["image"], FEATURE_NAMES, image | spatial, opset)
-    g2 = _trace(
-        RoiNet(raw), (x, *maps), ["image", *FEATURE_NAMES], outputs, image | spatial | {k: {0: "n"} for k in outputs},
-        opset,
-    )  # fmt: skip
+    counts = {k: {0: "n"} for k in RAW_OUTPUTS}
+    g1 = trace_onnx(FeatureNet(raw), (x,), ["image"], FEATURE_NAMES, image | spatial, opset)
+    g2 = trace_onnx(RoiNet(raw), (x, *maps), ["image", *FEATURE_NAMES], RAW_OUTPUTS, image | spatial | counts, opset)
     return g1, g2
 
 # %% ../nbs/30d_quantize.ipynb #f4a9e36d

@@ -16,8 +16,9 @@ from .detector import load_detector, detector_config, postprocess_config, source
 from .metrics import match_points
 
 # %% auto #0
-__all__ = ['OPENVINO_CONFIG', 'RUNTIMES', 'catalogue_agreement', 'summed_agreement', 'RawDetector', 'onnx_metadata', 'test_image',
-           'export_detector', 'OnnxDetector', 'OpenVinoDetector', 'default_runtime', 'open_detector']
+__all__ = ['RAW_OUTPUTS', 'OPENVINO_CONFIG', 'RUNTIMES', 'catalogue_agreement', 'summed_agreement', 'RawDetector',
+           'onnx_metadata', 'test_image', 'trace_onnx', 'export_detector', 'OnnxDetector', 'OpenVinoDetector',
+           'default_runtime', 'open_detector']
 
 # %% ../nbs/30c_runtime.ipynb #4b992152
 def _as_catalogue(out: dict) -> pd.DataFrame:
@@ -122,18 +123,21 @@ def test_image(shape=(320, 288), n: int = 40, seed: int = 0) -> np.ndarray:
     return np.repeat(img[None].astype(np.float32), 3, 0)
 
 # %% ../nbs/30c_runtime.ipynb #06495b46
-def _trace_onnx(raw, x, opset: int) -> bytes:
-    "The ONNX bytes of the raw detector traced on image `x`, its image size and output counts dynamic."
-    outputs = ["proposals", "class_logits", "box_regression"]
-    dynamic = {"image": {2: "height", 3: "width"}, **{k: {0: "n"} for k in outputs}}
+RAW_OUTPUTS = ["proposals", "class_logits", "box_regression"]  # what `RawDetector` returns, by name in the ONNX file
+
+
+def trace_onnx(module, args: tuple, inputs: list, outputs: list, dynamic: dict, opset: int = 17):
+    "The ONNX model (a ModelProto) of `module` traced on `args`, with these input and output names and dynamic axes."
+    import onnx
+
     buf = io.BytesIO()
-    with warnings.catch_warnings():  # the tracer's notes on shape arithmetic: the dynamic sizes are checked below
+    with warnings.catch_warnings():  # the tracer's notes on shape arithmetic: every export is checked after
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            raw, (x,), buf, dynamo=False, opset_version=opset, input_names=["image"], output_names=outputs,
+            module.eval(), args, buf, dynamo=False, opset_version=opset, input_names=inputs, output_names=outputs,
             dynamic_axes=dynamic,
         )  # fmt: skip
-    return buf.getvalue()
+    return onnx.load_from_string(buf.getvalue())
 
 
 def _check_export(model, out: Path, w):
@@ -164,7 +168,10 @@ def export_detector(weights, out=None, opset: int = 17, check: bool = True) -> P
     card, w = read_card(weights)
     out = export_path(w, out)
     model = load_detector(w)
-    proto = onnx.load_from_string(_trace_onnx(RawDetector(model).eval(), torch.from_numpy(test_image())[None], opset))
+    dynamic = {"image": {2: "height", 3: "width"}} | {k: {0: "n"} for k in RAW_OUTPUTS}
+    proto = trace_onnx(
+        RawDetector(model), (torch.from_numpy(test_image())[None],), ["image"], RAW_OUTPUTS, dynamic, opset
+    )
     onnx.helper.set_model_props(proto, {"astronb": json.dumps(onnx_metadata(model, w))})
     atomic_save(out, lambda p: onnx.save(proto, p))
     if check:
