@@ -287,7 +287,7 @@ def bench_runtimes(
     peak_rss: also each runtime's peak memory on one frame, in a fresh process; runtimes: 'torch' (eager, the
     reference), 'onnxruntime', 'openvino', 'openvino-int8' (`quantize.export_int8`, exported now). timings: seconds per
     frame, ratios to torch and to sep on the same frames, detections, threads (and MiB); agreement: per runtime,
-    `catalogue_agreement` with eager torch summed over the frames."""
+    `summed_agreement` with eager torch over the frames."""
     import tempfile
     from astronb.cards import read_card
     from astronb.runtime import export_detector

@@ -271,7 +271,7 @@ def _export_starfield(a):
     from astronb.quantize import export_int8
 
     out, agr = export_int8(a.weights, a.out, min_agreement=a.min_agreement)
-    print(f"int8 agrees with the float model on {agr['fraction']:.1%} of {agr['n_a']} detections")
+    print(f"int8 agrees with the float model on {agr['agree']} of {agr['compared']} detections ({agr['fraction']:.1%})")
     return out
 
 
