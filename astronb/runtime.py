@@ -122,7 +122,7 @@ def test_image(shape=(320, 288), n: int = 40, seed: int = 0) -> np.ndarray:
         img += np.exp(-((xx - x0) ** 2 + (yy - y0) ** 2) / (2 * 1.5**2))
     return np.repeat(img[None].astype(np.float32), 3, 0)
 
-# %% ../nbs/30c_runtime.ipynb #06495b46
+# %% ../nbs/30c_runtime.ipynb #8dd0d8092fe74a7c96281538738b07e2
 RAW_OUTPUTS = ["proposals", "class_logits", "box_regression"]  # what `RawDetector` returns, by name in the ONNX file
 
 
@@ -139,7 +139,7 @@ def trace_onnx(module, args: tuple, inputs: list, outputs: list, dynamic: dict, 
         )  # fmt: skip
     return onnx.load_from_string(buf.getvalue())
 
-
+# %% ../nbs/30c_runtime.ipynb #06495b46
 def _check_export(model, out: Path, w):
     """Fail, removing `out`, when the ONNX model at `out` and the torch `model` agree on fewer than 99% of their
     detections of a test image of another size than the traced one (`catalogue_agreement`)."""
