@@ -10,7 +10,7 @@ import torch
 from numba import njit
 
 # %% auto #0
-__all__ = ['METHODS', 'soft_nms_reference', 'soft_nms', 'batched_soft_nms']
+__all__ = ['METHODS', 'GONE', 'DENSE_DELTA', 'soft_nms_reference', 'soft_nms', 'batched_soft_nms']
 
 # %% ../nbs/05_softnms.ipynb #58fa4892
 METHODS = ("gaussian", "linear", "hard")
@@ -368,19 +368,184 @@ def _group_ids(g):
         gid[go[k]] = G
     return gid, G + 1
 
+# %% ../nbs/05_softnms.ipynb #2c857d6f
+@njit(cache=True)
+def _exact_now(b, j, v, t, sel, sel_area, nsel, off, sigma):
+    """Box j's exact Gaussian soft-NMS score after the first `nsel` selections (`sel`, with their areas `sel_area`),
+    from `v`, its score after the first `t`: the sequential algorithm's multiplications, in its order."""
+    for k in range(t, nsel):
+        iou = _iou_rows(b, sel[k], j, sel_area[k], off)
+        if iou > 0.0:
+            v *= math.exp(-(iou * iou) / sigma)
+    return v
+
+# %% ../nbs/05_softnms.ipynb #d18982b0
+@njit(cache=True)
+def _clustered(b, off) -> bool:
+    """True when all boxes lie within a region at most three of the widest boxes wide and three of the tallest tall:
+    nearly every box then overlaps every other, and `_dense_gaussian` is the faster sweep."""
+    x0, x1, y0, y1, wmax, hmax = np.inf, -np.inf, np.inf, -np.inf, 0.0, 0.0
+    for i in range(b.shape[0]):
+        x0, x1 = min(x0, b[i, 0]), max(x1, b[i, 0])
+        y0, y1 = min(y0, b[i, 1]), max(y1, b[i, 1])
+        wmax, hmax = max(wmax, b[i, 2] - b[i, 0] + off), max(hmax, b[i, 3] - b[i, 1] + off)
+    return wmax > 0 and hmax > 0 and (x1 - x0 + wmax) * (y1 - y0 + hmax) <= 9.0 * wmax * hmax
+
+# %% ../nbs/05_softnms.ipynb #75e2a022
+GONE = -1e300  # the log score of a dropped or selected box in the dense sweep: finite, for the vectorised loop
+DENSE_DELTA = (
+    1e-9  # how close two log scores (or a log score and the threshold's) must be for the exact scores to decide
+)
+
+
+@njit(cache=True)
+def _dense_setup(b, s, thr, off):
+    """(rows, log scores, coordinates and areas as 5 contiguous rows x1, y1, x2, y2, area) of the boxes scoring at
+    least `thr` > 0."""
+    n = b.shape[0]
+    rows, L, c = np.empty(n, np.int64), np.empty(n, np.float64), np.empty((5, n), np.float64)
+    m = 0
+    for j in range(n):
+        if s[j] >= thr:
+            rows[m], L[m] = j, math.log(s[j])
+            for r in range(4):
+                c[r, m] = b[j, r]
+            c[4, m] = (b[j, 2] - b[j, 0] + off) * (b[j, 3] - b[j, 1] + off)
+            m += 1
+    return rows[:m].copy(), L[:m].copy(), np.ascontiguousarray(c[:, :m])
+
+# %% ../nbs/05_softnms.ipynb #aa18a99d
+@njit(cache=True, fastmath=True)
+def _dense_step(c, L, m, bx1, by1, bx2, by2, ai, off, inv_sigma, lthr):
+    """One selection's decay in log space: subtract IoU^2 / sigma with the selected box (bx1, by1, bx2, by2; area
+    `ai`) from each of the m log scores L, and mark GONE those clearly below `lthr` (the threshold's log). Returns
+    (boxes gone, boxes within DENSE_DELTA of `lthr`). One branch-free loop that Numba vectorises: every value is finite,
+    so fast math changes nothing but the last bits of an approximation that `DENSE_DELTA` covers."""
+    x1, y1, x2, y2, ar = c[0], c[1], c[2], c[3], c[4]
+    lo, hi = lthr - DENSE_DELTA, lthr + DENSE_DELTA
+    gone, band = 0.0, 0.0
+    for q in range(m):
+        w_ = max(min(bx2, x2[q]) - max(bx1, x1[q]) + off, 0.0)
+        h_ = max(min(by2, y2[q]) - max(by1, y1[q]) + off, 0.0)
+        inter = w_ * h_
+        iou = inter / max(ai + ar[q] - inter, 1e-300)  # both areas 0: 0 / tiny = 0
+        v = L[q] - iou * iou * inv_sigma
+        v = GONE if v < lo else v
+        L[q] = v
+        gone += 1.0 if v == GONE else 0.0
+        band += 1.0 if (v >= lo) and (v < hi) else 0.0
+    return int(gone), int(band)
+
+# %% ../nbs/05_softnms.ipynb #1726514b
+@njit(cache=True)
+def _dense_top(L, m):
+    """(highest of L[:m], its slot, how many log scores lie within DENSE_DELTA of it, or more): one pass whose rare
+    branch is taken only near the running maximum."""
+    a, qa, near = GONE, -1, 0
+    for q in range(m):
+        v = L[q]
+        if v >= a - DENSE_DELTA:
+            if v > a + DENSE_DELTA:
+                a, qa, near = v, q, 1
+            else:
+                near += 1  # within DENSE_DELTA of the running maximum: counted, perhaps twice (safe)
+                if v > a:
+                    a, qa = v, q
+    return a, qa, near
+
+# %% ../nbs/05_softnms.ipynb #928db79f
+@njit(cache=True)
+def _dense_band(b, s_ex, t_ex, rows, L, m, thr, lthr, sel, sel_area, nsel, off, sigma):
+    """Decide the boxes within DENSE_DELTA of the threshold by their exact scores (`_exact_now`, kept in s_ex as of
+    t_ex selections), marking the dropped ones GONE. Returns how many boxes are gone."""
+    gone = 0
+    for q in range(m):
+        if L[q] != GONE and L[q] < lthr + DENSE_DELTA:
+            j = rows[q]
+            s_ex[j], t_ex[j] = _exact_now(b, j, s_ex[j], t_ex[j], sel, sel_area, nsel, off, sigma), nsel
+            if s_ex[j] < thr:
+                L[q] = GONE
+        gone += L[q] == GONE
+    return gone
+
+# %% ../nbs/05_softnms.ipynb #64fc807f
+@njit(cache=True)
+def _dense_pick(b, s_ex, t_ex, rows, L, m, idx, sel, sel_area, nsel, off, sigma):
+    """The slot of the next selection: the highest log score when no other lies within DENSE_DELTA of it; otherwise,
+    among those that do, the highest exact score (`_exact_now`), the lowest index `idx` among equals. The selected
+    box's exact score is brought up to date in s_ex."""
+    lm, best, near = _dense_top(L, m)
+    if near == 1:
+        j = rows[best]
+        s_ex[j], t_ex[j] = _exact_now(b, j, s_ex[j], t_ex[j], sel, sel_area, nsel, off, sigma), nsel
+        return best
+    best, bs = -1, -1.0
+    for q in range(m):
+        if L[q] >= lm - DENSE_DELTA:
+            j = rows[q]
+            s_ex[j], t_ex[j] = _exact_now(b, j, s_ex[j], t_ex[j], sel, sel_area, nsel, off, sigma), nsel
+            if best < 0 or s_ex[j] > bs or (s_ex[j] == bs and idx[j] < idx[rows[best]]):
+                best, bs = q, s_ex[j]
+    return best
+
+# %% ../nbs/05_softnms.ipynb #f747cb97
+@njit(cache=True)
+def _dense_compact(rows, L, c, m):
+    "Close the gaps left by GONE boxes in slots 0..m-1, in order; returns how many remain."
+    k = 0
+    for q in range(m):
+        if L[q] != GONE:
+            if k != q:
+                rows[k], L[k] = rows[q], L[q]
+                for r in range(5):
+                    c[r, k] = c[r, q]
+            k += 1
+    return k
+
+# %% ../nbs/05_softnms.ipynb #62654719
+@njit(cache=True)
+def _dense_gaussian(b, s, idx, off, sigma, thr):
+    """Gaussian soft-NMS of boxes that nearly all overlap (`_clustered`), exactly the sequential algorithm's: (selected
+    rows in selection order, their scores). thr > 0; idx breaks ties (the lower wins)."""
+    rows, L, c = _dense_setup(b, s, thr, off)
+    m = rows.shape[0]
+    s_ex, t_ex = s.copy(), np.zeros(b.shape[0], np.int64)
+    sel, sel_area, out = np.empty(m, np.int64), np.empty(m, np.float64), np.empty(m, np.float64)
+    lthr, nsel = math.log(thr), 0
+    gone, band = _dense_step(c, L, m, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, lthr)  # no decay: only the band is counted
+    while gone < m:
+        if band:
+            gone = _dense_band(b, s_ex, t_ex, rows, L, m, thr, lthr, sel, sel_area, nsel, off, sigma)
+            if gone == m:
+                break
+        q = _dense_pick(b, s_ex, t_ex, rows, L, m, idx, sel, sel_area, nsel, off, sigma)
+        i = rows[q]
+        sel[nsel], sel_area[nsel], out[nsel] = i, c[4, q], s_ex[i]
+        nsel += 1
+        L[q] = GONE
+        if 2 * (gone + 1) > m:
+            m = _dense_compact(rows, L, c, m)
+        bi = b[i]
+        gone, band = _dense_step(c, L, m, bi[0], bi[1], bi[2], bi[3], sel_area[nsel - 1], off, 1.0 / sigma, lthr)
+    return sel[:nsel], out[:nsel]
+
 # %% ../nbs/05_softnms.ipynb #e5f6a007
 @njit(cache=True)
 def _soft_nms_all(b_in, s_in, g, off, params):
     """The whole compiled path for n >= 1 boxes of any float dtype, computed in float64: (kept indices in selection
-    order, their scores, True), or empty arrays and False when a box or score is bad (`_data_ok`): strips, sort by
-    (group, strip, x1, index), sweep. params: float64 array of (method id, IoU threshold, sigma, score threshold)."""
+    order, their scores, True), or empty arrays and False when a box or score is bad (`_data_ok`). One clustered group
+    with Gaussian decay takes `_dense_gaussian`; anything else: strips, sort by (group, strip, x1, index), sweep.
+    params: float64 array of (method id, IoU threshold, sigma, score threshold)."""
     n = b_in.shape[0]
     b = b_in.astype(np.float64)
     s = s_in.astype(np.float64)
     if not _data_ok(b, s):
         return np.zeros(0, np.int64), np.zeros(0, np.float64), False
-    strip, nstrip, hstrip, y0, wmax, hmax = _strips(b, off)
     gid, G = _group_ids(g)
+    if params[0] == 0 and G == 1 and params[3] >= 1e-300 and params[2] >= 1e-300 and _clustered(b, off):
+        keep, kept = _dense_gaussian(b, s, np.arange(n), off, params[2], params[3])
+        return keep, kept, True
+    strip, nstrip, hstrip, y0, wmax, hmax = _strips(b, off)
     key = gid * nstrip + strip
     order, start = _counting_order(key, _argsort_stable(b[:, 0]), G * nstrip)
     sel = np.empty(n, np.float64)

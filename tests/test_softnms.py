@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
-from astronb.softnms import METHODS, batched_soft_nms, soft_nms, soft_nms_reference
+from astronb.softnms import METHODS, _clustered, batched_soft_nms, soft_nms, soft_nms_reference
 from astronb.softnms_rcnn import use_soft_nms
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -51,6 +51,36 @@ def test_equals_oracle(bs, method, legacy, sigma, thr, nt):
     boxes, scores = bs
     ref = soft_nms_reference(boxes, scores, method, sigma, nt, thr, legacy)
     assert_same(soft_nms(boxes, scores, method, sigma, nt, thr, legacy), ref)
+
+
+@st.composite
+def clusters(draw, max_n=120):
+    """One dense cluster, the input of the dense sweep: boxes around one point (some identical, some on whole pixels),
+    scores with exact ties or near the threshold."""
+    n = draw(st.integers(1, max_n))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    c = 50 + rng.normal(0, draw(st.sampled_from([0.0, 1.0, 3.0])), (n, 2))
+    wh = rng.uniform(10, 25, (n, 2))
+    if draw(st.booleans()):
+        c, wh = np.round(c), np.round(wh)                                # whole pixels: exact ties of IoU
+    boxes = np.hstack([c - wh / 2, c + wh / 2])
+    dup = rng.random(n) < draw(st.sampled_from([0.0, 0.3]))
+    boxes[dup] = boxes[0]                                                 # identical boxes
+    kind = draw(st.sampled_from(["uniform", "ties", "low"]))
+    scores = {"uniform": lambda: rng.uniform(0, 1, n), "ties": lambda: rng.choice([0.2, 0.5, 0.9], n),
+              "low": lambda: rng.uniform(0, 0.1, n)}[kind]()
+    return boxes, scores
+
+
+@SETTINGS
+@given(clusters(), st.booleans(), st.sampled_from([0.3, 0.6, 2.0]), st.sampled_from([1e-6, 0.001, 0.05]))
+def test_dense_clusters_equal_oracle_bit_for_bit(bs, legacy, sigma, thr):
+    "The dense sweep (log scores, exact decisions) gives the oracle's selections and scores to the last bit."
+    boxes, scores = bs
+    assert _clustered(boxes, float(legacy))                               # the dense path is the one tested
+    k, s = soft_nms(boxes, scores, "gaussian", sigma, 0.3, thr, legacy)
+    k0, s0 = soft_nms_reference(boxes, scores, "gaussian", sigma, 0.3, thr, legacy)
+    assert k.tolist() == k0.tolist() and np.array_equal(s, s0)
 
 
 @SETTINGS
