@@ -10,7 +10,8 @@ import torch
 from numba import njit
 
 # %% auto #0
-__all__ = ['METHODS', 'GONE', 'DENSE_DELTA', 'soft_nms_reference', 'soft_nms', 'batched_soft_nms']
+__all__ = ['METHODS', 'GONE', 'DENSE_DELTA', 'SLOT_BITS', 'SMALL_COMPONENT', 'DENSE_LOGS_MIN', 'soft_nms_reference', 'soft_nms',
+           'batched_soft_nms']
 
 # %% ../nbs/05_softnms.ipynb #58fa4892
 METHODS = ("gaussian", "linear", "hard")
@@ -76,7 +77,7 @@ def _check_settings(method, sigma, iou_threshold, score_threshold):
 
 def _check(boxes, scores, groups=None, data: bool = True):
     """Raise a ValueError naming the first bad array or box; `data=False` checks the shapes only (the values are
-    checked inside the compiled call, `_data_ok`)."""
+    checked inside the compiled call, `_prepare`)."""
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise ValueError(f"boxes must have shape (N, 4), got {tuple(boxes.shape)}")
     if scores.ndim != 1 or scores.shape[0] != boxes.shape[0]:
@@ -322,15 +323,22 @@ def _counting_order(key, first, K):
 
 # %% ../nbs/05_softnms.ipynb #e5f6a004
 @njit(cache=True)
-def _data_ok(b, s) -> bool:
-    "Every coordinate and score finite, and x1 <= x2, y1 <= y2 for every box (one pass, no temporaries)."
-    for i in range(b.shape[0]):
-        if not (np.isfinite(s[i]) and b[i, 0] <= b[i, 2] and b[i, 1] <= b[i, 3]):
-            return False
+def _prepare(b_in, s_in, off):
+    """(boxes and scores in float64; True when every coordinate and score is finite and every box has x1 <= x2 and
+    y1 <= y2; True when the boxes form one cluster, `_clustered`), in one pass and without temporaries."""
+    n = b_in.shape[0]
+    b, s, ok = np.empty((n, 4), np.float64), np.empty(n, np.float64), True
+    x0, x1, y0, y1, wmax, hmax = np.inf, -np.inf, np.inf, -np.inf, 0.0, 0.0
+    for i in range(n):
         for c in range(4):
-            if not np.isfinite(b[i, c]):
-                return False
-    return True
+            b[i, c] = b_in[i, c]
+        s[i] = s_in[i]
+        ok = ok and np.isfinite(s[i]) and b[i, 0] <= b[i, 2] and b[i, 1] <= b[i, 3]
+        ok = ok and np.isfinite(b[i, 0]) and np.isfinite(b[i, 1]) and np.isfinite(b[i, 2]) and np.isfinite(b[i, 3])
+        x0, x1 = min(x0, b[i, 0]), max(x1, b[i, 0])
+        y0, y1 = min(y0, b[i, 1]), max(y1, b[i, 1])
+        wmax, hmax = max(wmax, b[i, 2] - b[i, 0] + off), max(hmax, b[i, 3] - b[i, 1] + off)
+    return b, s, ok, wmax > 0 and hmax > 0 and (x1 - x0 + wmax) * (y1 - y0 + hmax) <= 9.0 * wmax * hmax
 
 # %% ../nbs/05_softnms.ipynb #e5f6a005
 @njit(cache=True)
@@ -358,7 +366,10 @@ def _group_ids(g):
     "(dense group ids 0..G-1 in order of the group values, G); one group needs no sort."
     n = g.shape[0]
     gid = np.zeros(n, np.int64)
-    if not (g != g[0]).any():
+    k = 1
+    while k < n and g[k] == g[0]:
+        k += 1
+    if k >= n:
         return gid, 1
     go = _argsort_stable(g)
     G = 0
@@ -382,48 +393,56 @@ def _exact_now(b, j, v, t, sel, sel_area, nsel, off, sigma):
 # %% ../nbs/05_softnms.ipynb #d18982b0
 @njit(cache=True)
 def _clustered(b, off) -> bool:
-    """True when all boxes lie within a region at most three of the widest boxes wide and three of the tallest tall:
-    nearly every box then overlaps every other, and `_dense_gaussian` is the faster sweep."""
-    x0, x1, y0, y1, wmax, hmax = np.inf, -np.inf, np.inf, -np.inf, 0.0, 0.0
-    for i in range(b.shape[0]):
-        x0, x1 = min(x0, b[i, 0]), max(x1, b[i, 0])
-        y0, y1 = min(y0, b[i, 1]), max(y1, b[i, 1])
-        wmax, hmax = max(wmax, b[i, 2] - b[i, 0] + off), max(hmax, b[i, 3] - b[i, 1] + off)
-    return wmax > 0 and hmax > 0 and (x1 - x0 + wmax) * (y1 - y0 + hmax) <= 9.0 * wmax * hmax
+    """True when all boxes lie within a region at most three of the widest boxes wide and three of the tallest tall
+    (`_prepare` decides): nearly every box then overlaps every other, and `_dense_gaussian` is the faster sweep."""
+    return _prepare(b, b[:, 0], off)[3]
 
 # %% ../nbs/05_softnms.ipynb #75e2a022
 GONE = -1e300  # the log score of a dropped or selected box in the dense sweep: finite, for the vectorised loop
-DENSE_DELTA = (
-    1e-9  # how close two log scores (or a log score and the threshold's) must be for the exact scores to decide
-)
+# how close two log scores (or a log score and the threshold's) must be for the exact scores to decide
+DENSE_DELTA = 1e-9
+SLOT_BITS = 20  # the low bits of `_order_key` that carry a slot: the dense sweep takes up to 2**20 boxes
 
 
 @njit(cache=True)
-def _dense_setup(b, s, thr, off):
+def _dense_setup(b, s, logs, thr, off):
     """(rows, log scores, coordinates and areas as 5 contiguous rows x1, y1, x2, y2, area) of the boxes scoring at
-    least `thr` > 0."""
+    least `thr` > 0, in the first m slots; m. `logs`: log(s) when the caller has it (NumPy's vectorised log, several
+    times faster than a loop of `math.log`), else empty."""
     n = b.shape[0]
     rows, L, c = np.empty(n, np.int64), np.empty(n, np.float64), np.empty((5, n), np.float64)
     m = 0
     for j in range(n):
         if s[j] >= thr:
-            rows[m], L[m] = j, math.log(s[j])
+            rows[m], L[m] = j, logs[j] if logs.shape[0] else math.log(s[j])
             for r in range(4):
                 c[r, m] = b[j, r]
             c[4, m] = (b[j, 2] - b[j, 0] + off) * (b[j, 3] - b[j, 1] + off)
             m += 1
-    return rows[:m].copy(), L[:m].copy(), np.ascontiguousarray(c[:, :m])
+    return rows, L, c, m
+
+# %% ../nbs/05_softnms.ipynb #74bc9c9f
+@njit(cache=True, inline="always")
+def _order_key(v, q):
+    """An int64 that orders as the float `v` does (its bits, the magnitude flipped for negatives), with the
+    `SLOT_BITS` low bits replaced by the slot q: the maximum of the keys names a slot whose v is within about 2**-32
+    of the maximum, and integer maxima vectorise where float ones do not."""
+    k = np.float64(v).view(np.int64)
+    k ^= (k >> 63) & 0x7FFFFFFFFFFFFFFF
+    return (k >> SLOT_BITS << SLOT_BITS) | q
 
 # %% ../nbs/05_softnms.ipynb #aa18a99d
 @njit(cache=True, fastmath=True)
-def _dense_step(c, L, m, bx1, by1, bx2, by2, ai, off, inv_sigma, lthr):
-    """One selection's decay in log space: subtract IoU^2 / sigma with the selected box (bx1, by1, bx2, by2; area
-    `ai`) from each of the m log scores L, and mark GONE those clearly below `lthr` (the threshold's log). Returns
-    (boxes gone, boxes within DENSE_DELTA of `lthr`). One branch-free loop that Numba vectorises: every value is finite,
-    so fast math changes nothing but the last bits of an approximation that `DENSE_DELTA` covers."""
+def _dense_step(c, L, m, bi, ai, off, inv_sigma, lthr):
+    """One selection's decay in log space: subtract IoU^2 / sigma with the selected box `bi` (area `ai`) from each of
+    the m log scores L, and mark GONE those clearly below `lthr` (the threshold's log). Returns (boxes gone, boxes
+    within DENSE_DELTA of `lthr`, the slot of the highest log score). One branch-free loop that Numba vectorises:
+    every value is finite, so fast math changes nothing but the last bits of an approximation that DENSE_DELTA
+    covers."""
     x1, y1, x2, y2, ar = c[0], c[1], c[2], c[3], c[4]
+    bx1, by1, bx2, by2 = bi[0], bi[1], bi[2], bi[3]
     lo, hi = lthr - DENSE_DELTA, lthr + DENSE_DELTA
-    gone, band = 0.0, 0.0
+    gone, band, top = 0.0, 0.0, np.int64(-(2**63))
     for q in range(m):
         w_ = max(min(bx2, x2[q]) - max(bx1, x1[q]) + off, 0.0)
         h_ = max(min(by2, y2[q]) - max(by1, y1[q]) + off, 0.0)
@@ -434,7 +453,17 @@ def _dense_step(c, L, m, bx1, by1, bx2, by2, ai, off, inv_sigma, lthr):
         L[q] = v
         gone += 1.0 if v == GONE else 0.0
         band += 1.0 if (v >= lo) and (v < hi) else 0.0
-    return int(gone), int(band)
+        top = max(top, _order_key(v, q))
+    return int(gone), int(band), top & (2**SLOT_BITS - 1)
+
+
+@njit(cache=True, fastmath=True)
+def _dense_rivals(L, m, v):
+    "How many of the m log scores lie at or above v - DENSE_DELTA (vectorised): 1 when v's box has no rival."
+    k = 0.0
+    for q in range(m):
+        k += 1.0 if L[q] >= v - DENSE_DELTA else 0.0
+    return int(k)
 
 # %% ../nbs/05_softnms.ipynb #1726514b
 @njit(cache=True)
@@ -470,9 +499,9 @@ def _dense_band(b, s_ex, t_ex, rows, L, m, thr, lthr, sel, sel_area, nsel, off, 
 
 # %% ../nbs/05_softnms.ipynb #64fc807f
 @njit(cache=True)
-def _dense_pick(b, s_ex, t_ex, rows, L, m, idx, sel, sel_area, nsel, off, sigma):
+def _dense_pick(b, s_ex, t_ex, rows, L, m, sel, sel_area, nsel, off, sigma):
     """The slot of the next selection: the highest log score when no other lies within DENSE_DELTA of it; otherwise,
-    among those that do, the highest exact score (`_exact_now`), the lowest index `idx` among equals. The selected
+    among those that do, the highest exact score (`_exact_now`), the lowest row among equals. The selected
     box's exact score is brought up to date in s_ex."""
     lm, best, near = _dense_top(L, m)
     if near == 1:
@@ -484,66 +513,167 @@ def _dense_pick(b, s_ex, t_ex, rows, L, m, idx, sel, sel_area, nsel, off, sigma)
         if L[q] >= lm - DENSE_DELTA:
             j = rows[q]
             s_ex[j], t_ex[j] = _exact_now(b, j, s_ex[j], t_ex[j], sel, sel_area, nsel, off, sigma), nsel
-            if best < 0 or s_ex[j] > bs or (s_ex[j] == bs and idx[j] < idx[rows[best]]):
+            if best < 0 or s_ex[j] > bs or (s_ex[j] == bs and j < rows[best]):
                 best, bs = q, s_ex[j]
     return best
 
 # %% ../nbs/05_softnms.ipynb #f747cb97
 @njit(cache=True)
-def _dense_compact(rows, L, c, m):
-    "Close the gaps left by GONE boxes in slots 0..m-1, in order; returns how many remain."
-    k = 0
-    for q in range(m):
-        if L[q] != GONE:
-            if k != q:
-                rows[k], L[k] = rows[q], L[q]
-                for r in range(5):
-                    c[r, k] = c[r, q]
+def _dense_compact(rows, L, c, m, q):
+    "Close the gaps left by GONE boxes in slots 0..m-1, in order; returns (how many remain, slot q's new slot)."
+    k, nq = 0, -1
+    for r in range(m):
+        if L[r] != GONE:
+            nq = k if r == q else nq
+            if k != r:
+                rows[k], L[k] = rows[r], L[r]
+                for t in range(5):
+                    c[t, k] = c[t, r]
             k += 1
-    return k
+    return k, nq
 
 # %% ../nbs/05_softnms.ipynb #62654719
 @njit(cache=True)
-def _dense_gaussian(b, s, idx, off, sigma, thr):
+def _dense_gaussian(b, s, logs, off, sigma, thr):
     """Gaussian soft-NMS of boxes that nearly all overlap (`_clustered`), exactly the sequential algorithm's: (selected
-    rows in selection order, their scores). thr > 0; idx breaks ties (the lower wins)."""
-    rows, L, c = _dense_setup(b, s, thr, off)
-    m = rows.shape[0]
+    rows in selection order, their scores). thr > 0; logs: log(s) or empty (`_dense_setup`). A selection is the slot
+    that the previous decay found highest when no other log score lies within DENSE_DELTA of it; otherwise
+    `_dense_pick` decides by the exact scores, the lower row winning ties."""
+    rows, L, c, m = _dense_setup(b, s, logs, thr, off)
     s_ex, t_ex = s.copy(), np.zeros(b.shape[0], np.int64)
     sel, sel_area, out = np.empty(m, np.int64), np.empty(m, np.float64), np.empty(m, np.float64)
     lthr, nsel = math.log(thr), 0
-    gone, band = _dense_step(c, L, m, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, lthr)  # no decay: only the band is counted
+    gone, band, q = _dense_step(c, L, m, np.zeros(4), 1.0, 0.0, 0.0, lthr)  # no decay: the band counted, the top found
     while gone < m:
+        exact = band > 0
         if band:
             gone = _dense_band(b, s_ex, t_ex, rows, L, m, thr, lthr, sel, sel_area, nsel, off, sigma)
             if gone == m:
                 break
-        q = _dense_pick(b, s_ex, t_ex, rows, L, m, idx, sel, sel_area, nsel, off, sigma)
+        if exact or _dense_rivals(L, m, L[q]) > 1:
+            q = _dense_pick(b, s_ex, t_ex, rows, L, m, sel, sel_area, nsel, off, sigma)
         i = rows[q]
+        s_ex[i], t_ex[i] = _exact_now(b, i, s_ex[i], t_ex[i], sel, sel_area, nsel, off, sigma), nsel
         sel[nsel], sel_area[nsel], out[nsel] = i, c[4, q], s_ex[i]
-        nsel += 1
-        L[q] = GONE
-        if 2 * (gone + 1) > m:
-            m = _dense_compact(rows, L, c, m)
-        bi = b[i]
-        gone, band = _dense_step(c, L, m, bi[0], bi[1], bi[2], bi[3], sel_area[nsel - 1], off, 1.0 / sigma, lthr)
+        nsel, L[q] = nsel + 1, GONE
+        gone, band, q = _dense_step(c, L, m, b[i], sel_area[nsel - 1], off, 1.0 / sigma, lthr)
+        if 2 * gone > m:
+            m, q = _dense_compact(rows, L, c, m, q)
+            gone = 0
     return sel[:nsel], out[:nsel]
+
+# %% ../nbs/05_softnms.ipynb #40274354
+@njit(cache=True)
+def _find(parent, i):
+    "The root of i in the union-find forest `parent` (paths halved on the way)."
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+# %% ../nbs/05_softnms.ipynb #1366a4f1
+SMALL_COMPONENT = 64  # the largest component the plain loop takes; O(k^2) per component
+
+
+@njit(cache=True)
+def _components(b, key, start, geom, params):
+    """(the component of each box, its lowest row; True) for boxes sorted by (group, strip, x1) as for
+    `_soft_nms_sweep`: two boxes of a group are joined when their IoU exceeds 0 (Gaussian) or Nt (linear, hard), the
+    only pairs whose weight is below 1. Each pair is tested once: later rows of the box's own strip, and the strips
+    below it that it reaches. Stops with (partial roots, False) as soon as a component exceeds SMALL_COMPONENT boxes."""
+    off, wmax, hmax, y0, hstrip, nstrip = geom
+    parent, size = np.arange(b.shape[0]), np.ones(b.shape[0], np.int64)
+    lim = 0.0 if params[0] == 0 else params[1]
+    for i in range(b.shape[0]):
+        g, si = key[i] // nstrip, key[i] % nstrip
+        margin = 1e-9 * (1.0 + abs(b[i, 0]) + abs(b[i, 2]) + abs(b[i, 1]) + abs(b[i, 3]) + wmax + hmax)
+        s_hi = min(nstrip - 1, int(np.floor((b[i, 3] + off + margin - y0) / hstrip)))
+        ai = (b[i, 2] - b[i, 0] + off) * (b[i, 3] - b[i, 1] + off)
+        for strip in range(si, s_hi + 1):
+            r0, r1 = start[g * nstrip + strip], start[g * nstrip + strip + 1]
+            lo = i + 1 if strip == si else _bisect_x1(b, r0, r1, b[i, 0] - wmax - off - margin, False)
+            for j in range(lo, _bisect_x1(b, lo, r1, b[i, 2] + off + margin, True)):
+                if _iou_rows(b, i, j, ai, off) > lim:
+                    ri, rj = _find(parent, i), _find(parent, j)
+                    if ri != rj:
+                        parent[max(ri, rj)] = min(ri, rj)
+                        size[min(ri, rj)] += size[max(ri, rj)]
+                        if size[min(ri, rj)] > SMALL_COMPONENT:
+                            return parent, False
+    for i in range(b.shape[0]):
+        parent[i] = _find(parent, i)
+    return parent, True
+
+# %% ../nbs/05_softnms.ipynb #3a16995b
+@njit(cache=True)
+def _component_sweep(b, cur, idx, members, off, params, out):
+    """The sequential soft-NMS of one component, rows `members` (reordered in place): scan for the best remaining box
+    (higher score, then lower index `idx`), store its score in `out`, decay the others, drop those below the threshold
+    or with weight 0."""
+    thr, alive = params[3], 0
+    for r in range(members.shape[0]):
+        if cur[members[r]] >= thr:
+            members[alive] = members[r]
+            alive += 1
+    while alive:
+        best = 0
+        for r in range(1, alive):
+            a, c = members[r], members[best]
+            if cur[a] > cur[c] or (cur[a] == cur[c] and idx[a] < idx[c]):
+                best = r
+        i = members[best]
+        out[i], alive = cur[i], alive - 1
+        members[best] = members[alive]
+        ai = (b[i, 2] - b[i, 0] + off) * (b[i, 3] - b[i, 1] + off)
+        r = 0
+        while r < alive:
+            j = members[r]
+            wt = _weight(_iou_rows(b, i, j, ai, off), params)
+            if wt >= 0.0:
+                cur[j] *= wt
+                if cur[j] < thr or wt == 0.0:
+                    alive -= 1
+                    members[r] = members[alive]
+                    continue
+            r += 1
+
+# %% ../nbs/05_softnms.ipynb #a7fff13f
+@njit(cache=True)
+def _component_rows(root):
+    "(rows grouped by component, each group's start) from `_components`' roots."
+    return _counting_order(root, np.arange(root.shape[0]), root.shape[0])
+
+# %% ../nbs/05_softnms.ipynb #ccfca942
+@njit(cache=True)
+def _small_sweep(b, s, idx, members, cstart, off, params):
+    """Each box's score at selection (-1: dropped), the components taken one by one (`_component_sweep`; a box alone
+    is kept as it is when it reaches the threshold)."""
+    cur, out = s.copy(), -np.ones(b.shape[0], np.float64)
+    for c in range(b.shape[0]):
+        k = cstart[c + 1] - cstart[c]
+        if k == 1:
+            i = members[cstart[c]]
+            if cur[i] >= params[3]:
+                out[i] = cur[i]
+        elif k > 1:
+            _component_sweep(b, cur, idx, members[cstart[c] : cstart[c + 1]], off, params, out)
+    return out
 
 # %% ../nbs/05_softnms.ipynb #e5f6a007
 @njit(cache=True)
-def _soft_nms_all(b_in, s_in, g, off, params):
+def _soft_nms_all(b_in, s_in, g, off, params, logs):
     """The whole compiled path for n >= 1 boxes of any float dtype, computed in float64: (kept indices in selection
-    order, their scores, True), or empty arrays and False when a box or score is bad (`_data_ok`). One clustered group
-    with Gaussian decay takes `_dense_gaussian`; anything else: strips, sort by (group, strip, x1, index), sweep.
-    params: float64 array of (method id, IoU threshold, sigma, score threshold)."""
+    order, their scores, True), or empty arrays and False when a box or score is bad (`_prepare`). One clustered group
+    with Gaussian decay takes `_dense_gaussian`; anything else: strips, sort by (group, strip, x1, index), components,
+    then one small loop per component (`_small_sweep`) or, when a component is large, the heap sweep.
+    params: float64 array of (method id, IoU threshold, sigma, score threshold); logs: log(s) or empty."""
     n = b_in.shape[0]
-    b = b_in.astype(np.float64)
-    s = s_in.astype(np.float64)
-    if not _data_ok(b, s):
+    b, s, ok, cluster = _prepare(b_in, s_in, off)
+    if not ok:
         return np.zeros(0, np.int64), np.zeros(0, np.float64), False
     gid, G = _group_ids(g)
-    if params[0] == 0 and G == 1 and params[3] >= 1e-300 and params[2] >= 1e-300 and _clustered(b, off):
-        keep, kept = _dense_gaussian(b, s, np.arange(n), off, params[2], params[3])
+    if params[0] == 0 and G == 1 and params[3] >= 1e-300 and params[2] >= 1e-300 and cluster:
+        keep, kept = _dense_gaussian(b, s, logs, off, params[2], params[3])
         return keep, kept, True
     strip, nstrip, hstrip, y0, wmax, hmax = _strips(b, off)
     key = gid * nstrip + strip
@@ -551,13 +681,20 @@ def _soft_nms_all(b_in, s_in, g, off, params):
     sel = np.empty(n, np.float64)
     geom = (off, wmax, hmax, y0, hstrip, nstrip)
     p = (int(params[0]), params[1], params[2], params[3])
-    sel[order] = _soft_nms_sweep(b[order], s[order], order, key[order], start, geom, p)
+    bo, so, ko = b[order], s[order], key[order]
+    root, small = _components(bo, ko, start, geom, p)
+    if small:
+        members, cstart = _component_rows(root)
+        sel[order] = _small_sweep(bo, so, order, members, cstart, off, p)
+    else:
+        sel[order] = _soft_nms_sweep(bo, so, order, ko, start, geom, p)
     keep = np.flatnonzero(sel >= 0)
     o = _argsort_stable(-sel[keep])  # selection order = (-score at selection, index): keep is ascending
     return keep[o], sel[keep][o], True
 
 # %% ../nbs/05_softnms.ipynb #bdf47503
 _METHOD_ID = {"gaussian": 0, "linear": 1, "hard": 2}
+_NO_LOGS = np.zeros(0, np.float64)
 _NUMPY_DTYPE = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16}
 
 
@@ -581,6 +718,18 @@ def _arrays(boxes, scores, groups) -> tuple:
     return b, s, None if groups is None else np.ascontiguousarray(_as_numpy(groups, np.int64))
 
 
+DENSE_LOGS_MIN = 256  # from this many boxes, a Gaussian call computes log(scores) with NumPy for the dense sweep
+
+
+def _log_scores(s, method, one_group):
+    """log(s) in float64 for a Gaussian call of one group of at least DENSE_LOGS_MIN boxes, which may take the dense
+    sweep (NumPy's SIMD log costs ~1 ns a box, `math.log` in the compiled loop ~4); otherwise an empty array."""
+    if method != "gaussian" or not one_group or s.shape[0] < DENSE_LOGS_MIN:
+        return _NO_LOGS
+    with np.errstate(divide="ignore", invalid="ignore"):  # scores <= 0 are never kept: their log is never read
+        return np.log(s, dtype=np.float64)
+
+
 def _run(boxes, scores, groups, method, sigma, iou_threshold, score_threshold, legacy_plus_one):
     b, s, g = _arrays(boxes, scores, groups)
     _check_settings(method, sigma, iou_threshold, score_threshold)
@@ -591,7 +740,7 @@ def _run(boxes, scores, groups, method, sigma, iou_threshold, score_threshold, l
     off = 1.0 if legacy_plus_one else 0.0
     g = np.zeros(n, np.int64) if g is None else g
     params = np.array([_METHOD_ID[method], iou_threshold, sigma, score_threshold], np.float64)  # one cheap argument
-    keep, kept, ok = _soft_nms_all(b, s, g, off, params)
+    keep, kept, ok = _soft_nms_all(b, s, g, off, params, _log_scores(s, method, groups is None))
     if not ok:
         _check(b, s, g)  # names the bad box
     return keep, kept

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings, strategies as st
-from astronb.softnms import METHODS, _clustered, batched_soft_nms, soft_nms, soft_nms_reference
+from astronb.softnms import METHODS, SMALL_COMPONENT, _clustered, batched_soft_nms, soft_nms, soft_nms_reference
 from astronb.softnms_rcnn import use_soft_nms
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -81,6 +81,29 @@ def test_dense_clusters_equal_oracle_bit_for_bit(bs, legacy, sigma, thr):
     k, s = soft_nms(boxes, scores, "gaussian", sigma, 0.3, thr, legacy)
     k0, s0 = soft_nms_reference(boxes, scores, "gaussian", sigma, 0.3, thr, legacy)
     assert k.tolist() == k0.tolist() and np.array_equal(s, s0)
+
+
+@st.composite
+def chains(draw):
+    """Proposals chained along a wide row, one component of more than SMALL_COMPONENT boxes that is not a cluster: the
+    input of the heap sweep."""
+    n = draw(st.integers(SMALL_COMPONENT + 1, 200))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = np.arange(n) * draw(st.sampled_from([2.0, 3.0])) + rng.normal(0, 0.3, n)
+    y = rng.normal(0, 0.5, n)
+    boxes = np.stack([x, y, x + 10, y + 10], 1)
+    scores = rng.choice([0.3, 0.6, 0.9], n) if draw(st.booleans()) else rng.uniform(0, 1, n)
+    return boxes, scores
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(chains(), st.sampled_from(METHODS), st.booleans())
+def test_large_components_equal_oracle(bs, method, legacy):
+    "A component too large for the plain loop goes through the heap sweep, with the oracle's result."
+    boxes, scores = bs
+    assert not _clustered(boxes, float(legacy))
+    ref = soft_nms_reference(boxes, scores, method, 0.5, 0.3, 0.001, legacy)
+    assert_same(soft_nms(boxes, scores, method, 0.5, 0.3, 0.001, legacy), ref)
 
 
 @SETTINGS
