@@ -433,37 +433,30 @@ def _order_key(v, q):
 
 # %% ../nbs/05_softnms.ipynb #aa18a99d
 @njit(cache=True, fastmath=True)
-def _dense_step(c, L, m, bi, ai, off, inv_sigma, lthr):
-    """One selection's decay in log space: subtract IoU^2 / sigma with the selected box `bi` (area `ai`) from each of
-    the m log scores L, and mark GONE those clearly below `lthr` (the threshold's log). Returns (boxes gone, boxes
-    within DENSE_DELTA of `lthr`, the slot of the highest log score). One branch-free loop that Numba vectorises:
-    every value is finite, so fast math changes nothing but the last bits of an approximation that DENSE_DELTA
-    covers."""
+def _dense_step(c, L, out, m, bi, ai, off, inv_sigma, lthr, lsel):
+    """One selection's decay in log space: `out` gets the m log scores L less IoU^2 / sigma with the selected box `bi`
+    (area `ai`), GONE where clearly below `lthr` (the threshold's log); L is left as it was, so a selection can be
+    undone. Returns (boxes gone, boxes within DENSE_DELTA of `lthr`, rivals: boxes whose log score was within
+    DENSE_DELTA of `lsel`, the selected box's, before the decay, the slot of the highest log score after it). One
+    branch-free loop that Numba vectorises: every value is finite, so fast math changes nothing but the last bits of an
+    approximation that DENSE_DELTA covers."""
     x1, y1, x2, y2, ar = c[0], c[1], c[2], c[3], c[4]
     bx1, by1, bx2, by2 = bi[0], bi[1], bi[2], bi[3]
-    lo, hi = lthr - DENSE_DELTA, lthr + DENSE_DELTA
-    gone, band, top = 0.0, 0.0, np.int64(-(2**63))
+    lo, hi, rival_lo = lthr - DENSE_DELTA, lthr + DENSE_DELTA, lsel - DENSE_DELTA
+    gone, band, rivals, top = 0.0, 0.0, 0.0, np.int64(-(2**63))
     for q in range(m):
         w_ = max(min(bx2, x2[q]) - max(bx1, x1[q]) + off, 0.0)
         h_ = max(min(by2, y2[q]) - max(by1, y1[q]) + off, 0.0)
         inter = w_ * h_
         iou = inter / max(ai + ar[q] - inter, 1e-300)  # both areas 0: 0 / tiny = 0
+        rivals += 1.0 if L[q] >= rival_lo else 0.0
         v = L[q] - iou * iou * inv_sigma
         v = GONE if v < lo else v
-        L[q] = v
+        out[q] = v
         gone += 1.0 if v == GONE else 0.0
         band += 1.0 if (v >= lo) and (v < hi) else 0.0
         top = max(top, _order_key(v, q))
-    return int(gone), int(band), top & (2**SLOT_BITS - 1)
-
-
-@njit(cache=True, fastmath=True)
-def _dense_rivals(L, m, v):
-    "How many of the m log scores lie at or above v - DENSE_DELTA (vectorised): 1 when v's box has no rival."
-    k = 0.0
-    for q in range(m):
-        k += 1.0 if L[q] >= v - DENSE_DELTA else 0.0
-    return int(k)
+    return int(gone), int(band), int(rivals), top & (2**SLOT_BITS - 1)
 
 # %% ../nbs/05_softnms.ipynb #1726514b
 @njit(cache=True)
@@ -537,26 +530,35 @@ def _dense_compact(rows, L, c, m, q):
 def _dense_gaussian(b, s, logs, off, sigma, thr):
     """Gaussian soft-NMS of boxes that nearly all overlap (`_clustered`), exactly the sequential algorithm's: (selected
     rows in selection order, their scores). thr > 0; logs: log(s) or empty (`_dense_setup`). A selection is the slot
-    that the previous decay found highest when no other log score lies within DENSE_DELTA of it; otherwise
-    `_dense_pick` decides by the exact scores, the lower row winning ties."""
+    that the previous decay found highest; when its decay finds that another box was within DENSE_DELTA of it, the
+    decay is dropped (L still holds the scores before it) and `_dense_pick` decides by the exact scores."""
     rows, L, c, m = _dense_setup(b, s, logs, thr, off)
+    L2 = np.empty_like(L)
     s_ex, t_ex = s.copy(), np.zeros(b.shape[0], np.int64)
     sel, sel_area, out = np.empty(m, np.int64), np.empty(m, np.float64), np.empty(m, np.float64)
-    lthr, nsel = math.log(thr), 0
-    gone, band, q = _dense_step(c, L, m, np.zeros(4), 1.0, 0.0, 0.0, lthr)  # no decay: the band counted, the top found
+    lthr, nsel, exact = math.log(thr), 0, True
+    gone, band, _, q = _dense_step(c, L, L2, m, np.zeros(4), 1.0, 0.0, 0.0, lthr, np.inf)  # no decay: band, top
+    L, L2 = L2, L
     while gone < m:
-        exact = band > 0
         if band:
-            gone = _dense_band(b, s_ex, t_ex, rows, L, m, thr, lthr, sel, sel_area, nsel, off, sigma)
+            gone, band, exact = (
+                _dense_band(b, s_ex, t_ex, rows, L, m, thr, lthr, sel, sel_area, nsel, off, sigma),
+                0,
+                True,
+            )
             if gone == m:
                 break
-        if exact or _dense_rivals(L, m, L[q]) > 1:
+        if exact:
             q = _dense_pick(b, s_ex, t_ex, rows, L, m, sel, sel_area, nsel, off, sigma)
         i = rows[q]
         s_ex[i], t_ex[i] = _exact_now(b, i, s_ex[i], t_ex[i], sel, sel_area, nsel, off, sigma), nsel
-        sel[nsel], sel_area[nsel], out[nsel] = i, c[4, q], s_ex[i]
-        nsel, L[q] = nsel + 1, GONE
-        gone, band, q = _dense_step(c, L, m, b[i], sel_area[nsel - 1], off, 1.0 / sigma, lthr)
+        sel[nsel], sel_area[nsel], out[nsel], lsel = i, c[4, q], s_ex[i], np.inf if exact else L[q]
+        L[q] = GONE
+        g2, band, rivals, q2 = _dense_step(c, L, L2, m, b[i], sel_area[nsel], off, 1.0 / sigma, lthr, lsel)
+        if rivals:  # the quick pick had a rival within DENSE_DELTA: drop its decay, let the exact scores decide
+            L[q], band, exact = lsel, 0, True
+            continue
+        L, L2, gone, q, nsel, exact = L2, L, g2, q2, nsel + 1, False
         if 2 * gone > m:
             m, q = _dense_compact(rows, L, c, m, q)
             gone = 0
