@@ -1,5 +1,10 @@
 """Shared fixtures: a throw-away cache and results folder, the shared mirror, and a local HTTP server."""
-import hashlib, http.server, json, os, threading
+
+import hashlib
+import http.server
+import json
+import os
+import threading
 from pathlib import Path
 import pytest
 
@@ -19,22 +24,28 @@ def _isolated(tmp_path, monkeypatch):
 def shared_mirror():
     "The real data mirror (../shared/data, or $ASTRONB_MIRROR_FOR_TESTS)."
     m = Path(os.environ.get("ASTRONB_MIRROR_FOR_TESTS", ROOT.parent / "shared" / "data"))
-    assert m.is_dir(), f"the shared data mirror {m} is missing: clone the project next to shared/ or set ASTRONB_MIRROR_FOR_TESTS"
+    assert m.is_dir(), (
+        f"the shared data mirror {m} is missing: clone the project next to shared/ or set ASTRONB_MIRROR_FOR_TESTS"
+    )
     return m
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     "Serves `server.files` (path -> bytes); honours Range; can drop the connection mid-file."
-    def log_message(self, *a): pass
+
+    def log_message(self, *a):
+        pass
 
     def do_GET(self):
         srv = self.server
         srv.requests.append((self.path, self.headers.get("Range")))
         if self.path in srv.status:
-            self.send_error(srv.status[self.path]); return
+            self.send_error(srv.status[self.path])
+            return
         body = srv.files.get(self.path)
         if body is None:
-            self.send_error(404); return
+            self.send_error(404)
+            return
         start = 0
         rng = self.headers.get("Range")
         if rng and srv.ranges:
@@ -47,9 +58,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         chunk = body[start:]
         drop = srv.drop_after.pop(self.path, None)
-        if drop is not None:          # send part of the body, then close the connection
-            self.wfile.write(chunk[:drop]); self.wfile.flush()
-            self.connection.shutdown(2); return
+        if drop is not None:  # send part of the body, then close the connection
+            self.wfile.write(chunk[:drop])
+            self.wfile.flush()
+            self.connection.shutdown(2)
+            return
         self.wfile.write(chunk)
 
 
@@ -57,13 +70,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def http_server():
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     srv.files, srv.status, srv.drop_after, srv.requests, srv.ranges = {}, {}, {}, [], True
-    t = threading.Thread(target=srv.serve_forever, daemon=True); t.start()
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
     srv.url = f"http://127.0.0.1:{srv.server_address[1]}"
     yield srv
-    srv.shutdown(); srv.server_close()
+    srv.shutdown()
+    srv.server_close()
 
 
-def md5(b): return hashlib.md5(b).hexdigest()
+def md5(b):
+    return hashlib.md5(b).hexdigest()
 
 
 def zenodo_record(srv, record, files):
@@ -72,6 +88,7 @@ def zenodo_record(srv, record, files):
     for name, body in files.items():
         path = f"/api/records/{record}/files/{name}/content"
         srv.files[path] = body
-        entries.append({"key": name, "size": len(body), "checksum": f"md5:{md5(body)}",
-                        "links": {"self": srv.url + path}})
+        entries.append(
+            {"key": name, "size": len(body), "checksum": f"md5:{md5(body)}", "links": {"self": srv.url + path}}
+        )
     srv.files[f"/api/records/{record}"] = json.dumps({"id": record, "files": entries}).encode()

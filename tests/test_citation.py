@@ -1,5 +1,7 @@
 """The project is citable: CITATION.cff is valid CFF 1.2.0, and .zenodo.json and README's BibTeX cite the same works."""
-import json, re
+
+import json
+import re
 from pathlib import Path
 import yaml
 from jsonschema import Draft7Validator

@@ -1,4 +1,5 @@
 """The astronomer's desk (issue #27): region files that DS9 and Aladin overlay, and a quiet command line."""
+
 import os
 import subprocess
 import sys
@@ -23,7 +24,12 @@ def test_detect_writes_region_files_that_regions_reads_back(tmp_path):
     "One region per catalogue row: sky circles (ICRS) when the frame has a WCS, pixel circles otherwise."
     img = fits.getdata(MIRROR / "wfsat" / "242.fits").astype(np.float32)
     w = WCS(naxis=2)
-    w.wcs.crpix, w.wcs.cdelt, w.wcs.crval, w.wcs.ctype = [250, 250], [-2.3e-4, 2.3e-4], [150.0, 2.0], ["RA---TAN", "DEC--TAN"]
+    w.wcs.crpix, w.wcs.cdelt, w.wcs.crval, w.wcs.ctype = (
+        [250, 250],
+        [-2.3e-4, 2.3e-4],
+        [150.0, 2.0],
+        ["RA---TAN", "DEC--TAN"],
+    )
     fits.PrimaryHDU(img, header=w.to_header()).writeto(tmp_path / "wcs.fits")
     r = run("detect", tmp_path / "wcs.fits", "--baseline", "sep", "--out", tmp_path / "cat.ecsv", "--regions")
     assert r.returncode == 0, r.stderr
@@ -39,7 +45,7 @@ def test_detect_writes_region_files_that_regions_reads_back(tmp_path):
     reg = Regions.read(tmp_path / "pix.reg", format="ds9")
     r = run("detect", MIRROR / "wfsat" / "242.fits", "--baseline", "sep", "--out", tmp_path / "pix.csv")
     cat = pd.read_csv(tmp_path / "pix.csv")
-    assert len(reg) == len(cat) and np.allclose([x.center.x + 1 for x in reg], cat.x, atol=1e-6)   # DS9 counts from 1
+    assert len(reg) == len(cat) and np.allclose([x.center.x + 1 for x in reg], cat.x, atol=1e-6)  # DS9 counts from 1
 
 
 def test_the_cli_prints_no_framework_log_noise(tmp_path):
@@ -61,8 +67,13 @@ def test_progress_bars_on_a_terminal_only(tmp_path):
     "A serial detect over several frames shows a bar when asked (as on a terminal) and nothing in a log or pipe."
     frames = [MIRROR / "wfsat" / "242.fits", MIRROR / "wfsat" / "244.fits"]
     env = {**os.environ, "ASTRONB_PROGRESS": "1"}
-    r = subprocess.run([str(ASTRONB), "detect", *map(str, frames), "--baseline", "sep", "--out", str(tmp_path / "a.csv")],
-                       capture_output=True, text=True, timeout=600, env=env)
+    r = subprocess.run(
+        [str(ASTRONB), "detect", *map(str, frames), "--baseline", "sep", "--out", str(tmp_path / "a.csv")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert r.returncode == 0 and "frames" in r.stderr and "2/2" in r.stderr, r.stderr
     quiet = run("detect", *frames, "--baseline", "sep", "--out", tmp_path / "b.csv")  # stderr is a pipe here
     assert quiet.returncode == 0 and "2/2" not in quiet.stderr and quiet.stderr.strip() == "", quiet.stderr

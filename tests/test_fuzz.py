@@ -1,6 +1,7 @@
 """Fuzzing the commands over many files (issue #26): generated FITS frames (NaN, inf, BSCALE/BZERO, integer and
 big-endian types, odd and empty sizes, cubes, extra HDUs, truncations) and random or truncated bytes for Avro, Parquet,
 JPEG and card files. Every command either succeeds or exits 1 or 2 with lines naming the file: never a traceback."""
+
 import contextlib
 import io
 import os
@@ -18,9 +19,12 @@ from astronb import cli
 
 MIRROR = Path(os.environ.get("ASTRONB_MIRROR_FOR_TESTS", Path(__file__).resolve().parents[2] / "shared" / "data"))
 # derandomized: CI draws the same examples every run (ASTRONB_FUZZ_RANDOM=1 explores new ones)
-FUZZ = settings(max_examples=int(os.environ.get("ASTRONB_FUZZ_EXAMPLES", "150")), deadline=None,
-                derandomize=os.environ.get("ASTRONB_FUZZ_RANDOM") != "1",
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=int(os.environ.get("ASTRONB_FUZZ_EXAMPLES", "150")),
+    deadline=None,
+    derandomize=os.environ.get("ASTRONB_FUZZ_RANDOM") != "1",
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 DTYPES = ["u1", ">i2", "<i2", ">i4", ">f4", "<f4", ">f8"]
 
 
@@ -52,17 +56,23 @@ def fits_bytes(draw):
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
     data = (rng.normal(100, 10, shape) * (1 if dtype.kind == "f" else 1)).astype(dtype)
     if dtype.kind == "f" and data.size:
-        data.flat[rng.integers(0, data.size, draw(st.integers(0, data.size)))] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+        data.flat[rng.integers(0, data.size, draw(st.integers(0, data.size)))] = draw(
+            st.sampled_from([np.nan, np.inf, -np.inf])
+        )
     hdu = fits.PrimaryHDU(data)
     if dtype.kind in "iu" and draw(st.booleans()):
         hdu.header["BSCALE"], hdu.header["BZERO"] = draw(st.sampled_from([(2.0, 10.0), (1.0, 32768.0), (0.5, -3.0)]))
     hdus = [hdu]
-    if draw(st.booleans()):                                   # an image in an extension behind an empty primary HDU
-        hdus = [fits.PrimaryHDU(), fits.ImageHDU(data), fits.BinTableHDU.from_columns([fits.Column("a", "E", array=[1.0])])]
+    if draw(st.booleans()):  # an image in an extension behind an empty primary HDU
+        hdus = [
+            fits.PrimaryHDU(),
+            fits.ImageHDU(data),
+            fits.BinTableHDU.from_columns([fits.Column("a", "E", array=[1.0])]),
+        ]
     buf = io.BytesIO()
     fits.HDUList(hdus).writeto(buf)
     raw = buf.getvalue()
-    return raw[:draw(st.integers(0, len(raw)))] if draw(st.integers(0, 4)) == 0 else raw
+    return raw[: draw(st.integers(0, len(raw)))] if draw(st.integers(0, 4)) == 0 else raw
 
 
 @FUZZ
@@ -81,17 +91,19 @@ def test_detect_never_crashes_on_generated_frames(frames):
             paths[-1].write_bytes(raw)
         rc, out, err = run_cli("detect", *paths, "--baseline", "sep", "--out", d / "cat.csv")
         assert_clear(rc, err, paths)
-        assert rc in (0, 1) and (d / "cat.csv").exists(), err       # the good frame is never lost to a bad one
+        assert rc in (0, 1) and (d / "cat.csv").exists(), err  # the good frame is never lost to a bad one
         assert pd.read_csv(d / "cat.csv").frame.eq("good.fits").any()
 
 
 def _mangled(raw: bytes, draw) -> bytes:
     "A real file cut short, with bytes flipped, or replaced by random bytes."
     how = draw(st.sampled_from(["cut", "flip", "random"]))
-    if how == "cut": return raw[:draw(st.integers(0, len(raw) - 1))]
+    if how == "cut":
+        return raw[: draw(st.integers(0, len(raw) - 1))]
     if how == "flip":
         b = bytearray(raw)
-        for i in draw(st.lists(st.integers(0, len(b) - 1), min_size=1, max_size=20)): b[i] ^= 0xFF
+        for i in draw(st.lists(st.integers(0, len(b) - 1), min_size=1, max_size=20)):
+            b[i] ^= 0xFF
         return bytes(b)
     return draw(st.binary(max_size=2000))
 
@@ -101,12 +113,15 @@ def trees_card(tmp_path_factory):
     "A small trees model with its card, the kind `classify` loads through a card only."
     from astronb import asteroids as ast
     from astronb.cards import write_card
+
     d = tmp_path_factory.mktemp("model")
     rng = np.random.default_rng(0)
     F = pd.DataFrame(rng.normal(size=(60, len(ast.ALERT_FEATURES))), columns=list(ast.ALERT_FEATURES))
     m = ast.train_feature_classifier(F, (F.drb > 0).astype(int), seed=0)
     w = ast.save_feature_classifier(m, d / "trees.joblib")
-    return write_card(w, "asteroids", dict(framework="sklearn"), dict(features=list(ast.ALERT_FEATURES)), dict(threshold=0.5), {})
+    return write_card(
+        w, "asteroids", dict(framework="sklearn"), dict(features=list(ast.ALERT_FEATURES)), dict(threshold=0.5), {}
+    )
 
 
 @FUZZ
@@ -139,7 +154,8 @@ def test_a_damaged_card_or_model_is_one_clear_line(trees_card, data):
         (d / "trees.joblib").write_bytes(Path(trees_card).with_name("trees.joblib").read_bytes())
         target = card if which == "card" else d / "trees.joblib"
         damaged = _mangled(target.read_bytes(), data.draw)
-        if damaged == target.read_bytes(): return
+        if damaged == target.read_bytes():
+            return
         target.write_bytes(damaged)
         rc, out, err = run_cli("classify", real, "--weights", card, "--out", d / "s.csv")
         assert_clear(rc, err, [card, target])
@@ -149,8 +165,10 @@ def test_a_damaged_card_or_model_is_one_clear_line(trees_card, data):
 @FUZZ
 @given(data=st.data())
 def test_annotate_never_crashes_on_damaged_images(data):
-    "annotate with damaged JPEG/PNG bytes: every image is reported by name; with no model at hand, exit 2, nothing written."
+    """annotate with damaged JPEG/PNG bytes: every image is reported by name; with no model at hand, exit 2, nothing
+    written."""
     from PIL import Image
+
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         buf = io.BytesIO()

@@ -1,33 +1,45 @@
 """The studies' saved models, used through the CLI with nothing but their card, reproduce the studies' test numbers.
 
-These tests need the models of a reproduce run (`astronb reproduce`, which writes them under build/): without them they skip,
-unless ASTRONB_REQUIRE_PRODUCTS=1 (set by .ci/run after its smoke reproduction), where a missing model is a failure."""
-import json, os, subprocess, sys
+These tests need the models of a reproduce run (`astronb reproduce`, which writes them under build/): without them
+they skip, unless ASTRONB_REQUIRE_PRODUCTS=1 (set by .ci/run after its smoke reproduction), where a missing model is
+a failure."""
+
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
-import numpy as np, pandas as pd
+import numpy as np
+import pandas as pd
 import pytest
 from astronb.io import read_truth_list
 from astronb import asteroids as ast
 from astronb import starfield as sf
 
 ASTRONB = Path(sys.executable).parent / "astronb"
-RESULTS = Path(__file__).resolve().parent.parent / "results"      # the checkout's own results, not the isolated test folder
+RESULTS = Path(__file__).resolve().parent.parent / "results"  # the checkout's own results, not the isolated test folder
 
 
 def card_of(study, key):
     man = RESULTS / study / "manifest.json"
     card = Path(json.loads(man.read_text()).get("models", {}).get(key, "")) if man.exists() else None
     if card is not None and not card.is_absolute():
-        card = RESULTS.parent / card                                      # manifests name models relative to the project
+        card = RESULTS.parent / card  # manifests name models relative to the project
     if card is None or not card.is_file():
-        if os.environ.get("ASTRONB_REQUIRE_PRODUCTS") == "1": pytest.fail(f"{study}: model '{key}' of the last reproduce run is missing ({card})")
+        if os.environ.get("ASTRONB_REQUIRE_PRODUCTS") == "1":
+            pytest.fail(f"{study}: model '{key}' of the last reproduce run is missing ({card})")
         pytest.skip(f"no saved {study} model from a reproduce run here (run `astronb reproduce --only {study}` first)")
     return card
 
 
 def run(*args):
-    return subprocess.run([str(ASTRONB), *map(str, args)], capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    return subprocess.run(
+        [str(ASTRONB), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
 
 
 def test_detect_with_the_card_reproduces_the_two_fold_rows(shared_mirror, tmp_path):
@@ -43,7 +55,8 @@ def test_detect_with_the_card_reproduces_the_two_fold_rows(shared_mirror, tmp_pa
 
 
 def classify_the_test_alerts(shared_mirror, tmp_path, key):
-    "(card, the study's test scores of model `key`, what `astronb classify` with the card alone writes for those alerts)."
+    """(card, the study's test scores of model `key`, what `astronb classify` with the card alone writes for those
+    alerts)."""
     card = card_of("asteroids", key)
     test = pd.read_csv(RESULTS / "asteroids" / "ztf_test_scores.csv")
     test = test[test.model == key]
@@ -55,17 +68,25 @@ def classify_the_test_alerts(shared_mirror, tmp_path, key):
 
 @pytest.mark.parametrize("key", ["stamps_cnn", "alert_features", "stamps_and_features"])
 def test_classify_with_the_card_reproduces_the_test_alerts(shared_mirror, tmp_path, key):
-    "Each of the asteroid study's three models (a)-(c), through `classify` and its card alone, gives the study's test scores and rows."
+    """Each of the asteroid study's three models (a)-(c), through `classify` and its card alone, gives the study's
+    test scores and rows."""
     card, test, out = classify_the_test_alerts(shared_mirror, tmp_path, key)
     got = test.merge(out[["candid", "score", "asteroid"]], on="candid", suffixes=("", "_cli"))
     assert len(got) == len(test) > 0
     assert (got.asteroid == got.asteroid_cli).all() and np.allclose(got.score, got.score_cli, atol=1e-5)
     res = pd.read_csv(RESULTS / "asteroids" / "ztf_results.csv")
     c = json.loads(Path(card).read_text())
-    row = res[(res.variant.str.split(": ", n=1).str[1] == c["variant"]) & (res.threshold_rule != "0.5") & (res.test_alerts_used == "cross-match valid")]
+    row = res[
+        (res.variant.str.split(": ", n=1).str[1] == c["variant"])
+        & (res.threshold_rule != "0.5")
+        & (res.test_alerts_used == "cross-match valid")
+    ]
     assert len(row) == 1
     v = got[got.crossmatch_valid]
-    assert int((v.asteroid_cli & (v.label == 1)).sum()) == row.found.iloc[0] and int(v.asteroid_cli.sum()) == row.flagged.iloc[0]
+    assert (
+        int((v.asteroid_cli & (v.label == 1)).sum()) == row.found.iloc[0]
+        and int(v.asteroid_cli.sum()) == row.flagged.iloc[0]
+    )
 
 
 def test_the_study_model_is_the_one_chosen_on_validation():
@@ -76,7 +97,9 @@ def test_the_study_model_is_the_one_chosen_on_validation():
     assert cards["asteroids"]["study_model"] and sum(cards[k]["study_model"] for k in keys) == 1
     reg = pd.read_csv(RESULTS / "asteroids" / "ztf_regimes.csv")
     pooled = reg[(reg.alerts_used == "validation") & (reg.regime == "pooled")].set_index("model")
-    best = max(keys[:3], key=lambda k: (pooled.loc[cards[k]["role"], "precision"], pooled.loc[cards[k]["role"], "recall"]))
+    best = max(
+        keys[:3], key=lambda k: (pooled.loc[cards[k]["role"], "precision"], pooled.loc[cards[k]["role"], "recall"])
+    )
     assert cards[best]["study_model"] and cards["asteroids"]["role"] == cards[best]["role"]
     assert reg[reg.shipped].model.unique().tolist() == [cards[best]["role"]]
 
@@ -94,18 +117,32 @@ def test_classify_with_a_gated_card_reproduces_the_regime_table(shared_mirror, t
     reg = pd.read_csv(RESULTS / "asteroids" / "ztf_regimes.csv")
     c = json.loads(Path(card).read_text())
     v = got[got.crossmatch_valid]
-    for regime, sub in (("history", v[v.regime == "history"]), ("first detection", v[v.regime == "first detection"]), ("pooled", v)):
+    for regime, sub in (
+        ("history", v[v.regime == "history"]),
+        ("first detection", v[v.regime == "first detection"]),
+        ("pooled", v),
+    ):
         row = reg[(reg.model == c["role"]) & (reg.alerts_used == "test") & (reg.regime == regime)].iloc[0]
-        assert (int((sub.asteroid_cli & (sub.label == 1)).sum()), int(sub.asteroid_cli.sum())) == (row.found, row.flagged)
+        assert (int((sub.asteroid_cli & (sub.label == 1)).sum()), int(sub.asteroid_cli.sum())) == (
+            row.found,
+            row.flagged,
+        )
 
 
 def _shipped_on_dev_alerts(shared_mirror):
     "The shipped card loaded as `classify` loads it, and the valid development alerts as a cutout set."
     from astronb.data import fetch
+
     clf = ast.load_classifier(card_of("asteroids", "asteroids"))
-    files = [p for name in ("ztf-alerts", "ztf-alerts-extra") for p in fetch(name, mirror=shared_mirror, progress=False).files.values()
-             if str(p).endswith((".avro", ".parquet"))]
-    cs, _ = ast.ztf_cutouts(sorted(files), channels=ast.ZTF_CHANNELS if clf["channels"] == 3 else ("science",), report=lambda s: None)
+    files = [
+        p
+        for name in ("ztf-alerts", "ztf-alerts-extra")
+        for p in fetch(name, mirror=shared_mirror, progress=False).files.values()
+        if str(p).endswith((".avro", ".parquet"))
+    ]
+    cs, _ = ast.ztf_cutouts(
+        sorted(files), channels=ast.ZTF_CHANNELS if clf["channels"] == 3 else ("science",), report=lambda s: None
+    )
     cs = cs.subset(np.flatnonzero(cs.index.crossmatch_valid.to_numpy(bool) & ~cs.index.candid.duplicated().to_numpy()))
     return clf, cs
 
@@ -114,6 +151,7 @@ def test_the_shipped_model_learned_no_neighbour_shortcut(shared_mirror):
     """Real non-asteroids with a history, their PS1 neighbour taken away or moved 3 arcsec off as a galaxy: >= 95% stay
     non-asteroids. Real asteroids moved 60 degrees off the ecliptic never gain score."""
     from astronb import regimes as rg
+
     clf, cs = _shipped_on_dev_alerts(shared_mirror)
     base = ast.score_table(clf, cs)
     hist = np.flatnonzero((base.regime == "history").to_numpy() & (cs.y == 0))
@@ -131,7 +169,8 @@ def test_the_shipped_model_learned_no_neighbour_shortcut(shared_mirror):
 
 
 def test_the_shipped_score_never_rises_with_detection_history(shared_mirror):
-    "Every real alert, given more and longer history at its position, never scores higher (the card's gate and monotone model)."
+    """Every real alert, given more and longer history at its position, never scores higher (the card's gate and
+    monotone model)."""
     clf, cs = _shipped_on_dev_alerts(shared_mirror)
     prev = ast.score_table(clf, cs).score.to_numpy()
     for n, days in ((2, 0.005), (3, 0.5), (10, 30.0), (500, 2000.0)):
@@ -149,23 +188,31 @@ def test_annotate_with_the_card_reproduces_the_whole_frame(tmp_path):
     man = json.loads(man.read_text()) if man.exists() else {}
     card = card_of("deepspace", man.get("selected_model", ""))
     frame = Path(man["whole_frame"])
-    if not frame.is_file(): pytest.fail(f"the study's whole frame {frame} is missing: run `astronb reproduce --only deepspace`")
+    if not frame.is_file():
+        pytest.fail(f"the study's whole frame {frame} is missing: run `astronb reproduce --only deepspace`")
     r = run("annotate", frame, "--weights", card, "--out", tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
     got = pd.read_csv(tmp_path / f"{frame.stem}.csv")
     want = pd.read_csv(RESULTS / "deepspace" / "whole_frame_detections.csv")
-    assert len(got) == len(want) and np.allclose(got[["x1", "y1", "x2", "y2", "confidence"]], want[["x1", "y1", "x2", "y2", "confidence"]], atol=1e-3)
+    assert len(got) == len(want) and np.allclose(
+        got[["x1", "y1", "x2", "y2", "confidence"]], want[["x1", "y1", "x2", "y2", "confidence"]], atol=1e-3
+    )
     assert got.confidence.min() >= json.loads(Path(card).read_text())["operating_point"]["conf"]
 
 
 def test_the_onnx_export_of_the_starfield_model_gives_the_same_catalogue(shared_mirror, tmp_path):
-    "`astronb export` of the study's detector, then `detect` with the export's card alone: the catalogue of the real test frame agrees with the eager model's."
+    """`astronb export` of the study's detector, then `detect` with the export's card alone: the catalogue of the
+    real test frame agrees with the eager model's."""
     from astronb.runtime import catalogue_agreement
+
     card = card_of("starfield", "ft242")
     r = run("export", card, "--out", tmp_path / "ft242_onnx.onnx")
     assert r.returncode == 0, r.stderr[-2000:]
     exported = json.loads((tmp_path / "ft242_onnx.card.json").read_text())
-    assert exported["architecture"]["runtime"] == "onnxruntime" and exported["operating_point"] == json.loads(Path(card).read_text())["operating_point"]
+    assert (
+        exported["architecture"]["runtime"] == "onnxruntime"
+        and exported["operating_point"] == json.loads(Path(card).read_text())["operating_point"]
+    )
     frame = shared_mirror / "wfsat" / "244.fits"
     for w, out in ((card, "torch.csv"), (tmp_path / "ft242_onnx.card.json", "onnx.csv")):
         r = run("detect", frame, "--weights", w, "--out", tmp_path / out)
@@ -177,15 +224,20 @@ def test_the_onnx_export_of_the_starfield_model_gives_the_same_catalogue(shared_
     assert abs(sf.score_frame(a, truth)["f1"] - sf.score_frame(b, truth)["f1"]) <= 0.01
 
 
-def test_the_int8_export_of_the_starfield_model_is_refused_below_the_bar_and_close_to_float_above_it(shared_mirror, tmp_path):
-    "`astronb export --int8`: refused, leaving no file, under the default 99% agreement bar when the model does not reach it; written with a lower bar, and then `detect` with its card alone finds nearly the float model's catalogue of the real test frame."
+def test_the_int8_export_of_the_starfield_model_is_refused_below_the_bar_and_close_to_float_above_it(
+    shared_mirror, tmp_path
+):
+    """`astronb export --int8`: refused, leaving no file, under the default 99% agreement bar when the model does not
+    reach it; written with a lower bar, and then `detect` with its card alone finds nearly the float model's
+    catalogue of the real test frame."""
     from astronb.runtime import catalogue_agreement
+
     card = card_of("starfield", "ft242")
     r = run("export", card, "--int8", "--out", tmp_path / "q.onnx", "--min-agreement", "0.9")
     assert r.returncode == 0, r.stderr[-2000:]
     q = json.loads((tmp_path / "q.card.json").read_text())["architecture"]
     assert q["precision"] == "int8" and q["runtime"] == "openvino" and 0.9 <= q["agreement_with_float"]["fraction"] <= 1
-    if q["agreement_with_float"]["fraction"] < 0.99:                  # the same check frames: the default bar refuses it
+    if q["agreement_with_float"]["fraction"] < 0.99:  # the same check frames: the default bar refuses it
         r = run("export", card, "--int8", "--out", tmp_path / "refused.onnx")
         assert r.returncode != 0 and "not written" in r.stderr and not (tmp_path / "refused.onnx").exists()
     frame = shared_mirror / "wfsat" / "244.fits"
@@ -199,8 +251,10 @@ def test_the_int8_export_of_the_starfield_model_is_refused_below_the_bar_and_clo
 
 
 def test_the_onnx_export_of_the_yolo_model_annotates_the_same(tmp_path):
-    "`astronb export` of the deepspace model (Ultralytics' exporter), then `annotate` with the export's card: the whole-frame boxes agree."
+    """`astronb export` of the deepspace model (Ultralytics' exporter), then `annotate` with the export's card: the
+    whole-frame boxes agree."""
     from astronb.runtime import catalogue_agreement
+
     man = RESULTS / "deepspace" / "manifest.json"
     man = json.loads(man.read_text()) if man.exists() else {}
     card = card_of("deepspace", man.get("selected_model", ""))
@@ -211,6 +265,9 @@ def test_the_onnx_export_of_the_yolo_model_annotates_the_same(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     got = pd.read_csv(tmp_path / "ann" / f"{frame.stem}.csv")
     want = pd.read_csv(RESULTS / "deepspace" / "whole_frame_detections.csv")
-    cat = lambda d: pd.DataFrame(dict(x=d.x_center, y=d.y_center, cls=d.class_id))
+
+    def cat(d):
+        return pd.DataFrame(dict(x=d.x_center, y=d.y_center, cls=d.class_id))
+
     agr = catalogue_agreement(cat(want), cat(got))
     assert len(want) > 0 and agr["fraction"] >= 0.99, agr

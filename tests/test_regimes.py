@@ -1,5 +1,6 @@
-"""The two regimes of a ZTF alert on the real development alerts: the history rule, Fink's asteroid catcher, the physical
-gate, the monotone first-detection model, and `classify` writing the regime and the gate's reason."""
+"""The two regimes of a ZTF alert on the real development alerts: the history rule, Fink's asteroid catcher, the
+physical gate, the monotone first-detection model, and `classify` writing the regime and the gate's reason."""
+
 import os
 import subprocess
 import sys
@@ -23,8 +24,12 @@ def dev_alerts(tmp_path_factory):
     "Every real alert of the mirror with a trustworthy label, once each: (cutout set, feature table)."
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ASTRONB_CACHE", str(tmp_path_factory.mktemp("cache")))
-        files = [p for name in ("ztf-alerts", "ztf-alerts-extra") for p in fetch(name, mirror=MIRROR, progress=False).files.values()
-                 if str(p).endswith((".avro", ".parquet"))]
+        files = [
+            p
+            for name in ("ztf-alerts", "ztf-alerts-extra")
+            for p in fetch(name, mirror=MIRROR, progress=False).files.values()
+            if str(p).endswith((".avro", ".parquet"))
+        ]
     cs, _ = ast.ztf_cutouts(sorted(files), channels=("science",), report=lambda s: None)
     keep = cs.index.crossmatch_valid.to_numpy(bool) & ~cs.index.candid.duplicated().to_numpy()
     cs = cs.subset(np.flatnonzero(keep))
@@ -40,7 +45,8 @@ def test_the_history_rule_on_the_development_alerts(dev_alerts):
 
 
 def test_fink_catcher_and_the_gate_on_real_alerts(dev_alerts):
-    "Fink's rule never flags an alert seen at its position days before; the gate gives a reason for every history alert."
+    """Fink's rule never flags an alert seen at its position days before; the gate gives a reason for every history
+    alert."""
     cs, F = dev_alerts
     hist = rg.regime(F) == "history"
     assert not (rg.roid_catcher(F).astype(bool) & (F.days_since_first.to_numpy() > rg.ROID_PAIR_DAYS)).any()
@@ -71,11 +77,22 @@ def test_classify_writes_the_regime_and_the_reason(dev_alerts, tmp_path):
     ens = rg.fit_first_detection_model(F[open_], cs.y[open_], cs.index.objectId.to_numpy()[open_], seed=0)
     w = ast.save_feature_classifier(ens, tmp_path / "gated.joblib")
     gate = dict(history_days=rg.HISTORY_DAYS, negative_difference=True)
-    card = write_card(w, "asteroids", dict(framework="sklearn"), dict(features=list(rg.FIRST_DETECTION_FEATURES), gate=gate),
-                      dict(threshold=0.5), {})
+    card = write_card(
+        w,
+        "asteroids",
+        dict(framework="sklearn"),
+        dict(features=list(rg.FIRST_DETECTION_FEATURES), gate=gate),
+        dict(threshold=0.5),
+        {},
+    )
     files = sorted((MIRROR / "ztf-alerts").glob("*.avro"))[:40]
-    r = subprocess.run([str(ASTRONB), "classify", *map(str, files), "--weights", str(card), "--out", str(tmp_path / "s.csv")],
-                       capture_output=True, text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    r = subprocess.run(
+        [str(ASTRONB), "classify", *map(str, files), "--weights", str(card), "--out", str(tmp_path / "s.csv")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     out = pd.read_csv(tmp_path / "s.csv", keep_default_na=False)
     assert {"regime", "reason", "model_score"} <= set(out.columns)

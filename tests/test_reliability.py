@@ -1,5 +1,7 @@
 """Each bad input of issue #26's table gets one clear line naming the file, and the exit status follows the rule for
-commands over many files: 0 all processed, 1 some left out (the good ones written), 2 usage error or nothing processed."""
+commands over many files: 0 all processed, 1 some left out (the good ones written), 2 usage error or nothing
+processed."""
+
 import os
 import subprocess
 import sys
@@ -15,8 +17,14 @@ MIRROR = Path(os.environ.get("ASTRONB_MIRROR_FOR_TESTS", Path(__file__).resolve(
 
 
 def run(*args, cwd=None):
-    return subprocess.run([str(ASTRONB), *map(str, args)], capture_output=True, text=True, timeout=600, cwd=cwd,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    return subprocess.run(
+        [str(ASTRONB), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
 
 
 @pytest.fixture
@@ -34,8 +42,14 @@ def frames(tmp_path):
     return tmp_path
 
 
-@pytest.mark.parametrize("name, says", [("cube.fits", "a 3x50x60 cube, not a 2-D frame"), ("empty.fits", "the image is empty"),
-                                        ("nan.fits", "no finite pixel")])
+@pytest.mark.parametrize(
+    "name, says",
+    [
+        ("cube.fits", "a 3x50x60 cube, not a 2-D frame"),
+        ("empty.fits", "the image is empty"),
+        ("nan.fits", "no finite pixel"),
+    ],
+)
 def test_a_frame_that_cannot_be_detected_on_is_named(frames, name, says):
     r = run("detect", frames / name, "--baseline", "sep", "--out", frames / "c.ecsv")
     assert r.returncode == 2 and "Traceback" not in r.stderr
@@ -55,8 +69,10 @@ def test_a_file_that_is_not_a_model_is_one_line(frames):
     assert len(lines) == 1 and "not_a_model.fits" in lines[0] and "model card" in lines[0]
 
 
-@pytest.mark.parametrize("option, value, says", [("--score-min", "7", "0 to 1"), ("--thresh", "0", "above 0"),
-                                                 ("--minarea", "0", "at least 1")])
+@pytest.mark.parametrize(
+    "option, value, says",
+    [("--score-min", "7", "0 to 1"), ("--thresh", "0", "above 0"), ("--minarea", "0", "at least 1")],
+)
 def test_options_are_checked_by_the_parser(frames, option, value, says):
     r = run("detect", frames / "good.fits", "--baseline", "sep", option, value)
     assert r.returncode == 2 and option in r.stderr and says in r.stderr
@@ -68,11 +84,23 @@ def test_classify_with_no_readable_file_exits_2(tmp_path):
     (tmp_path / "junk.parquet").write_bytes(b"junk")
     from astronb import asteroids as ast
     from astronb.cards import write_card
-    F = pd.DataFrame(np.random.default_rng(0).normal(size=(40, len(ast.ALERT_FEATURES))), columns=list(ast.ALERT_FEATURES))
+
+    F = pd.DataFrame(
+        np.random.default_rng(0).normal(size=(40, len(ast.ALERT_FEATURES))), columns=list(ast.ALERT_FEATURES)
+    )
     w = ast.save_feature_classifier(ast.train_feature_classifier(F, (F.drb > 0).astype(int)), tmp_path / "t.joblib")
-    card = write_card(w, "asteroids", dict(framework="sklearn"), dict(features=list(ast.ALERT_FEATURES)), dict(threshold=0.5), {})
-    r = run("classify", tmp_path / "cut.avro", tmp_path / "junk.parquet", "--weights", card, "--out", tmp_path / "s.csv")
-    assert r.returncode == 2 and "cut.avro" in r.stderr and "junk.parquet" in r.stderr and not (tmp_path / "s.csv").exists()
+    card = write_card(
+        w, "asteroids", dict(framework="sklearn"), dict(features=list(ast.ALERT_FEATURES)), dict(threshold=0.5), {}
+    )
+    r = run(
+        "classify", tmp_path / "cut.avro", tmp_path / "junk.parquet", "--weights", card, "--out", tmp_path / "s.csv"
+    )
+    assert (
+        r.returncode == 2
+        and "cut.avro" in r.stderr
+        and "junk.parquet" in r.stderr
+        and not (tmp_path / "s.csv").exists()
+    )
     r = run("classify", real, tmp_path / "cut.avro", "--weights", card, "--out", tmp_path / "s.csv")
     assert r.returncode == 1 and "cut.avro" in r.stderr and len(pd.read_csv(tmp_path / "s.csv")) == 1
 
@@ -84,5 +112,9 @@ def test_no_committed_result_names_a_machine_path():
     for p in sorted((root / "results").rglob("*")):
         if p.suffix in (".json", ".csv", ".md") and p.is_file():
             text = p.read_text(errors="replace")
-            bad += [f"{p.relative_to(root)}" for marker in ('"/work/', '"/tmp/', '"/home/', '"/root/', '"/Users/') if marker in text]
+            bad += [
+                f"{p.relative_to(root)}"
+                for marker in ('"/work/', '"/tmp/', '"/home/', '"/root/', '"/Users/')
+                if marker in text
+            ]
     assert not bad, f"machine paths in committed results: {sorted(set(bad))}"

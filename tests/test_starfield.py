@@ -1,9 +1,16 @@
 """starfield: the detect and simulate CLI, FITS robustness, SExtractor and sep on the real frames, checkpoint resume,
 ONNX Runtime, Dask workers and torchrun."""
-import json, os, re, subprocess, sys
+
+import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
-import numpy as np, pandas as pd
-import pytest, torch
+import numpy as np
+import pandas as pd
+import pytest
+import torch
 from astropy.io import fits
 from astropy.table import Table
 from astronb.core import file_digest
@@ -11,7 +18,10 @@ from astronb import starfield as sf
 from astronb.io import FormatError, read_fits_image, read_truth_list
 
 ASTRONB = Path(sys.executable).parent / "astronb"
-def run(*a): return subprocess.run([str(ASTRONB), *map(str, a)], capture_output=True, text=True, timeout=900)
+
+
+def run(*a):
+    return subprocess.run([str(ASTRONB), *map(str, a)], capture_output=True, text=True, timeout=900)
 
 
 def test_simulate_and_detect_cli(tmp_path):
@@ -22,14 +32,15 @@ def test_simulate_and_detect_cli(tmp_path):
     r = run("simulate", "starfield", "--n", 1, "--size", 200, "--galaxy-fraction", 0.6, "--out", tmp_path / "gal")
     assert r.returncode == 0, r.stderr
     codes = pd.read_csv(next((tmp_path / "gal").glob("*.list")), sep=" ", header=None)[0]
-    assert 0.45 < (codes != 100).mean() < 0.75          # 250 sources drawn at 0.6 (default 0.1)
+    assert 0.45 < (codes != 100).mean() < 0.75  # 250 sources drawn at 0.6 (default 0.1)
     r = run("simulate", "starfield", "--n", 1, "--galaxy-fraction", 1.5, "--out", tmp_path / "bad")
     assert r.returncode == 2 and "--galaxy-fraction" in r.stderr
     r = run("detect", *frames, "--baseline", "sep", "--out", tmp_path / "cat.csv")
     assert r.returncode == 0, r.stderr
     cat = pd.read_csv(tmp_path / "cat.csv")
     assert set(cat.frame) == {f.name for f in frames} and {"x", "y"} <= set(cat.columns)
-    m = sf.build_detector("resnet18"); torch.save({"model": m.state_dict()}, tmp_path / "w.pt")
+    m = sf.build_detector("resnet18")
+    torch.save({"model": m.state_dict()}, tmp_path / "w.pt")
     r = run("detect", frames[0], "--weights", tmp_path / "w.pt", "--score-min", 0.0, "--out", tmp_path / "net.csv")
     assert r.returncode == 0, r.stderr
     assert list(pd.read_csv(tmp_path / "net.csv").columns[:5]) == ["frame", "x", "y", "cls", "score"]
@@ -38,8 +49,17 @@ def test_simulate_and_detect_cli(tmp_path):
 def test_detect_adds_radec_when_the_header_has_a_wcs(tmp_path):
     img, tr, _ = sf.simulate_frame(sf.SimConfig(size=120), seed=1)
     h = fits.PrimaryHDU(img)
-    for k, v in dict(CTYPE1="RA---TAN", CTYPE2="DEC--TAN", CRVAL1=150.0, CRVAL2=2.0, CRPIX1=60, CRPIX2=60,
-                     CDELT1=-0.0008, CDELT2=0.0008).items(): h.header[k] = v
+    for k, v in dict(
+        CTYPE1="RA---TAN",
+        CTYPE2="DEC--TAN",
+        CRVAL1=150.0,
+        CRVAL2=2.0,
+        CRPIX1=60,
+        CRPIX2=60,
+        CDELT1=-0.0008,
+        CDELT2=0.0008,
+    ).items():
+        h.header[k] = v
     h.writeto(tmp_path / "wcs.fits")
     r = run("detect", tmp_path / "wcs.fits", "--baseline", "sep", "--out", tmp_path / "c.csv")
     assert r.returncode == 0, r.stderr
@@ -56,28 +76,39 @@ def test_detect_adds_radec_when_the_header_has_a_wcs(tmp_path):
 
 
 def test_fits_robustness(tmp_path):
-    img = np.full((64, 80), 41000, np.uint16)                     # stored as int16 with BZERO = 32768
+    img = np.full((64, 80), 41000, np.uint16)  # stored as int16 with BZERO = 32768
     fits.PrimaryHDU(img).writeto(tmp_path / "u16.fits")
     im, _ = read_fits_image(tmp_path / "u16.fits")
     assert im.shape == (64, 80) and im[0, 0] == 41000
-    raw = np.full((64, 80), 1000, np.int32); raw[10, 10] = -1
-    h = fits.PrimaryHDU(raw); h.header["BLANK"] = -1; h.writeto(tmp_path / "blank.fits")
+    raw = np.full((64, 80), 1000, np.int32)
+    raw[10, 10] = -1
+    h = fits.PrimaryHDU(raw)
+    h.header["BLANK"] = -1
+    h.writeto(tmp_path / "blank.fits")
     im, _ = read_fits_image(tmp_path / "blank.fits")
     assert np.isnan(im[10, 10]) and np.isfinite(sf.normalise_frame(im)).all()
-    fl = np.random.default_rng(0).normal(1000, 10, (90, 70)).astype(np.float32); fl[5:9, 5:9] = np.nan
-    assert len(sf.detect_sep(fl)) >= 0 and np.isfinite(sf.normalise_frame(fl)).all()   # NaN blanks are masked, any size
+    fl = np.random.default_rng(0).normal(1000, 10, (90, 70)).astype(np.float32)
+    fl[5:9, 5:9] = np.nan
+    assert len(sf.detect_sep(fl)) >= 0 and np.isfinite(sf.normalise_frame(fl)).all()  # NaN blanks are masked, any size
     (tmp_path / "bad.list").write_text("100 10 10\n200 5\n")
-    with pytest.raises(FormatError, match="bad.list, line 2"): read_truth_list(tmp_path / "bad.list")
-    with pytest.raises(FileNotFoundError): read_truth_list(tmp_path / "missing.list")
+    with pytest.raises(FormatError, match="bad.list, line 2"):
+        read_truth_list(tmp_path / "bad.list")
+    with pytest.raises(FileNotFoundError):
+        read_truth_list(tmp_path / "missing.list")
 
 
 def test_sextractor_and_sep_on_the_real_frames(shared_mirror):
     if sf.sextractor_binary() is None:
-        if os.environ.get("ASTRONB_REQUIRE_SEXTRACTOR") == "1": pytest.fail("SExtractor is not installed: apt-get install source-extractor")
-        pytest.skip("SExtractor is not installed (optional: apt-get install source-extractor); CI sets ASTRONB_REQUIRE_SEXTRACTOR=1 and runs this")
+        if os.environ.get("ASTRONB_REQUIRE_SEXTRACTOR") == "1":
+            pytest.fail("SExtractor is not installed: apt-get install source-extractor")
+        pytest.skip(
+            "SExtractor is not installed (optional: apt-get install source-extractor); "
+            "CI sets ASTRONB_REQUIRE_SEXTRACTOR=1 and runs this"
+        )
     f = shared_mirror / "wfsat" / "242.fits"
     tr = read_truth_list(shared_mirror / "wfsat" / "242.list")
-    sx = sf.score_frame(sf.detect_sextractor(f), tr); sp = sf.score_frame(sf.detect_sep(read_fits_image(f)[0]), tr)
+    sx = sf.score_frame(sf.detect_sextractor(f), tr)
+    sp = sf.score_frame(sf.detect_sep(read_fits_image(f)[0]), tr)
     # the data description: the authors' SExtractor catalogue recovers about 0.35-0.43 of the listed objects at 1.5 px
     assert 0.3 < sx["recall"] < 0.6 and 0.2 < sp["recall"] < 0.6
 
@@ -88,35 +119,49 @@ def test_training_checkpoint_resumes(tmp_path):
     ck = tmp_path / "ck.pt"
     a = sf.build_detector("resnet18")
     la = sf.train_detector(a, frames, sf.CropTraining(steps=4, crop=96, batch=1, ckpt_every=2), ckpt=ck, progress=False)
-    b = sf.build_detector("resnet18")                                   # a fresh process would start like this
+    b = sf.build_detector("resnet18")  # a fresh process would start like this
     logs = []
-    lb = sf.train_detector(b, frames, sf.CropTraining(steps=6, crop=96, batch=1, ckpt_every=2), ckpt=ck, progress=False, log=logs.append)
-    assert len(la) == 4 and len(lb) == 6 and lb[:4] == la and lb.start_step == 4 and "resumed" in logs[0] and "step 4" in logs[0]
-    assert 0 < la.seconds < lb.seconds                                  # training time adds up across runs
+    lb = sf.train_detector(
+        b, frames, sf.CropTraining(steps=6, crop=96, batch=1, ckpt_every=2), ckpt=ck, progress=False, log=logs.append
+    )
+    assert (
+        len(la) == 4
+        and len(lb) == 6
+        and lb[:4] == la
+        and lb.start_step == 4
+        and "resumed" in logs[0]
+        and "step 4" in logs[0]
+    )
+    assert 0 < la.seconds < lb.seconds  # training time adds up across runs
     assert torch.load(ck, weights_only=False)["step"] == 6
-    c = sf.build_detector("resnet18", fpn_channels=256)                  # a checkpoint of another architecture is refused by name
+    c = sf.build_detector("resnet18", fpn_channels=256)  # a checkpoint of another architecture is refused by name
     with pytest.raises(ValueError, match="ck.pt.*another architecture.*delete it"):
         sf.train_detector(c, frames, sf.CropTraining(steps=8, crop=96, batch=1), ckpt=ck, progress=False)
 
 
 def test_training_twice_gives_identical_weights():
     "Same machine, same numbers: a short training run twice from the same seed gives byte-identical weights."
-    import io, torch
+    import io
+    import torch
+
     cfg = sf.SimConfig(size=96, sources_per_frame=20)
     frames = [sf.make_frame(*sf.simulate_frame(cfg, seed=s)[:2]) for s in range(2)]
     blobs = []
     for _ in range(2):
-        torch.manual_seed(123)                        # the untrained network's initialisation draws from torch's generator
+        torch.manual_seed(123)  # the untrained network's initialisation draws from torch's generator
         m = sf.build_detector("resnet18", detections=50, proposals=50)
         sf.train_detector(m, frames, sf.CropTraining(steps=3, crop=64, batch=2, lr=0.01, seed=7), progress=False)
-        buf = io.BytesIO(); torch.save({k: v.contiguous() for k, v in m.state_dict().items()}, buf); blobs.append(buf.getvalue())
+        buf = io.BytesIO()
+        torch.save({k: v.contiguous() for k, v in m.state_dict().items()}, buf)
+        blobs.append(buf.getvalue())
     assert blobs[0] == blobs[1]
 
 
 def test_detect_on_two_dask_workers_equals_serial_and_resumes(tmp_path):
-    """`astronb detect --workers 2` (a local Dask cluster) writes the same catalogue as the serial run, keeps one part per frame,
-    and a re-run after a lost part runs only that frame again."""
+    """`astronb detect --workers 2` (a local Dask cluster) writes the same catalogue as the serial run, keeps one
+    part per frame, and a re-run after a lost part runs only that frame again."""
     from astropy.table import Table
+
     frames = []
     for s in range(4):
         img, tr, pr = sf.simulate_frame(sf.SimConfig(size=160), seed=10 + s)
@@ -126,27 +171,29 @@ def test_detect_on_two_dask_workers_equals_serial_and_resumes(tmp_path):
     r = run("detect", *frames, "--baseline", "sep", "--zero-point", 25, "--workers", 2, "--out", tmp_path / "par.ecsv")
     assert r.returncode == 0, r.stderr[-2000:]
     serial, par = Table.read(tmp_path / "serial.ecsv").to_pandas(), Table.read(tmp_path / "par.ecsv").to_pandas()
-    assert len(serial) > 20 and serial.frame.nunique() == 4 and serial.equals(par)        # same rows, same order, same bits
+    assert len(serial) > 20 and serial.frame.nunique() == 4 and serial.equals(par)  # same rows, same order, same bits
     parts = sorted((tmp_path / "par.ecsv.parts").glob("*.parquet"))
     assert [p.name.split("_", 1)[1] for p in parts] == [f"f{s}.fits.parquet" for s in range(4)]
-    parts[1].unlink()                                            # as if the run had been killed before frame 1 finished
+    parts[1].unlink()  # as if the run had been killed before frame 1 finished
     r = run("detect", *frames, "--baseline", "sep", "--zero-point", 25, "--workers", 2, "--out", tmp_path / "par.ecsv")
     assert r.returncode == 0 and "3 frame(s) already done" in r.stdout and "1 to go" in r.stdout, r.stdout
     assert Table.read(tmp_path / "par.ecsv").to_pandas().equals(serial)
 
 
 def test_export_to_onnx_then_detect_on_onnx_runtime(tmp_path):
-    "`astronb export` writes the detector to ONNX; `detect` runs the .onnx on ONNX Runtime and finds the eager model's sources; bad files are named."
+    """`astronb export` writes the detector to ONNX; `detect` runs the .onnx on ONNX Runtime and finds the eager
+    model's sources; bad files are named."""
     from astronb.runtime import catalogue_agreement
+
     r = run("simulate", "starfield", "--n", 1, "--size", 300, "--out", tmp_path)
     assert r.returncode == 0, r.stderr
     frame = next(tmp_path.glob("*.fits"))
     torch.manual_seed(0)
     m = sf.set_galaxy_prior(sf.build_detector("resnet18"), 0.3, 0.05)
-    torch.nn.init.normal_(m.rpn.head.cls_logits.weight, std=0.5)      # an untrained RPN scores all anchors alike: no ties
+    torch.nn.init.normal_(m.rpn.head.cls_logits.weight, std=0.5)  # an untrained RPN scores all anchors alike: no ties
     torch.save({"model": m.state_dict()}, tmp_path / "w.pt")
     r = run("export", tmp_path / "w.pt")
-    assert r.returncode == 2 and "--study starfield" in r.stderr            # no card says which study's model it is
+    assert r.returncode == 2 and "--study starfield" in r.stderr  # no card says which study's model it is
     r = run("export", tmp_path / "w.pt", "--study", "starfield")
     assert r.returncode == 0 and (tmp_path / "w_onnx.onnx").is_file(), r.stderr
     for w, out in (("w.pt", "torch.csv"), ("w_onnx.onnx", "onnx.csv")):
@@ -160,26 +207,42 @@ def test_export_to_onnx_then_detect_on_onnx_runtime(tmp_path):
 
 
 def test_torchrun_two_processes_train_like_one(tmp_path):
-    """`torchrun --nproc_per_node 2` (gloo on the CPU) trains the detector with DistributedDataParallel: both ranks end with
-    identical parameters (checked by the trainer and printed by each rank), rank 0 writes the checkpoint and a re-run resumes
-    from it, and at the same global batch the run follows the single-process one. Stated tolerance: the first step's loss
-    (same weights, a different draw of the sampled anchors) within 1%, each later one within 10%, weights within 0.01 after 3 steps."""
+    """`torchrun --nproc_per_node 2` (gloo on the CPU) trains the detector with DistributedDataParallel: both ranks
+    end with identical parameters (checked by the trainer and printed by each rank), rank 0 writes the checkpoint and
+    a re-run resumes from it, and at the same global batch the run follows the single-process one. Stated tolerance:
+    the first step's loss (same weights, a different draw of the sampled anchors) within 1%, each later one within
+    10%, weights within 0.01 after 3 steps."""
     r = run("simulate", "starfield", "--n", 2, "--size", 200, "--out", tmp_path)
     assert r.returncode == 0, r.stderr
     frames = sorted(tmp_path.glob("*.fits"))
     common = ["train", "starfield", "--frames", *frames, "--backbone", "resnet18", "--batch", 2, "--crop", 96]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([str(ASTRONB), *map(str, common + ["--steps", 3, "--val", frames[1], "--out", tmp_path / "one.pt"])],
-                         capture_output=True, text=True, timeout=600, env=env)
+    one = subprocess.run(
+        [str(ASTRONB), *map(str, common + ["--steps", 3, "--val", frames[1], "--out", tmp_path / "one.pt"])],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert one.returncode == 0, one.stderr[-2000:]
-    card = json.loads((tmp_path / "one.card.json").read_text())             # --val: the score cut chosen there, in a card
-    assert card["operating_point"]["chosen_on"].endswith(frames[1].name) and 0 < card["operating_point"]["score_min"] < 1
+    card = json.loads((tmp_path / "one.card.json").read_text())  # --val: the score cut chosen there, in a card
+    assert (
+        card["operating_point"]["chosen_on"].endswith(frames[1].name) and 0 < card["operating_point"]["score_min"] < 1
+    )
     r = run("detect", frames[0], "--weights", tmp_path / "one.card.json", "--out", tmp_path / "one.csv")
     assert r.returncode == 0, r.stderr[-2000:]
     torchrun = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", "-m", "astronb.cli"]
-    two = subprocess.run(torchrun + list(map(str, common + ["--steps", 3, "--out", tmp_path / "two.pt"])), capture_output=True, text=True, timeout=600, env=env)
+    two = subprocess.run(
+        torchrun + list(map(str, common + ["--steps", 3, "--out", tmp_path / "two.pt"])),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
-    ranks = re.findall(r"rank (\d) of 2: parameters ([0-9a-f]{64})", two.stdout)     # the two processes' lines may interleave
+    ranks = re.findall(
+        r"rank (\d) of 2: parameters ([0-9a-f]{64})", two.stdout
+    )  # the two processes' lines may interleave
     digests = {d for _, d in ranks}
     assert sorted(r for r, _ in ranks) == ["0", "1"] and len(digests) == 1, two.stdout
     a, b = (torch.load(tmp_path / f"{n}.ckpt", weights_only=False) for n in ("one", "two"))
@@ -188,46 +251,74 @@ def test_torchrun_two_processes_train_like_one(tmp_path):
     assert abs(lb[0] / la[0] - 1) < 0.01 and (abs(lb / la - 1) < 0.10).all(), (la, lb)
     assert max(float((a["model"][k].float() - b["model"][k].float()).abs().max()) for k in a["model"]) < 0.01
     sd = torch.load(tmp_path / "two.pt", weights_only=True)
-    assert sf.parameters_digest(sf.load_detector(tmp_path / "two.pt")) == digests.pop() and "roi_heads.galaxy_odds" in sd
-    again = subprocess.run(torchrun + list(map(str, common + ["--steps", 4, "--out", tmp_path / "two.pt"])), capture_output=True, text=True, timeout=600, env=env)
+    assert (
+        sf.parameters_digest(sf.load_detector(tmp_path / "two.pt")) == digests.pop() and "roi_heads.galaxy_odds" in sd
+    )
+    again = subprocess.run(
+        torchrun + list(map(str, common + ["--steps", 4, "--out", tmp_path / "two.pt"])),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert again.returncode == 0 and again.stdout.count("at step 3") == 2, again.stdout + again.stderr[-2000:]
     assert torch.load(tmp_path / "two.ckpt", weights_only=False)["step"] == 4
 
 
 class PeakDetector:
-    "A perfect point-source finder standing in for the network, to test the tiling alone: a box of the star size around each local maximum."
-    def eval(self): return self
+    """A perfect point-source finder standing in for the network, to test the tiling alone: a box of the star size
+    around each local maximum."""
+
+    def eval(self):
+        return self
+
     def __call__(self, images):
         from scipy.ndimage import maximum_filter
+
         out = []
         for im in images:
             a = im[0].numpy()
             ys, xs = np.nonzero((a == maximum_filter(a, size=5)) & (a > 0.5))
             h, w = a.shape
-            b = np.stack([xs + 0.5 - 5, ys + 0.5 - 5, xs + 0.5 + 5, ys + 0.5 + 5], 1).clip(0, [w, h, w, h]) if len(xs) else np.zeros((0, 4))
-            out.append(dict(boxes=torch.tensor(b, dtype=torch.float32), scores=torch.full((len(b),), 0.9), labels=torch.ones(len(b), dtype=torch.int64)))
+            b = (
+                np.stack([xs + 0.5 - 5, ys + 0.5 - 5, xs + 0.5 + 5, ys + 0.5 + 5], 1).clip(0, [w, h, w, h])
+                if len(xs)
+                else np.zeros((0, 4))
+            )
+            out.append(
+                dict(
+                    boxes=torch.tensor(b, dtype=torch.float32),
+                    scores=torch.full((len(b),), 0.9),
+                    labels=torch.ones(len(b), dtype=torch.int64),
+                )
+            )
         return out
 
 
 def test_a_large_frame_in_tiles_finds_sources_on_tile_borders_once():
-    """detect_frame on a frame larger than a tile: sources on every inner tile edge and corner, and 1-2 px either side of them,
-    are each found exactly once, where they are (a perfect peak finder stands in for the network, so only the tiling is tested)."""
+    """detect_frame on a frame larger than a tile: sources on every inner tile edge and corner, and 1-2 px either
+    side of them, are each found exactly once, where they are (a perfect peak finder stands in for the network, so
+    only the tiling is tested)."""
     from astronb.sliced import tile_origins
     from astronb.metrics import match_points
+
     size, tile, overlap = 700, 256, 0.1
     edges = sorted({e for s in tile_origins(size, tile, overlap) for e in (s, s + tile)} - {0, size})
     rng = np.random.default_rng(0)
     for shift in (-2, -1, 0, 1, 2):
-        axis = [e + shift + d for e in edges for d in (-13, 0, 13)]                 # on each tile edge, and either side of it
+        axis = [e + shift + d for e in edges for d in (-13, 0, 13)]  # on each tile edge, and either side of it
         axis += [v for v in range(8, size - 8, 13) if min(abs(v - a) for a in axis) >= 13]
         axis = sorted(v for v in set(axis) if 8 <= v <= size - 9)
         xy = np.array([(x, y) for x in axis for y in axis], float)
         img = 100.0 + rng.normal(0, 1.0, (size, size))
         yy, xx = np.mgrid[-7:8, -7:8]
-        stamp = 2000.0 * np.exp(-(xx ** 2 + yy ** 2) / (2 * 1.3 ** 2))
-        for x, y in xy.astype(int): img[y - 7:y + 8, x - 7:x + 8] += stamp
+        stamp = 2000.0 * np.exp(-(xx**2 + yy**2) / (2 * 1.3**2))
+        for x, y in xy.astype(int):
+            img[y - 7 : y + 8, x - 7 : x + 8] += stamp
         cat = sf.detect_frame(PeakDetector(), img, tile=tile, overlap=overlap, score_min=0.5)
-        m = match_points(cat[["x", "y"]].to_numpy() - 1, xy + 0.5, 1.0)         # catalogue x, y are 1-based; pixel centres at +0.5
+        m = match_points(
+            cat[["x", "y"]].to_numpy() - 1, xy + 0.5, 1.0
+        )  # catalogue x, y are 1-based; pixel centres at +0.5
         assert len(m) == len(xy) == len(cat), (shift, len(m), len(xy), len(cat))
     with pytest.raises(ValueError, match="overlap"):
         sf.detect_frame(PeakDetector(), img, tile=64, overlap=0.1)

@@ -1,5 +1,6 @@
-"""`astronb train asteroids`: the study's gated trees trained from the CLI on the development alerts; `classify` applies the
-card as it is and reproduces the scores the training run reports; forbidden fields and bad labels are refused."""
+"""`astronb train asteroids`: the study's gated trees trained from the CLI on the development alerts; `classify`
+applies the card as it is and reproduces the scores the training run reports; forbidden fields and bad labels are
+refused."""
 
 import json
 import os
@@ -14,8 +15,14 @@ ASTRONB = Path(sys.executable).parent / "astronb"
 
 
 def run(*args, cwd=None):
-    return subprocess.run([str(ASTRONB), *map(str, args)], capture_output=True, text=True, timeout=900, cwd=cwd,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    return subprocess.run(
+        [str(ASTRONB), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=cwd,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
 
 
 def alerts(mirror):
@@ -33,7 +40,9 @@ def test_train_asteroids_writes_a_card_that_classify_applies_as_it_is(shared_mir
     assert c.returncode == 0, c.stderr[-3000:]
     got = train.merge(pd.read_csv(tmp_path / "c.csv", keep_default_na=False), on="candid", suffixes=("", "_cli"))
     assert len(got) == len(train)
-    np.testing.assert_array_equal(got.score.astype(float), got.score_cli.astype(float))  # same model, same gate, same bits
+    np.testing.assert_array_equal(
+        got.score.astype(float), got.score_cli.astype(float)
+    )  # same model, same gate, same bits
     assert (got.asteroid == got.asteroid_cli).all() and (got.reason == got.reason_cli).all()
     card = json.loads((tmp_path / "m.card.json").read_text())
     m = card["test_metrics"]["out of fold, all training alerts (gate included)"]
@@ -44,7 +53,17 @@ def test_train_asteroids_writes_a_card_that_classify_applies_as_it_is(shared_mir
 
 def test_train_asteroids_with_a_labels_csv_and_the_refusals(shared_mirror, tmp_path):
     files = alerts(shared_mirror)[:60]
-    r = run("train", "asteroids", *files, "--labels", "crossmatch", "--features", "drb,ssdistnr", "--out", tmp_path / "x.joblib")
+    r = run(
+        "train",
+        "asteroids",
+        *files,
+        "--labels",
+        "crossmatch",
+        "--features",
+        "drb,ssdistnr",
+        "--out",
+        tmp_path / "x.joblib",
+    )
     assert r.returncode == 2 and "ssdistnr" in r.stderr and "must not reach a model" in r.stderr
     assert not (tmp_path / "x.joblib").exists()
     (tmp_path / "bad.csv").write_text("candid,asteroid\n1,1\n")
@@ -56,7 +75,17 @@ def test_train_asteroids_with_a_labels_csv_and_the_refusals(shared_mirror, tmp_p
     assert full.returncode == 0, full.stderr[-3000:]
     t = pd.read_csv(tmp_path / "a.training_scores.csv")
     t[["candid", "label"]].to_csv(tmp_path / "labels.csv", index=False)  # the same labels as a user's CSV
-    r = run("train", "asteroids", *alerts(shared_mirror), "--labels", tmp_path / "labels.csv", "--out", tmp_path / "b.joblib")
+    r = run(
+        "train",
+        "asteroids",
+        *alerts(shared_mirror),
+        "--labels",
+        tmp_path / "labels.csv",
+        "--out",
+        tmp_path / "b.joblib",
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     u = pd.read_csv(tmp_path / "b.training_scores.csv")
-    assert u.candid.tolist() == t.candid.tolist() and np.array_equal(u.score, t.score)  # same alerts, same labels, same model
+    assert u.candid.tolist() == t.candid.tolist() and np.array_equal(
+        u.score, t.score
+    )  # same alerts, same labels, same model

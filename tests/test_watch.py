@@ -59,17 +59,25 @@ def test_detect_watch_partial_write_corrupt_frame_restart_and_sigterm(shared_mir
     p.send_signal(signal.SIGTERM)
     assert p.wait(timeout=120) == 1  # a frame was left out
     stdout, stderr = Path(f"{log}.out").read_text(), Path(f"{log}.err").read_text()
-    assert "c.fits: not a readable FITS file" in stderr and "b.fits" not in stderr, stderr  # the partial write was never read half-done
+    assert "c.fits: not a readable FITS file" in stderr and "b.fits" not in stderr, (
+        stderr
+    )  # the partial write was never read half-done
     lines = [ln for ln in stdout.splitlines() if ln.startswith(("a.fits:", "b.fits:"))]
     assert len(lines) == 2 and all("processed in" in ln and "latency" in ln for ln in lines), stdout
     assert "session ended: 2 frame(s) processed, 1 left out" in stdout
     for name, n in (("a", 242), ("b", 244)):  # each frame's catalogue equals a batch run on the same frame
         batch = tmp_path / f"batch{n}.csv"
-        r = subprocess.run([str(ASTRONB), "detect", str(wf / f"{n}.fits"), "--baseline", "sep", "--out", str(batch)],
-                           capture_output=True, text=True, timeout=300)
+        r = subprocess.run(
+            [str(ASTRONB), "detect", str(wf / f"{n}.fits"), "--baseline", "sep", "--out", str(batch)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert r.returncode == 0, r.stderr
         live = Table.read(out.with_name(f"{name}.ecsv")).to_pandas()
-        np.testing.assert_allclose(live[["x", "y", "flux"]].to_numpy(), pd.read_csv(batch)[["x", "y", "flux"]].to_numpy())
+        np.testing.assert_allclose(
+            live[["x", "y", "flux"]].to_numpy(), pd.read_csv(batch)[["x", "y", "flux"]].to_numpy()
+        )
         assert out.with_name(f"{name}.reg").exists()
     assert len(Table.read(out)) == sum(len(Table.read(out.with_name(f"{k}.ecsv"))) for k in "ab")
     before = out.with_name("a.ecsv").stat().st_mtime_ns
@@ -80,7 +88,11 @@ def test_detect_watch_partial_write_corrupt_frame_restart_and_sigterm(shared_mir
     assert "3 frame(s) already seen in an earlier run, not redone" in stdout, stdout
     assert "d.fits:" in stdout and "a.fits:" not in stdout and "b.fits:" not in stdout
     assert out.with_name("a.ecsv").stat().st_mtime_ns == before
-    assert set(Table.read(out)["frame"]) == {"a.fits", "b.fits", "d.fits"}  # the session catalogue kept the first run's frames
+    assert set(Table.read(out)["frame"]) == {
+        "a.fits",
+        "b.fits",
+        "d.fits",
+    }  # the session catalogue kept the first run's frames
 
 
 def test_annotate_watch_writes_each_image_and_the_session_table(tmp_path):
@@ -94,8 +106,11 @@ def test_annotate_watch_writes_each_image_and_the_session_table(tmp_path):
     card = write_card(w, "deepspace", dict(framework="ultralytics"), dict(imgsz=320), dict(conf=0.0001), {})
     inbox, out = tmp_path / "inbox", tmp_path / "ann"
     inbox.mkdir()
-    p, log = start(["annotate", "--watch", inbox, "--weights", card, "--out", out, "--settle", "0.5", "--poll", "0.1"],
-                   tmp_path, "ann")
+    p, log = start(
+        ["annotate", "--watch", inbox, "--weights", card, "--out", out, "--settle", "0.5", "--poll", "0.1"],
+        tmp_path,
+        "ann",
+    )
     img, _ = ds.synthetic_frame(900, 700, seed=3)
     Image.fromarray(img).save(tmp_path / "f1.png")
     write_in_two_parts(tmp_path / "f1.png", inbox / "f1.png", pause=0.2)
