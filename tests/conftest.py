@@ -1,14 +1,25 @@
-"""Shared fixtures: a throw-away cache and results folder, the shared mirror, and a local HTTP server."""
+"""Shared fixtures: a throw-away cache and results folder, the shared mirror, a local HTTP server; the CLI runner."""
 
 import hashlib
 import http.server
 import json
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+ASTRONB = Path(sys.executable).parent / "astronb"  # the CLI of the environment the tests run in
+
+
+def astronb(*args, cwd=None, timeout=900, env=None):
+    """Run the astronb CLI on `args` (each str()-ed), its output captured as text. env: the whole environment
+    (default: this one, TensorFlow's C++ logging quiet)."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"} if env is None else env
+    cmd = [str(ASTRONB), *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
 
 
 @pytest.fixture(autouse=True)

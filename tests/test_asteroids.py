@@ -3,14 +3,13 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
 from astropy.io import fits
 from astronb import asteroids as ast
 
-ASTRONB = Path(sys.executable).parent / "astronb"
+from conftest import astronb as run
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +22,6 @@ def weights(tmp_path_factory):
     )
     m.save_weights(str(d / "x2.weights.h5"))
     return d / "x2.weights.h5"
-
-
-def run(*args):
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.run([str(ASTRONB), *map(str, args)], capture_output=True, text=True, timeout=600, env=env)
 
 
 def test_classify_ztf_alerts_and_a_corrupt_packet(weights, shared_mirror, tmp_path):

@@ -2,8 +2,6 @@
 
 import os
 import subprocess
-import sys
-from pathlib import Path
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -11,7 +9,7 @@ from PIL import Image
 from astronb import deepspace as ds
 from astronb import sliced as sl
 
-ASTRONB = Path(sys.executable).parent / "astronb"
+from conftest import ASTRONB
 
 
 @st.composite

@@ -2,7 +2,6 @@
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,13 +10,14 @@ from astropy.io import fits
 from astropy.wcs import WCS
 from regions import Regions
 
-ASTRONB = Path(sys.executable).parent / "astronb"
+from conftest import ASTRONB, astronb
+
 MIRROR = Path(os.environ.get("ASTRONB_MIRROR_FOR_TESTS", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def run(*args):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user runs it, nothing set
-    return subprocess.run([str(ASTRONB), *map(str, args)], capture_output=True, text=True, timeout=600, env=env)
+    return astronb(*args, env=env)
 
 
 def test_detect_writes_region_files_that_regions_reads_back(tmp_path):

@@ -6,8 +6,6 @@ a failure."""
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -16,7 +14,8 @@ from astronb.io import read_truth_list
 from astronb import asteroids as ast
 from astronb import starfield as sf
 
-ASTRONB = Path(sys.executable).parent / "astronb"
+from conftest import astronb as run
+
 RESULTS = Path(__file__).resolve().parent.parent / "results"  # the checkout's own results, not the isolated test folder
 
 
@@ -30,16 +29,6 @@ def card_of(study, key):
             pytest.fail(f"{study}: model '{key}' of the last reproduce run is missing ({card})")
         pytest.skip(f"no saved {study} model from a reproduce run here (run `astronb reproduce --only {study}` first)")
     return card
-
-
-def run(*args):
-    return subprocess.run(
-        [str(ASTRONB), *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
 
 
 def test_detect_with_the_card_reproduces_the_two_fold_rows(shared_mirror, tmp_path):

@@ -3,7 +3,6 @@ physical gate, the monotone first-detection model, and `classify` writing the re
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,8 @@ from astronb import regimes as rg
 from astronb.cards import write_card
 from astronb.data import fetch
 
-ASTRONB = Path(sys.executable).parent / "astronb"
+from conftest import ASTRONB
+
 MIRROR = Path(os.environ.get("ASTRONB_MIRROR_FOR_TESTS", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 

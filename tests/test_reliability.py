@@ -3,8 +3,6 @@ commands over many files: 0 all processed, 1 some left out (the good ones writte
 processed."""
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,19 +10,9 @@ import pandas as pd
 import pytest
 from astropy.io import fits
 
-ASTRONB = Path(sys.executable).parent / "astronb"
+from conftest import astronb as run
+
 MIRROR = Path(os.environ.get("ASTRONB_MIRROR_FOR_TESTS", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
-
-def run(*args, cwd=None):
-    return subprocess.run(
-        [str(ASTRONB), *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=cwd,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
 
 
 @pytest.fixture

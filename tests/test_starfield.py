@@ -17,11 +17,7 @@ from astronb.core import file_digest
 from astronb import starfield as sf
 from astronb.io import FormatError, read_fits_image, read_truth_list
 
-ASTRONB = Path(sys.executable).parent / "astronb"
-
-
-def run(*a):
-    return subprocess.run([str(ASTRONB), *map(str, a)], capture_output=True, text=True, timeout=900)
+from conftest import ASTRONB, astronb as run
 
 
 def test_simulate_and_detect_cli(tmp_path):

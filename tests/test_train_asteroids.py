@@ -3,26 +3,11 @@ applies the card as it is and reproduces the scores the training run reports; fo
 refused."""
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-ASTRONB = Path(sys.executable).parent / "astronb"
-
-
-def run(*args, cwd=None):
-    return subprocess.run(
-        [str(ASTRONB), *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-        cwd=cwd,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )
+from conftest import astronb as run
 
 
 def alerts(mirror):

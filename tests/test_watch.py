@@ -6,7 +6,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pandas as pd
 from astropy.table import Table
 from PIL import Image
 
-ASTRONB = Path(sys.executable).parent / "astronb"
+from conftest import ASTRONB
 
 
 def start(args, tmp_path, tag):
