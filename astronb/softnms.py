@@ -77,7 +77,7 @@ def _check_settings(method, sigma, iou_threshold, score_threshold):
 
 def _check(boxes, scores, groups=None, data: bool = True):
     """Raise a ValueError naming the first bad array or box; `data=False` checks the shapes only (the values are
-    checked inside the compiled call, `_prepare`)."""
+    checked inside the compiled call, `_inspect`)."""
     if boxes.ndim != 2 or boxes.shape[1] != 4:
         raise ValueError(f"boxes must have shape (N, 4), got {tuple(boxes.shape)}")
     if scores.ndim != 1 or scores.shape[0] != boxes.shape[0]:
@@ -200,15 +200,16 @@ def _rebuild(heap, hpos, cur, idx, dropped, size):
 
 @njit(cache=True)
 def _iou_rows(b, i, j, ai, off):
-    "IoU of boxes i and j (`ai`: box i's area); 0 when they do not overlap."
-    w_ = min(b[i, 2], b[j, 2]) - max(b[i, 0], b[j, 0]) + off
+    "IoU of boxes i and j (`ai`: box i's area), in float64 whatever b's float type; 0 when they do not overlap."
+    x1, y1, x2, y2 = np.float64(b[j, 0]), np.float64(b[j, 1]), np.float64(b[j, 2]), np.float64(b[j, 3])
+    w_ = min(np.float64(b[i, 2]), x2) - max(np.float64(b[i, 0]), x1) + off
     if w_ <= 0.0:
         return 0.0
-    h_ = min(b[i, 3], b[j, 3]) - max(b[i, 1], b[j, 1]) + off
+    h_ = min(np.float64(b[i, 3]), y2) - max(np.float64(b[i, 1]), y1) + off
     if h_ <= 0.0:
         return 0.0
     inter = w_ * h_
-    union = ai + (b[j, 2] - b[j, 0] + off) * (b[j, 3] - b[j, 1] + off) - inter
+    union = ai + (x2 - x1 + off) * (y2 - y1 + off) - inter
     return inter / union if union > 0 else 0.0
 
 
@@ -323,22 +324,19 @@ def _counting_order(key, first, K):
 
 # %% ../nbs/05_softnms.ipynb #e5f6a004
 @njit(cache=True)
-def _prepare(b_in, s_in, off):
-    """(boxes and scores in float64; True when every coordinate and score is finite and every box has x1 <= x2 and
-    y1 <= y2; True when the boxes form one cluster, `_clustered`), in one pass and without temporaries."""
-    n = b_in.shape[0]
-    b, s, ok = np.empty((n, 4), np.float64), np.empty(n, np.float64), True
+def _inspect(b, s, off):
+    """(True when every coordinate and score is finite and every box has x1 <= x2 and y1 <= y2; True when the boxes form
+    one cluster, `_clustered`), in one pass over the arrays as they are (float32 or float64), without temporaries."""
+    ok = True
     x0, x1, y0, y1, wmax, hmax = np.inf, -np.inf, np.inf, -np.inf, 0.0, 0.0
-    for i in range(n):
-        for c in range(4):
-            b[i, c] = b_in[i, c]
-        s[i] = s_in[i]
-        ok = ok and np.isfinite(s[i]) and b[i, 0] <= b[i, 2] and b[i, 1] <= b[i, 3]
-        ok = ok and np.isfinite(b[i, 0]) and np.isfinite(b[i, 1]) and np.isfinite(b[i, 2]) and np.isfinite(b[i, 3])
-        x0, x1 = min(x0, b[i, 0]), max(x1, b[i, 0])
-        y0, y1 = min(y0, b[i, 1]), max(y1, b[i, 1])
-        wmax, hmax = max(wmax, b[i, 2] - b[i, 0] + off), max(hmax, b[i, 3] - b[i, 1] + off)
-    return b, s, ok, wmax > 0 and hmax > 0 and (x1 - x0 + wmax) * (y1 - y0 + hmax) <= 9.0 * wmax * hmax
+    for i in range(b.shape[0]):
+        a0, a1, a2, a3 = np.float64(b[i, 0]), np.float64(b[i, 1]), np.float64(b[i, 2]), np.float64(b[i, 3])
+        ok = ok and np.isfinite(s[i]) and a0 <= a2 and a1 <= a3
+        ok = ok and np.isfinite(a0) and np.isfinite(a1) and np.isfinite(a2) and np.isfinite(a3)
+        x0, x1 = min(x0, a0), max(x1, a0)
+        y0, y1 = min(y0, a1), max(y1, a1)
+        wmax, hmax = max(wmax, a2 - a0 + off), max(hmax, a3 - a1 + off)
+    return ok, wmax > 0 and hmax > 0 and (x1 - x0 + wmax) * (y1 - y0 + hmax) <= 9.0 * wmax * hmax
 
 # %% ../nbs/05_softnms.ipynb #e5f6a005
 @njit(cache=True)
@@ -394,8 +392,8 @@ def _exact_now(b, j, v, t, sel, sel_area, nsel, off, sigma):
 @njit(cache=True)
 def _clustered(b, off) -> bool:
     """True when all boxes lie within a region at most three of the widest boxes wide and three of the tallest tall
-    (`_prepare` decides): nearly every box then overlaps every other, and `_dense_gaussian` is the faster sweep."""
-    return _prepare(b, b[:, 0], off)[3]
+    (`_inspect` decides): nearly every box then overlaps every other, and `_dense_gaussian` is the faster sweep."""
+    return _inspect(b, b[:, 0], off)[1]
 
 # %% ../nbs/05_softnms.ipynb #75e2a022
 GONE = -1e300  # the log score of a dropped or selected box in the dense sweep: finite, for the vectorised loop
@@ -406,9 +404,9 @@ SLOT_BITS = 20  # the low bits of `_order_key` that carry a slot: the dense swee
 
 @njit(cache=True)
 def _dense_setup(b, s, logs, thr, off):
-    """(rows, log scores, coordinates and areas as 5 contiguous rows x1, y1, x2, y2, area) of the boxes scoring at
-    least `thr` > 0, in the first m slots; m. `logs`: log(s) when the caller has it (NumPy's vectorised log, several
-    times faster than a loop of `math.log`), else empty."""
+    """(rows, log scores, coordinates and areas in float64 as 5 contiguous rows x1, y1, x2, y2, area) of the boxes
+    scoring at least `thr` > 0, in the first m slots; m. `logs`: log(s) when the caller has it (NumPy's vectorised log,
+    several times faster than a loop of `math.log`), else empty."""
     n = b.shape[0]
     rows, L, c = np.empty(n, np.int64), np.empty(n, np.float64), np.empty((5, n), np.float64)
     m = 0
@@ -417,7 +415,7 @@ def _dense_setup(b, s, logs, thr, off):
             rows[m], L[m] = j, logs[j] if logs.shape[0] else math.log(s[j])
             for r in range(4):
                 c[r, m] = b[j, r]
-            c[4, m] = (b[j, 2] - b[j, 0] + off) * (b[j, 3] - b[j, 1] + off)
+            c[4, m] = (c[2, m] - c[0, m] + off) * (c[3, m] - c[1, m] + off)
             m += 1
     return rows, L, c, m
 
@@ -529,12 +527,13 @@ def _dense_compact(rows, L, c, m, q):
 @njit(cache=True)
 def _dense_gaussian(b, s, logs, off, sigma, thr):
     """Gaussian soft-NMS of boxes that nearly all overlap (`_clustered`), exactly the sequential algorithm's: (selected
-    rows in selection order, their scores). thr > 0; logs: log(s) or empty (`_dense_setup`). A selection is the slot
-    that the previous decay found highest; when its decay finds that another box was within DENSE_DELTA of it, the
-    decay is dropped (L still holds the scores before it) and `_dense_pick` decides by the exact scores."""
+    rows in selection order, their scores). b, s: float32 or float64 (the exact scores are float64); thr > 0; logs:
+    log(s) or empty (`_dense_setup`). A selection is the slot that the previous decay found highest; when its decay
+    finds that another box was within DENSE_DELTA of it, the decay is dropped (L still holds the scores before it) and
+    `_dense_pick` decides by the exact scores."""
     rows, L, c, m = _dense_setup(b, s, logs, thr, off)
     L2 = np.empty_like(L)
-    s_ex, t_ex = s.copy(), np.zeros(b.shape[0], np.int64)
+    s_ex, t_ex = s.astype(np.float64), np.zeros(b.shape[0], np.int64)
     sel, sel_area, out = np.empty(m, np.int64), np.empty(m, np.float64), np.empty(m, np.float64)
     lthr, nsel, exact = math.log(thr), 0, True
     gone, band, _, q = _dense_step(c, L, L2, m, np.zeros(4), 1.0, 0.0, 0.0, lthr, np.inf)  # no decay: band, top
@@ -665,18 +664,19 @@ def _small_sweep(b, s, idx, members, cstart, off, params):
 @njit(cache=True)
 def _soft_nms_all(b_in, s_in, g, off, params, logs):
     """The whole compiled path for n >= 1 boxes of any float dtype, computed in float64: (kept indices in selection
-    order, their scores, True), or empty arrays and False when a box or score is bad (`_prepare`). One clustered group
+    order, their scores, True), or empty arrays and False when a box or score is bad (`_inspect`). One clustered group
     with Gaussian decay takes `_dense_gaussian`; anything else: strips, sort by (group, strip, x1, index), components,
     then one small loop per component (`_small_sweep`) or, when a component is large, the heap sweep.
     params: float64 array of (method id, IoU threshold, sigma, score threshold); logs: log(s) or empty."""
     n = b_in.shape[0]
-    b, s, ok, cluster = _prepare(b_in, s_in, off)
+    ok, cluster = _inspect(b_in, s_in, off)
     if not ok:
         return np.zeros(0, np.int64), np.zeros(0, np.float64), False
     gid, G = _group_ids(g)
     if params[0] == 0 and G == 1 and params[3] >= 1e-300 and params[2] >= 1e-300 and cluster:
-        keep, kept = _dense_gaussian(b, s, logs, off, params[2], params[3])
+        keep, kept = _dense_gaussian(b_in, s_in, logs, off, params[2], params[3])  # float64 where exactness needs it
         return keep, kept, True
+    b, s = b_in.astype(np.float64), s_in.astype(np.float64)
     strip, nstrip, hstrip, y0, wmax, hmax = _strips(b, off)
     key = gid * nstrip + strip
     order, start = _counting_order(key, _argsort_stable(b[:, 0]), G * nstrip)

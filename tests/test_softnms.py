@@ -92,13 +92,20 @@ def clusters(draw, max_n=120):
 
 
 @SETTINGS
-@given(clusters(), st.booleans(), st.sampled_from([0.3, 0.6, 2.0]), st.sampled_from([1e-6, 0.001, 0.05]))
-def test_dense_clusters_equal_oracle_bit_for_bit(bs, legacy, sigma, thr):
-    "The dense sweep (log scores, exact decisions) gives the oracle's selections and scores to the last bit."
-    boxes, scores = bs
+@given(
+    clusters(),
+    st.booleans(),
+    st.sampled_from([0.3, 0.6, 2.0]),
+    st.sampled_from([1e-6, 0.001, 0.05]),
+    st.sampled_from([np.float64, np.float32]),
+)
+def test_dense_clusters_equal_oracle_bit_for_bit(bs, legacy, sigma, thr, dtype):
+    """The dense sweep (log scores, exact decisions) gives the oracle's selections and scores to the last bit, for
+    float64 and float32 inputs (the oracle gets the same float32 values in float64)."""
+    boxes, scores = (a.astype(dtype) for a in bs)
     assert _clustered(boxes, float(legacy))  # the dense path is the one tested
     k, s = soft_nms(boxes, scores, "gaussian", sigma, 0.3, thr, legacy)
-    k0, s0 = soft_nms_reference(boxes, scores, "gaussian", sigma, 0.3, thr, legacy)
+    k0, s0 = soft_nms_reference(boxes.astype(float), scores.astype(float), "gaussian", sigma, 0.3, thr, legacy)
     assert k.tolist() == k0.tolist() and np.array_equal(s, s0)
 
 
