@@ -10,8 +10,8 @@ import torch
 from numba import njit
 
 # %% auto #0
-__all__ = ['METHODS', 'GONE', 'DENSE_DELTA', 'SLOT_BITS', 'SMALL_COMPONENT', 'DENSE_LOGS_MIN', 'soft_nms_reference', 'soft_nms',
-           'batched_soft_nms']
+__all__ = ['METHODS', 'CLUSTER_SAMPLE', 'GONE', 'DENSE_DELTA', 'SLOT_BITS', 'SMALL_COMPONENT', 'DENSE_LOGS_MIN',
+           'soft_nms_reference', 'soft_nms', 'batched_soft_nms']
 
 # %% ../nbs/05_softnms.ipynb #58fa4892
 METHODS = ("gaussian", "linear", "hard")
@@ -323,20 +323,21 @@ def _counting_order(key, first, K):
     return out, starts
 
 # %% ../nbs/05_softnms.ipynb #e5f6a004
+@njit(cache=True, inline="always")
+def _box_ok(a0, a1, a2, a3, si) -> bool:
+    "Every value finite (x - x is 0 only for a finite x) and x1 <= x2, y1 <= y2; no branch."
+    finite = ((a0 - a0) == 0.0) & ((a1 - a1) == 0.0) & ((a2 - a2) == 0.0) & ((a3 - a3) == 0.0) & ((si - si) == 0.0)
+    return finite & (a0 <= a2) & (a1 <= a3)
+
+
 @njit(cache=True)
-def _inspect(b, s, off):
-    """(True when every coordinate and score is finite and every box has x1 <= x2 and y1 <= y2; True when the boxes form
-    one cluster, `_clustered`), in one pass over the arrays as they are (float32 or float64), without temporaries."""
+def _inspect(b, s) -> bool:
+    """True when every coordinate and score is finite and every box has x1 <= x2 and y1 <= y2 (`_box_ok`), read from
+    the arrays as they are (float32 or float64), without temporaries."""
     ok = True
-    x0, x1, y0, y1, wmax, hmax = np.inf, -np.inf, np.inf, -np.inf, 0.0, 0.0
     for i in range(b.shape[0]):
-        a0, a1, a2, a3 = np.float64(b[i, 0]), np.float64(b[i, 1]), np.float64(b[i, 2]), np.float64(b[i, 3])
-        ok = ok and np.isfinite(s[i]) and a0 <= a2 and a1 <= a3
-        ok = ok and np.isfinite(a0) and np.isfinite(a1) and np.isfinite(a2) and np.isfinite(a3)
-        x0, x1 = min(x0, a0), max(x1, a0)
-        y0, y1 = min(y0, a1), max(y1, a1)
-        wmax, hmax = max(wmax, a2 - a0 + off), max(hmax, a3 - a1 + off)
-    return ok, wmax > 0 and hmax > 0 and (x1 - x0 + wmax) * (y1 - y0 + hmax) <= 9.0 * wmax * hmax
+        ok &= _box_ok(np.float64(b[i, 0]), np.float64(b[i, 1]), np.float64(b[i, 2]), np.float64(b[i, 3]), s[i])
+    return ok
 
 # %% ../nbs/05_softnms.ipynb #e5f6a005
 @njit(cache=True)
@@ -389,11 +390,21 @@ def _exact_now(b, j, v, t, sel, sel_area, nsel, off, sigma):
     return v
 
 # %% ../nbs/05_softnms.ipynb #d18982b0
+CLUSTER_SAMPLE = 64  # boxes that `_clustered` measures: every (n // 64)-th
+
+
 @njit(cache=True)
 def _clustered(b, off) -> bool:
-    """True when all boxes lie within a region at most three of the widest boxes wide and three of the tallest tall
-    (`_inspect` decides): nearly every box then overlaps every other, and `_dense_gaussian` is the faster sweep."""
-    return _inspect(b, b[:, 0], off)[1]
+    """True when the boxes lie within a region at most three of the widest boxes wide and three of the tallest tall,
+    judged on every (n // CLUSTER_SAMPLE)-th box: nearly every box then overlaps every other, and `_dense_gaussian` is
+    the faster sweep. Only speed depends on it: both sweeps give the sequential result."""
+    x0, x1, y0, y1, wmax, hmax = np.inf, -np.inf, np.inf, -np.inf, 0.0, 0.0
+    for i in range(0, b.shape[0], max(1, b.shape[0] // CLUSTER_SAMPLE)):
+        a0, a1, a2, a3 = np.float64(b[i, 0]), np.float64(b[i, 1]), np.float64(b[i, 2]), np.float64(b[i, 3])
+        x0, x1 = min(x0, a0), max(x1, a0)
+        y0, y1 = min(y0, a1), max(y1, a1)
+        wmax, hmax = max(wmax, a2 - a0 + off), max(hmax, a3 - a1 + off)
+    return wmax > 0 and hmax > 0 and (x1 - x0 + wmax) * (y1 - y0 + hmax) <= 9.0 * wmax * hmax
 
 # %% ../nbs/05_softnms.ipynb #75e2a022
 GONE = -1e300  # the log score of a dropped or selected box in the dense sweep: finite, for the vectorised loop
@@ -405,19 +416,21 @@ SLOT_BITS = 20  # the low bits of `_order_key` that carry a slot: the dense swee
 @njit(cache=True)
 def _dense_setup(b, s, logs, thr, off):
     """(rows, log scores, coordinates and areas in float64 as 5 contiguous rows x1, y1, x2, y2, area) of the boxes
-    scoring at least `thr` > 0, in the first m slots; m. `logs`: log(s) when the caller has it (NumPy's vectorised log,
-    several times faster than a loop of `math.log`), else empty."""
+    scoring at least `thr` > 0, in the first m slots; m; True when every box and score is valid (`_box_ok`, checked on
+    the way). `logs`: log(s) when the caller has it (NumPy's vectorised log, several times faster than a loop of
+    `math.log`), else empty."""
     n = b.shape[0]
     rows, L, c = np.empty(n, np.int64), np.empty(n, np.float64), np.empty((5, n), np.float64)
-    m = 0
+    m, ok = 0, True
     for j in range(n):
+        ok &= _box_ok(np.float64(b[j, 0]), np.float64(b[j, 1]), np.float64(b[j, 2]), np.float64(b[j, 3]), s[j])
         if s[j] >= thr:
             rows[m], L[m] = j, logs[j] if logs.shape[0] else math.log(s[j])
             for r in range(4):
                 c[r, m] = b[j, r]
             c[4, m] = (c[2, m] - c[0, m] + off) * (c[3, m] - c[1, m] + off)
             m += 1
-    return rows, L, c, m
+    return rows, L, c, m, ok
 
 # %% ../nbs/05_softnms.ipynb #74bc9c9f
 @njit(cache=True, inline="always")
@@ -527,11 +540,13 @@ def _dense_compact(rows, L, c, m, q):
 @njit(cache=True)
 def _dense_gaussian(b, s, logs, off, sigma, thr):
     """Gaussian soft-NMS of boxes that nearly all overlap (`_clustered`), exactly the sequential algorithm's: (selected
-    rows in selection order, their scores). b, s: float32 or float64 (the exact scores are float64); thr > 0; logs:
-    log(s) or empty (`_dense_setup`). A selection is the slot that the previous decay found highest; when its decay
-    finds that another box was within DENSE_DELTA of it, the decay is dropped (L still holds the scores before it) and
-    `_dense_pick` decides by the exact scores."""
-    rows, L, c, m = _dense_setup(b, s, logs, thr, off)
+    rows in selection order, their scores, True), or empty arrays and False when a box or score is bad. b, s: float32 or
+    float64 (the exact scores are float64); thr > 0; logs: log(s) or empty (`_dense_setup`). A selection is the slot
+    that the previous decay found highest; when its decay finds that another box was within DENSE_DELTA of it, the decay
+    is dropped (L still holds the scores before it) and `_dense_pick` decides by the exact scores."""
+    rows, L, c, m, ok = _dense_setup(b, s, logs, thr, off)
+    if not ok:
+        return np.zeros(0, np.int64), np.zeros(0, np.float64), False
     L2 = np.empty_like(L)
     s_ex, t_ex = s.astype(np.float64), np.zeros(b.shape[0], np.int64)
     sel, sel_area, out = np.empty(m, np.int64), np.empty(m, np.float64), np.empty(m, np.float64)
@@ -561,7 +576,7 @@ def _dense_gaussian(b, s, logs, off, sigma, thr):
         if 2 * gone > m:
             m, q = _dense_compact(rows, L, c, m, q)
             gone = 0
-    return sel[:nsel], out[:nsel]
+    return sel[:nsel], out[:nsel], True
 
 # %% ../nbs/05_softnms.ipynb #40274354
 @njit(cache=True)
@@ -669,13 +684,11 @@ def _soft_nms_all(b_in, s_in, g, off, params, logs):
     then one small loop per component (`_small_sweep`) or, when a component is large, the heap sweep.
     params: float64 array of (method id, IoU threshold, sigma, score threshold); logs: log(s) or empty."""
     n = b_in.shape[0]
-    ok, cluster = _inspect(b_in, s_in, off)
-    if not ok:
-        return np.zeros(0, np.int64), np.zeros(0, np.float64), False
     gid, G = _group_ids(g)
-    if params[0] == 0 and G == 1 and params[3] >= 1e-300 and params[2] >= 1e-300 and cluster:
-        keep, kept = _dense_gaussian(b_in, s_in, logs, off, params[2], params[3])  # float64 where exactness needs it
-        return keep, kept, True
+    if params[0] == 0 and G == 1 and params[3] >= 1e-300 and params[2] >= 1e-300 and _clustered(b_in, off):
+        return _dense_gaussian(b_in, s_in, logs, off, params[2], params[3])  # float64 where exactness needs it
+    if not _inspect(b_in, s_in):
+        return np.zeros(0, np.int64), np.zeros(0, np.float64), False
     b, s = b_in.astype(np.float64), s_in.astype(np.float64)
     strip, nstrip, hstrip, y0, wmax, hmax = _strips(b, off)
     key = gid * nstrip + strip
