@@ -24,12 +24,17 @@ def weights(tmp_path_factory):
     return d / "x2.weights.h5"
 
 
+def classify_x2(weights, *inputs, out):
+    "`astronb classify` with the module's xception experiment-2 weights."
+    return run("classify", *inputs, "--model", "xception", "--experiment", 2, "--weights", weights, "--out", out)
+
+
 def test_classify_ztf_alerts_and_a_corrupt_packet(weights, shared_mirror, tmp_path):
     alerts = sorted((shared_mirror / "ztf-alerts").glob("*.avro"))[:12]
     bad = tmp_path / "broken.avro"
     bad.write_bytes(alerts[0].read_bytes()[:500])
     out = tmp_path / "scores.csv"
-    r = run("classify", *alerts, bad, "--model", "xception", "--experiment", 2, "--weights", weights, "--out", out)
+    r = classify_x2(weights, *alerts, bad, out=out)
     assert r.returncode == 1, r.stderr[-2000:]  # some input left out: exit 1, the rest written
     assert r.stdout.strip().splitlines()[-1].endswith("1 input(s) left out (reported above)")
     assert "broken.avro" in r.stdout + r.stderr  # reported by name, not silently dropped
@@ -44,18 +49,7 @@ def test_classify_fits_with_detections_flags_the_edge(weights, tmp_path):
     fits.PrimaryHDU(img).writeto(tmp_path / "frame.fits")
     pd.DataFrame({"x": [40, 2], "y": [40, 79]}).to_csv(tmp_path / "det.csv", index=False)
     out = tmp_path / "s.csv"
-    r = run(
-        "classify",
-        f"{tmp_path / 'frame.fits'}:{tmp_path / 'det.csv'}",
-        "--model",
-        "xception",
-        "--experiment",
-        2,
-        "--weights",
-        weights,
-        "--out",
-        out,
-    )
+    r = classify_x2(weights, f"{tmp_path / 'frame.fits'}:{tmp_path / 'det.csv'}", out=out)
     assert r.returncode == 0, r.stderr[-2000:]
     df = pd.read_csv(out)
     assert df.edge.tolist() == [False, True] and df.nan_fraction.iloc[1] > 0 and df.x.tolist() == [40, 2]
@@ -64,18 +58,7 @@ def test_classify_fits_with_detections_flags_the_edge(weights, tmp_path):
 def test_classify_fits_without_data_fails_clearly(weights, tmp_path):
     fits.PrimaryHDU().writeto(tmp_path / "empty.fits")
     pd.DataFrame({"x": [1], "y": [1]}).to_csv(tmp_path / "det.csv", index=False)
-    r = run(
-        "classify",
-        f"{tmp_path / 'empty.fits'}:{tmp_path / 'det.csv'}",
-        "--model",
-        "xception",
-        "--experiment",
-        2,
-        "--weights",
-        weights,
-        "--out",
-        tmp_path / "s.csv",
-    )
+    r = classify_x2(weights, f"{tmp_path / 'empty.fits'}:{tmp_path / 'det.csv'}", out=tmp_path / "s.csv")
     assert r.returncode == 2 and "empty.fits" in r.stderr and "no HDU holds image data" in r.stderr
     assert not (tmp_path / "s.csv").exists()
 
@@ -83,18 +66,7 @@ def test_classify_fits_without_data_fails_clearly(weights, tmp_path):
 def test_classify_cutout_set(weights, tmp_path):
     sim = ast.simulate_cutouts(10, seed=5)
     sim.save(tmp_path / "set")
-    r = run(
-        "classify",
-        tmp_path / "set.npy",
-        "--model",
-        "xception",
-        "--experiment",
-        2,
-        "--weights",
-        weights,
-        "--out",
-        tmp_path / "s.csv",
-    )
+    r = classify_x2(weights, tmp_path / "set.npy", out=tmp_path / "s.csv")
     assert r.returncode == 0, r.stderr[-2000:]
     assert len(pd.read_csv(tmp_path / "s.csv")) == 10
 

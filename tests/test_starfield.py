@@ -228,13 +228,12 @@ def test_torchrun_two_processes_train_like_one(tmp_path):
     r = run("detect", frames[0], "--weights", tmp_path / "one.card.json", "--out", tmp_path / "one.csv")
     assert r.returncode == 0, r.stderr[-2000:]
     torchrun = [str(Path(sys.executable).parent / "torchrun"), "--nproc_per_node", "2", "-m", "astronb.cli"]
-    two = subprocess.run(
-        torchrun + list(map(str, common + ["--steps", 3, "--out", tmp_path / "two.pt"])),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+
+    def train_on_two(steps):
+        args = torchrun + list(map(str, common + ["--steps", steps, "--out", tmp_path / "two.pt"]))
+        return subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+
+    two = train_on_two(3)
     assert two.returncode == 0, two.stderr[-3000:]
     ranks = re.findall(
         r"rank (\d) of 2: parameters ([0-9a-f]{64})", two.stdout
@@ -250,13 +249,7 @@ def test_torchrun_two_processes_train_like_one(tmp_path):
     assert (
         sf.parameters_digest(sf.load_detector(tmp_path / "two.pt")) == digests.pop() and "roi_heads.galaxy_odds" in sd
     )
-    again = subprocess.run(
-        torchrun + list(map(str, common + ["--steps", 4, "--out", tmp_path / "two.pt"])),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-    )
+    again = train_on_two(4)
     assert again.returncode == 0 and again.stdout.count("at step 3") == 2, again.stdout + again.stderr[-2000:]
     assert torch.load(tmp_path / "two.ckpt", weights_only=False)["step"] == 4
 
