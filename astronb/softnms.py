@@ -736,10 +736,11 @@ def _arrays(boxes, scores, groups) -> tuple:
 DENSE_LOGS_MIN = 256  # from this many boxes, a Gaussian call computes log(scores) with NumPy for the dense sweep
 
 
-def _log_scores(s, method, one_group):
-    """log(s) in float64 for a Gaussian call of one group of at least DENSE_LOGS_MIN boxes, which may take the dense
-    sweep (NumPy's SIMD log costs ~1 ns a box, `math.log` in the compiled loop ~4); otherwise an empty array."""
-    if method != "gaussian" or not one_group or s.shape[0] < DENSE_LOGS_MIN:
+def _log_scores(b, s, method, one_group, off):
+    """log(s) in float64 for a Gaussian call of one group of at least DENSE_LOGS_MIN clustered boxes (`_clustered`),
+    which takes the dense sweep (NumPy's SIMD log costs ~1 ns a box, `math.log` in the compiled loop ~4); otherwise an
+    empty array, and no work."""
+    if method != "gaussian" or not one_group or s.shape[0] < DENSE_LOGS_MIN or not _clustered(b, off):
         return _NO_LOGS
     with np.errstate(divide="ignore", invalid="ignore"):  # scores <= 0 are never kept: their log is never read
         return np.log(s, dtype=np.float64)
@@ -755,7 +756,7 @@ def _run(boxes, scores, groups, method, sigma, iou_threshold, score_threshold, l
     off = 1.0 if legacy_plus_one else 0.0
     g = np.zeros(n, np.int64) if g is None else g
     params = np.array([_METHOD_ID[method], iou_threshold, sigma, score_threshold], np.float64)  # one cheap argument
-    keep, kept, ok = _soft_nms_all(b, s, g, off, params, _log_scores(s, method, groups is None))
+    keep, kept, ok = _soft_nms_all(b, s, g, off, params, _log_scores(b, s, method, groups is None, off))
     if not ok:
         _check(b, s, g)  # names the bad box
     return keep, kept
