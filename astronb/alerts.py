@@ -184,9 +184,8 @@ def _alert_row(source: str, a, edge: bool, frac: float) -> dict:
 def ztf_cutouts(files, size: int = 32, channels=("science",), norm: str | None = None, report=print):
     """(CutoutSet, bad) from ZTF alert files; label 1 = known asteroid; group = objectId for splitting;
     `crossmatch_valid` flags trustworthy labels."""
-    norm = norm or (
-        "minmax" if len(channels) == 1 else "significance"
-    )  # the paper's for one band; relative levels kept
+    # the paper's for one band; relative levels kept
+    norm = norm or ("minmax" if len(channels) == 1 else "significance")
     X, rows, bad, cands = [], [], [], []
     for f in progress_bar(files, "alert files"):
         try:

@@ -294,9 +294,8 @@ def classify_part(item, weights_file, name=None, experiment=None, channels=None,
     try:
         df = score_items(clf, [item], report=notes.append)
     except (ValueError, FormatError) as e:
-        reasons = [n.removeprefix("left out: ") for n in notes] or [
-            str(e)
-        ]  # what was left out, else why nothing was scored
+        # what was left out, else why nothing was scored
+        reasons = [n.removeprefix("left out: ") for n in notes] or [str(e)]
         return pd.DataFrame(), dict(item=str(Path(item).resolve()), rows=0, error="; ".join(reasons))
     return df, dict(item=str(Path(item).resolve()), rows=len(df), notes=notes)
 

@@ -68,9 +68,8 @@ def _median_ms(fn, repeats):
     return 1e3 * _interleaved_s({"fn": fn}, repeats)["fn"]
 
 
-BENCH_SOFTNMS = dict(
-    sigma=0.6, iou_threshold=0.3, score_threshold=0.001
-)  # Gaussian soft-NMS as the starfield detector runs it
+# Gaussian soft-NMS as the starfield detector runs it
+BENCH_SOFTNMS = dict(sigma=0.6, iou_threshold=0.3, score_threshold=0.001)
 
 
 def _softnms_row(case: str, n: int, gen, repeats: int, oracle_max: int) -> dict:

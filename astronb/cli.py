@@ -114,11 +114,8 @@ def run_watch_session(a, process, suffixes, state_path, session) -> int:
 
 # %% ../nbs/99_cli.ipynb #8edb47106e1a46a883d545849b8ab81b
 _VERBS = {}  # name of the parser function -> the function, in the order of first registration
-VERB_MODULES = (
-    "astronb.cli_train",
-    "astronb.cli_detect",
-    "astronb.cli_catalogue",
-)  # their verbs register themselves when they are imported
+# their verbs register themselves when they are imported
+VERB_MODULES = ("astronb.cli_train", "astronb.cli_detect", "astronb.cli_catalogue")
 
 
 def verb(add_parser):

@@ -7,13 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from astronb.cli import (
-    UsageError,
-    positive_float,
-    positive_int,
-    unit_interval,
-    verb,
-)
+from .cli import UsageError, positive_float, positive_int, unit_interval, verb
 
 # %% auto #0
 __all__ = ['NO_FRAMES']

@@ -115,9 +115,8 @@ def yolo_val(weights, data_yaml, split="val", imgsz=608, batch=8, device="cpu") 
     per_image = {}
 
     def keep(v):
-        per_image.update(
-            {k: list(x) for k, x in v.metrics.stats.items()}
-        )  # Ultralytics clears them after the last batch
+        # Ultralytics clears them after the last batch
+        per_image.update({k: list(x) for k, x in v.metrics.stats.items()})
 
     model.add_callback("on_val_batch_end", keep)
     m = model.val(

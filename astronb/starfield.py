@@ -340,6 +340,7 @@ def _tiled_predict(x: np.ndarray, predict, tile: int, overlap: float) -> tuple:
 
     if max(x.shape[1:]) <= tile:
         return predict(x)
+    # sources (<= 12 px) are whole in some tile: a cut copy at a tile edge is never needed
     return sliced_predict(
         np.moveaxis(x, 0, -1),
         lambda p: predict(np.moveaxis(p, -1, 0)),
@@ -349,7 +350,7 @@ def _tiled_predict(x: np.ndarray, predict, tile: int, overlap: float) -> tuple:
         sigma=0.6,
         iou=0.3,
         fragments="drop",
-    )  # sources (<= 12 px) are whole in some tile: a cut copy at a tile edge is never needed
+    )
 
 
 @torch.no_grad()

@@ -248,12 +248,7 @@ def validate_image(path):
             im.load()
             if im.mode not in ("RGB", "L"):
                 return Issue(str(path), None, f"image mode {im.mode}, expected RGB")
-    except (
-        OSError,
-        SyntaxError,
-        ValueError,
-        ImportError,
-    ) as e:  # ImportError: Ultralytics' patched open wants a plugin
+    except (OSError, SyntaxError, ValueError, ImportError) as e:  # ImportError: Ultralytics' patched open, no plugin
         return Issue(str(path), None, f"unreadable or truncated image ({type(e).__name__}: {e})")
     return None
 
