@@ -1,0 +1,302 @@
+"""Changes to the starfield study tried on its two folds and not kept (README: "Tried on the folds").
+
+Each variant starts from the fold models that `astronb reproduce --params <scale> --only starfield` leaves in
+`build/starfield/<run>/sim_<sim>/models/` (one folder per training seed: `ft242_*`, `ft244_*`, `sim_*` and their
+cards), changes one thing, and prints the statistic of README's list: the two-fold mean F1 ratio against the
+SExtractor binary on the test frames, at the paper's 1.5 px and at the 4 px the truth lists support, per seed and
+averaged over the seeds. The row "as shipped" reproduces the study's own fold scores; a fine-tuning variant's
+"control" row reruns the study's fine-tuning and reproduces them too, so each change is read against its control.
+
+    python experiments/starfield_folds.py build/starfield/<run>/sim_<sim>/models ... --variants shipped offset
+
+Variants: shipped, winpos, offset, cuts, clean, mix, selftrain (each seed on its own) and ensemble (the seeds
+together). The fine-tuning variants take about 20 s per model on 2 CPU cores; the whole set about 25 minutes for
+three smoke seeds. Needs the data mirror (`ASTRONB_DATA_MIRROR`) and the `source-extractor` binary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from astronb import starfield as sf
+from astronb.data import default_mirror, fetch
+from astronb.io import read_fits_image, read_truth_list
+from astronb.metrics import match_points
+from astronb.runtime import load_detector
+
+FRAMES = (242, 244)
+RADII = (1.5, 4.0)
+GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)  # the study's score grid
+
+
+@dataclass
+class Real:
+    "The two labelled frames: image, truth list, and the two classical catalogues of each."
+
+    image: dict
+    truth: dict
+    sextractor: dict
+    sep: dict
+
+    @classmethod
+    def load(cls) -> Real:
+        wf = fetch("wfsat", mirror=default_mirror(), progress=False).files
+        image = {n: read_fits_image(wf[f"{n}.fits"])[0] for n in FRAMES}
+        truth = {n: read_truth_list(wf[f"{n}.list"]) for n in FRAMES}
+        sex = {n: sf.detect_sextractor(wf[f"{n}.fits"]) for n in FRAMES}
+        return cls(image, truth, sex, {n: sf.detect_sep(image[n]) for n in FRAMES})
+
+
+@dataclass
+class Seed:
+    "One training seed's fold models."
+
+    models: Path
+
+    def card(self, name: str) -> dict:
+        return json.loads(next(self.models.glob(f"{name}_*.card.json")).read_text())
+
+    def model(self, name: str):
+        return load_detector(next(self.models.glob(f"{name}_*.pt")))
+
+    @property
+    def params(self) -> dict:
+        return self.card("ft242")["params"]
+
+    def cut(self, ft: int) -> float:
+        return self.card(f"ft{ft}")["operating_point"]["score_min"]
+
+
+def xy(d) -> np.ndarray:
+    return d[["x", "y"]].to_numpy(float)
+
+
+def f1(det, truth, radius: float) -> float:
+    "F1 with one-to-one matching within `radius` px (box), as the study scores."
+    return 2 * len(match_points(xy(det), xy(truth), radius)) / (len(det) + len(truth))
+
+
+def ratios(real: Real, det, test: int) -> tuple:
+    "F1 ratio against the SExtractor binary on the test frame, at each radius."
+    return tuple(f1(det, real.truth[test], r) / f1(real.sextractor[test], real.truth[test], r) for r in RADII)
+
+
+def detect(real: Real, model, n: int, cut: float) -> pd.DataFrame:
+    return sf.detect_frame(model, real.image[n], "asinh", score_min=cut)
+
+
+def fine_tuned(real: Real, seed: Seed, frames: list, start: str = "sim", train_seed: int | None = None):
+    """The study's fine-tuning on `frames`: from the seed's `start` model (the simulated-only one), its fine-tuning
+    steps, crops and lr / 4, and the run's seed unless `train_seed` is given."""
+    p = seed.params
+    model = seed.model(start)
+    cfg = sf.CropTraining(steps=p["finetune_steps"], crop=p["crop"], batch=p["batch"], lr=p["lr"] / 4, seed=p["seed"])
+    sf.train_detector(model, frames, cfg if train_seed is None else replace(cfg, seed=train_seed), progress=False)
+    return model
+
+
+def fold_cut(real: Real, model, ft: int) -> float:
+    "The folds' rule: the cut with the best F1 on the fine-tuning frame, matched within 4 px."
+    return sf.choose_score_threshold(model, [(real.image[ft], real.truth[ft])], "asinh", radius=4.0)[0]
+
+
+def real_frame(real: Real, n: int, truth=None):
+    return sf.make_frame(real.image[n], real.truth[n] if truth is None else truth)
+
+
+def shipped(real: Real, seed: Seed, ft: int) -> dict:
+    "The fold model as the study saved it, at its card's cut."
+    return {"as shipped": detect(real, seed.model(f"ft{ft}"), 486 - ft, seed.cut(ft))}
+
+
+def winpos(real: Real, seed: Seed, ft: int) -> dict:
+    "Detections moved to sep's windowed centroid (moves over `cap` px refused)."
+    import sep
+
+    from astronb.extract import sep_input
+
+    test = 486 - ft
+    d = shipped(real, seed, ft)["as shipped"]
+    data, _ = sep_input(real.image[test])
+    sub = data - sep.Background(data).back()
+    out = {}
+    for sig in (0.8, 1.2, 1.6):
+        x, y, flag = sep.winpos(sub, d.x.to_numpy() - 1, d.y.to_numpy() - 1, np.full(len(d), sig))
+        for cap in (1.0, 2.0):
+            ok = (flag == 0) & (np.hypot(x + 1 - d.x, y + 1 - d.y) <= cap)
+            out[f"sep.winpos, sigma {sig} px, moves <= {cap} px"] = d.assign(
+                x=np.where(ok, x + 1, d.x), y=np.where(ok, y + 1, d.y)
+            )
+    return out
+
+
+def median_offset(det, catalogue, radius: float = 2.0) -> np.ndarray:
+    "Median (dx, dy) of `det` from the catalogue's sources matched within `radius` px."
+    m = np.asarray(match_points(xy(det), xy(catalogue), radius))
+    return np.median(xy(det)[m[:, 0]] - xy(catalogue)[m[:, 1]], axis=0)
+
+
+def offset(real: Real, seed: Seed, ft: int) -> dict:
+    "The network's median offset from SExtractor's centroids on the frame it detects on, subtracted."
+    d = shipped(real, seed, ft)["as shipped"]
+    dx, dy = median_offset(d, real.sextractor[486 - ft])
+    return {"median offset from SExtractor subtracted": d.assign(x=d.x - dx, y=d.y - dy)}
+
+
+def cuts(real: Real, seed: Seed, ft: int) -> dict:
+    "The cut that would be best on the test frame (an oracle, after the fact), at each radius."
+    test = 486 - ft
+    d = detect(real, seed.model(f"ft{ft}"), test, float(GRID.min()))
+    out = {}
+    for r in RADII:
+        best = GRID[int(np.argmax([f1(d[d.score >= g], real.truth[test], r) for g in GRID]))]
+        out[f"oracle cut at {r} px (read the {r} px column)"] = d[d.score >= best]
+    return out
+
+
+def snapped(truth, catalogue, radius: float):
+    "List entries moved one-to-one onto the catalogue's centroids within `radius` px (box)."
+    out = truth.copy()
+    m = np.asarray(match_points(xy(truth), xy(catalogue), radius))
+    out.loc[out.index[m[:, 0]], ["x", "y"]] = xy(catalogue)[m[:, 1]]
+    out["x0"], out["y0"] = out.x - 1, out.y - 1
+    return out
+
+
+def clean(real: Real, seed: Seed, ft: int) -> dict:
+    "Fine-tuning on the fold's list with its entries moved onto a classical extractor's centroids."
+    lists = {
+        "control (the study's fine-tuning)": real.truth[ft],
+        "list on SExtractor's centroids within 2 px": snapped(real.truth[ft], real.sextractor[ft], 2.0),
+        "list on SExtractor's centroids within 3 px": snapped(real.truth[ft], real.sextractor[ft], 3.0),
+        "list on sep's centroids within 3 px": snapped(real.truth[ft], real.sep[ft], 3.0),
+    }
+    out = {}
+    for label, truth in lists.items():
+        model = fine_tuned(real, seed, [real_frame(real, ft, truth)])
+        out[label] = detect(real, model, 486 - ft, fold_cut(real, model, ft))
+    return out
+
+
+def mix(real: Real, seed: Seed, ft: int) -> dict:
+    "Fine-tuning crops drawn from the real frame and 4 simulated training-like frames."
+    p = seed.params
+    cfg, _ = sf.calibrate([real.image[n] for n in FRAMES], [real.truth[n] for n in FRAMES])
+    cfg = replace(cfg, galaxy_fraction=p["train_galaxy_fraction"])
+    sims = [sf.make_frame(*sf.simulate_frame(cfg, seed=p["seed"] * 1000 + i)[:2]) for i in range(4)]
+    a = real_frame(real, ft)
+    out = {}
+    for label, frames in {"control": [a], "real frame 4 of 8 frames": [a] * 4 + sims, "1 of 5": [a] + sims}.items():
+        model = fine_tuned(real, seed, frames)
+        out[label] = detect(real, model, 486 - ft, fold_cut(real, model, ft))
+    return out
+
+
+def pseudo_list(det) -> pd.DataFrame:
+    "Detections as a truth list (code 100 star, 200 galaxy)."
+    return pd.DataFrame(dict(x=det.x, y=det.y, code=np.where(det.cls == "star", 100, 200)))
+
+
+def selftrain(real: Real, seed: Seed, ft: int) -> dict:
+    """The fold model trained 40 more steps on its fine-tuning frame plus the test frame labelled with its own
+    detections; the fold's cut kept."""
+    test = 486 - ft
+    d = shipped(real, seed, ft)["as shipped"]
+    agree = d.iloc[[i for i, _ in match_points(xy(d), xy(real.sextractor[test]), 1.5)]]
+    labels = {
+        "control: 40 more steps on the fine-tuning frame alone": None,
+        "pseudo-labels: detections above the fold's cut": d,
+        "pseudo-labels: score >= 0.9": d[d.score >= 0.9],
+        "pseudo-labels: SExtractor also finds them within 1.5 px": agree,
+    }
+    out = {}
+    for label, pl in labels.items():
+        frames = [real_frame(real, ft)] + ([] if pl is None else [sf.make_frame(real.image[test], pseudo_list(pl))])
+        model = fine_tuned(real, seed, frames, start=f"ft{ft}", train_seed=0)
+        out[label] = detect(real, model, test, seed.cut(ft))
+    return out
+
+
+def merged(dets: list, radius: float = 1.5) -> pd.DataFrame:
+    """Detections of several models merged, brightest score first: each joins the nearest cluster within `radius` px
+    (at the cluster's mean position) that has none from its model yet; a cluster's score is the mean over all models,
+    0 for a model that missed it. Hand-written: no library merges detections of several models this way."""
+    clusters = []  # [sum x, sum y, sum score, count, models]
+    every = pd.concat([d.assign(model=i) for i, d in enumerate(dets)]).sort_values("score", ascending=False)
+    for row in every.itertuples():
+        near = [
+            (np.hypot(c[0] / c[3] - row.x, c[1] / c[3] - row.y), j)
+            for j, c in enumerate(clusters)
+            if row.model not in c[4]
+        ]
+        dist, j = min(near, default=(np.inf, None))
+        if dist > radius:
+            clusters.append([0.0, 0.0, 0.0, 0, set()])
+            j = len(clusters) - 1
+        c = clusters[j]
+        c[0], c[1], c[2], c[3] = c[0] + row.x, c[1] + row.y, c[2] + row.score, c[3] + 1
+        c[4].add(row.model)
+    sums = np.array([c[:4] for c in clusters], float).reshape(-1, 4)
+    return pd.DataFrame(dict(x=sums[:, 0] / sums[:, 3], y=sums[:, 1] / sums[:, 3], score=sums[:, 2] / len(dets)))
+
+
+def ensemble(real: Real, seeds: list, ft: int) -> dict:
+    "The seeds' fold models together; the ensemble's cut by the folds' rule."
+    test = 486 - ft
+    models = [s.model(f"ft{ft}") for s in seeds]
+    own, other = (merged([detect(real, m, n, float(GRID.min())) for m in models]) for n in (ft, test))
+    best = GRID[int(np.argmax([f1(own[own.score >= g], real.truth[ft], 4.0) for g in GRID]))]
+    return {f"ensemble of {len(seeds)} seeds": other[other.score >= best]}
+
+
+PER_SEED = dict(shipped=shipped, winpos=winpos, offset=offset, cuts=cuts, clean=clean, mix=mix, selftrain=selftrain)
+
+
+def fold_ratios(real: Real, seed, variant) -> dict:
+    "Each label's ratios of one seed (or, for the ensemble, of the seeds together): an array (fold, radius)."
+    out = {}
+    for ft in FRAMES:
+        for label, det in variant(real, seed, ft).items():
+            out.setdefault(label, []).append(ratios(real, det, 486 - ft))
+    return {label: np.array(v) for label, v in out.items()}
+
+
+def table(per_seed: list) -> pd.DataFrame:
+    "Each label's two-fold mean ratio at each radius, per seed when there are several, and the mean over the seeds."
+    rows = {}
+    for label in per_seed[0]:
+        a = np.stack([s[label] for s in per_seed])  # (seed, fold, radius)
+        each = {f"seed {k}, {r} px": a[k, :, i].mean() for k in range(len(a)) for i, r in enumerate(RADII)}
+        rows[label] = (each if len(a) > 1 else {}) | {f"mean, {r} px": a[:, :, i].mean() for i, r in enumerate(RADII)}
+    return pd.DataFrame(rows).T.round(3)
+
+
+def variant_runs(real: Real, seeds: list, variant: str) -> list:
+    "One entry per seed (`fold_ratios`), or one for the seeds together (the ensemble)."
+    if variant == "ensemble":
+        return [fold_ratios(real, seeds, ensemble)]
+    return [fold_ratios(real, s, PER_SEED[variant]) for s in seeds]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("models", nargs="+", type=Path, help="a fold-models folder per training seed")
+    ap.add_argument("--variants", nargs="+", default=["shipped"], choices=[*PER_SEED, "ensemble"])
+    a = ap.parse_args(argv)
+    torch.set_num_threads(2)
+    real, seeds = Real.load(), [Seed(m) for m in a.models]
+    pd.set_option("display.width", 200)
+    for v in a.variants:
+        print(f"\n## {v}: two-fold mean F1 ratio against the SExtractor binary\n")
+        print(table(variant_runs(real, seeds, v)).to_string(float_format="{:.3f}".format), flush=True)
+
+
+if __name__ == "__main__":
+    main()

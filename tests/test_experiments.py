@@ -1,0 +1,39 @@
+"""The pieces of experiments/starfield_folds.py that are its own (the rest is the study's library): merging several
+models' detections and moving list entries onto a catalogue's centroids."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SCRIPT = Path(__file__).resolve().parent.parent / "experiments" / "starfield_folds.py"
+spec = importlib.util.spec_from_file_location("starfield_folds", SCRIPT)
+folds = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = folds  # dataclasses look their module up while the script loads
+spec.loader.exec_module(folds)
+
+
+def test_merged_means_over_every_model():
+    a = pd.DataFrame(dict(x=[10.0, 50.0], y=[10.0, 50.0], score=[0.9, 0.6]))
+    b = pd.DataFrame(dict(x=[11.0, 90.0], y=[10.0, 90.0], score=[0.7, 0.8]))
+    c = pd.DataFrame(dict(x=[10.5], y=[12.0], score=[0.5]))  # 2 px from the first cluster's mean: a cluster of its own
+    m = folds.merged([a, b, c]).sort_values("x").reset_index(drop=True)
+    assert len(m) == 4
+    assert np.isclose(m.x[0], 10.5) and np.isclose(m.score[0], (0.9 + 0.7) / 3)  # c missed it: counts as 0
+    assert np.isclose(m.score[1], 0.5 / 3) and np.isclose(m.score[3], 0.8 / 3)
+
+
+def test_merged_takes_one_detection_per_model():
+    a = pd.DataFrame(dict(x=[10.0, 10.5], y=[10.0, 10.0], score=[0.9, 0.8]))  # two of one model's, 0.5 px apart
+    assert len(folds.merged([a])) == 2
+
+
+def test_snapped_is_one_to_one():
+    truth = pd.DataFrame(dict(x=[10.0, 11.0, 40.0], y=[10.0, 10.0, 40.0], code=100))
+    cat = pd.DataFrame(dict(x=[10.6, 60.0], y=[10.2, 60.0]))
+    s = folds.snapped(truth, cat, 2.0)
+    moved = (s[["x", "y"]].to_numpy() != truth[["x", "y"]].to_numpy()).any(axis=1)
+    assert moved.sum() == 1 and np.allclose(s.loc[moved, ["x", "y"]], [[10.6, 10.2]])
+    assert np.allclose(s.x0, s.x - 1) and s.y[2] == 40.0  # nothing within 2 px of (40, 40): left where it was
