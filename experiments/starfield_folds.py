@@ -17,7 +17,6 @@ three smoke seeds. Needs the data mirror (`ASTRONB_DATA_MIRROR`) and the `source
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import pandas as pd
 import torch
 
 from astronb import starfield as sf
+from astronb.cards import read_card
 from astronb.data import default_mirror, fetch
 from astronb.io import read_fits_image, read_truth_list
 from astronb.metrics import match_points
@@ -56,22 +56,30 @@ class Real:
 
 @dataclass
 class Seed:
-    "One training seed's fold models."
+    "One training seed's fold models, each read through its checked card (`astronb.cards.read_card`)."
 
     models: Path
 
-    def card(self, name: str) -> dict:
-        return json.loads(next(self.models.glob(f"{name}_*.card.json")).read_text())
+    def __post_init__(self):
+        missing = [n for n in ("sim", "ft242", "ft244") if not any(self.models.glob(f"{n}_*.card.json"))]
+        if missing:
+            raise SystemExit(
+                f"{self.models}: no {', '.join(missing)} model card here; pass the models folder of a starfield "
+                "reproduce run, build/starfield/<run>/sim_<sim>/models"
+            )
+
+    def checked(self, name: str) -> tuple:
+        return read_card(next(self.models.glob(f"{name}_*.card.json")))
 
     def model(self, name: str):
-        return load_detector(next(self.models.glob(f"{name}_*.pt")))
+        return load_detector(self.checked(name)[1])
 
     @property
     def params(self) -> dict:
-        return self.card("ft242")["params"]
+        return self.checked("ft242")[0]["params"]
 
     def cut(self, ft: int) -> float:
-        return self.card(f"ft{ft}")["operating_point"]["score_min"]
+        return self.checked(f"ft{ft}")[0]["operating_point"]["score_min"]
 
 
 def xy(d) -> np.ndarray:

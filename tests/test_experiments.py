@@ -37,3 +37,12 @@ def test_snapped_is_one_to_one():
     moved = (s[["x", "y"]].to_numpy() != truth[["x", "y"]].to_numpy()).any(axis=1)
     assert moved.sum() == 1 and np.allclose(s.loc[moved, ["x", "y"]], [[10.6, 10.2]])
     assert np.allclose(s.x0, s.x - 1) and s.y[2] == 40.0  # nothing within 2 px of (40, 40): left where it was
+
+
+def test_a_folder_without_fold_models_is_named(tmp_path):
+    try:
+        folds.Seed(tmp_path)
+    except SystemExit as e:
+        assert str(tmp_path) in str(e) and "ft242" in str(e) and "build/starfield" in str(e)
+    else:
+        raise AssertionError("a folder with no fold models must be refused")
