@@ -87,8 +87,13 @@ def xy(d) -> np.ndarray:
 
 
 def f1(det, truth, radius: float) -> float:
-    "F1 with one-to-one matching within `radius` px (box), as the study scores."
-    return 2 * len(match_points(xy(det), xy(truth), radius)) / (len(det) + len(truth))
+    "The study's F1: one-to-one matching within `radius` px (box)."
+    return sf.score_frame(det, truth, radius)["f1"]
+
+
+def test_frame(ft: int) -> int:
+    "The fold's test frame: the labelled frame it was not fine-tuned on."
+    return FRAMES[1 - FRAMES.index(ft)]
 
 
 def ratios(real: Real, det, test: int) -> tuple:
@@ -100,7 +105,7 @@ def detect(real: Real, model, n: int, cut: float) -> pd.DataFrame:
     return sf.detect_frame(model, real.image[n], "asinh", score_min=cut)
 
 
-def fine_tuned(real: Real, seed: Seed, frames: list, start: str = "sim", train_seed: int | None = None):
+def fine_tuned(seed: Seed, frames: list, start: str = "sim", train_seed: int | None = None):
     """The study's fine-tuning on `frames`: from the seed's `start` model (the simulated-only one), its fine-tuning
     steps, crops and lr / 4, and the run's seed unless `train_seed` is given."""
     p = seed.params
@@ -121,7 +126,7 @@ def real_frame(real: Real, n: int, truth=None):
 
 def shipped(real: Real, seed: Seed, ft: int) -> dict:
     "The fold model as the study saved it, at its card's cut."
-    return {"as shipped": detect(real, seed.model(f"ft{ft}"), 486 - ft, seed.cut(ft))}
+    return {"as shipped": detect(real, seed.model(f"ft{ft}"), test_frame(ft), seed.cut(ft))}
 
 
 def winpos(real: Real, seed: Seed, ft: int) -> dict:
@@ -130,7 +135,7 @@ def winpos(real: Real, seed: Seed, ft: int) -> dict:
 
     from astronb.extract import sep_input
 
-    test = 486 - ft
+    test = test_frame(ft)
     d = shipped(real, seed, ft)["as shipped"]
     data, _ = sep_input(real.image[test])
     sub = data - sep.Background(data).back()
@@ -154,13 +159,13 @@ def median_offset(det, catalogue, radius: float = 2.0) -> np.ndarray:
 def offset(real: Real, seed: Seed, ft: int) -> dict:
     "The network's median offset from SExtractor's centroids on the frame it detects on, subtracted."
     d = shipped(real, seed, ft)["as shipped"]
-    dx, dy = median_offset(d, real.sextractor[486 - ft])
+    dx, dy = median_offset(d, real.sextractor[test_frame(ft)])
     return {"median offset from SExtractor subtracted": d.assign(x=d.x - dx, y=d.y - dy)}
 
 
 def cuts(real: Real, seed: Seed, ft: int) -> dict:
     "The cut that would be best on the test frame (an oracle, after the fact), at each radius."
-    test = 486 - ft
+    test = test_frame(ft)
     d = detect(real, seed.model(f"ft{ft}"), test, float(GRID.min()))
     out = {}
     for r in RADII:
@@ -188,8 +193,8 @@ def clean(real: Real, seed: Seed, ft: int) -> dict:
     }
     out = {}
     for label, truth in lists.items():
-        model = fine_tuned(real, seed, [real_frame(real, ft, truth)])
-        out[label] = detect(real, model, 486 - ft, fold_cut(real, model, ft))
+        model = fine_tuned(seed, [real_frame(real, ft, truth)])
+        out[label] = detect(real, model, test_frame(ft), fold_cut(real, model, ft))
     return out
 
 
@@ -202,8 +207,8 @@ def mix(real: Real, seed: Seed, ft: int) -> dict:
     a = real_frame(real, ft)
     out = {}
     for label, frames in {"control": [a], "real frame 4 of 8 frames": [a] * 4 + sims, "1 of 5": [a] + sims}.items():
-        model = fine_tuned(real, seed, frames)
-        out[label] = detect(real, model, 486 - ft, fold_cut(real, model, ft))
+        model = fine_tuned(seed, frames)
+        out[label] = detect(real, model, test_frame(ft), fold_cut(real, model, ft))
     return out
 
 
@@ -215,7 +220,7 @@ def pseudo_list(det) -> pd.DataFrame:
 def selftrain(real: Real, seed: Seed, ft: int) -> dict:
     """The fold model trained 40 more steps on its fine-tuning frame plus the test frame labelled with its own
     detections; the fold's cut kept."""
-    test = 486 - ft
+    test = test_frame(ft)
     d = shipped(real, seed, ft)["as shipped"]
     agree = d.iloc[[i for i, _ in match_points(xy(d), xy(real.sextractor[test]), 1.5)]]
     labels = {
@@ -227,7 +232,7 @@ def selftrain(real: Real, seed: Seed, ft: int) -> dict:
     out = {}
     for label, pl in labels.items():
         frames = [real_frame(real, ft)] + ([] if pl is None else [sf.make_frame(real.image[test], pseudo_list(pl))])
-        model = fine_tuned(real, seed, frames, start=f"ft{ft}", train_seed=0)
+        model = fine_tuned(seed, frames, start=f"ft{ft}", train_seed=0)
         out[label] = detect(real, model, test, seed.cut(ft))
     return out
 
@@ -257,7 +262,7 @@ def merged(dets: list, radius: float = 1.5) -> pd.DataFrame:
 
 def ensemble(real: Real, seeds: list, ft: int) -> dict:
     "The seeds' fold models together; the ensemble's cut by the folds' rule."
-    test = 486 - ft
+    test = test_frame(ft)
     models = [s.model(f"ft{ft}") for s in seeds]
     own, other = (merged([detect(real, m, n, float(GRID.min())) for m in models]) for n in (ft, test))
     best = GRID[int(np.argmax([f1(own[own.score >= g], real.truth[ft], 4.0) for g in GRID]))]
@@ -272,7 +277,7 @@ def fold_ratios(real: Real, seed, variant) -> dict:
     out = {}
     for ft in FRAMES:
         for label, det in variant(real, seed, ft).items():
-            out.setdefault(label, []).append(ratios(real, det, 486 - ft))
+            out.setdefault(label, []).append(ratios(real, det, test_frame(ft)))
     return {label: np.array(v) for label, v in out.items()}
 
 
