@@ -4,8 +4,9 @@ Each variant starts from the fold models that `astronb reproduce --params <scale
 `build/starfield/<run>/sim_<sim>/models/` (one folder per training seed: `ft242_*`, `ft244_*`, `sim_*` and their
 cards), changes one thing, and prints the statistic of README's list: the two-fold mean F1 ratio against the
 SExtractor binary on the test frames, at the paper's 1.5 px and at the 4 px the truth lists support, per seed and
-averaged over the seeds. The row "as shipped" reproduces the study's own fold scores; a fine-tuning variant's
-"control" row reruns the study's fine-tuning and reproduces them too, so each change is read against its control.
+averaged over the seeds. The row "as shipped" reproduces the study's own fold scores; the "control" rows of `clean`
+and `mix` rerun the study's fine-tuning and reproduce them too, and `selftrain`'s control trains as long as its
+variants, so each change is read against its control.
 
     python experiments/starfield_folds.py build/starfield/<run>/sim_<sim>/models ... --variants shipped offset
 
