@@ -176,7 +176,9 @@ def cuts(real: Real, seed: Seed, ft: int) -> dict:
 
 
 def snapped(truth, catalogue, radius: float):
-    "List entries moved one-to-one onto the catalogue's centroids within `radius` px (box)."
+    """List entries moved one-to-one onto the catalogue's centroids within `radius` px (box). Not
+    `astronb.scoring.snap_to_catalogue`, which moves each detection to its nearest source: two entries must not land on
+    one centroid."""
     out = truth.copy()
     m = np.asarray(match_points(xy(truth), xy(catalogue), radius))
     out.loc[out.index[m[:, 0]], ["x", "y"]] = xy(catalogue)[m[:, 1]]
