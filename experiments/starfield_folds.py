@@ -18,7 +18,7 @@ three smoke seeds. Needs the data mirror (`ASTRONB_DATA_MIRROR`) and the `source
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -57,30 +57,31 @@ class Real:
 
 @dataclass
 class Seed:
-    "One training seed's fold models, each read through its checked card (`astronb.cards.read_card`)."
+    """One training seed's fold models, their cards read and checked once (`astronb.cards.read_card`: the weights'
+    SHA-256 against the card's) before any model is loaded."""
 
     models: Path
+    cards: dict = field(init=False)  # name -> (card, weights path)
 
     def __post_init__(self):
-        missing = [n for n in ("sim", "ft242", "ft244") if not any(self.models.glob(f"{n}_*.card.json"))]
+        found = {n: next(self.models.glob(f"{n}_*.card.json"), None) for n in ("sim", "ft242", "ft244")}
+        missing = [n for n, p in found.items() if p is None]
         if missing:
             raise SystemExit(
                 f"{self.models}: no {', '.join(missing)} model card here; pass the models folder of a starfield "
                 "reproduce run, build/starfield/<run>/sim_<sim>/models"
             )
-
-    def checked(self, name: str) -> tuple:
-        return read_card(next(self.models.glob(f"{name}_*.card.json")))
+        self.cards = {n: read_card(p) for n, p in found.items()}
 
     def model(self, name: str):
-        return load_detector(self.checked(name)[1])
+        return load_detector(self.cards[name][1])
 
     @property
     def params(self) -> dict:
-        return self.checked("ft242")[0]["params"]
+        return self.cards["ft242"][0]["params"]
 
     def cut(self, ft: int) -> float:
-        return self.checked(f"ft{ft}")[0]["operating_point"]["score_min"]
+        return self.cards[f"ft{ft}"][0]["operating_point"]["score_min"]
 
 
 def xy(d) -> np.ndarray:
