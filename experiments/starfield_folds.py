@@ -11,8 +11,9 @@ variants, so each change is read against its control.
     python experiments/starfield_folds.py build/starfield/<run>/sim_<sim>/models ... --variants shipped offset
 
 Variants: shipped, winpos, offset, cuts, clean, mix, selftrain (each seed on its own) and ensemble (the seeds
-together). The fine-tuning variants take about 20 s per model on 2 CPU cores; the whole set about 25 minutes for
-three smoke seeds. Needs the data mirror (`ASTRONB_DATA_MIRROR`) and the `source-extractor` binary.
+together). `--edges` adds the recall of the list entries within 5 px of the frame's edge and of the others, for the
+fold models, SExtractor and sep. The fine-tuning variants take about 20 s per model on 2 CPU cores; the whole set
+about 25 minutes for three smoke seeds. Needs the data mirror (`ASTRONB_DATA_MIRROR`) and the `source-extractor` binary.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from astronb import starfield as sf
 from astronb.cards import read_card
 from astronb.data import default_mirror, fetch
 from astronb.io import read_fits_image, read_truth_list
-from astronb.metrics import match_points
+from astronb.metrics import match_points, with_wilson
 from astronb.runtime import load_detector
 
 FRAMES = (242, 244)
@@ -295,6 +296,44 @@ def table(per_seed: list) -> pd.DataFrame:
     return pd.DataFrame(rows).T.round(3)
 
 
+def at_edge(truth, shape, px: float = 5.0) -> np.ndarray:
+    "Which list entries have their centre (1-based x, y) within `px` of the frame's edge."
+    u, v = truth.x.to_numpy() - 0.5, truth.y.to_numpy() - 0.5  # continuous coordinates
+    h, w = shape
+    return np.minimum.reduce([u, v, w - u, h - v]) < px
+
+
+def found(det, truth, radius: float) -> np.ndarray:
+    "Which list entries the study's one-to-one matching within `radius` px gives a detection."
+    return np.isin(np.arange(len(truth)), match_points(xy(det), xy(truth), radius)[:, 1])
+
+
+def edge_counts(real: Real, seed: Seed, ft: int) -> list:
+    "Found and listed entries at the edge and inside, on the fold's test frame: its network, SExtractor and sep."
+    t = test_frame(ft)
+    edge = at_edge(real.truth[t], real.image[t].shape)
+    dets = {
+        "network (fold)": shipped(real, seed, ft)["as shipped"],
+        "SExtractor": real.sextractor[t],
+        "sep": real.sep[t],
+    }
+    rows = []
+    for name, det in dets.items():
+        for r in RADII:
+            f = found(det, real.truth[t], r)
+            for where, k in (("edge", edge), ("inside", ~edge)):
+                rows.append(dict(method=name, radius=r, where=where, found=int(f[k].sum()), listed=int(k.sum())))
+    return rows
+
+
+def edge_recall(real: Real, seeds: list) -> pd.DataFrame:
+    """Recall of the list entries within 5 px of the frame's edge and of the others, pooled over the seeds' fold test
+    frames (the classical extractors counted once per seed, like the networks), with Wilson intervals."""
+    rows = [r for s in seeds for ft in FRAMES for r in edge_counts(real, s, ft)]
+    t = pd.DataFrame(rows).groupby(["method", "radius", "where"], sort=False).sum().reset_index()
+    return with_wilson(t, "recall", "found", "listed").round(3)
+
+
 def variant_runs(real: Real, seeds: list, variant: str) -> list:
     "One entry per seed (`fold_ratios`), or one for the seeds together (the ensemble)."
     if variant == "ensemble":
@@ -306,6 +345,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("models", nargs="+", type=Path, help="a fold-models folder per training seed")
     ap.add_argument("--variants", nargs="+", default=["shipped"], choices=[*PER_SEED, "ensemble"])
+    ap.add_argument("--edges", action="store_true", help="also the recall of list entries at the frame's edge")
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     real, seeds = Real.load(), [Seed(m) for m in a.models]
@@ -313,6 +353,9 @@ def main(argv=None):
     for v in a.variants:
         print(f"\n## {v}: two-fold mean F1 ratio against the SExtractor binary\n")
         print(table(variant_runs(real, seeds, v)).to_string(float_format="{:.3f}".format), flush=True)
+    if a.edges:
+        print("\n## recall of the list entries within 5 px of the frame's edge and inside\n")
+        print(edge_recall(real, seeds).to_string(index=False), flush=True)
 
 
 if __name__ == "__main__":

@@ -46,3 +46,16 @@ def test_a_folder_without_fold_models_is_named(tmp_path):
         assert str(tmp_path) in str(e) and "ft242" in str(e) and "build/starfield" in str(e)
     else:
         raise AssertionError("a folder with no fold models must be refused")
+
+
+def test_at_edge_measures_from_the_centre_in_continuous_pixels():
+    truth = pd.DataFrame(dict(x=[5.4, 5.6, 250.0, 496.0, 250.0], y=[250.0, 250.0, 250.0, 250.0, 495.4], code=100))
+    # 1-based 5.4 is 4.9 px from the edge, 5.6 is 5.1; 496.0 is 4.5 px from the far edge, 495.4 is 5.1
+    assert folds.at_edge(truth, (500, 500)).tolist() == [True, False, False, True, False]
+
+
+def test_found_is_one_to_one():
+    truth = pd.DataFrame(dict(x=[10.0, 11.0, 40.0], y=[10.0, 10.0, 40.0]))  # two entries 1 px apart, one detection
+    det = pd.DataFrame(dict(x=[10.6], y=[10.0]))
+    f = folds.found(det, truth, 1.5)
+    assert f.sum() == 1 and not f[2]
