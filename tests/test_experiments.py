@@ -1,5 +1,5 @@
 """The pieces of experiments/starfield_folds.py that are its own (the rest is the study's library): merging several
-models' detections and moving list entries onto a catalogue's centroids."""
+models' detections, moving list entries onto a catalogue's centroids, and finding the list entries at the edge."""
 
 import importlib.util
 import sys
