@@ -10,7 +10,7 @@ variants, so each change is read against its control.
 
     python experiments/starfield_folds.py build/starfield/<run>/sim_<sim>/models ... --variants shipped offset
 
-Variants: shipped, winpos, offset, cuts, clean, mix, selftrain (each seed on its own) and ensemble (the seeds
+Variants: shipped, winpos, offset, cuts, clean, mix, selftrain, steps (each seed on its own) and ensemble (the seeds
 together). `--edges` adds the recall of the list entries within 5 px of the frame's edge and of the others, for the
 fold models, SExtractor and sep. The fine-tuning variants take about 20 s per model on 2 CPU cores; the whole set
 about 25 minutes for three smoke seeds. Needs the data mirror (`ASTRONB_DATA_MIRROR`) and the `source-extractor` binary.
@@ -108,13 +108,15 @@ def detect(real: Real, model, n: int, cut: float) -> pd.DataFrame:
     return sf.detect_frame(model, real.image[n], "asinh", score_min=cut)
 
 
-def fine_tuned(seed: Seed, frames: list, start: str = "sim", train_seed: int | None = None):
+def fine_tuned(seed: Seed, frames: list, start: str = "sim", train_seed: int | None = None, **change):
     """The study's fine-tuning on `frames`: from the seed's `start` model (the simulated-only one), its fine-tuning
-    steps, crops and lr / 4, and the run's seed unless `train_seed` is given."""
+    steps, crops and lr / 4, and the run's seed unless `train_seed` is given; `change` replaces any of them
+    (`sf.CropTraining`'s fields)."""
     p = seed.params
     model = seed.model(start)
     cfg = sf.CropTraining(steps=p["finetune_steps"], crop=p["crop"], batch=p["batch"], lr=p["lr"] / 4, seed=p["seed"])
-    sf.train_detector(model, frames, cfg if train_seed is None else replace(cfg, seed=train_seed), progress=False)
+    cfg = replace(cfg, **change, **({} if train_seed is None else {"seed": train_seed}))
+    sf.train_detector(model, frames, cfg, progress=False)
     return model
 
 
@@ -217,6 +219,23 @@ def mix(real: Real, seed: Seed, ft: int) -> dict:
     return out
 
 
+def steps(real: Real, seed: Seed, ft: int) -> dict:
+    "The fold's fine-tuning longer than the study's, or at another learning rate; the cut by the same rule."
+    n, lr = seed.params["finetune_steps"], seed.params["lr"] / 4
+    runs = {
+        f"control: {n} steps, lr {lr:g}": {},
+        f"{2 * n} steps": dict(steps=2 * n),
+        f"{4 * n} steps": dict(steps=4 * n),
+        f"{n} steps, lr {2 * lr:g}": dict(lr=2 * lr),
+        f"{4 * n} steps, lr {lr / 2:g}": dict(steps=4 * n, lr=lr / 2),
+    }
+    out = {}
+    for label, change in runs.items():
+        model = fine_tuned(seed, [real_frame(real, ft)], **change)
+        out[label] = detect(real, model, test_frame(ft), fold_cut(real, model, ft))
+    return out
+
+
 def pseudo_list(det) -> pd.DataFrame:
     "Detections as a truth list (code 100 star, 200 galaxy)."
     return pd.DataFrame(dict(x=det.x, y=det.y, code=np.where(det.cls == "star", 100, 200)))
@@ -274,7 +293,9 @@ def ensemble(real: Real, seeds: list, ft: int) -> dict:
     return {f"ensemble of {len(seeds)} seeds": other[other.score >= best]}
 
 
-PER_SEED = dict(shipped=shipped, winpos=winpos, offset=offset, cuts=cuts, clean=clean, mix=mix, selftrain=selftrain)
+PER_SEED = dict(
+    shipped=shipped, winpos=winpos, offset=offset, cuts=cuts, clean=clean, mix=mix, selftrain=selftrain, steps=steps
+)
 
 
 def fold_ratios(real: Real, seed, variant) -> dict:
