@@ -1,4 +1,4 @@
-"""Changes to the starfield study tried on its two folds and not kept (README: "Tried on the folds").
+"""Changes to the starfield study tried on its two folds, kept or not (README: "Tried on the folds").
 
 Each variant starts from the fold models that `astronb reproduce --params <scale> --only starfield` leaves in
 `build/starfield/<run>/sim_<sim>/models/` (one folder per training seed: `ft242_*`, `ft244_*`, `sim_*` and their
@@ -10,10 +10,11 @@ variants, so each change is read against its control.
 
     python experiments/starfield_folds.py build/starfield/<run>/sim_<sim>/models ... --variants shipped offset
 
-Variants: shipped, winpos, offset, cuts, clean, mix, selftrain, steps (each seed on its own) and ensemble (the seeds
-together). `--edges` adds the recall of the list entries within 5 px of the frame's edge and of the others, for the
-fold models, SExtractor and sep. The fine-tuning variants take about 20 s per model on 2 CPU cores; the whole set
-about 25 minutes for three smoke seeds. Needs the data mirror (`ASTRONB_DATA_MIRROR`) and the `source-extractor` binary.
+Variants: shipped, winpos, offset, cuts, clean, mix, selftrain, steps, tta (each seed on its own) and ensemble (the
+seeds together). `--edges` adds the recall of the list entries within 5 px of the frame's edge and of the others, for
+the fold models, SExtractor and sep. The fine-tuning variants take about 20 s per model on 2 CPU cores; the whole set
+about 25 minutes for three smoke seeds. Needs the data mirror (`ASTRONB_DATA_MIRROR`) and the `source-extractor`
+binary.
 """
 
 from __future__ import annotations
@@ -284,17 +285,76 @@ def merged(dets: list, radius: float = 1.5) -> pd.DataFrame:
     return pd.DataFrame(dict(x=sums[:, 0] / sums[:, 3], y=sums[:, 1] / sums[:, 3], score=sums[:, 2] / len(dets)))
 
 
+def merged_at_fold_cut(real: Real, runs, ft: int) -> pd.DataFrame:
+    """Detections of several runs (`runs(n)`: a list of catalogues of frame n, every score kept) merged on the fold's
+    test frame, cut where the merged F1 on the fine-tuning frame at 4 px is best (the folds' rule)."""
+    own, other = merged(runs(ft)), merged(runs(test_frame(ft)))
+    best = GRID[int(np.argmax([f1(own[own.score >= g], real.truth[ft], 4.0) for g in GRID]))]
+    return other[other.score >= best]
+
+
 def ensemble(real: Real, seeds: list, ft: int) -> dict:
     "The seeds' fold models together; the ensemble's cut by the folds' rule."
-    test = test_frame(ft)
     models = [s.model(f"ft{ft}") for s in seeds]
-    own, other = (merged([detect(real, m, n, float(GRID.min())) for m in models]) for n in (ft, test))
-    best = GRID[int(np.argmax([f1(own[own.score >= g], real.truth[ft], 4.0) for g in GRID]))]
-    return {f"ensemble of {len(seeds)} seeds": other[other.score >= best]}
+
+    def runs(n):
+        return [detect(real, m, n, float(GRID.min())) for m in models]
+
+    return {f"ensemble of {len(seeds)} seeds": merged_at_fold_cut(real, runs, ft)}
+
+
+def view(img: np.ndarray, k: int, flip: bool) -> np.ndarray:
+    "The frame mirrored left-right when `flip`, then turned `k` quarter turns (`np.rot90`)."
+    return np.rot90(img[:, ::-1] if flip else img, k)
+
+
+def view_back(det: pd.DataFrame, shape: tuple, k: int, flip: bool) -> pd.DataFrame:
+    "Detections (1-based x, y) on `view(frame, k, flip)` moved to the frame of `shape` (h, w)."
+    u, v = det.x.to_numpy() - 0.5, det.y.to_numpy() - 0.5  # continuous coordinates
+    for j in reversed(range(k)):  # undo each quarter turn: the array before turn j had width w_j
+        w_j = shape[1] if j % 2 == 0 else shape[0]
+        u, v = w_j - v, u
+    if flip:
+        u = shape[1] - u
+    return det.assign(x=u + 0.5, y=v + 0.5)
+
+
+def detect_view(model, img, k: int, flip: bool, cut: float) -> pd.DataFrame:
+    "The fold model's detections on a view of the frame, at 1-based positions in that view."
+    return sf.detect_frame(model, np.ascontiguousarray(view(img, k, flip)), "asinh", score_min=cut)
+
+
+VIEWS = {
+    "8 flips and rotations": [(k, f) for f in (False, True) for k in range(4)],
+    "4 rotations": [(k, False) for k in range(4)],
+}
+
+
+def tta(real: Real, seed: Seed, ft: int) -> dict:
+    """Test-time augmentation: the fold model on each view of the frame, detections moved back and merged (`merged`:
+    mean position, score averaged over the views), the cut by the folds' rule; the control is one view by that rule."""
+    model = seed.model(f"ft{ft}")
+
+    def on(views):
+        low = float(GRID.min())
+        return lambda n: [
+            view_back(detect_view(model, real.image[n], k, f, low), real.image[n].shape, k, f) for k, f in views
+        ]
+
+    out = {"control: one view, the same cut rule": merged_at_fold_cut(real, on([(0, False)]), ft)}
+    return out | {label: merged_at_fold_cut(real, on(v), ft) for label, v in VIEWS.items()}
 
 
 PER_SEED = dict(
-    shipped=shipped, winpos=winpos, offset=offset, cuts=cuts, clean=clean, mix=mix, selftrain=selftrain, steps=steps
+    shipped=shipped,
+    winpos=winpos,
+    offset=offset,
+    cuts=cuts,
+    clean=clean,
+    mix=mix,
+    selftrain=selftrain,
+    steps=steps,
+    tta=tta,
 )
 
 

@@ -1,5 +1,6 @@
 """The pieces of experiments/starfield_folds.py that are its own (the rest is the study's library): merging several
-models' detections, moving list entries onto a catalogue's centroids, and finding the list entries at the edge."""
+models' detections, moving list entries onto a catalogue's centroids, finding the list entries at the edge, and
+moving detections on a flipped or turned frame back."""
 
 import importlib.util
 import sys
@@ -59,3 +60,14 @@ def test_found_is_one_to_one():
     det = pd.DataFrame(dict(x=[10.6], y=[10.0]))
     f = folds.found(det, truth, 1.5)
     assert f.sum() == 1 and not f[2]
+
+
+def test_view_back_undoes_every_view():
+    img = np.zeros((7, 11))
+    img[2, 8] = 1.0  # row 2, column 8: 1-based x = 9, y = 3
+    for k, flip in folds.VIEWS["8 flips and rotations"]:
+        v = folds.view(img, k, flip)
+        row, col = np.unravel_index(np.argmax(v), v.shape)
+        back = folds.view_back(pd.DataFrame(dict(x=[col + 1.0], y=[row + 1.0])), img.shape, k, flip)
+        assert (back.x[0], back.y[0]) == (9.0, 3.0), (k, flip)
+    assert len(set(folds.VIEWS["8 flips and rotations"])) == 8
