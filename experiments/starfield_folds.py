@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -330,19 +331,18 @@ VIEWS = {
 }
 
 
+def view_runs(real: Real, model, views: list, n: int) -> list:
+    "The model's detections on each of `views` of frame n, every score kept, moved back to the frame."
+    img = real.image[n]
+    return [view_back(detect_view(model, img, k, f, float(GRID.min())), img.shape, k, f) for k, f in views]
+
+
 def tta(real: Real, seed: Seed, ft: int) -> dict:
     """Test-time augmentation: the fold model on each view of the frame, detections moved back and merged (`merged`:
     mean position, score averaged over the views), the cut by the folds' rule; the control is one view by that rule."""
     model = seed.model(f"ft{ft}")
-
-    def on(views):
-        low = float(GRID.min())
-        return lambda n: [
-            view_back(detect_view(model, real.image[n], k, f, low), real.image[n].shape, k, f) for k, f in views
-        ]
-
-    out = {"control: one view, the same cut rule": merged_at_fold_cut(real, on([(0, False)]), ft)}
-    return out | {label: merged_at_fold_cut(real, on(v), ft) for label, v in VIEWS.items()}
+    views = {"control: one view, the same cut rule": [(0, False)]} | VIEWS
+    return {label: merged_at_fold_cut(real, partial(view_runs, real, model, v), ft) for label, v in views.items()}
 
 
 PER_SEED = dict(
