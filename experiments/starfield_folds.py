@@ -127,6 +127,12 @@ def fold_cut(real: Real, model, ft: int) -> float:
     return sf.choose_score_threshold(model, [(real.image[ft], real.truth[ft])], "asinh", radius=4.0)[0]
 
 
+def refit_fold(real: Real, seed: Seed, ft: int, frames: list, **change) -> pd.DataFrame:
+    "The fold's fine-tuning redone on `frames` (`fine_tuned`, with `change`), on its test frame at the folds' cut."
+    model = fine_tuned(seed, frames, **change)
+    return detect(real, model, test_frame(ft), fold_cut(real, model, ft))
+
+
 def real_frame(real: Real, n: int, truth=None):
     return sf.make_frame(real.image[n], real.truth[n] if truth is None else truth)
 
@@ -200,11 +206,7 @@ def clean(real: Real, seed: Seed, ft: int) -> dict:
         "list on SExtractor's centroids within 3 px": snapped(real.truth[ft], real.sextractor[ft], 3.0),
         "list on sep's centroids within 3 px": snapped(real.truth[ft], real.sep[ft], 3.0),
     }
-    out = {}
-    for label, truth in lists.items():
-        model = fine_tuned(seed, [real_frame(real, ft, truth)])
-        out[label] = detect(real, model, test_frame(ft), fold_cut(real, model, ft))
-    return out
+    return {label: refit_fold(real, seed, ft, [real_frame(real, ft, truth)]) for label, truth in lists.items()}
 
 
 def mix(real: Real, seed: Seed, ft: int) -> dict:
@@ -214,11 +216,8 @@ def mix(real: Real, seed: Seed, ft: int) -> dict:
     cfg = replace(cfg, galaxy_fraction=p["train_galaxy_fraction"])
     sims = [sf.make_frame(*sf.simulate_frame(cfg, seed=p["seed"] * 1000 + i)[:2]) for i in range(4)]
     a = real_frame(real, ft)
-    out = {}
-    for label, frames in {"control": [a], "real frame 4 of 8 frames": [a] * 4 + sims, "1 of 5": [a] + sims}.items():
-        model = fine_tuned(seed, frames)
-        out[label] = detect(real, model, test_frame(ft), fold_cut(real, model, ft))
-    return out
+    runs = {"control": [a], "real frame 4 of 8 frames": [a] * 4 + sims, "1 of 5": [a] + sims}
+    return {label: refit_fold(real, seed, ft, frames) for label, frames in runs.items()}
 
 
 def steps(real: Real, seed: Seed, ft: int) -> dict:
@@ -231,11 +230,7 @@ def steps(real: Real, seed: Seed, ft: int) -> dict:
         f"{n} steps, lr {2 * lr:g}": dict(lr=2 * lr),
         f"{4 * n} steps, lr {lr / 2:g}": dict(steps=4 * n, lr=lr / 2),
     }
-    out = {}
-    for label, change in runs.items():
-        model = fine_tuned(seed, [real_frame(real, ft)], **change)
-        out[label] = detect(real, model, test_frame(ft), fold_cut(real, model, ft))
-    return out
+    return {label: refit_fold(real, seed, ft, [real_frame(real, ft)], **change) for label, change in runs.items()}
 
 
 def pseudo_list(det) -> pd.DataFrame:
