@@ -31,9 +31,10 @@ from .scoring import truth_list_anatomy, list_match_radius, snap_to_catalogue
 
 # %% auto #0
 __all__ = ['SGD_MOMENTUM', 'WEIGHT_DECAY', 'GRAD_CLIP', 'WARMUP_FRACTION', 'WARMUP_MAX_STEPS', 'DECAY_FROM', 'DECAY_FACTOR',
-           'ZERO_POINT_KEYS', 'Frame', 'make_frame', 'random_crop', 'TrainHistory', 'ddp_rank_world',
-           'parameters_digest', 'CropTraining', 'lr_at', 'train_detector', 'box_centres', 'detect_frame', 'add_radec',
-           'cached_detector', 'catalogue_frame', 'card_settings', 'choose_score_threshold']
+           'VIEWS', 'VIEW_SCORE_MIN', 'ZERO_POINT_KEYS', 'Frame', 'make_frame', 'random_crop', 'TrainHistory',
+           'ddp_rank_world', 'parameters_digest', 'CropTraining', 'lr_at', 'train_detector', 'box_centres',
+           'frame_view', 'from_view', 'merge_detections', 'detect_frame', 'add_radec', 'cached_detector',
+           'catalogue_frame', 'card_settings', 'card_views', 'choose_score_threshold']
 
 # %% ../nbs/30_starfield.ipynb #60c8a3d2
 @dataclass
@@ -314,6 +315,95 @@ def box_centres(boxes, labels, shape, eps: float = 1e-3):
         out.append(np.where(at_lo, hi - half, np.where(at_hi, lo + half, c)))
     return out[0], out[1]
 
+# %% ../nbs/30_starfield.ipynb #b0791268
+VIEWS = {  # (quarter turns, mirrored first) of each view; the first is the frame itself
+    1: ((0, False),),
+    4: tuple((k, False) for k in range(4)),
+    8: tuple((k, f) for f in (False, True) for k in range(4)),
+}
+VIEW_SCORE_MIN = 0.05  # each view's detections are kept down to this score (the network's own floor) before merging
+
+
+def frame_view(img: np.ndarray, k: int, flip: bool) -> np.ndarray:
+    "The frame mirrored left-right when `flip`, then turned `k` quarter turns (`np.rot90`), as a contiguous array."
+    return np.ascontiguousarray(np.rot90(img[:, ::-1] if flip else img, k))
+
+# %% ../nbs/30_starfield.ipynb #e864352b
+def from_view(det: pd.DataFrame, shape: tuple, k: int, flip: bool) -> pd.DataFrame:
+    "Detections (1-based x, y) on `frame_view(frame, k, flip)` moved to the frame of `shape` (h, w)."
+    u, v = det.x.to_numpy() - 0.5, det.y.to_numpy() - 0.5  # continuous coordinates
+    for j in reversed(range(k)):  # undo each quarter turn: the array before turn j had width w_j
+        w_j = shape[1] if j % 2 == 0 else shape[0]
+        u, v = w_j - v, u
+    if flip:
+        u = shape[1] - u
+    return det.assign(x=u + 0.5, y=v + 0.5)
+
+# %% ../nbs/30_starfield.ipynb #926cd8a3
+class _Clusters:
+    """Clusters of detections for `merge_detections`: per cluster [sum x, sum y, sum score, count, runs, class], found
+    by their mean position on a grid of `radius` px cells (a cluster within `radius` is in one of the 9 cells around a
+    point), so a frame of many thousand sources merges in linear time."""
+
+    def __init__(self, radius: float):
+        self.radius, self.rows, self.grid = radius, [], {}
+
+    def _cell(self, x: float, y: float) -> tuple:
+        return math.floor(x / self.radius), math.floor(y / self.radius)
+
+    def _mean(self, j: int) -> tuple:
+        r = self.rows[j]
+        return r[0] / r[3], r[1] / r[3]
+
+    def nearest(self, x: float, y: float, run: int):
+        "The nearest cluster within `radius` that has no detection of `run` yet (first made on a tie), else None."
+        cx, cy = self._cell(x, y)
+        near = [
+            (np.hypot(self._mean(j)[0] - x, self._mean(j)[1] - y), j)
+            for dx in (-1, 0, 1)
+            for dy in (-1, 0, 1)
+            for j in self.grid.get((cx + dx, cy + dy), ())
+            if run not in self.rows[j][4]
+        ]
+        dist, j = min(near, default=(np.inf, None))
+        return j if dist <= self.radius else None
+
+    def add(self, x: float, y: float, score: float, run: int, cls):
+        "Join the nearest cluster (`nearest`) or start one; the class is that of its first, best-scored detection."
+        j = self.nearest(x, y, run)
+        if j is None:
+            self.rows.append([0.0, 0.0, 0.0, 0, set(), cls])
+            j = len(self.rows) - 1
+        else:
+            self.grid[self._cell(*self._mean(j))].discard(j)
+        r = self.rows[j]
+        r[0], r[1], r[2], r[3] = r[0] + x, r[1] + y, r[2] + score, r[3] + 1
+        r[4].add(run)
+        self.grid.setdefault(self._cell(*self._mean(j)), set()).add(j)
+
+# %% ../nbs/30_starfield.ipynb #2821c4a7
+def merge_detections(dets: list, radius: float = 1.5) -> pd.DataFrame:
+    """Catalogues of one frame from several runs (views of the frame, or models) merged into one (x, y, cls, score).
+    Best score first, each detection joins the nearest cluster within `radius` px (of the cluster's mean position) that
+    has none from its run yet; a cluster's position is the mean of its detections', its score the mean over all runs (0
+    for a run that missed it). Hand-written, not the project's soft-NMS: NMS keeps one box of a group and decays the
+    rest, while here each run votes once per source and a source found by few runs must lose score; ensemble libraries
+    (weighted boxes fusion) do this with box IoU on normalised boxes, while a source's match is a distance in
+    pixels."""
+    cl = _Clusters(radius)
+    every = pd.concat([d.assign(run=i) for i, d in enumerate(dets)]).sort_values("score", ascending=False)
+    for x, y, s, r, c in zip(every.x, every.y, every.score, every.run, every.cls):
+        cl.add(x, y, s, r, c)
+    sums = np.array([r[:4] for r in cl.rows], float).reshape(-1, 4)
+    return pd.DataFrame(
+        dict(
+            x=sums[:, 0] / sums[:, 3],
+            y=sums[:, 1] / sums[:, 3],
+            cls=[r[5] for r in cl.rows],
+            score=sums[:, 2] / len(dets),
+        )
+    )
+
 # %% ../nbs/30_starfield.ipynb #96c26379
 def _torch_predict(model):
     "A `predict(chw array) -> (boxes, scores, labels)` of an eager torchvision detector."
@@ -353,23 +443,56 @@ def _tiled_predict(x: np.ndarray, predict, tile: int, overlap: float) -> tuple:
     )
 
 
-@torch.no_grad()
-def detect_frame(
-    model, img, norm="asinh", score_min: float = 0.05, tile: int = 1024, overlap: float = 0.1, header=None
-) -> pd.DataFrame:
-    """Detections of a whole frame as a catalogue (x, y 1-based; class; score; ra, dec when there is a WCS). model: a
-    trained detector; img: the frame (2-D array); norm: the normalisation it was trained with (`normalise_frame`);
-    score_min: the operating score cut (the model card's); tile, overlap: frames larger than `tile` px run on
-    overlapping tiles (`astronb.sliced.sliced_predict`, merged with the project's soft-NMS); header: the FITS header,
-    for RA/Dec."""
-    model.eval()
+def _detect_view(model, img, norm, score_min: float, tile: int, overlap: float) -> pd.DataFrame:
+    "The network's catalogue of `img` as it is (one view), without RA/Dec."
     x = normalise_frame(img, norm)
     _check_tiling(x.shape[1:], tile, overlap)
     b, s, c = _tiled_predict(x, _torch_predict(model), tile, overlap)
     k = s >= score_min
     b, s, c = b[k], s[k], c[k]
     cx, cy = box_centres(b, c, x.shape[1:])
-    cat = pd.DataFrame(dict(x=cx + 0.5, y=cy + 0.5, cls=[CLASSES.get(int(v), str(v)) for v in c], score=s))
+    return pd.DataFrame(dict(x=cx + 0.5, y=cy + 0.5, cls=[CLASSES.get(int(v), str(v)) for v in c], score=s))
+
+
+def _merged_views(model, img, norm, score_min: float, views: int, tile: int, overlap: float) -> pd.DataFrame:
+    "Test-time augmentation: every view's detections (down to `VIEW_SCORE_MIN`) moved back, merged, cut at `score_min`."
+    floor = min(score_min, VIEW_SCORE_MIN)
+    runs = [
+        from_view(_detect_view(model, frame_view(img, k, f), norm, floor, tile, overlap), img.shape, k, f)
+        for k, f in VIEWS[views]
+    ]
+    cat = merge_detections(runs)
+    return cat[cat.score >= score_min].reset_index(drop=True)
+
+
+@torch.no_grad()
+def detect_frame(
+    model,
+    img,
+    norm="asinh",
+    score_min: float = 0.05,
+    tile: int = 1024,
+    overlap: float = 0.1,
+    header=None,
+    views: int = 1,
+) -> pd.DataFrame:
+    """Detections of a whole frame as a catalogue (x, y 1-based; class; score; ra, dec when there is a WCS). model: a
+    trained detector; img: the frame (2-D array); norm: the normalisation it was trained with (`normalise_frame`);
+    score_min: the operating score cut (the model card's); tile, overlap: frames larger than `tile` px run on
+    overlapping tiles (`astronb.sliced.sliced_predict`, merged with the project's soft-NMS); header: the FITS header,
+    for RA/Dec; views: 1, or 4 or 8 views of the frame (`VIEWS`: quarter turns, and their mirror images) whose
+    detections are merged by position (`merge_detections`), a source's score the mean over the views (test-time
+    augmentation: `views` times the inference time)."""
+    if views not in VIEWS:
+        raise ValueError(
+            f"views must be one of {sorted(VIEWS)} (the frame's quarter turns and mirror images), got {views!r}"
+        )
+    model.eval()
+    img = np.asarray(img)
+    if views == 1:
+        cat = _detect_view(model, img, norm, score_min, tile, overlap)
+    else:
+        cat = _merged_views(model, img, norm, score_min, views, tile, overlap)
     add_radec(cat, header)
     return cat
 
@@ -405,7 +528,7 @@ ZERO_POINT_KEYS = ("MAGZPT", "MAGZP", "MAGZERO", "ZEROPT", "ZP")
 
 def _frame_sources(frame, img, hdr, baseline, settings: dict):
     """x, y, flux (and the network's columns) of one frame's sources: sep, SExtractor or the network (settings: weights,
-    runtime, norm, score_min, thresh, minarea as `catalogue_frame` takes them)."""
+    runtime, norm, score_min, views, thresh, minarea as `catalogue_frame` takes them)."""
     s = settings
     if baseline == "sep":
         c = detect_sep(img, s["thresh"], s["minarea"])[["x", "y", "flux"]]
@@ -413,7 +536,12 @@ def _frame_sources(frame, img, hdr, baseline, settings: dict):
         c = detect_sextractor(frame, s["thresh"], s["minarea"])[["x", "y", "flux"]]
     elif baseline is None:
         c = detect_frame(
-            cached_detector(str(s["weights"]), s["runtime"]), img, s["norm"], score_min=s["score_min"], header=hdr
+            cached_detector(str(s["weights"]), s["runtime"]),
+            img,
+            s["norm"],
+            score_min=s["score_min"],
+            header=hdr,
+            views=s["views"],
         )
         c["flux"] = aperture_flux(img, c.x, c.y) if len(c) else []  # in extract.APERTURE_RADIUS
         return c
@@ -440,17 +568,20 @@ def catalogue_frame(
     minarea: int = 5,
     zero_point: float | None = None,
     runtime: str | None = None,
+    views: int = 1,
 ) -> tuple:
     """(catalogue, info) of one FITS frame. baseline: None (the network in `weights`, a checkpoint or an exported .onnx,
     run on `runtime`: 'openvino' or 'onnxruntime' for an .onnx, default `runtime.default_runtime()`), "sep" or
-    "sextractor"; norm, score_min: the network's normalisation and score cut; thresh, minarea: the baselines'
+    "sextractor"; norm, score_min, views: the network's normalisation, score cut and test-time views (`detect_frame`);
+    thresh, minarea: the baselines'
     threshold (background sigmas) and minimum area (pixels); zero_point: magnitude of a source of flux 1 (None: the
     header's, else instrumental). info: the frame's path, SHA-256, zero point and flux unit, for the catalogue's
     provenance."""
     from astronb.core import file_digest
 
     img, hdr = read_frame(frame)  # one 2-D plane with data, else a FormatError naming the file
-    settings = dict(weights=weights, runtime=runtime, norm=norm, score_min=score_min, thresh=thresh, minarea=minarea)
+    settings = dict(weights=weights, runtime=runtime, norm=norm, score_min=score_min, views=views)
+    settings |= dict(thresh=thresh, minarea=minarea)
     c = _frame_sources(frame, img, hdr, baseline, settings)
     zp = zero_point if zero_point is not None else next((float(hdr[k]) for k in ZERO_POINT_KEYS if k in hdr), None)
     c = _with_magnitudes(c, zp)
@@ -471,12 +602,24 @@ def card_settings(card: dict | None, norm: str | None = None, score_min: float |
         score_min if score_min is not None else c.get("operating_point", {}).get("score_min", 0.5),
     )
 
+# %% ../nbs/30_starfield.ipynb #b9ecf75f
+def card_views(card: dict | None, views: int | None = None) -> int:
+    """The test-time views (`detect_frame`) to run a detector with: the argument when given, else its model card's
+    (`operating_point.views`, chosen with its score cut), else 1. A card's cut holds only for its own views."""
+    return views if views is not None else int((card or {}).get("operating_point", {}).get("views", 1))
+
 # %% ../nbs/30_starfield.ipynb #725328fb
 def choose_score_threshold(
-    model, frames, norm="asinh", grid=np.round(np.arange(0.05, 0.96, 0.05), 2), radius: float = 1.5
+    model,
+    frames,
+    norm="asinh",
+    grid=np.round(np.arange(0.05, 0.96, 0.05), 2),
+    radius: float = 1.5,
+    views: int = 1,
 ) -> tuple:
-    "(best threshold, table of precision/recall/F1 per threshold) on validation frames [(image, truth), ...]."
-    dets = [(detect_frame(model, im, norm, score_min=float(grid.min())), tr) for im, tr in frames]
+    """(best threshold, table of precision/recall/F1 per threshold) on validation frames [(image, truth), ...], the
+    detections matched within `radius` px; views: the test-time views the cut is for (`detect_frame`)."""
+    dets = [(detect_frame(model, im, norm, score_min=float(grid.min()), views=views), tr) for im, tr in frames]
     rows = []
     for g in grid:
         n_det = n_true = n_m = 0

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass, field, replace
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -258,33 +257,10 @@ def selftrain(real: Real, seed: Seed, ft: int) -> dict:
     return out
 
 
-def merged(dets: list, radius: float = 1.5) -> pd.DataFrame:
-    """Detections of several models merged, brightest score first: each joins the nearest cluster within `radius` px
-    (at the cluster's mean position) that has none from its model yet; a cluster's score is the mean over all models,
-    0 for a model that missed it. Hand-written: no library merges detections of several models this way."""
-    clusters = []  # [sum x, sum y, sum score, count, models]
-    every = pd.concat([d.assign(model=i) for i, d in enumerate(dets)]).sort_values("score", ascending=False)
-    for row in every.itertuples():
-        near = [
-            (np.hypot(c[0] / c[3] - row.x, c[1] / c[3] - row.y), j)
-            for j, c in enumerate(clusters)
-            if row.model not in c[4]
-        ]
-        dist, j = min(near, default=(np.inf, None))
-        if dist > radius:
-            clusters.append([0.0, 0.0, 0.0, 0, set()])
-            j = len(clusters) - 1
-        c = clusters[j]
-        c[0], c[1], c[2], c[3] = c[0] + row.x, c[1] + row.y, c[2] + row.score, c[3] + 1
-        c[4].add(row.model)
-    sums = np.array([c[:4] for c in clusters], float).reshape(-1, 4)
-    return pd.DataFrame(dict(x=sums[:, 0] / sums[:, 3], y=sums[:, 1] / sums[:, 3], score=sums[:, 2] / len(dets)))
-
-
 def merged_at_fold_cut(real: Real, runs, ft: int) -> pd.DataFrame:
     """Detections of several runs (`runs(n)`: a list of catalogues of frame n, every score kept) merged on the fold's
     test frame, cut where the merged F1 on the fine-tuning frame at 4 px is best (the folds' rule)."""
-    own, other = merged(runs(ft)), merged(runs(test_frame(ft)))
+    own, other = sf.merge_detections(runs(ft)), sf.merge_detections(runs(test_frame(ft)))
     best = GRID[int(np.argmax([f1(own[own.score >= g], real.truth[ft], 4.0) for g in GRID]))]
     return other[other.score >= best]
 
@@ -299,45 +275,20 @@ def ensemble(real: Real, seeds: list, ft: int) -> dict:
     return {f"ensemble of {len(seeds)} seeds": merged_at_fold_cut(real, runs, ft)}
 
 
-def view(img: np.ndarray, k: int, flip: bool) -> np.ndarray:
-    "The frame mirrored left-right when `flip`, then turned `k` quarter turns (`np.rot90`)."
-    return np.rot90(img[:, ::-1] if flip else img, k)
-
-
-def view_back(det: pd.DataFrame, shape: tuple, k: int, flip: bool) -> pd.DataFrame:
-    "Detections (1-based x, y) on `view(frame, k, flip)` moved to the frame of `shape` (h, w)."
-    u, v = det.x.to_numpy() - 0.5, det.y.to_numpy() - 0.5  # continuous coordinates
-    for j in reversed(range(k)):  # undo each quarter turn: the array before turn j had width w_j
-        w_j = shape[1] if j % 2 == 0 else shape[0]
-        u, v = w_j - v, u
-    if flip:
-        u = shape[1] - u
-    return det.assign(x=u + 0.5, y=v + 0.5)
-
-
-def detect_view(model, img, k: int, flip: bool, cut: float) -> pd.DataFrame:
-    "The fold model's detections on a view of the frame, at 1-based positions in that view."
-    return sf.detect_frame(model, np.ascontiguousarray(view(img, k, flip)), "asinh", score_min=cut)
-
-
-VIEWS = {
-    "8 flips and rotations": [(k, f) for f in (False, True) for k in range(4)],
-    "4 rotations": [(k, False) for k in range(4)],
-}
-
-
-def view_runs(real: Real, model, views: list, n: int) -> list:
-    "The model's detections on each of `views` of frame n, every score kept, moved back to the frame."
-    img = real.image[n]
-    return [view_back(detect_view(model, img, k, f, float(GRID.min())), img.shape, k, f) for k, f in views]
-
-
 def tta(real: Real, seed: Seed, ft: int) -> dict:
-    """Test-time augmentation: the fold model on each view of the frame, detections moved back and merged (`merged`:
-    mean position, score averaged over the views), the cut by the folds' rule; the control is one view by that rule."""
+    """Test-time augmentation (`sf.detect_frame(..., views=n)`: the fold model on each view of the frame, detections
+    moved back and merged by position, score averaged over the views), the cut by the folds' rule on the merged scores;
+    the control is one view by that rule."""
     model = seed.model(f"ft{ft}")
-    views = {"control: one view, the same cut rule": [(0, False)]} | VIEWS
-    return {label: merged_at_fold_cut(real, partial(view_runs, real, model, v), ft) for label, v in views.items()}
+    out = {}
+    for label, views in {
+        "control: one view, the same cut rule": 1,
+        "8 flips and rotations": 8,
+        "4 rotations": 4,
+    }.items():
+        cut, _ = sf.choose_score_threshold(model, [(real.image[ft], real.truth[ft])], "asinh", GRID, 4.0, views)
+        out[label] = sf.detect_frame(model, real.image[test_frame(ft)], "asinh", score_min=cut, views=views)
+    return out
 
 
 PER_SEED = dict(

@@ -1,6 +1,6 @@
-"""The pieces of experiments/starfield_folds.py that are its own (the rest is the study's library): merging several
-models' detections, moving list entries onto a catalogue's centroids, finding the list entries at the edge, and
-moving detections on a flipped or turned frame back."""
+"""The pieces of experiments/starfield_folds.py that are its own (the rest is the study's library): moving list
+entries onto a catalogue's centroids, finding the list entries at the edge, one-to-one matches, and a folder without
+fold models."""
 
 import importlib.util
 import sys
@@ -14,21 +14,6 @@ spec = importlib.util.spec_from_file_location("starfield_folds", SCRIPT)
 folds = importlib.util.module_from_spec(spec)
 sys.modules[spec.name] = folds  # dataclasses look their module up while the script loads
 spec.loader.exec_module(folds)
-
-
-def test_merged_means_over_every_model():
-    a = pd.DataFrame(dict(x=[10.0, 50.0], y=[10.0, 50.0], score=[0.9, 0.6]))
-    b = pd.DataFrame(dict(x=[11.0, 90.0], y=[10.0, 90.0], score=[0.7, 0.8]))
-    c = pd.DataFrame(dict(x=[10.5], y=[12.0], score=[0.5]))  # 2 px from the first cluster's mean: a cluster of its own
-    m = folds.merged([a, b, c]).sort_values("x").reset_index(drop=True)
-    assert len(m) == 4
-    assert np.isclose(m.x[0], 10.5) and np.isclose(m.score[0], (0.9 + 0.7) / 3)  # c missed it: counts as 0
-    assert np.isclose(m.score[1], 0.5 / 3) and np.isclose(m.score[3], 0.8 / 3)
-
-
-def test_merged_takes_one_detection_per_model():
-    a = pd.DataFrame(dict(x=[10.0, 10.5], y=[10.0, 10.0], score=[0.9, 0.8]))  # two of one model's, 0.5 px apart
-    assert len(folds.merged([a])) == 2
 
 
 def test_snapped_is_one_to_one():
@@ -60,14 +45,3 @@ def test_found_is_one_to_one():
     det = pd.DataFrame(dict(x=[10.6], y=[10.0]))
     f = folds.found(det, truth, 1.5)
     assert f.sum() == 1 and not f[2]
-
-
-def test_view_back_undoes_every_view():
-    img = np.zeros((7, 11))
-    img[2, 8] = 1.0  # row 2, column 8: 1-based x = 9, y = 3
-    for k, flip in folds.VIEWS["8 flips and rotations"]:
-        v = folds.view(img, k, flip)
-        row, col = np.unravel_index(np.argmax(v), v.shape)
-        back = folds.view_back(pd.DataFrame(dict(x=[col + 1.0], y=[row + 1.0])), img.shape, k, flip)
-        assert (back.x[0], back.y[0]) == (9.0, 3.0), (k, flip)
-    assert len(set(folds.VIEWS["8 flips and rotations"])) == 8

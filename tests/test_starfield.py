@@ -311,3 +311,44 @@ def test_a_large_frame_in_tiles_finds_sources_on_tile_borders_once():
         assert len(m) == len(xy) == len(cat), (shift, len(m), len(xy), len(cat))
     with pytest.raises(ValueError, match="overlap"):
         sf.detect_frame(PeakDetector(), img, tile=64, overlap=0.1)
+
+
+def test_merge_detections_means_over_every_model():
+    a = pd.DataFrame(dict(x=[10.0, 50.0], y=[10.0, 50.0], score=[0.9, 0.6], cls="star"))
+    b = pd.DataFrame(dict(x=[11.0, 90.0], y=[10.0, 90.0], score=[0.7, 0.8], cls="star"))
+    c = pd.DataFrame(
+        dict(x=[10.5], y=[12.0], score=[0.5], cls="galaxy")
+    )  # 2 px from the first cluster's mean: a cluster of its own
+    m = sf.merge_detections([a, b, c]).sort_values("x").reset_index(drop=True)
+    assert len(m) == 4
+    assert np.isclose(m.x[0], 10.5) and np.isclose(m.score[0], (0.9 + 0.7) / 3)  # c missed it: counts as 0
+    assert np.isclose(m.score[1], 0.5 / 3) and np.isclose(m.score[3], 0.8 / 3)
+
+
+def test_merge_detections_takes_one_detection_per_model():
+    a = pd.DataFrame(
+        dict(x=[10.0, 10.5], y=[10.0, 10.0], score=[0.9, 0.8], cls="star")
+    )  # two of one model's, 0.5 px apart
+    assert len(sf.merge_detections([a])) == 2
+
+
+def test_views_of_a_frame_find_each_source_once_where_it_is():
+    """detect_frame with 4 and 8 views on a frame that is not square, with sources off the pixel grid's symmetry: a
+    peak finder finds each source in every view, so after the views are moved back and merged each source is there
+    once, at its place, with its full score; a view that is not moved back correctly would split or shift them."""
+    from astronb.metrics import match_points
+
+    rng = np.random.default_rng(3)
+    h, w = 180, 260
+    xy = np.array([(x, y) for x in range(20, w - 20, 37) for y in range(15, h - 15, 29)], int)
+    img = 100.0 + rng.normal(0, 1.0, (h, w))
+    yy, xx = np.mgrid[-7:8, -7:8]
+    for x, y in xy:
+        img[y - 7 : y + 8, x - 7 : x + 8] += 2000.0 * np.exp(-(xx**2 + yy**2) / (2 * 1.3**2))
+    one = sf.detect_frame(PeakDetector(), img, score_min=0.5)
+    assert len(match_points(one[["x", "y"]].to_numpy() - 0.5, xy + 0.5, 0.01)) == len(xy)  # one view: exact
+    for views in (4, 8):
+        cat = sf.detect_frame(PeakDetector(), img, score_min=0.5, views=views)
+        assert len(cat) == len(one) == len(xy) and np.allclose(cat.score, 0.9)
+        m = match_points(cat[["x", "y"]].to_numpy() - 0.5, xy + 0.5, 0.01)  # 1-based; a pixel's centre at +0.5
+        assert len(m) == len(xy), views
