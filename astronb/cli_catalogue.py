@@ -91,6 +91,13 @@ def _detect_model_options(s):
         help="keep detections scoring at least this, 0-1 (default: the card's cut, else 0.5)",
     )
     g.add_argument(
+        "--views",
+        type=int,
+        choices=[1, 4, 8],
+        help="test-time views: 1, or the frame's 4 quarter turns, or those and their mirror images (8), merged by "
+        "position; N views take N times as long (default: the card's, chosen with its score cut, else 1)",
+    )
+    g.add_argument(
         "--runtime",
         choices=["onnxruntime", "openvino"],
         help="an .onnx --weights runs on this (default: openvino when installed: the fastest on a CPU, see `bench "
@@ -183,7 +190,22 @@ def _detector(a) -> tuple:
         sf.cached_detector(weights, a.runtime)
     except (FormatError, FileNotFoundError, RuntimeError, ValueError) as e:
         raise UsageError(e) from e
+    _views_of(a, card)
     return (card, weights, *sf.card_settings(card, a.norm, a.score_min))
+
+
+def _views_of(a, card):
+    """Set `a.views` to the views the network runs with (`--views`, else the card's); a note on stderr when they differ
+    from the card's and its score cut is still used, since that cut was chosen for the card's views."""
+    from astronb import starfield as sf
+
+    own = sf.card_views(card)
+    a.views = sf.card_views(card, a.views)
+    if a.views != own and a.score_min is None and card and "score_min" in card.get("operating_point", {}):
+        print(
+            f"note: the card's score cut was chosen for {own} view(s), not {a.views}; pass --score-min to set one",
+            file=sys.stderr,
+        )
 
 
 def _catalogues(a, step) -> tuple:
@@ -218,7 +240,8 @@ def _cmd_detect(a):
     from astronb import starfield as sf, __version__
 
     card, weights, norm, score_min = _detector(a)
-    settings = dict(norm=norm, score_min=score_min, thresh=a.thresh, minarea=a.minarea, zero_point=a.zero_point)
+    settings = dict(norm=norm, score_min=score_min, views=a.views or 1, thresh=a.thresh, minarea=a.minarea)
+    settings |= dict(zero_point=a.zero_point)
     step = partial(sf.catalogue_frame, baseline=a.baseline, weights=weights, runtime=a.runtime, **settings)
     if a.watch:
         return _watch_detect(a, step, card, norm, score_min)
@@ -246,6 +269,7 @@ def _method_meta(a, card, norm, score_min) -> dict:
         weights=str(Path(a.weights).resolve()),
         normalisation=norm,
         score_min=score_min,
+        views=a.views,
         flux="background-subtracted sum in a 3 px radius aperture (sep.sum_circle)",
         card={k: card[k] for k in CARD_PROVENANCE if k in card} if card else None,
     )

@@ -352,3 +352,28 @@ def test_views_of_a_frame_find_each_source_once_where_it_is():
         assert len(cat) == len(one) == len(xy) and np.allclose(cat.score, 0.9)
         m = match_points(cat[["x", "y"]].to_numpy() - 0.5, xy + 0.5, 0.01)  # 1-based; a pixel's centre at +0.5
         assert len(m) == len(xy), views
+
+
+def test_detect_runs_the_views_its_card_chose(tmp_path):
+    """A card whose operating point says 8 views: `astronb detect --weights CARD` runs them (the catalogue is
+    `detect_frame(..., views=8)`'s, its metadata says 8); `--views 1` overrides it, with a note that the card's cut
+    was chosen for 8 views."""
+    from astropy.table import Table
+    from astronb.cards import write_card
+
+    img, _, _ = sf.simulate_frame(sf.SimConfig(size=160), seed=2)
+    fits.PrimaryHDU(img).writeto(tmp_path / "f.fits")
+    torch.manual_seed(0)
+    m = sf.build_detector("resnet18")
+    torch.nn.init.normal_(m.rpn.head.cls_logits.weight, std=0.5)  # an untrained RPN scores all anchors alike: no ties
+    torch.save({"model": m.state_dict()}, tmp_path / "w.pt")
+    card = write_card(tmp_path / "w.pt", "starfield", {}, dict(normalisation="asinh"), dict(score_min=0.1, views=8), {})
+    r = run("detect", tmp_path / "f.fits", "--weights", card, "--out", tmp_path / "c.ecsv")
+    assert r.returncode == 0 and "note" not in r.stderr, r.stderr[-2000:]
+    got = Table.read(tmp_path / "c.ecsv")
+    want = sf.detect_frame(sf.load_detector(tmp_path / "w.pt"), img.astype(np.float32), "asinh", 0.1, views=8)
+    assert got.meta["views"] == 8 and len(got) == len(want) > 0
+    assert np.allclose(np.sort(got["x"]), np.sort(want.x), atol=1e-4)
+    r = run("detect", tmp_path / "f.fits", "--weights", card, "--views", 1, "--out", tmp_path / "one.ecsv")
+    assert r.returncode == 0 and "chosen for 8 view(s), not 1" in r.stderr, r.stderr[-2000:]
+    assert Table.read(tmp_path / "one.ecsv").meta["views"] == 1
