@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from astropy.table import Table
 from astronb.io import read_truth_list
 from astronb import asteroids as ast
 from astronb import starfield as sf
@@ -41,6 +42,27 @@ def test_detect_with_the_card_reproduces_the_two_fold_rows(shared_mirror, tmp_pa
         s = sf.score_frame(pd.read_csv(out), read_truth_list(shared_mirror / "wfsat" / f"{n_test}.list"))
         row = table[(table.frame == n_test) & (table.method == f"network (fine-tuned on {n_ft})")].iloc[0]
         assert (s["n_det"], s["matched"]) == (row.n_det, row.matched) and np.isclose(s["f1"], row.f1, rtol=1e-9, atol=0)
+
+
+def test_detect_by_default_runs_the_shipped_model_and_reproduces_its_row(tmp_path):
+    """`astronb detect` without --weights runs the starfield study's default model (fine-tuned on both real frames),
+    with its card's test-time views and score cut: on the study's simulated test frames it gives the `ftboth` row of
+    the shipped-model table."""
+    card = card_of("starfield", "default")
+    assert card == card_of("starfield", "ftboth")
+    row = pd.read_csv(RESULTS / "starfield" / "shipped_model.csv").set_index("model").loc["ftboth"]
+    frames = sorted((card.parent.parent / "frames").glob("sim_test_*.fits"))
+    n_test = json.loads((RESULTS / "starfield" / "manifest.json").read_text())["params"]["n_test_frames"]
+    assert len(frames) == n_test, frames
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "ASTRONB_RESULTS": str(RESULTS)}  # the checkout's manifest
+    r = run("detect", *frames, "--out", tmp_path / "c.ecsv", env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = Table.read(tmp_path / "c.ecsv")
+    assert Path(got.meta["weights"]).resolve() == card.resolve()  # the default is the manifest's card
+    assert got.meta["views"] == json.loads(card.read_text())["operating_point"].get("views", 1) == row.views
+    got = got.to_pandas()
+    s = [sf.score_frame(got[got.frame == f.name], read_truth_list(f.with_suffix(".list"))) for f in frames]
+    assert (sum(v["n_det"] for v in s), sum(v["matched"] for v in s)) == (row.n_det, row.matched)
 
 
 def classify_the_test_alerts(shared_mirror, tmp_path, key):
