@@ -242,6 +242,15 @@ def _train_args_starfield(g):
         help="validation frames (with .list) on which the score cut is chosen; then a card is written",
     )
     g.add_argument(
+        "--views",
+        type=int,
+        choices=[1, 4, 8],
+        default=8,
+        help="test-time views the score cut is chosen for and the card records, which `detect` then runs: 1, the "
+        "frame's 4 quarter turns, or those and their mirror images (default: 8, the starfield study's choice on its "
+        "folds)",
+    )
+    g.add_argument(
         "--backbone",
         default="resnet50",
         choices=["resnet18", "resnet50"],
@@ -332,13 +341,18 @@ def _starfield_card(a, model, out, val):
     from astronb.cards import write_card
     from astronb.core import file_digest
 
-    thr, _ = sf.choose_score_threshold(model, val, a.norm)
+    thr, _ = sf.choose_score_threshold(model, val, a.norm, views=a.views)
     card = write_card(
         out,
         "starfield",
         sf.detector_config(model.state_dict()) | dict(nms="soft (gaussian, sigma 0.6)", classes=sf.CLASSES),
         dict(input="one single-band FITS frame at its native pixel scale", normalisation=a.norm, channels=3),
-        dict(score_min=thr, chosen_on=f"best F1 on the validation frames {', '.join(Path(f).name for f in a.val)}"),
+        dict(
+            score_min=thr,
+            views=a.views,
+            chosen_on=f"best F1 on the validation frames {', '.join(Path(f).name for f in a.val)}, with {a.views} "
+            "test-time view(s)",
+        ),
         dict(
             note="none: `astronb train` keeps no test frames; score the model on yours with `astronb detect` and "
             "their truth lists"
@@ -346,7 +360,7 @@ def _starfield_card(a, model, out, val):
         training_data={Path(f).name: file_digest(f) for f in a.frames},
         params={k: v for k, v in vars(a).items() if k != "fn"},
     )
-    print(f"model card {card} (score cut {thr:.2f}, chosen on the validation frames)")
+    print(f"model card {card} (score cut {thr:.2f} for {a.views} view(s), chosen on the validation frames)")
     return card
 
 
