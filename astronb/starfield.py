@@ -573,10 +573,9 @@ def catalogue_frame(
     """(catalogue, info) of one FITS frame. baseline: None (the network in `weights`, a checkpoint or an exported .onnx,
     run on `runtime`: 'openvino' or 'onnxruntime' for an .onnx, default `runtime.default_runtime()`), "sep" or
     "sextractor"; norm, score_min, views: the network's normalisation, score cut and test-time views (`detect_frame`);
-    thresh, minarea: the baselines'
-    threshold (background sigmas) and minimum area (pixels); zero_point: magnitude of a source of flux 1 (None: the
-    header's, else instrumental). info: the frame's path, SHA-256, zero point and flux unit, for the catalogue's
-    provenance."""
+    thresh, minarea: the baselines' threshold (background sigmas) and minimum area (pixels); zero_point: magnitude of a
+    source of flux 1 (None: the header's, else instrumental). info: the frame's path, SHA-256, zero point and flux
+    unit, for the catalogue's provenance."""
     from astronb.core import file_digest
 
     img, hdr = read_frame(frame)  # one 2-D plane with data, else a FormatError naming the file
