@@ -12,8 +12,8 @@ import torch
 from .softnms import soft_nms, soft_nms_reference
 
 # %% auto #0
-__all__ = ['BENCH_SOFTNMS', 'starfield_boxes', 'dense_boxes', 'bench_softnms', 'bench_detect', 'bench_frames', 'bench_runtimes',
-           'bench_annotate', 'bench_workers']
+__all__ = ['BENCH_SOFTNMS', 'SEP_RUN', 'starfield_boxes', 'dense_boxes', 'bench_softnms', 'bench_detect', 'bench_frames',
+           'bench_runtimes', 'bench_annotate', 'bench_workers']
 
 # %% ../nbs/06_bench.ipynb #22ba3618
 def starfield_boxes(n: int, frame: int = 500, seed: int = 0):
@@ -193,25 +193,27 @@ def _status_mib(key):
     return float("nan")
 
 
-def _rss_of_one_frame(weights, frame_npy, norm, score_min, runtime=None):
-    """(MiB resident with the model loaded and the frame read, peak MiB during its detection): Linux's peak counter is
-    reset in between."""
+def _rss_of_one_frame(weights, frame_npy, norm, score_min, runtime=None, views: int = 1):
+    """(MiB resident with the model loaded and the frame read, peak MiB during its detection with `views` test-time
+    views): Linux's peak counter is reset in between."""
     from astronb.starfield import detect_frame, detect_sep
 
     m, img = (None if runtime == "sep" else _open_runtime(runtime, weights)), np.load(frame_npy)
     loaded = _status_mib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS (Linux >= 4.0)
-    detect_sep(img) if m is None else detect_frame(m, img, norm, score_min=score_min)
+    detect_sep(img) if m is None else detect_frame(m, img, norm, score_min=score_min, views=views)
     return loaded, _status_mib("VmHWM")
 
 
-def _agreement(frames: int, runtime: str, ref_cats, cats) -> dict:
-    "One agreement row: `summed_agreement` of a runtime's catalogues with eager torch's over the frames."
+def _agreement(frames: int, run: tuple, ref_cats, cats) -> dict:
+    """One agreement row: `summed_agreement` of a runtime's catalogues with eager torch's (with the same views) over the
+    frames; run: (runtime, views)."""
     from astronb.runtime import summed_agreement
 
     tot = summed_agreement(zip(ref_cats, cats))
     return dict(
-        runtime=runtime,
+        runtime=run[0],
+        views=run[1],
         frames=frames,
         torch_detections=tot["n_a"],
         runtime_detections=tot["n_b"],
@@ -230,18 +232,25 @@ def _peak_rss_columns(rows: list, sources: dict, frame, card_settings: tuple, d)
     with mp.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
         for r in rows:  # sep's too, in its own process
             args = (str(sources.get(r["runtime"], "")), str(Path(d) / "frame.npy"), *card_settings, r["runtime"])
+            args += (r["views"],)
             r["rss_loaded_mib"], r["rss_peak_mib"] = pool.apply(_rss_of_one_frame, args)
 
 
-def _runtime_row(k: str, secs: dict, cats: dict, frames: int, size: int) -> dict:
-    "One runtime's timing row: seconds per frame, ratios to eager torch and to sep, detections, threads."
+SEP_RUN = ("sep", 1)  # sep's key among the timed (runtime, views): it reads the frame once
+
+
+def _runtime_row(run: tuple, secs: dict, cats: dict, frames: int, size: int) -> dict:
+    """One timing row of run (runtime, views): seconds per frame, ratios to eager torch with the same views (sep's: to
+    torch with the first views timed) and to sep, detections, threads."""
+    torch_run = ("torch", run[1]) if ("torch", run[1]) in secs else next(k for k in secs if k[0] == "torch")
     return dict(
-        runtime=k,
+        runtime=run[0],
+        views=run[1],
         frame_px=f"{size}x{size}",
-        s_per_frame=secs[k] / frames,
-        ratio_vs_torch=secs[k] / secs["torch"],
-        ratio_vs_sep=secs[k] / secs["sep"],
-        detections=sum(len(c) for c in cats[k]) if k in cats else None,  # sep's sources are not comparable
+        s_per_frame=secs[run] / frames,
+        ratio_vs_torch=secs[run] / secs[torch_run],
+        ratio_vs_sep=secs[run] / secs[SEP_RUN],
+        detections=sum(len(c) for c in cats[run]) if run in cats else None,  # sep's sources are not comparable
         threads=torch.get_num_threads(),
     )
 
@@ -271,6 +280,20 @@ def _runtime_files(runtimes: list, w, onnx, d) -> dict:
     return files
 
 
+def _detection_runs(files: dict, imgs: list, norm, score_min: float, views: tuple) -> dict:
+    """(runtime, views) -> a function that runs `starfield.detect_frame` with those views on every frame, one model per
+    runtime (files: runtime -> its model file), and sep's run (`SEP_RUN`)."""
+    from astronb.starfield import detect_frame, detect_sep
+
+    models = {k: _open_runtime(k, f) for k, f in files.items()}
+    run = {
+        (k, v): (lambda m=m, v=v: [detect_frame(m, im, norm, score_min=score_min, views=v) for im in imgs])
+        for v in views
+        for k, m in models.items()
+    }
+    return run | {SEP_RUN: lambda: [detect_sep(im) for im in imgs]}
+
+
 def bench_runtimes(
     weights,
     onnx=None,
@@ -279,38 +302,39 @@ def bench_runtimes(
     repeats: int = 3,
     peak_rss: bool = False,
     runtimes=("torch", "onnxruntime", "openvino"),
+    views=None,
 ) -> tuple:
     """(timings, agreement) of one trained starfield detector on each of `runtimes` and of sep, timed side by side.
     weights: its card or checkpoint; onnx: its `.onnx` export (default: exported now into a temporary folder);
     frames, size: simulated frames (`bench_frames`); repeats: timed passes over the frames, alternating runtimes;
     peak_rss: also each runtime's peak memory on one frame, in a fresh process; runtimes: 'torch' (eager, the
-    reference), 'onnxruntime', 'openvino', 'openvino-int8' (`quantize.export_int8`, exported now). timings: seconds per
-    frame, ratios to torch and to sep on the same frames, detections, threads (and MiB); agreement: per runtime,
-    `summed_agreement` with eager torch over the frames."""
+    reference), 'onnxruntime', 'openvino', 'openvino-int8' (`quantize.export_int8`, exported now); views: the
+    test-time views to time each runtime with (`starfield.detect_frame`), e.g. (1, 8); default: the card's. timings:
+    per runtime and views, seconds per frame, ratios to torch with the same views and to sep on the same frames,
+    detections, threads (and MiB); agreement: per runtime and views, `summed_agreement` with eager torch's catalogues
+    with those views over the frames."""
     import tempfile
     from astronb.cards import read_card
     from astronb.runtime import export_detector
-    from astronb.starfield import detect_frame, detect_sep, card_settings
+    from astronb.starfield import card_settings, card_views
 
     card, w = read_card(weights)
     norm, score_min = card_settings(card)
+    views = tuple(dict.fromkeys(views or [card_views(card)]))
     imgs = [f[0] for f in bench_frames(frames, size)]
     runtimes = ["torch"] + [r for r in runtimes if r != "torch"]
     with tempfile.TemporaryDirectory() as d:
         onnx = Path(onnx) if onnx else export_detector(w, Path(d) / "model_onnx.onnx")
         files = _runtime_files(runtimes, w, onnx, d)
-        run = {
-            k: (lambda m=_open_runtime(k, f): [detect_frame(m, im, norm, score_min=score_min) for im in imgs])
-            for k, f in files.items()
-        }
-        cats = {k: f() for k, f in run.items()}
-        secs = _interleaved_s(run | {"sep": lambda: [detect_sep(im) for im in imgs]}, repeats)
-        rows = [_runtime_row(k, secs, cats, frames, size) for k in [*runtimes, "sep"]]
+        run = _detection_runs(files, imgs, norm, score_min, views)
+        cats = {k: f() for k, f in run.items() if k != SEP_RUN}
+        secs = _interleaved_s(run, repeats)
+        rows = [_runtime_row(k, secs, cats, frames, size) for k in run]
         if peak_rss:
             _peak_rss_columns(rows, files, imgs[0], (norm, score_min), d)
     timings, agreement = (
         pd.DataFrame(rows),
-        pd.DataFrame([_agreement(frames, k, cats["torch"], cats[k]) for k in runtimes[1:]]),
+        pd.DataFrame([_agreement(frames, k, cats[("torch", k[1])], cats[k]) for k in cats if k[0] != "torch"]),
     )
     _print_tables(timings, agreement)
     return timings, agreement

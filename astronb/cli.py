@@ -349,6 +349,14 @@ def _bench_args_detect(g):
         "in tiles); several (--size 500 1024 2048 4096) give one table of cost against frame area",
     )
     g.add_argument(
+        "--views",
+        type=int,
+        nargs="+",
+        choices=[1, 4, 8],
+        help="--runtime: test-time views to time every runtime with, side by side (--views 1 8; default: the card's, "
+        "as `astronb detect` runs it)",
+    )
+    g.add_argument(
         "--peak-rss",
         action="store_true",
         help="--runtime: also each runtime's peak memory on one frame, in a fresh process",
@@ -428,7 +436,9 @@ def _bench_runtimes(a):
     if rts == ["torch"]:
         raise UsageError("--runtime compares eager torch with onnx and/or openvino")
     parts = [
-        bench.bench_runtimes(a.weights[0], a.onnx, a.frames, n, min(a.repeats, 3), peak_rss=a.peak_rss, runtimes=rts)
+        bench.bench_runtimes(
+            a.weights[0], a.onnx, a.frames, n, min(a.repeats, 3), peak_rss=a.peak_rss, runtimes=rts, views=a.views
+        )
         for n in a.size
     ]
     df, agr = (pd.concat([p[i].assign(size_px=n) for p, n in zip(parts, a.size)]) for i in (0, 1))
@@ -436,7 +446,7 @@ def _bench_runtimes(a):
         df["s_per_megapixel"] = df.s_per_frame / (df.size_px**2 / 1e6)
         print("cost against frame area:\n" + df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if a.out:
-        df.merge(agr, on=["runtime", "size_px"], how="left").to_csv(a.out, index=False)
+        df.merge(agr, on=["runtime", "views", "size_px"], how="left").to_csv(a.out, index=False)
 
 
 def _bench_workers(a):

@@ -355,11 +355,15 @@ class _Clusters:
         r = self.rows[j]
         return r[0] / r[3], r[1] / r[3]
 
+    def _distance(self, j: int, x: float, y: float) -> float:
+        mx, my = self._mean(j)
+        return np.hypot(mx - x, my - y)
+
     def nearest(self, x: float, y: float, run: int):
         "The nearest cluster within `radius` that has no detection of `run` yet (first made on a tie), else None."
         cx, cy = self._cell(x, y)
         near = [
-            (np.hypot(self._mean(j)[0] - x, self._mean(j)[1] - y), j)
+            (self._distance(j, x, y), j)
             for dx in (-1, 0, 1)
             for dy in (-1, 0, 1)
             for j in self.grid.get((cx + dx, cy + dy), ())
