@@ -381,7 +381,8 @@ def test_detect_runs_the_views_its_card_chose(tmp_path):
 def test_bench_detect_times_the_views_its_card_chose(tmp_path):
     """`astronb bench detect --runtime` times a card's detector with the card's test-time views (as `detect` runs it)
     on every runtime and sep, side by side, each runtime's agreement measured against eager torch with the same
-    views; views that `detect_frame` does not offer are a usage error."""
+    views, and with `--peak-rss` each one's memory on one frame; views that `detect_frame` does not offer are a usage
+    error."""
     from astronb.cards import write_card
 
     torch.manual_seed(0)
@@ -390,11 +391,12 @@ def test_bench_detect_times_the_views_its_card_chose(tmp_path):
     torch.save({"model": m.state_dict()}, tmp_path / "w.pt")
     card = write_card(tmp_path / "w.pt", "starfield", {}, dict(normalisation="asinh"), dict(score_min=0.1, views=4), {})
     args = ("bench", "detect", "--runtime", "torch", "openvino", "--weights", card, "--frames", 1, "--size", 128)
-    r = run(*args, "--repeats", 1, "--out", tmp_path / "b.csv")
+    r = run(*args, "--repeats", 1, "--peak-rss", "--out", tmp_path / "b.csv")
     assert r.returncode == 0, r.stderr[-2000:]
     b = pd.read_csv(tmp_path / "b.csv")
     assert list(zip(b.runtime, b.views)) == [("torch", 4), ("openvino", 4), ("sep", 1)], b
     assert b.s_per_frame.gt(0).all() and b.ratio_vs_torch[0] == 1 and b.ratio_vs_sep[2] == 1
+    assert b.rss_loaded_mib.gt(100).all() and b.rss_peak_mib.ge(b.rss_loaded_mib).all()  # each in its own process
     assert b.detections[0] > 0 and b.agreement[1] >= 0.99  # OpenVINO in float32 finds eager torch's sources
     r = run(*args, "--views", 3)
     assert r.returncode == 2 and "invalid choice: 3" in r.stderr, r.stderr[-2000:]
