@@ -192,7 +192,7 @@ def _status_mib(key):
             return int(line.split()[1]) / 1024
     return float("nan")
 
-
+# %% ../nbs/06_bench.ipynb #7233282e
 def _rss_of_one_frame(weights, frame_npy, norm, score_min, runtime=None, views: int = 1):
     """(MiB resident with the model loaded and the frame read, peak MiB during its detection with `views` test-time
     views): Linux's peak counter is reset in between."""
@@ -204,7 +204,20 @@ def _rss_of_one_frame(weights, frame_npy, norm, score_min, runtime=None, views: 
     detect_sep(img) if m is None else detect_frame(m, img, norm, score_min=score_min, views=views)
     return loaded, _status_mib("VmHWM")
 
+# %% ../nbs/06_bench.ipynb #4148385d
+def _peak_rss_columns(rows: list, sources: dict, frame, card_settings: tuple, d):
+    """Add each runtime's resident memory with its model loaded and its peak during one frame (MiB), each measured in a
+    fresh process (`_rss_of_one_frame`), to `rows` in place; sources: runtime -> its model file; d: a scratch folder."""
+    import multiprocessing as mp
 
+    np.save(Path(d) / "frame.npy", frame)
+    with mp.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
+        for r in rows:  # sep's too, in its own process
+            args = (str(sources.get(r["runtime"], "")), str(Path(d) / "frame.npy"), *card_settings, r["runtime"])
+            args += (r["views"],)
+            r["rss_loaded_mib"], r["rss_peak_mib"] = pool.apply(_rss_of_one_frame, args)
+
+# %% ../nbs/06_bench.ipynb #0fef8557
 def _agreement(frames: int, run: tuple, ref_cats, cats) -> dict:
     """One agreement row: `summed_agreement` of a runtime's catalogues with eager torch's (with the same views) over the
     frames; run: (runtime, views)."""
@@ -222,20 +235,7 @@ def _agreement(frames: int, run: tuple, ref_cats, cats) -> dict:
         agreement=tot["fraction"],
     )
 
-
-def _peak_rss_columns(rows: list, sources: dict, frame, card_settings: tuple, d):
-    """Add each runtime's resident memory with its model loaded and its peak during one frame (MiB), each measured in a
-    fresh process (`_rss_of_one_frame`), to `rows` in place; sources: runtime -> its model file; d: a scratch folder."""
-    import multiprocessing as mp
-
-    np.save(Path(d) / "frame.npy", frame)
-    with mp.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
-        for r in rows:  # sep's too, in its own process
-            args = (str(sources.get(r["runtime"], "")), str(Path(d) / "frame.npy"), *card_settings, r["runtime"])
-            args += (r["views"],)
-            r["rss_loaded_mib"], r["rss_peak_mib"] = pool.apply(_rss_of_one_frame, args)
-
-
+# %% ../nbs/06_bench.ipynb #784f2c77
 SEP_RUN = ("sep", 1)  # sep's key among the timed (runtime, views): it reads the frame once
 
 
@@ -254,13 +254,13 @@ def _runtime_row(run: tuple, secs: dict, cats: dict, frames: int, size: int) -> 
         threads=torch.get_num_threads(),
     )
 
-
+# %% ../nbs/06_bench.ipynb #d3fa0940
 def _print_tables(timings: pd.DataFrame, agreement: pd.DataFrame):
     "A runtime benchmark's two tables: timings to 3 decimals, agreement to 4."
     print(timings.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(agreement.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
 
-
+# %% ../nbs/06_bench.ipynb #32889cfd
 def _open_runtime(k: str, path):
     """The detector of runtime `k` from its file: the eager checkpoint for 'torch', an export on 'onnxruntime' or
     'openvino', the int8 export on OpenVINO for 'openvino-int8'."""
@@ -268,7 +268,7 @@ def _open_runtime(k: str, path):
 
     return open_detector(path, None if k == "torch" else k.removesuffix("-int8"))
 
-
+# %% ../nbs/06_bench.ipynb #8092c3c7
 def _runtime_files(runtimes: list, w, onnx, d) -> dict:
     """runtime -> its model file: the checkpoint for 'torch', the float export for the others, and for 'openvino-int8'
     the int8 export written into `d` now (`quantize.export_int8`, whatever its agreement: the table reports it)."""
@@ -279,7 +279,7 @@ def _runtime_files(runtimes: list, w, onnx, d) -> dict:
         files["openvino-int8"] = export_int8(w, Path(d) / "model_int8.onnx", min_agreement=0)[0]
     return files
 
-
+# %% ../nbs/06_bench.ipynb #0f624917
 def _detection_runs(files: dict, imgs: list, norm, score_min: float, views: tuple) -> dict:
     """(runtime, views) -> a function that runs `starfield.detect_frame` with those views on every frame, one model per
     runtime (files: runtime -> its model file), and sep's run (`SEP_RUN`)."""
@@ -293,7 +293,7 @@ def _detection_runs(files: dict, imgs: list, norm, score_min: float, views: tupl
     }
     return run | {SEP_RUN: lambda: [detect_sep(im) for im in imgs]}
 
-
+# %% ../nbs/06_bench.ipynb #bee6f10a
 def bench_runtimes(
     weights,
     onnx=None,
