@@ -12,8 +12,8 @@ import torch
 from .softnms import soft_nms, soft_nms_reference
 
 # %% auto #0
-__all__ = ['BENCH_SOFTNMS', 'SEP_RUN', 'starfield_boxes', 'dense_boxes', 'bench_softnms', 'bench_detect', 'bench_frames',
-           'bench_runtimes', 'bench_annotate', 'bench_workers']
+__all__ = ['BENCH_SOFTNMS', 'starfield_boxes', 'dense_boxes', 'bench_softnms', 'bench_detect', 'bench_frames', 'bench_runtimes',
+           'bench_annotate', 'bench_workers']
 
 # %% ../nbs/06_bench.ipynb #22ba3618
 def starfield_boxes(n: int, frame: int = 500, seed: int = 0):
@@ -213,8 +213,8 @@ def _peak_rss_columns(rows: list, sources: dict, frame, card_settings: tuple, d)
     np.save(Path(d) / "frame.npy", frame)
     with mp.get_context("spawn").Pool(1, maxtasksperchild=1) as pool:
         for r in rows:  # sep's too, in its own process
-            args = (str(sources.get(r["runtime"], "")), str(Path(d) / "frame.npy"), *card_settings, r["runtime"])
-            args += (r["views"],)
+            model, frame_file = str(sources.get(r["runtime"], "")), str(Path(d) / "frame.npy")
+            args = (model, frame_file, *card_settings, r["runtime"], r["views"])
             r["rss_loaded_mib"], r["rss_peak_mib"] = pool.apply(_rss_of_one_frame, args)
 
 # %% ../nbs/06_bench.ipynb #0fef8557
@@ -236,7 +236,7 @@ def _agreement(frames: int, run: tuple, ref_cats, cats) -> dict:
     )
 
 # %% ../nbs/06_bench.ipynb #784f2c77
-SEP_RUN = ("sep", 1)  # sep's key among the timed (runtime, views): it reads the frame once
+_SEP_RUN = ("sep", 1)  # sep's key among the timed (runtime, views): it reads the frame once
 
 
 def _runtime_row(run: tuple, secs: dict, cats: dict, frames: int, size: int) -> dict:
@@ -249,7 +249,7 @@ def _runtime_row(run: tuple, secs: dict, cats: dict, frames: int, size: int) -> 
         frame_px=f"{size}x{size}",
         s_per_frame=secs[run] / frames,
         ratio_vs_torch=secs[run] / secs[torch_run],
-        ratio_vs_sep=secs[run] / secs[SEP_RUN],
+        ratio_vs_sep=secs[run] / secs[_SEP_RUN],
         detections=sum(len(c) for c in cats[run]) if run in cats else None,  # sep's sources are not comparable
         threads=torch.get_num_threads(),
     )
@@ -282,7 +282,7 @@ def _runtime_files(runtimes: list, w, onnx, d) -> dict:
 # %% ../nbs/06_bench.ipynb #0f624917
 def _detection_runs(files: dict, imgs: list, norm, score_min: float, views: tuple) -> dict:
     """(runtime, views) -> a function that runs `starfield.detect_frame` with those views on every frame, one model per
-    runtime (files: runtime -> its model file), and sep's run (`SEP_RUN`)."""
+    runtime (files: runtime -> its model file), and sep's run (`_SEP_RUN`)."""
     from astronb.starfield import detect_frame, detect_sep
 
     models = {k: _open_runtime(k, f) for k, f in files.items()}
@@ -291,7 +291,7 @@ def _detection_runs(files: dict, imgs: list, norm, score_min: float, views: tupl
         for v in views
         for k, m in models.items()
     }
-    return run | {SEP_RUN: lambda: [detect_sep(im) for im in imgs]}
+    return run | {_SEP_RUN: lambda: [detect_sep(im) for im in imgs]}
 
 # %% ../nbs/06_bench.ipynb #bee6f10a
 def bench_runtimes(
@@ -327,7 +327,7 @@ def bench_runtimes(
         onnx = Path(onnx) if onnx else export_detector(w, Path(d) / "model_onnx.onnx")
         files = _runtime_files(runtimes, w, onnx, d)
         run = _detection_runs(files, imgs, norm, score_min, views)
-        cats = {k: f() for k, f in run.items() if k != SEP_RUN}
+        cats = {k: f() for k, f in run.items() if k != _SEP_RUN}
         secs = _interleaved_s(run, repeats)
         rows = [_runtime_row(k, secs, cats, frames, size) for k in run]
         if peak_rss:

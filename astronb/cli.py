@@ -12,11 +12,12 @@ import sys
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fits.fz")
+VIEW_CHOICES = (1, 4, 8)  # test-time views a verb may ask for: `astronb.starfield.VIEWS` (not imported: it needs torch)
 
 # %% auto #0
-__all__ = ['IMAGE_SUFFIXES', 'FITS_SUFFIXES', 'VERB_MODULES', 'NATIVE_NOISE', 'unit_interval', 'positive_float', 'positive_int',
-           'finish', 'UsageError', 'add_watch_options', 'run_watch_session', 'verb', 'parser', 'quiet_native_logs',
-           'main']
+__all__ = ['IMAGE_SUFFIXES', 'FITS_SUFFIXES', 'VIEW_CHOICES', 'VERB_MODULES', 'NATIVE_NOISE', 'unit_interval', 'positive_float',
+           'positive_int', 'finish', 'UsageError', 'add_watch_options', 'run_watch_session', 'verb', 'parser',
+           'quiet_native_logs', 'main']
 
 # %% ../nbs/99_cli.ipynb #c1a00002
 def unit_interval(text: str) -> float:
@@ -352,7 +353,7 @@ def _bench_args_detect(g):
         "--views",
         type=int,
         nargs="+",
-        choices=[1, 4, 8],
+        choices=VIEW_CHOICES,
         help="--runtime: test-time views to time every runtime with, side by side (--views 1 8; default: the card's, "
         "as `astronb detect` runs it)",
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from astronb.cli import (
     FITS_SUFFIXES,
+    VIEW_CHOICES,
     UsageError,
     add_watch_options,
     finish,
@@ -93,7 +94,7 @@ def _detect_model_options(s):
     g.add_argument(
         "--views",
         type=int,
-        choices=[1, 4, 8],
+        choices=VIEW_CHOICES,
         help="test-time views: 1, or the frame's 4 quarter turns, or those and their mirror images (8), merged by "
         "position; N views take N times as long (default: the card's, chosen with its score cut, else 1)",
     )

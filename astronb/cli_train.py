@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .cli import UsageError, positive_float, positive_int, unit_interval, verb
+from .cli import VIEW_CHOICES, UsageError, positive_float, positive_int, unit_interval, verb
 
 # %% auto #0
 __all__ = ['NO_FRAMES']
@@ -244,7 +244,7 @@ def _train_args_starfield(g):
     g.add_argument(
         "--views",
         type=int,
-        choices=[1, 4, 8],
+        choices=VIEW_CHOICES,
         default=8,
         help="test-time views the score cut is chosen for and the card records, which `detect` then runs: 1, the "
         "frame's 4 quarter turns, or those and their mirror images (default: 8, the starfield study's choice on its "

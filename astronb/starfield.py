@@ -323,7 +323,7 @@ VIEWS = {  # (quarter turns, mirrored first) of each view; the first is the fram
 }
 VIEW_SCORE_MIN = 0.05  # each view's detections are kept down to this score (the network's own floor) before merging
 
-
+# %% ../nbs/30_starfield.ipynb #a7e30c12
 def frame_view(img: np.ndarray, k: int, flip: bool) -> np.ndarray:
     "The frame mirrored left-right when `flip`, then turned `k` quarter turns (`np.rot90`), as a contiguous array."
     return np.ascontiguousarray(np.rot90(img[:, ::-1] if flip else img, k))
