@@ -418,7 +418,7 @@ def _torch_predict(model):
 
     return predict
 
-
+# %% ../nbs/30_starfield.ipynb #b1c4d001
 def _check_tiling(shape: tuple, tile: int, overlap: float):
     "A ValueError when a frame of `shape` needs tiles that share less than a source's box."
     if max(shape) > tile and tile * overlap < 2 * max(HALF.values()):
@@ -427,7 +427,7 @@ def _check_tiling(shape: tuple, tile: int, overlap: float):
             f"({2 * max(HALF.values()):.0f} px): raise tile or overlap so that every source is whole in some tile"
         )
 
-
+# %% ../nbs/30_starfield.ipynb #b1c4d002
 def _tiled_predict(x: np.ndarray, predict, tile: int, overlap: float) -> tuple:
     "`predict` on a (3, H, W) frame: in one pass up to `tile` px, else on overlapping tiles merged by our soft-NMS."
     from astronb.sliced import sliced_predict
@@ -446,7 +446,7 @@ def _tiled_predict(x: np.ndarray, predict, tile: int, overlap: float) -> tuple:
         fragments="drop",
     )
 
-
+# %% ../nbs/30_starfield.ipynb #b1c4d003
 def _detect_view(model, img, norm, score_min: float, tile: int, overlap: float) -> pd.DataFrame:
     "The network's catalogue of `img` as it is (one view), without RA/Dec."
     x = normalise_frame(img, norm)
@@ -457,7 +457,7 @@ def _detect_view(model, img, norm, score_min: float, tile: int, overlap: float) 
     cx, cy = box_centres(b, c, x.shape[1:])
     return pd.DataFrame(dict(x=cx + 0.5, y=cy + 0.5, cls=[CLASSES.get(int(v), str(v)) for v in c], score=s))
 
-
+# %% ../nbs/30_starfield.ipynb #b1c4d004
 def _merged_views(model, img, norm, score_min: float, views: int, tile: int, overlap: float) -> pd.DataFrame:
     "Test-time augmentation: every view's detections (down to `VIEW_SCORE_MIN`) moved back, merged, cut at `score_min`."
     floor = min(score_min, VIEW_SCORE_MIN)
@@ -468,7 +468,7 @@ def _merged_views(model, img, norm, score_min: float, views: int, tile: int, ove
     cat = merge_detections(runs)
     return cat[cat.score >= score_min].reset_index(drop=True)
 
-
+# %% ../nbs/30_starfield.ipynb #b1c4d005
 @torch.no_grad()
 def detect_frame(
     model,
