@@ -529,7 +529,7 @@ def cached_detector(weights: str, runtime: str | None = None):
 # %% ../nbs/30_starfield.ipynb #cfbe7a51
 ZERO_POINT_KEYS = ("MAGZPT", "MAGZP", "MAGZERO", "ZEROPT", "ZP")
 
-
+# %% ../nbs/30_starfield.ipynb #c2a5e001
 def _frame_sources(frame, img, hdr, baseline, settings: dict):
     """x, y, flux (and the network's columns) of one frame's sources: sep, SExtractor or the network (settings: weights,
     runtime, norm, score_min, views, thresh, minarea as `catalogue_frame` takes them)."""
@@ -554,14 +554,14 @@ def _frame_sources(frame, img, hdr, baseline, settings: dict):
     add_radec(c, hdr)
     return c
 
-
+# %% ../nbs/30_starfield.ipynb #c2a5e002
 def _with_magnitudes(c, zp):
     "Add mag = zp - 2.5 log10(flux) (zp None: 0, instrumental); NaN where the flux is not positive."
     with np.errstate(divide="ignore", invalid="ignore"):
         c["mag"] = np.where(c.flux > 0, (zp or 0.0) - 2.5 * np.log10(np.where(c.flux > 0, c.flux, 1.0)), np.nan)
     return c
 
-
+# %% ../nbs/30_starfield.ipynb #c2a5e003
 def catalogue_frame(
     frame,
     baseline: str | None = None,
