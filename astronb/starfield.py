@@ -167,7 +167,7 @@ def _load_model_state(ckpt, model, st: dict):
             "delete it to start afresh, or pass another ckpt path"
         ) from None
 
-
+# %% ../nbs/30_starfield.ipynb #d3f1a0001
 def _resume(ckpt, model, opt, rng, log=None) -> TrainHistory:
     """Resume: load model, optimiser, random state and losses from `ckpt` when it exists; the history's `start_step`
     is where training goes on (0 without a checkpoint). A checkpoint of another architecture is refused by name."""
@@ -258,12 +258,12 @@ def _galaxy_centres(frames: list) -> list:
         if lab == 2
     ]
 
-
+# %% ../nbs/30_starfield.ipynb #d3f1b0001
 def _checkpoint_due(step: int, cfg: CropTraining) -> bool:
     "Whether a checkpoint is written after 0-based `step`: every `cfg.ckpt_every` steps and after the last."
     return (step + 1) % cfg.ckpt_every == 0 or step + 1 == cfg.steps
 
-
+# %% ../nbs/30_starfield.ipynb #d3f1b0002
 def _timed_step(hist: TrainHistory, net, opt, params, batch: tuple, world: int):
     "One `_sgd_step` on this rank's `batch` (images, targets), its loss appended to `hist` and its time counted."
     t0 = time.perf_counter()
@@ -271,7 +271,7 @@ def _timed_step(hist: TrainHistory, net, opt, params, batch: tuple, world: int):
     if hist.seconds is not None:
         hist.seconds += time.perf_counter() - t0
 
-
+# %% ../nbs/30_starfield.ipynb #d3f1b0003
 def train_detector(model, frames: list, cfg: CropTraining = CropTraining(), ckpt=None, progress: bool = True, log=None):
     """Train `model` (a `build_detector` network) on random crops of `frames` (`make_frame` results) with SGD, as `cfg`
     says; resumes from `ckpt` when it exists and writes it atomically every `cfg.ckpt_every` steps and at the end.
