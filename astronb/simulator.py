@@ -40,7 +40,7 @@ def _moffat(r2, fwhm, beta):
     alpha = fwhm / (2 * math.sqrt(2 ** (1 / beta) - 1))
     return (beta - 1) / (math.pi * alpha**2) * (1 + r2 / alpha**2) ** (-beta)
 
-
+# %% ../nbs/30a_simulator.ipynb #e4a2c0001
 def _sersic_stamp(n, re, q, theta, fwhm, beta, half):
     from scipy.special import gammaincinv
     from scipy.signal import fftconvolve
@@ -54,7 +54,7 @@ def _sersic_stamp(n, re, q, theta, fwhm, beta, half):
     out = np.clip(fftconvolve(prof, psf / psf.sum(), mode="same"), 0, None)
     return out / out.sum()
 
-
+# %% ../nbs/30a_simulator.ipynb #e4a2c0002
 def sample_magnitudes(rng, n, mag_range=(10, 24), slope=0.3):
     "Magnitudes from N(<m) ∝ 10^(slope m) between the limits (inverse-CDF sampling)."
     lo, hi = 10 ** (slope * mag_range[0]), 10 ** (slope * mag_range[1])
@@ -67,7 +67,7 @@ def _galaxy_stamp(rng, psf: tuple, half: int):
         rng.uniform(0.5, 4.0), rng.uniform(1.5, 4.0), rng.uniform(0.3, 1.0), rng.uniform(0, np.pi), *psf, half
     )
 
-
+# %% ../nbs/30a_simulator.ipynb #e4a2d0001
 def _paint_sources(model, rng, cfg: SimConfig, sources, psf):
     """Add each source's flux to `model` (in place): sources = (x, y, magnitude, is_galaxy) arrays, psf = (FWHM, Moffat
     beta). Galaxies draw their Sersic shape from `rng`, stars are Moffat profiles at their sub-pixel position."""
@@ -84,7 +84,7 @@ def _paint_sources(model, rng, cfg: SimConfig, sources, psf):
             yy, xx = np.mgrid[y0:y1, x0:x1] + 0.5
             model[y0:y1, x0:x1] += flux * _moffat((xx - x) ** 2 + (yy - y) ** 2, *psf)
 
-
+# %% ../nbs/30a_simulator.ipynb #e4a2d0002
 def _observe(model, rng, cfg: SimConfig):
     """The expected image `model` observed: Poisson photon noise at the gain, Gaussian read noise, and the fraction
     `cfg.noise_corr` of the noise variance moved into a smooth field (the total kept)."""
@@ -101,7 +101,7 @@ def _observe(model, rng, cfg: SimConfig):
         )
     return img
 
-
+# %% ../nbs/30a_simulator.ipynb #e4a2d0003
 def _add_artefacts(img, rng, cfg: SimConfig):
     "Hot pixels (a fraction of saturation) and cosmic-ray tracks (2-12 px straight lines) added to `img` in place."
     S = img.shape[0]
@@ -115,7 +115,7 @@ def _add_artefacts(img, rng, cfg: SimConfig):
             if 0 <= px < S and 0 <= py < S:
                 img[py, px] += rng.uniform(2000, 20000)
 
-
+# %% ../nbs/30a_simulator.ipynb #e4a2d0004
 def _truth_table(xs, ys, mags, gal) -> pd.DataFrame:
     "The truth list of a simulated frame: code (100 star, 200 galaxy), x, y (1-based: pixel i's centre is i + 1), mag."
     truth = pd.DataFrame(dict(code=np.where(gal, 200, 100), x=xs + 0.5, y=ys + 0.5, mag=mags))
@@ -123,7 +123,7 @@ def _truth_table(xs, ys, mags, gal) -> pd.DataFrame:
     truth["x0"], truth["y0"] = truth.x - 1, truth.y - 1
     return truth
 
-
+# %% ../nbs/30a_simulator.ipynb #e4a2d0005
 def simulate_frame(cfg: SimConfig = SimConfig(), seed: int = 0):
     "(int32 image, truth DataFrame code/x/y (1-based)/mag/cls, frame parameters)."
     rng = np.random.default_rng(seed)
@@ -161,7 +161,18 @@ def _sep_count(cfg: SimConfig, zero_point: float, n_check: int) -> float:
     sim = SimConfig(**(asdict(cfg) | dict(zero_point=zero_point)))
     return np.mean([len(detect_sep(simulate_frame(sim, seed=90_000 + k)[0])) for k in range(n_check)])
 
+# %% ../nbs/30a_simulator.ipynb #e4a2e0002
+def _fit_sky_noise_seeing(cfg: SimConfig, stats):
+    """Set the sky range, gain (from RMS² = sky/gain + read²), seeing (median FWHM ±15%) and correlated-noise fraction
+    of `cfg` (in place) from the frames' `stats`."""
+    b, r, fw = stats.background.median(), stats.background_rms.median(), stats.fwhm_px.median()
+    cfg.sky = (float(stats.background.min()) * 0.95, float(stats.background.max()) * 1.05)
+    cfg.gain = float(b / max(r**2 - cfg.read_noise**2, 1.0))
+    cfg.fwhm = (0.85 * fw, 1.15 * fw)
+    own = math.exp(-4 / (4 * cfg.noise_corr_scale**2))  # a Gaussian-filtered field's correlation at 2 px
+    cfg.noise_corr = float(np.clip(stats.noise_corr.median() / own, 0.0, 0.9))
 
+# %% ../nbs/30a_simulator.ipynb #e4a2e0001
 def _fit_zero_point(cfg: SimConfig, stats, frames, truths, check: tuple) -> float:
     """The zero point: first the median true-source flux (3 px aperture) put at the count law's median magnitude, then
     bisected (check = (simulated frames, steps)) until sep finds as many sources per area as on the real frames."""
@@ -175,18 +186,7 @@ def _fit_zero_point(cfg: SimConfig, stats, frames, truths, check: tuple) -> floa
         lo, hi = (mid, hi) if _sep_count(cfg, mid, check[0]) < target else (lo, mid)
     return float((lo + hi) / 2)
 
-
-def _fit_sky_noise_seeing(cfg: SimConfig, stats):
-    """Set the sky range, gain (from RMS² = sky/gain + read²), seeing (median FWHM ±15%) and correlated-noise fraction
-    of `cfg` (in place) from the frames' `stats`."""
-    b, r, fw = stats.background.median(), stats.background_rms.median(), stats.fwhm_px.median()
-    cfg.sky = (float(stats.background.min()) * 0.95, float(stats.background.max()) * 1.05)
-    cfg.gain = float(b / max(r**2 - cfg.read_noise**2, 1.0))
-    cfg.fwhm = (0.85 * fw, 1.15 * fw)
-    own = math.exp(-4 / (4 * cfg.noise_corr_scale**2))  # a Gaussian-filtered field's correlation at 2 px
-    cfg.noise_corr = float(np.clip(stats.noise_corr.median() / own, 0.0, 0.9))
-
-
+# %% ../nbs/30a_simulator.ipynb #e4a2e0003
 def calibrate(frames, truths=None, base: SimConfig = SimConfig(), n_check: int = 12, steps: int = 8) -> tuple:
     """A SimConfig whose sky, noise, seeing, source density and zero point follow the given real frames; and the
     measured stats. Noise: RMS² = sky/gain + read², so the gain follows from the measured sky and RMS (read noise
