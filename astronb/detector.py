@@ -53,20 +53,7 @@ HALF = {1: 5.0, 2: 6.0}  # the paper's boxes: star x±5, galaxy x±6
 STAR_ANCHORS = ((6, 10, 14), (16, 22, 28), (32, 45, 64), (64, 90, 128), (128, 180, 256))  # px, one row per FPN level:
 # point sources of 6-14 px boxes on the finest level, torchvision's 32-512 scaled down by 2-4 above
 
-
-def _load_backbone(bb, path, backbone: str):
-    "Load a torchvision ImageNet ResNet `.pth` file (its classifier left out) into the FPN backbone's body."
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"backbone weights {p} not found (a torchvision ImageNet {backbone} .pth file)")
-    sd = torch.load(p, map_location="cpu", weights_only=True)
-    missing, unexpected = bb.body.load_state_dict(
-        {k: v for k, v in sd.items() if not k.startswith("fc.")}, strict=False
-    )
-    if missing:
-        raise ValueError(f"{p} does not fit a {backbone}: missing {missing[:3]}...")
-
-
+# %% ../nbs/30b_detector.ipynb #f5b3a001
 def _fpn_backbone(backbone: str, fpn_channels: int):
     "A ResNet + FPN over its four stages, all layers trainable, the FPN `fpn_channels` wide."
     from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
@@ -81,7 +68,20 @@ def _fpn_backbone(backbone: str, fpn_channels: int):
         bb.out_channels = fpn_channels
     return bb
 
+# %% ../nbs/30b_detector.ipynb #f5b3a002
+def _load_backbone(bb, path, backbone: str):
+    "Load a torchvision ImageNet ResNet `.pth` file (its classifier left out) into the FPN backbone's body."
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"backbone weights {p} not found (a torchvision ImageNet {backbone} .pth file)")
+    sd = torch.load(p, map_location="cpu", weights_only=True)
+    missing, unexpected = bb.body.load_state_dict(
+        {k: v for k, v in sd.items() if not k.startswith("fc.")}, strict=False
+    )
+    if missing:
+        raise ValueError(f"{p} does not fit a {backbone}: missing {missing[:3]}...")
 
+# %% ../nbs/30b_detector.ipynb #f5b3a003
 def _faster_rcnn(bb, rep: int, detections: int, proposals: int):
     "torchvision's Faster R-CNN on `bb` for background, star and galaxy: star-sized anchors, a `rep`-wide box head."
     from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -101,7 +101,7 @@ def _faster_rcnn(bb, rep: int, detections: int, proposals: int):
         **rpn,
     )
 
-
+# %% ../nbs/30b_detector.ipynb #f5b3a004
 def build_detector(
     backbone: str = "resnet50",
     pretrained_backbone=None,
@@ -161,7 +161,7 @@ def _image_candidates(boxes, pr, shape, post: PostProcess) -> tuple:
     k = box_ops.remove_small_boxes(b, min_size=1e-2)
     return b[k], score[k], lab[k]
 
-
+# %% ../nbs/30b_detector.ipynb #f5b3b002
 def _suppress(b, score, lab, post: PostProcess) -> tuple:
     "(kept indices, their scores): soft-NMS over both classes at once when `post.soft`, else torchvision's hard NMS."
     if post.soft:
@@ -170,7 +170,7 @@ def _suppress(b, score, lab, post: PostProcess) -> tuple:
     keep = box_ops.nms(b, score, post.nms_thresh)
     return keep, score[keep]
 
-
+# %% ../nbs/30b_detector.ipynb #f5b3b003
 def source_detections(class_logits, box_regression, proposals, image_shapes, box_coder, post: PostProcess) -> tuple:
     """(boxes, scores, labels), one list entry per image, from the box head's raw outputs: one detection per proposal,
     scored 1 - P(background), called a galaxy when `post.galaxy_odds` x P(galaxy) > P(star), with that class's
@@ -278,7 +278,7 @@ def _safe_state_dict(p: Path) -> dict:
         raise ValueError(f"{p}: holds a {type(st).__name__}, not a detector's state dict")
     return st
 
-
+# %% ../nbs/30b_detector.ipynb #f5b3c002
 def load_detector(path, nms: str = "soft", **kw):
     "A detector rebuilt from a checkpoint or state-dict file (architecture read from the weights) and put in eval mode."
     p = Path(path)
