@@ -17,7 +17,7 @@ from .metrics import match_points
 
 # %% auto #0
 __all__ = ['RAW_OUTPUTS', 'OPENVINO_CONFIG', 'RUNTIMES', 'catalogue_agreement', 'summed_agreement', 'RawDetector',
-           'onnx_metadata', 'test_image', 'trace_onnx', 'export_detector', 'OnnxDetector', 'OpenVinoDetector',
+           'onnx_metadata', 'test_image', 'trace_onnx', 'OnnxDetector', 'export_detector', 'OpenVinoDetector',
            'default_runtime', 'open_detector']
 
 # %% ../nbs/30c_runtime.ipynb #4b992152
@@ -26,7 +26,7 @@ def _as_catalogue(out: dict) -> pd.DataFrame:
     b = out["boxes"].numpy().reshape(-1, 4)
     return pd.DataFrame(dict(x=(b[:, 0] + b[:, 2]) / 2, y=(b[:, 1] + b[:, 3]) / 2, cls=out["labels"].numpy()))
 
-
+# %% ../nbs/30c_runtime.ipynb #a9c3d002
 def catalogue_agreement(a: pd.DataFrame, b: pd.DataFrame, radius: float = 0.5) -> dict:
     """n_a, n_b, matched (within `radius` px), agree (matched and same `cls`) and fraction = agree / max(n_a, n_b) (1
     when both are empty)."""
@@ -139,47 +139,6 @@ def trace_onnx(module, args: tuple, inputs: list, outputs: list, dynamic: dict, 
         )  # fmt: skip
     return onnx.load_from_string(buf.getvalue())
 
-# %% ../nbs/30c_runtime.ipynb #06495b46
-def _check_export(model, out: Path, w):
-    """Fail, removing `out`, when the ONNX model at `out` and the torch `model` agree on fewer than 99% of their
-    detections of a test image of another size than the traced one (`catalogue_agreement`)."""
-    y = torch.from_numpy(test_image((250, 330), seed=1))
-    with torch.no_grad():
-        ref = model([y])[0]
-    agr = catalogue_agreement(*(_as_catalogue(o) for o in (ref, OnnxDetector(out)([y])[0])))
-    if agr["fraction"] < 0.99:
-        out.unlink()
-        raise RuntimeError(
-            f"the ONNX export of {w} agrees with the torch model on only {agr['agree']} of "
-            f"{max(agr['n_a'], agr['n_b'])} detections of a test image"
-        )
-
-
-def export_detector(weights, out=None, opset: int = 17, check: bool = True) -> Path:
-    """Export a starfield detector (a checkpoint, or its model card) to ONNX; returns the .onnx path. The file is
-    written atomically, with `onnx_metadata` inside; when the source has a card, a card for the .onnx is written
-    beside it with the same preprocessing, operating point and test metrics. out: default `<weights stem>_onnx.onnx`
-    beside the weights (`cards.export_path`); opset: ONNX opset; check: run both on a `test_image` of another size
-    than the traced one and fail (removing the file) when fewer than 99% of their detections agree
-    (`catalogue_agreement`)."""
-    import onnx
-    from astronb.cards import read_card, export_path, write_export_card
-
-    card, w = read_card(weights)
-    out = export_path(w, out)
-    model = load_detector(w)
-    dynamic = {"image": {2: "height", 3: "width"}} | {k: {0: "n"} for k in RAW_OUTPUTS}
-    proto = trace_onnx(
-        RawDetector(model), (torch.from_numpy(test_image())[None],), ["image"], RAW_OUTPUTS, dynamic, opset
-    )
-    onnx.helper.set_model_props(proto, {"astronb": json.dumps(onnx_metadata(model, w))})
-    atomic_save(out, lambda p: onnx.save(proto, p))
-    if check:
-        _check_export(model, out, w)
-    if card:
-        write_export_card(out, card, w, runtime="onnxruntime", onnx_opset=opset)
-    return out
-
 # %% ../nbs/30c_runtime.ipynb #f5fdeac2
 class OnnxDetector:
     """A starfield detector exported by `export_detector`, run with ONNX Runtime on the CPU. Called like the torch
@@ -237,6 +196,47 @@ class OnnxDetector:
             )
             out.append(dict(boxes=b[0], scores=s[0], labels=lab[0]))
         return out
+
+# %% ../nbs/30c_runtime.ipynb #06495b46
+def _check_export(model, out: Path, w):
+    """Fail, removing `out`, when the ONNX model at `out` and the torch `model` agree on fewer than 99% of their
+    detections of a test image of another size than the traced one (`catalogue_agreement`)."""
+    y = torch.from_numpy(test_image((250, 330), seed=1))
+    with torch.no_grad():
+        ref = model([y])[0]
+    agr = catalogue_agreement(*(_as_catalogue(o) for o in (ref, OnnxDetector(out)([y])[0])))
+    if agr["fraction"] < 0.99:
+        out.unlink()
+        raise RuntimeError(
+            f"the ONNX export of {w} agrees with the torch model on only {agr['agree']} of "
+            f"{max(agr['n_a'], agr['n_b'])} detections of a test image"
+        )
+
+# %% ../nbs/30c_runtime.ipynb #a9c3e002
+def export_detector(weights, out=None, opset: int = 17, check: bool = True) -> Path:
+    """Export a starfield detector (a checkpoint, or its model card) to ONNX; returns the .onnx path. The file is
+    written atomically, with `onnx_metadata` inside; when the source has a card, a card for the .onnx is written
+    beside it with the same preprocessing, operating point and test metrics. out: default `<weights stem>_onnx.onnx`
+    beside the weights (`cards.export_path`); opset: ONNX opset; check: run both on a `test_image` of another size
+    than the traced one and fail (removing the file) when fewer than 99% of their detections agree
+    (`catalogue_agreement`)."""
+    import onnx
+    from astronb.cards import read_card, export_path, write_export_card
+
+    card, w = read_card(weights)
+    out = export_path(w, out)
+    model = load_detector(w)
+    dynamic = {"image": {2: "height", 3: "width"}} | {k: {0: "n"} for k in RAW_OUTPUTS}
+    proto = trace_onnx(
+        RawDetector(model), (torch.from_numpy(test_image())[None],), ["image"], RAW_OUTPUTS, dynamic, opset
+    )
+    onnx.helper.set_model_props(proto, {"astronb": json.dumps(onnx_metadata(model, w))})
+    atomic_save(out, lambda p: onnx.save(proto, p))
+    if check:
+        _check_export(model, out, w)
+    if card:
+        write_export_card(out, card, w, runtime="onnxruntime", onnx_opset=opset)
+    return out
 
 # %% ../nbs/30c_runtime.ipynb #d9e0f002
 OPENVINO_CONFIG = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}  # one frame at a time, fp32
