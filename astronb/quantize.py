@@ -128,7 +128,7 @@ def _refuse(out: Path, w, agr: dict, min_agreement: float):
         f"{min_agreement:.0%}: not written. Use the float32 export (`astronb export {w}`), which agrees fully."
     )
 
-
+# %% ../nbs/30d_quantize.ipynb #b7d4d002
 def export_int8(weights, out=None, calibration: int = 16, check_frames: int = 4, min_agreement: float = 0.99):
     """Export a starfield detector (a card or checkpoint) to one int8 `.onnx` file for OpenVINO: `split_graphs`, the
     FeatureNet quantised (`quantize_features`, on `calibration` frames), `merge_graphs`, `onnx_metadata` inside.

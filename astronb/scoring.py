@@ -20,7 +20,7 @@ def _matched_flags(m, n_det: int, n_true: int) -> tuple:
     matched_t[m[:, 1]] = True
     return matched_d, matched_t
 
-
+# %% ../nbs/30d_scoring.ipynb #b7d4a0001
 def score_by_magnitude(
     det: pd.DataFrame, truth: pd.DataFrame, det_mag: np.ndarray, bins, radius: float = 1.5
 ) -> pd.DataFrame:
@@ -47,7 +47,7 @@ def _true_classes(truth: pd.DataFrame) -> np.ndarray:
     "'star'/'galaxy' per truth row: the simulator's `cls` column, or the list's code (100 = star)."
     return truth.cls.to_numpy() if "cls" in truth else np.where(truth.code == 100, "star", "galaxy")
 
-
+# %% ../nbs/30d_scoring.ipynb #b7d4b0001
 def score_frame(det: pd.DataFrame, truth: pd.DataFrame, radius: float = 1.5) -> dict:
     "Overall and per-class scores, and the star/galaxy confusion among matched sources."
     m = match_points(det[["x", "y"]].to_numpy(), truth[["x", "y"]].to_numpy(), radius)
@@ -77,7 +77,7 @@ def _matched_classes(pairs, radius: float) -> tuple:
         dc.append(det.cls.to_numpy()[m[:, 0]])
     return tuple(np.concatenate(a) if a else np.array([]) for a in (tm, tc, dc))
 
-
+# %% ../nbs/30d_scoring.ipynb #b7d4c0001
 def _confusion_row(k, tc, dc) -> dict:
     "Star/galaxy confusion counts and the galaxy recall and precision among the matched sources selected by `k`."
     gg, gs = int((k & (tc == "galaxy") & (dc == "galaxy")).sum()), int((k & (tc == "galaxy") & (dc == "star")).sum())
@@ -87,7 +87,7 @@ def _confusion_row(k, tc, dc) -> dict:
     )
     return dict(galaxies=gg + gs, galaxies_as_galaxy=gg, stars=ss + sg, stars_as_galaxy=sg, **rates)
 
-
+# %% ../nbs/30d_scoring.ipynb #b7d4c0002
 def classification_by_magnitude(pairs, bins, radius: float = 1.5) -> pd.DataFrame:
     """Star/galaxy confusion among matched sources, per magnitude bin of the true source, summed over (detections,
     truth) pairs. galaxy_recall: matched galaxies called galaxies; galaxy_precision: of the matched sources called
