@@ -27,7 +27,7 @@ def sep_input(img):
 # %% ../nbs/09a_extract.ipynb #0578f762
 SEP_COLUMNS = ("x", "y", "flux", "peak", "a", "b", "theta", "npix", "flag")  # kept from sep.extract's record array
 
-
+# %% ../nbs/09a_extract.ipynb #c8e5a0001
 def _sep_catalogue(objs, sub) -> pd.DataFrame:
     "sep's objects as a DataFrame with their half-light radius `r50`, x, y 1-based and x0, y0 0-based."
     df = pd.DataFrame({k: objs[k] for k in SEP_COLUMNS})
@@ -41,7 +41,7 @@ def _sep_catalogue(objs, sub) -> pd.DataFrame:
     df["x"], df["y"] = df.x0 + 1, df.y0 + 1  # FITS convention, like the truth lists and SExtractor
     return df
 
-
+# %% ../nbs/09a_extract.ipynb #c8e5a0002
 def detect_sep(
     img,
     thresh: float = 1.5,
@@ -96,7 +96,7 @@ def _isolated_stars(det, rms: float, shape: tuple, half: int, saturation: float)
     inside = (det.x0 > half) & (det.y0 > half) & (det.x0 < W - half - 1) & (det.y0 < H - half - 1)
     return clean & (det.npix >= 12) & (nearest > 1.5 * half) & inside
 
-
+# %% ../nbs/09a_extract.ipynb #c8e5b0001
 def _moffat_fwhm(st, offset: tuple, rms: float, fitter) -> float | None:
     """FWHM of a Moffat2D fitted to the background-subtracted stamp `st` (Poisson + background weights), started at the
     detection's `offset` from the stamp centre; None when the fit wandered off (> 2 px) or failed."""
@@ -113,7 +113,7 @@ def _moffat_fwhm(st, offset: tuple, rms: float, fitter) -> float | None:
     ok = abs(f.x_0.value) < 2 and abs(f.y_0.value) < 2 and np.isfinite(f.fwhm)
     return float(f.fwhm) if ok else None
 
-
+# %% ../nbs/09a_extract.ipynb #c8e5b0002
 def psf_fwhm(img, det=None, half: int = 7, saturation: float = 65535, max_stars: int = 40) -> np.ndarray:
     """FWHM (px) of a Moffat2D fitted (astropy, trust-region least squares, Poisson + background weights) to each of the
     brightest `max_stars` isolated point sources: unflagged, unsaturated, round, peak > 10 sigma, no other source
@@ -201,7 +201,7 @@ SEXTRACTOR_MISSING = (
     "`brew install sextractor` (macOS) or `conda install -c conda-forge astromatic-source-extractor`"
 )
 
-
+# %% ../nbs/09a_extract.ipynb #c8e5c0001
 def _sextractor_args(d: Path, thresh: float, minarea: int, extra: dict | None) -> dict:
     "SExtractor's command-line settings: our parameter and filter files in `d`, the thresholds, then `extra`."
     (d / "default.conv").write_text(_CONV)
@@ -213,7 +213,7 @@ def _sextractor_args(d: Path, thresh: float, minarea: int, extra: dict | None) -
     quiet = dict(CATALOG_TYPE="ASCII_HEAD", CHECKIMAGE_TYPE="NONE", VERBOSE_TYPE="QUIET")
     return files | quiet | detection | (extra or {})
 
-
+# %% ../nbs/09a_extract.ipynb #c8e5c0002
 def detect_sextractor(fits_path, thresh: float = 1.5, minarea: int = 5, extra: dict | None = None) -> pd.DataFrame:
     "Run SExtractor on a FITS file; x, y 1-based."
     from astronb.io import read_sextractor_catalog

@@ -41,7 +41,7 @@ def threshold_for_recall(y_true, score, target: float = 0.95) -> dict:
 def _safe_div(a, b):
     return float(a) / float(b) if b else float("nan")
 
-
+# %% ../nbs/07_metrics.ipynb #c8e5d0001
 def _candidate_pairs(d, t, radius: float, metric: str) -> list:
     """(distance, det index, true index) of every pair within `radius` (metric 'box': |dx|, |dy| <= radius; else the
     circle), from a k-d tree over the true positions."""
@@ -56,7 +56,7 @@ def _candidate_pairs(d, t, radius: float, metric: str) -> list:
         if metric != "box" or (abs(d[i, 0] - t[j, 0]) <= radius and abs(d[i, 1] - t[j, 1]) <= radius)
     ]
 
-
+# %% ../nbs/07_metrics.ipynb #c8e5d0002
 def match_points(det_xy, true_xy, radius: float = 1.5, metric: str = "box"):
     "One-to-one greedy matching; returns (det index, true index) pairs of the matches."
     d = np.asarray(det_xy, float).reshape(-1, 2)
@@ -155,7 +155,7 @@ REPORT_COLUMNS = [
     "support",
 ]  # fmt: skip
 
-
+# %% ../nbs/07_metrics.ipynb #c8e5e0001
 def _f1_interval(yt, yp, c, n_boot, seed, conf):
     """Bootstrap interval of class c's F1 = 2 tp / (n_pred + n_true) over the samples, each resample's F1 from the
     per-sample indicators (sklearn's f1_score 1000 times is too slow)."""
@@ -167,7 +167,7 @@ def _f1_interval(yt, yp, c, n_boot, seed, conf):
 
     return bootstrap(f1, len(yt), n_boot, seed, conf)
 
-
+# %% ../nbs/07_metrics.ipynb #c8e5e0002
 def _class_row(name, sk, m, c, f1_ci, conf):
     "One class's report row: sklearn's values `sk`, Wilson intervals from the confusion matrix `m`, the F1 interval."
     tp, n_pred, n_true = m[c, c], m[:, c].sum(), m[c, :].sum()
@@ -175,7 +175,7 @@ def _class_row(name, sk, m, c, f1_ci, conf):
     values = (name, sk["precision"], p_lo, p_hi, sk["recall"], r_lo, r_hi, sk["f1-score"], *f1_ci, int(n_true))
     return dict(zip(REPORT_COLUMNS, values))
 
-
+# %% ../nbs/07_metrics.ipynb #c8e5e0003
 def _loss_row(yt, proba, k, n_boot, seed, conf):
     "The 'loss' row: sklearn's log loss of the probabilities, in the f1 column, with its bootstrap interval."
     from sklearn.metrics import log_loss
@@ -188,7 +188,7 @@ def _loss_row(yt, proba, k, n_boot, seed, conf):
     l_lo, l_hi = bootstrap(ll, len(yt), n_boot, seed, conf)
     return dict(cls="loss", f1=float(ll(np.arange(len(yt)))), f1_lo=l_lo, f1_hi=l_hi, support=int(len(yt)))
 
-
+# %% ../nbs/07_metrics.ipynb #c8e5e0004
 def classification_report(
     y_true, y_pred, names=("other", "asteroid"), proba=None, conf: float = 0.95, n_boot: int = 1000, seed: int = 0
 ) -> pd.DataFrame:
@@ -263,7 +263,7 @@ def _count_score(x, stat: str) -> float:
         return _safe_div(m, t)
     raise ValueError(f"stat must be 'f1', 'f2', 'precision' or 'recall', got {stat!r}")
 
-
+# %% ../nbs/07_metrics.ipynb #c8e5f0001
 def detection_interval(counts, stat: str = "f1", other=None, strata=None, n_boot: int = 1000, seed: int = 0) -> dict:
     """A detection score on summed block counts and its bootstrap interval: stat is 'f1', 'f2', 'precision' or 'recall'.
     With `other` (the block counts of a second method on the same blocks), the ratio of the two scores, resampled in
