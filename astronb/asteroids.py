@@ -141,7 +141,7 @@ def _compiled_model(name, experiment, shape: tuple, fit: FitConfig, scaling, mod
     model.compile(optimizer=keras.optimizers.Adam(fit.lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
 
-
+# %% ../nbs/20_asteroids.ipynb #d61196c8
 def train_classifier(
     name, experiment, train: CutoutSet, val: CutoutSet, fit: FitConfig = FitConfig(), model=None, scaling=None
 ):
@@ -182,7 +182,7 @@ def _load_item(it: str, size: int, channels: int) -> CutoutSet:
         "alert table"
     )
 
-
+# %% ../nbs/20_asteroids.ipynb #4a28fd79
 def _cutout_sets(items, size: int, channels: int, report) -> tuple:
     "(CutoutSets of the cutout files and frame:detections pairs, alert files); a bad item is reported and left out."
     sets, alerts = [], []
@@ -196,7 +196,7 @@ def _cutout_sets(items, size: int, channels: int, report) -> tuple:
             report(f"left out: {e if it in str(e) else f'{it}: {e}'}")  # one bad input is not fatal
     return sets, alerts
 
-
+# %% ../nbs/20_asteroids.ipynb #70ccb72c
 def load_items(items, size: int = 32, channels: int = 1, report=print) -> CutoutSet:
     "One CutoutSet from cutout sets, 'frame.fits:detections.csv' pairs and ZTF .avro packets."
     sets, alerts = _cutout_sets(items, size, channels, report)
@@ -284,7 +284,7 @@ def classify_items(
 def _classifier_once(weights_file: str, name, experiment, channels, threshold):
     return load_classifier(weights_file, name, experiment, channels, threshold)
 
-
+# %% ../nbs/20_asteroids.ipynb #f2a32155
 def classify_part(item, weights_file, name=None, experiment=None, channels=None, threshold=None) -> tuple:
     """(scores, info) of one alert file, Parquet partition or cutout set, for `survey.run_frames`; the model is loaded
     once per process. A file that yields no cutout (a corrupt packet) gives an empty table and its reason in
@@ -311,7 +311,7 @@ def _flag_counts(y, pred) -> dict:
         test_others=int((y == 0).sum()),
     )
 
-
+# %% ../nbs/20_asteroids.ipynb #d1cf725b
 def score_at_recall(
     variant: str, y_val, p_val, y_test, p_test, valid, recall_target: float = 0.95, seed: int = 0
 ) -> tuple:
