@@ -33,6 +33,9 @@ def cutout(img: np.ndarray, x: float, y: float, size: int = 32):
         out[nan] = fill
     return out, bool(edge), frac
 
+# %% ../nbs/20a_cutouts.ipynb #2f94c307
+SIG_CLIP = 8.0  # 'significance' keeps asinh(sigma) within +-8, i.e. about +-1500 sigma
+
 # %% ../nbs/20a_cutouts.ipynb #4ef787f8
 def _robust(s: np.ndarray) -> np.ndarray:
     "asinh of (pixel - median) / (3 MAD), its 0.5-99.5 percentiles mapped to [0, 1] (a flat stamp: zeros)."
@@ -42,14 +45,14 @@ def _robust(s: np.ndarray) -> np.ndarray:
     lo, hi = np.percentile(a, [0.5, 99.5])
     return np.clip((a - lo) / (hi - lo), 0, 1).astype(np.float32) if hi > lo else np.zeros_like(s)
 
-
+# %% ../nbs/20a_cutouts.ipynb #d1a20a02
 def _significance(s: np.ndarray) -> np.ndarray:
     "asinh of (pixel - median) / (1.4826 MAD), clipped at +-`SIG_CLIP` and mapped to [0, 1]."
     med = float(np.median(s))
     sig = 1.4826 * float(np.median(np.abs(s - med))) or 1.0
     return ((np.clip(np.arcsinh((s - med) / sig), -SIG_CLIP, SIG_CLIP) + SIG_CLIP) / (2 * SIG_CLIP)).astype(np.float32)
 
-
+# %% ../nbs/20a_cutouts.ipynb #d1a20a04
 def normalise(stamp: np.ndarray, method: str = "minmax") -> np.ndarray:
     """Scale a cutout to [0, 1]: 'minmax' as in the paper; 'robust' (median / MAD, asinh, 0.5-99.5 percentiles);
     'significance' (asinh of (pixel - median) / (1.4826 MAD), -8..8 mapped to 0..1: an empty stamp stays flat grey,
@@ -62,10 +65,7 @@ def normalise(stamp: np.ndarray, method: str = "minmax") -> np.ndarray:
         return _robust(s) if method == "robust" else _significance(s)
     raise ValueError(f"normalisation must be 'minmax', 'robust' or 'significance', got {method!r}")
 
-# %% ../nbs/20a_cutouts.ipynb #2f94c307
-SIG_CLIP = 8.0  # 'significance' keeps asinh(sigma) within +-8, i.e. about +-1500 sigma
-
-
+# %% ../nbs/20a_cutouts.ipynb #d1a20a05
 def significance_sigma(x: np.ndarray) -> np.ndarray:
     """The inverse of `normalise(..., 'significance')`: pixel values back in sigma above the stamp's median (clipped
     ones stay clipped)."""
@@ -144,7 +144,7 @@ def _psf(size, x, y, fwhm, flux, trail=0.0, angle=0.0):
         img += np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * sig * sig))
     return flux * img / img.sum()
 
-
+# %% ../nbs/20a_cutouts.ipynb #b9b2f035
 @dataclass(frozen=True)
 class _Sky:
     "One simulated cutout's geometry and sky: size, centre, noise (sigma per pixel), seeing and a source's area."
@@ -155,12 +155,12 @@ class _Sky:
     fwhm: float
     area: float
 
-
+# %% ../nbs/20a_cutouts.ipynb #0e1e7a6d
 def _noise_peak(img, rng, s: _Sky):
     img[int(s.c), int(s.c)] += rng.uniform(2, 4) * s.noise
     return img
 
-
+# %% ../nbs/20a_cutouts.ipynb #d76a5fb7
 def _cosmic_ray(img, rng, s: _Sky):
     L = rng.integers(1, 6)
     ang = rng.uniform(0, np.pi)
@@ -171,12 +171,12 @@ def _cosmic_ray(img, rng, s: _Sky):
             img[yi, xi] += amp * rng.uniform(0.6, 1)
     return img
 
-
+# %% ../nbs/20a_cutouts.ipynb #f534ddea
 def _hot_pixel(img, rng, s: _Sky):
     img[int(s.c), int(s.c)] += rng.uniform(20, 200) * s.noise
     return img
 
-
+# %% ../nbs/20a_cutouts.ipynb #70eb3d84
 def _star(img, rng, s: _Sky):
     off = rng.normal(0, 2.5, 2) if rng.random() < 0.5 else rng.uniform(-0.5, 0.5, 2)
     flux = np.exp(rng.uniform(np.log(20), np.log(2000))) * s.noise * np.sqrt(s.area)
@@ -185,7 +185,7 @@ def _star(img, rng, s: _Sky):
         img = np.minimum(img, rng.uniform(30, 80) * s.noise)  # saturated core
     return img
 
-
+# %% ../nbs/20a_cutouts.ipynb #d36925b4
 def _bright_star_edge(img, rng, s: _Sky):
     side = rng.integers(4)
     d = rng.uniform(s.size * 0.6, s.size * 1.1)
@@ -194,7 +194,7 @@ def _bright_star_edge(img, rng, s: _Sky):
     img += rng.uniform(50, 500) * s.noise / (1 + ((xx - ox) ** 2 + (yy - oy) ** 2) / (s.fwhm * 2) ** 2) ** 1.5 * 10
     return img
 
-
+# %% ../nbs/20a_cutouts.ipynb #b6a4c997
 def _satellite_trail(img, rng, s: _Sky):
     ang = rng.uniform(0, np.pi)
     off = rng.uniform(-4, 4)
@@ -203,7 +203,7 @@ def _satellite_trail(img, rng, s: _Sky):
     img += rng.uniform(3, 30) * s.noise * np.exp(-(dist**2) / (2 * (s.fwhm / 2.355) ** 2))
     return img
 
-
+# %% ../nbs/20a_cutouts.ipynb #608f0296
 def _asteroid(img, rng, s: _Sky):
     snr = np.exp(rng.uniform(np.log(3), np.log(60)))
     x, y = s.c + rng.uniform(-0.5, 0.5), s.c + rng.uniform(-0.5, 0.5)
@@ -211,7 +211,7 @@ def _asteroid(img, rng, s: _Sky):
     img += _psf(s.size, x, y, s.fwhm, flux, trail=rng.uniform(0, 6), angle=rng.uniform(0, np.pi))  # in place: float32
     return img
 
-
+# %% ../nbs/20a_cutouts.ipynb #6c55cd9a
 # the non-asteroid kinds, their shares and how each is drawn
 CUTOUT_KINDS = {
     "noise": (0.2, _noise_peak),
@@ -222,7 +222,7 @@ CUTOUT_KINDS = {
     "satellite_trail": (0.1, _satellite_trail),
 }
 
-
+# %% ../nbs/20a_cutouts.ipynb #ef749f90
 def _one_cutout(rng, size: int, asteroid_fraction: float) -> tuple:
     "(kind, label, image) of one simulated cutout: noise at a random sky, then an asteroid or one of `CUTOUT_KINDS`."
     sky = rng.uniform(100, 1000)
@@ -234,7 +234,7 @@ def _one_cutout(rng, size: int, asteroid_fraction: float) -> tuple:
     kind = rng.choice(list(CUTOUT_KINDS), p=[share for share, _ in CUTOUT_KINDS.values()])
     return kind, 0, CUTOUT_KINDS[kind][1](img, rng, s)
 
-
+# %% ../nbs/20a_cutouts.ipynb #76e9b78b
 def simulate_cutouts(n: int = 1000, asteroid_fraction: float = 0.36, size: int = 32, seed: int = 0) -> CutoutSet:
     "Simulated asteroid (label 1) and non-asteroid (label 0) cutouts (`CUTOUT_KINDS`), normalised to [0, 1]."
     rng = np.random.default_rng(seed)
@@ -267,7 +267,7 @@ TRIPLET_KINDS = {
     "noise": 0.1,
 }
 
-
+# %% ../nbs/20a_cutouts.ipynb #fd344137
 def _gauss(grid, x, y, fwhm, flux, e=0.0, ang=0.0):
     "An elliptical Gaussian of total flux `flux` on `grid` = (yy, xx) (e: ellipticity, ang: position angle)."
     yy, xx = grid
@@ -279,7 +279,7 @@ def _gauss(grid, x, y, fwhm, flux, e=0.0, ang=0.0):
     g = np.exp(-0.5 * ((u / sa) ** 2 + (v / sb) ** 2))
     return (flux / (2 * np.pi * sa * sb) * g).astype(np.float32)
 
-
+# %% ../nbs/20a_cutouts.ipynb #9992b51a
 class _Triplet:
     """One simulated alert being drawn: science `sci`, template `tpl`, the template at the science seeing `tpl_m` (what
     the subtraction removes) and `extra`, the light only the science exposure holds."""
@@ -296,7 +296,7 @@ class _Triplet:
         for img, fw in ((self.sci, self.fs), (self.tpl, self.ft), (self.tpl_m, self.fs)):
             img += _gauss(self.grid, x, y, np.hypot(fw, fw_extra), flux, e, ang)
 
-
+# %% ../nbs/20a_cutouts.ipynb #88ca86d9
 def _static_field(t: _Triplet, rng):
     "Stars (none within 4 px of the candidate) and a galaxy or two around it: in every image."
     for _ in range(rng.poisson(rng.uniform(0, 5))):
@@ -309,24 +309,24 @@ def _static_field(t: _Triplet, rng):
         flux = np.exp(rng.uniform(np.log(50), np.log(3000)))
         t.static(x, y, flux, rng.uniform(2, 6), rng.uniform(0, 0.6), rng.uniform(0, np.pi))
 
-
+# %% ../nbs/20a_cutouts.ipynb #c72101dd
 def _t_asteroid(t: _Triplet, rng, x, y, flux):
     t.extra += _psf(t.size, x, y, t.fs, flux, trail=rng.uniform(0, 3), angle=rng.uniform(0, np.pi))
 
-
+# %% ../nbs/20a_cutouts.ipynb #436c9ebe
 def _t_variable_star(t: _Triplet, rng, x, y, flux):
     f0 = np.exp(rng.uniform(np.log(20), np.log(5000)))
     t.static(x, y, f0)
     t.extra += _gauss(t.grid, x, y, t.fs, rng.choice([-1, 1]) * min(flux, 0.9 * f0) if rng.random() < 0.5 else flux)
 
-
+# %% ../nbs/20a_cutouts.ipynb #c4d9a4fa
 def _t_host_transient(t: _Triplet, rng, x, y, flux):
     gx, gy = t.c + rng.uniform(-3, 3), t.c + rng.uniform(-3, 3)
     host = np.exp(rng.uniform(np.log(100), np.log(5000)))
     t.static(gx, gy, host, rng.uniform(1.5, 5), rng.uniform(0, 0.6), rng.uniform(0, np.pi))
     t.extra += _gauss(t.grid, x, y, t.fs, flux)
 
-
+# %% ../nbs/20a_cutouts.ipynb #bb8155fd
 def _t_subtraction_residual(t: _Triplet, rng, x, y, flux):
     f0 = np.exp(rng.uniform(np.log(500), np.log(50000)))
     t.static(x, y, f0)
@@ -334,7 +334,7 @@ def _t_subtraction_residual(t: _Triplet, rng, x, y, flux):
     t.sci -= _gauss(t.grid, x, y, t.fs, f0)
     t.sci += _gauss(t.grid, x + d * np.cos(ang), y + d * np.sin(ang), t.fs * rng.uniform(0.85, 1.15), f0)
 
-
+# %% ../nbs/20a_cutouts.ipynb #18eb2696
 def _t_cosmic_ray(t: _Triplet, rng, x, y, flux):
     L = int(rng.integers(0, 5))
     ang = rng.uniform(0, np.pi)
@@ -344,15 +344,15 @@ def _t_cosmic_ray(t: _Triplet, rng, x, y, flux):
         if 0 <= xi < t.size and 0 <= yi < t.size:
             t.extra[yi, xi] += amp
 
-
+# %% ../nbs/20a_cutouts.ipynb #7f0e1774
 def _t_hot_pixel(t: _Triplet, rng, x, y, flux):
     t.extra[t.c, t.c] += flux * rng.uniform(0.3, 1.0)
 
-
+# %% ../nbs/20a_cutouts.ipynb #a8a3b191
 def _t_noise(t: _Triplet, rng, x, y, flux):
     t.extra[t.c, t.c] += rng.uniform(3, 6)  # a noise peak of 3-6 sigma (the science noise is 1)
 
-
+# %% ../nbs/20a_cutouts.ipynb #6fcb4abf
 _DRAW_TRIPLET = dict(
     asteroid=_t_asteroid,
     variable_star=_t_variable_star,
@@ -363,7 +363,7 @@ _DRAW_TRIPLET = dict(
     noise=_t_noise,
 )
 
-
+# %% ../nbs/20a_cutouts.ipynb #9cf94a2c
 def _observe(t: _Triplet, rng, st: float) -> np.ndarray:
     """The (science, template, difference) stamps with noise, normalised by significance: science noise 1 plus the
     sources' photon noise, template noise `st`, PSF-matched subtraction."""
@@ -373,7 +373,7 @@ def _observe(t: _Triplet, rng, st: float) -> np.ndarray:
     D = S - (t.tpl_m + nt)
     return np.stack([normalise(S, "significance"), normalise(T, "significance"), normalise(D, "significance")], -1)
 
-
+# %% ../nbs/20a_cutouts.ipynb #1d8882e4
 def simulate_triplets(n: int = 1000, asteroid_fraction: float = 0.36, size: int = 32, seed: int = 0) -> CutoutSet:
     """Simulated ZTF-like (science, template, difference) cutouts; label 1 = asteroid (`TRIPLET_KINDS`: the others'
     shares); channels normalised by significance."""
