@@ -74,7 +74,7 @@ def _ecliptic_latitude(ra, dec) -> np.ndarray:
         lat[ok] = SkyCoord(ra=ra[ok] * u.deg, dec=dec[ok] * u.deg).barycentrictrueecliptic.lat.deg
     return np.abs(lat)
 
-
+# %% ../nbs/20b_alerts.ipynb #5ed8859d
 def alert_features(candidates) -> pd.DataFrame:
     """Detection-time features (`ALERT_FEATURES`, floats, NaN where missing) of ZTF alert `candidate` records, one row
     each."""
@@ -148,7 +148,7 @@ def model_inputs(cs, scaling=None):
 # %% ../nbs/20b_alerts.ipynb #9a043a9e
 ZTF_CHANNELS = ("science", "template", "difference")
 
-
+# %% ../nbs/20b_alerts.ipynb #176ef30b
 def _ztf_centre(stamp_shape, cand, full=63):
     h, w = stamp_shape
     half = full // 2
@@ -156,7 +156,7 @@ def _ztf_centre(stamp_shape, cand, full=63):
     row = half if h == full else min(half, int(round(cand.get("ypos", half + 1))) - 1)
     return col, row
 
-
+# %% ../nbs/20b_alerts.ipynb #50034fe0
 def _alert_stamps(a, channels, size: int, norm: str) -> tuple:
     "(size x size x channels cutout, touches the edge, largest NaN fraction) of one alert's stamps, normalised."
     chans, edge, frac = [], False, 0.0
@@ -169,7 +169,7 @@ def _alert_stamps(a, channels, size: int, norm: str) -> tuple:
         frac = max(frac, fr)
     return np.stack(chans, -1), edge, frac
 
-
+# %% ../nbs/20b_alerts.ipynb #671d903b
 def _alert_row(source: str, a, edge: bool, frac: float) -> dict:
     "The index row of one alert's cutout: identity, label and its cross-match, position, edge and NaN flags."
     c = a["candidate"]
@@ -180,7 +180,7 @@ def _alert_row(source: str, a, edge: bool, frac: float) -> dict:
     )
     return row | dict(group=a["objectId"])
 
-
+# %% ../nbs/20b_alerts.ipynb #b36dc790
 def ztf_cutouts(files, size: int = 32, channels=("science",), norm: str | None = None, report=print):
     """(CutoutSet, bad) from ZTF alert files; label 1 = known asteroid; group = objectId for splitting;
     `crossmatch_valid` flags trustworthy labels."""
