@@ -107,7 +107,7 @@ def _load_base_weights(base, spec, weights):
         )
     base.load_weights(str(f))
 
-
+# %% ../nbs/20c_models.ipynb #fd912226
 def _set_bn_momentum(base, momentum: float):
     "Set the momentum of every BatchNormalization layer of `base` (see the note above)."
     from keras import layers
@@ -116,7 +116,7 @@ def _set_bn_momentum(base, momentum: float):
         if isinstance(layer, layers.BatchNormalization):
             layer.momentum = momentum
 
-
+# %% ../nbs/20c_models.ipynb #c46ab85b
 def _unfreeze_from(model, start):
     "Make `model`'s layers trainable from `start` on, the ones before it frozen."
     on = False
@@ -124,7 +124,7 @@ def _unfreeze_from(model, start):
         on = on or layer is start
         layer.trainable = on
 
-
+# %% ../nbs/20c_models.ipynb #a9505529
 def _stamp_features(name: str, experiment: int, weights, unfreeze_from, bn_momentum):
     """The base network of `name` cut as the experiment says (1: whole and frozen; 2: at its bottleneck, frozen; 3: at
     its bottleneck, trainable from `unfreeze_from` or the paper's layer on), with ImageNet or local weights."""
@@ -147,7 +147,7 @@ def _stamp_features(name: str, experiment: int, weights, unfreeze_from, bn_momen
         _unfreeze_from(feat, find_layer(base, unfreeze_from or spec["unfreeze"]))
     return feat
 
-
+# %% ../nbs/20c_models.ipynb #1e42a8c6
 def build_model(
     name: str = "inceptionv3",
     experiment: int = 1,
@@ -227,7 +227,7 @@ def _cnn_model(w, card_parts: tuple, overrides: tuple, common: dict) -> dict:
         **common,
     )
 
-
+# %% ../nbs/20c_models.ipynb #38285bc1
 def load_classifier(weights_file, name=None, experiment=None, channels=None, threshold=None) -> dict:
     """A trained asteroid model ready for `score_items`, from its card or bare Keras weights (arguments as in
     `classify_items`): dict(kind "trees", "cnn" or "rule", threshold, channels, gate, ...). A CNN is built at its
