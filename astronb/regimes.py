@@ -23,14 +23,14 @@ __all__ = ['HISTORY_DAYS', 'REGIMES', 'ROID_SGSCORE', 'ROID_PS1_ARCSEC', 'ROID_P
 HISTORY_DAYS = 0.01  # the issue's rule jd - jdstarthist < 0.01 d (14.4 min): above one exposure, below a revisit
 REGIMES = ("history", "first detection")
 
-
+# %% ../nbs/20d_regimes.ipynb #61ed0eec
 def _column(F: pd.DataFrame, name: str) -> np.ndarray:
     "A feature as floats, NaN where missing or where the table lacks it."
     if name not in F:
         return np.full(len(F), np.nan)
     return pd.to_numeric(F[name], errors="coerce").to_numpy(float)
 
-
+# %% ../nbs/20d_regimes.ipynb #de04b053
 def regime(F: pd.DataFrame) -> np.ndarray:
     "'history' (detected at this position `HISTORY_DAYS` or more before), 'first detection', or 'unknown' (no history)."
     days = _column(F, "days_since_first")
@@ -132,7 +132,7 @@ def counterfactual(index: pd.DataFrame, kind: str) -> pd.DataFrame:
 # %% ../nbs/20d_regimes.ipynb #ecb35c62
 AP_COLUMNS = ("average_precision", "average_precision_lo", "average_precision_hi")
 
-
+# %% ../nbs/20d_regimes.ipynb #28e44e9d
 def _regime_row(y, score, threshold: float, ap_seed) -> dict:
     """Counts at `threshold` of one regime's alerts and, when it holds both classes and `ap_seed` is not None, the
     average precision with its interval (NaN otherwise)."""
@@ -143,7 +143,7 @@ def _regime_row(y, score, threshold: float, ap_seed) -> dict:
     ap = ranking_scores(y, score, seed=ap_seed) if ap_seed is not None and 0 < y.sum() < len(y) else {}
     return row | dict(threshold=float(threshold)) | {k: ap.get(k, np.nan) for k in AP_COLUMNS}
 
-
+# %% ../nbs/20d_regimes.ipynb #4fe5e3ee
 def regime_rows(model: str, y, score, threshold: float, regimes, seed: int = 0, rule: bool = False) -> list:
     "Rows (model, regime, counts, recall, precision, AP) for 'history', 'first detection' and 'pooled'."
     y, score, regimes = np.asarray(y, int), np.asarray(score, float), np.asarray(regimes)
