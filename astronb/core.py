@@ -81,7 +81,7 @@ def _seed_torch(seed: int, deterministic: bool) -> dict:
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     return {"torch": seed, "torch_deterministic": True}
 
-
+# %% ../nbs/00_core.ipynb #7e9fdaea
 def _seed_tensorflow(seed: int, deterministic: bool) -> dict:
     "Seed TensorFlow and Keras; with `deterministic`, TensorFlow's op determinism."
     import tensorflow as tf
@@ -92,7 +92,7 @@ def _seed_tensorflow(seed: int, deterministic: bool) -> dict:
     tf.config.experimental.enable_op_determinism()
     return {"tensorflow": seed, "tensorflow_op_determinism": True}
 
-
+# %% ../nbs/00_core.ipynb #484b5ce8
 def seed_everything(seed: int, frameworks=("torch", "tensorflow"), deterministic: bool = True) -> dict:
     """Seed Python, NumPy and the named deep-learning frameworks; returns what was seeded and which determinism switches
     are on. `deterministic`: PyTorch's deterministic algorithms (a warning where an op has none), cuDNN without
@@ -136,7 +136,7 @@ def _umask() -> int:
     os.umask(m)
     return m
 
-
+# %% ../nbs/00_core.ipynb #ed7e7d5c
 def atomic_save(path, save) -> Path:
     """Call `save(tmp_path)` (for writers that want a file name, like `savefig`), then rename to `path`. The temporary
     name ends with the whole file name, so writers that read the ending (`x.weights.h5` for Keras, `.png` for
@@ -230,7 +230,7 @@ def _cpu_name() -> str:
                 return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
 
-
+# %% ../nbs/00_core.ipynb #932008ce
 def _gpu_names() -> list:
     "The CUDA devices PyTorch sees, when it is already imported (importing it here would cost seconds)."
     torch = sys.modules.get("torch")
@@ -238,7 +238,7 @@ def _gpu_names() -> list:
         return []
     return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
 
-
+# %% ../nbs/00_core.ipynb #316bf2a7
 def hardware_info() -> dict:
     "CPU, memory and GPU of this machine."
     mem = None
@@ -278,7 +278,7 @@ def _anchors() -> list:
         )
     ]
 
-
+# %% ../nbs/00_core.ipynb #e0c0a5a3
 def portable_path(p) -> str:
     """`p` as committed results name it: relative to the project, else to `$ASTRONB_BUILD`, `$ASTRONB_CACHE` or the data
     mirror."""
@@ -288,7 +288,14 @@ def portable_path(p) -> str:
             return label + p.relative_to(base).as_posix()
     return "<outside the project>/" + p.name
 
+# %% ../nbs/00_core.ipynb #e0c0a103
+def portable_text(text: str) -> str:
+    "Free text (an error message in a table) with the anchors' absolute paths replaced by their labels."
+    for base, label in sorted(_anchors(), key=lambda a: -len(str(a[0]))):
+        text = text.replace(f"{base}/", label or "./").replace(str(base), (label or "./").rstrip("/"))
+    return text
 
+# %% ../nbs/00_core.ipynb #e0c0a5a5
 def _portable(obj):
     "Every absolute path inside `obj` (dicts, lists), alone or in free text, made portable."
     if isinstance(obj, dict):
@@ -299,13 +306,6 @@ def _portable(obj):
         return portable_path(obj)
     return portable_text(obj) if isinstance(obj, str) else obj  # free text (a message) may name paths too
 
-# %% ../nbs/00_core.ipynb #e0c0a103
-def portable_text(text: str) -> str:
-    "Free text (an error message in a table) with the anchors' absolute paths replaced by their labels."
-    for base, label in sorted(_anchors(), key=lambda a: -len(str(a[0]))):
-        text = text.replace(f"{base}/", label or "./").replace(str(base), (label or "./").rstrip("/"))
-    return text
-
 # %% ../nbs/00_core.ipynb #564dd24a
 def _run_times(started, finished: str) -> dict:
     "started, finished (ISO times) and the duration in seconds when the start is known."
@@ -315,7 +315,7 @@ def _run_times(started, finished: str) -> dict:
         times["duration_s"] = round(dt.total_seconds(), 1)
     return times
 
-
+# %% ../nbs/00_core.ipynb #f87609e0
 def write_manifest(
     out_dir, study: str, params: dict, seed, inputs=(), outputs=(), started=None, notebook=None, extra=None, git=None
 ) -> Path:
