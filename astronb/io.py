@@ -28,7 +28,7 @@ def _image_hdu(hl, hdu: int | None):
             return hl[i]
     return None
 
-
+# %% ../nbs/02_io.ipynb #0ea48183
 def _with_blanks(h, dtype):
     "An HDU's data as `dtype`; BLANK values NaN where the raw data are unscaled integers (which keep BLANK as a value)."
     raw = h.data
@@ -38,7 +38,7 @@ def _with_blanks(h, dtype):
         data[raw == blank] = np.nan
     return data
 
-
+# %% ../nbs/02_io.ipynb #62241aef
 def read_fits_image(path, hdu: int | None = None, dtype=np.float32):
     "Image data (scaled, blanks as NaN) and header of the first image HDU of a FITS file (plain or gzipped bytes)."
     from astropy.io import fits
@@ -69,7 +69,7 @@ def _one_plane(img, path) -> np.ndarray:
         )
     return img
 
-
+# %% ../nbs/02_io.ipynb #0c48e159
 def read_frame(path) -> tuple:
     """(image, header) of a FITS frame to detect on: `read_fits_image`, then checked to be one 2-D plane with data.
     Length-1 leading axes (NAXIS3 = 1) are dropped; a cube, an empty image or one with no finite pixel is a
@@ -106,7 +106,7 @@ def _truth_line(path, i: int, line: str):
         ) from None
     return int(vals[0]), vals[1], vals[2], vals[3] if len(vals) > 3 else np.nan
 
-
+# %% ../nbs/02_io.ipynb #ff980d62
 def read_truth_list(path) -> pd.DataFrame:
     """Read a `code x y [mag]` truth list; columns code, cls ('star'/'galaxy'), x, y (1-based), x0, y0 (0-based),
     and mag when every line has a fourth number (the simulator's lists; the real ones have three)."""
@@ -145,7 +145,7 @@ CATALOGUE_UNITS = dict(
     x="pix", y="pix", ra="deg", dec="deg", flux="adu", flux_err="adu", mag="mag", fwhm="pix", r50="pix"
 )
 
-
+# %% ../nbs/02_io.ipynb #7b6bc8cb
 def _catalogue_table(df: pd.DataFrame, units: dict | None, meta: dict, fits: bool):
     """An astropy Table of the catalogue with `CATALOGUE_UNITS` and `units` on its columns and `meta` in its metadata
     (for FITS, nested values as JSON strings)."""
@@ -162,7 +162,7 @@ def _catalogue_table(df: pd.DataFrame, units: dict | None, meta: dict, fits: boo
     t.meta.update(meta)
     return t
 
-
+# %% ../nbs/02_io.ipynb #99165c35
 def write_catalogue(df: pd.DataFrame, path, meta: dict | None = None, units: dict | None = None) -> Path:
     """Write a source catalogue atomically as ECSV (default), FITS (by extension) or CSV; `units` (column -> unit
     string) extend `CATALOGUE_UNITS`; `meta` goes into the table's metadata (FITS: one header card per key, nested
@@ -288,7 +288,7 @@ def _stamp(cut: dict | None, path, which: str):
         img, _ = read_fits_image(raw)
     return img
 
-
+# %% ../nbs/02_io.ipynb #779fabd9
 def _alert_records(path):
     "Alert records of an Avro packet file or of a Parquet file (Fink's layout: one row per alert, same fields)."
     if str(path).endswith(".parquet"):
@@ -305,7 +305,7 @@ def _alert_records(path):
     with open(path, "rb") as f:
         yield from fastavro.reader(f)
 
-
+# %% ../nbs/02_io.ipynb #4b85c206
 def _alert_dict(rec: dict, path, stamps: bool) -> dict:
     "One alert record as read_ztf_alerts gives it: identity, candidate fields, asteroid label and (stamps) the stamps."
     cand = rec.get("candidate") or {}
@@ -316,7 +316,7 @@ def _alert_dict(rec: dict, path, stamps: bool) -> dict:
             a[k.lower()] = _stamp(rec.get(f"cutout{k}"), path, k.lower())
     return a
 
-
+# %% ../nbs/02_io.ipynb #36ec6091
 def read_ztf_alerts(path, stamps: bool = True) -> list:
     """Alerts of one Avro or Parquet file as dicts: objectId, candid, candidate fields, label, and the three stamps as
     arrays."""
