@@ -51,7 +51,7 @@ class Dataset:
     description: str = ""
     files: list = field(default_factory=list)
 
-
+# %% ../nbs/01_data.ipynb #03f39bce
 def _registry_files(name: str, url_pattern: str) -> list:
     """Read `data/registry/<name>.tsv` (name, size, sha256, and optionally the file's own URL when the files come from
     several places)."""
@@ -178,7 +178,7 @@ def _zenodo_entries(rec: dict, dataset: str) -> list:
         raise DataError(dataset, None, why, "check the record on zenodo.org; it may be restricted or withdrawn")
     return list(files.values()) if isinstance(files, dict) else files
 
-
+# %% ../nbs/01_data.ipynb #2c82cd6d
 def _zenodo_file(f: dict, rec: dict, api: str) -> RemoteFile:
     "One record entry as a RemoteFile: its content URL (links, else the API's pattern) and an 'algorithm:' checksum."
     key = f.get("key") or f.get("filename")
@@ -190,7 +190,7 @@ def _zenodo_file(f: dict, rec: dict, api: str) -> RemoteFile:
     chk = f.get("checksum", "")
     return RemoteFile(key, url, chk if ":" in chk else f"md5:{chk}", f.get("size") or f.get("filesize"))
 
-
+# %% ../nbs/01_data.ipynb #9843b71e
 def parse_zenodo_record(rec: dict, dataset: str, api: str) -> list:
     "RemoteFiles from a Zenodo record JSON."
     return [_zenodo_file(f, rec, api) for f in _zenodo_entries(rec, dataset)]
@@ -213,7 +213,7 @@ def _zenodo_request(ds: Dataset, fn: str) -> dict:
         fix = "check your connection (or use a mirror with ASTRONB_DATA_MIRROR), then run again"
     raise DataError(ds.name, fn, why, fix) from None
 
-
+# %% ../nbs/01_data.ipynb #120bfe54
 def _mirror_listing(ds: Dataset, m: Path, fn: str) -> Path:
     "The mirror's copy of the Zenodo record listing; a DataError saying where to save it when it is missing."
     src = m / MIRROR_FOLDERS.get(ds.name, ds.name) / fn
@@ -223,7 +223,7 @@ def _mirror_listing(ds: Dataset, m: Path, fn: str) -> Path:
         raise DataError(ds.name, fn, why, fix + "or unset ASTRONB_DATA_MIRROR to use the network")
     return src
 
-
+# %% ../nbs/01_data.ipynb #61ff507b
 def zenodo_files(ds: Dataset, mirror=None, refresh=False) -> list:
     "List a Zenodo dataset's files from the (cached) API answer, or from the mirror's copy of it."
     fn = f"zenodo-{ds.zenodo_record}.json"
@@ -269,7 +269,7 @@ def _load_memo(name):
     except (OSError, ValueError):
         return {}
 
-
+# %% ../nbs/01_data.ipynb #67eb31e9
 def _save_memo(name, memo):
     try:
         with atomic_write(dataset_dir(name) / ".verified.json") as f:
@@ -277,7 +277,7 @@ def _save_memo(name, memo):
     except OSError:
         pass  # a read-only cache only costs a re-hash next time
 
-
+# %% ../nbs/01_data.ipynb #56ebc118
 def _extract_target(name: str, rf: RemoteFile) -> Path:
     stem = rf.name
     for suf in (".zip", ".tar.gz", ".tgz", ".tar"):
@@ -285,11 +285,11 @@ def _extract_target(name: str, rf: RemoteFile) -> Path:
             stem = stem[: -len(suf)]
     return dataset_dir(name) / "extracted" / stem
 
-
+# %% ../nbs/01_data.ipynb #41ba0d8c
 def _is_archive(fn: str) -> bool:
     return fn.endswith((".zip", ".tar", ".tar.gz", ".tgz"))
 
-
+# %% ../nbs/01_data.ipynb #198dae55
 def _mirror_copy(m: Path, name: str, rf, memo: dict) -> Path:
     "The mirror's copy of `rf`, verified in place; a DataError naming the file and the fix when missing or different."
     src = m / MIRROR_FOLDERS.get(name, name) / rf.name
@@ -303,7 +303,7 @@ def _mirror_copy(m: Path, name: str, rf, memo: dict) -> Path:
         raise DataError(name, rf.name, why, fix)
     return src
 
-
+# %% ../nbs/01_data.ipynb #be9ba2b3
 def _extracted(name: str, rf, archive: Path) -> Path:
     "The extraction folder of `archive`, extracted again unless a stamp says this very archive was extracted whole."
     target = _extract_target(name, rf)
@@ -314,7 +314,7 @@ def _extracted(name: str, rf, archive: Path) -> Path:
         stamp.write_text(rf.checksum)
     return target
 
-
+# %% ../nbs/01_data.ipynb #910b7817
 def _wanted_files(name: str, m, files) -> list:
     "The dataset's RemoteFiles, or those named in `files`; a DataError naming a file the dataset does not have."
     wanted = list_files(name, m)
@@ -325,14 +325,14 @@ def _wanted_files(name: str, m, files) -> list:
         raise DataError(name, sorted(unknown)[0], "not a file of this dataset", "check the name in data/registry")
     return [rf for rf in wanted if rf.name in set(files)]
 
-
+# %% ../nbs/01_data.ipynb #3e7dd1c5
 def _local_copy(m, name: str, rf: RemoteFile, memo: dict, progress) -> Path:
     "`rf`'s verified local file: the mirror's copy when there is a mirror, else a download into the dataset's cache."
     if m is not None:
         return _mirror_copy(m, name, rf, memo)
     return download_file(rf, dataset_dir(name) / rf.name, name, progress, memo)
 
-
+# %% ../nbs/01_data.ipynb #952cbb66
 def fetch(name: str, mirror=None, progress=True, files=None) -> Fetched:
     "Make a registered dataset available locally (verified, extracted); `files` limits it to some file names."
     ds = get_dataset(name)
