@@ -38,7 +38,7 @@ def _stamp(p: Path):
     s = p.stat()
     return [s.st_size, s.st_mtime_ns]
 
-
+# %% ../nbs/01a_transfer.ipynb #d88fb655
 def verify(rf: RemoteFile, path: Path, dataset: str, memo: dict | None = None) -> bool:
     "True when `path` has the declared size and checksum (memoised by size and mtime)."
     key = str(path)
@@ -56,7 +56,7 @@ def _disk_full(e: Exception) -> bool:
     "The error of a write to a full disk (or over a quota): worth a message of its own, and no retry."
     return isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
 
-
+# %% ../nbs/01a_transfer.ipynb #f1a7b002
 def _resume_point(part: Path, rf) -> int | None:
     "Bytes of `part` to keep: None when it is already complete (the declared size), 0 after dropping an oversize one."
     have = part.stat().st_size if part.exists() else 0
@@ -67,7 +67,7 @@ def _resume_point(part: Path, rf) -> int | None:
         return 0
     return have
 
-
+# %% ../nbs/01a_transfer.ipynb #f1a7b003
 def _receive(url: str, part: Path, rf, have: int, progress: bool, timeout: float):
     """One request for `url` from byte `have` on (an HTTP `Range`), appended to `part`; a server that ignores the
     range sends everything, written from the start. An http.client.IncompleteRead when the connection drops."""
@@ -86,7 +86,7 @@ def _receive(url: str, part: Path, rf, have: int, progress: bool, timeout: float
     if total is not None and got < total:
         raise http.client.IncompleteRead(b"", total - got)
 
-
+# %% ../nbs/01a_transfer.ipynb #f1a7b005
 def _fatal(e: Exception, url: str, part: Path, rf, dataset: str) -> DataError | None:
     "The DataError that ends a download failing with `e` (a client error, a full disk); None when a retry may help."
     if isinstance(e, urllib.error.HTTPError) and e.code < 500 and e.code != 429:
@@ -100,7 +100,7 @@ def _fatal(e: Exception, url: str, part: Path, rf, dataset: str) -> DataError | 
         return DataError(dataset, rf.name, f"the disk is full while writing {part}", fix)
     return None
 
-
+# %% ../nbs/01a_transfer.ipynb #f1a7b007
 def _http_get(url, part: Path, rf, dataset: str, progress=True, retries=4, timeout=60):
     "Download `url` into `part`, resuming what is there; retries dropped connections with back-off."
     last = None
@@ -138,7 +138,7 @@ def _verified_part(rf: RemoteFile, part: Path, dataset: str, memo):
         "changed: report it, do not edit the checksum to make it pass",
     )
 
-
+# %% ../nbs/01a_transfer.ipynb #412223b2
 def download_file(rf: RemoteFile, dest: Path, dataset: str, progress=True, memo=None) -> Path:
     "Download one file to `dest` (resuming a `.part`), verify it, then rename it into place."
     if dest.exists() and verify(rf, dest, dataset, memo):
@@ -163,7 +163,7 @@ def _unsafe(dataset: str, archive: Path, member: str, why: str) -> DataError:
         "do not use this archive; download it again from the official source",
     )
 
-
+# %% ../nbs/01a_transfer.ipynb #44eb66e3
 def _extract_zip(archive: Path, root: Path, dataset: str):
     "Extract a zip into `root` after checking that no member is a link or lands outside `root`."
     with zipfile.ZipFile(archive) as z:
@@ -174,7 +174,7 @@ def _extract_zip(archive: Path, root: Path, dataset: str):
                 raise _unsafe(dataset, archive, m.filename, "it is a symbolic link")
         z.extractall(root)
 
-
+# %% ../nbs/01a_transfer.ipynb #a7f3ec65
 def _extract_tar(archive: Path, root: Path, dataset: str):
     "Extract a tar into `root` after checking that every member is a plain file or folder inside `root`."
     with tarfile.open(archive) as t:
@@ -187,7 +187,7 @@ def _extract_tar(archive: Path, root: Path, dataset: str):
                 raise _unsafe(dataset, archive, m.name, "it is a device or special file")
         t.extractall(root, filter="data")
 
-
+# %% ../nbs/01a_transfer.ipynb #3cec4373
 def _extract_into(archive: Path, root: Path, dataset: str):
     if zipfile.is_zipfile(archive):
         return _extract_zip(archive, root, dataset)
@@ -200,7 +200,7 @@ def _extract_into(archive: Path, root: Path, dataset: str):
         f"delete {archive} and download it again",
     )
 
-
+# %% ../nbs/01a_transfer.ipynb #72b8555e
 def _broken(e: Exception, archive: Path, dest: Path, dataset: str) -> DataError:
     "The DataError for an extraction that failed with `e`: a full disk, else a corrupt archive."
     if _disk_full(e):
@@ -214,7 +214,7 @@ def _broken(e: Exception, archive: Path, dest: Path, dataset: str) -> DataError:
         dataset, archive.name, f"the archive is corrupt or truncated ({e})", f"delete {archive} and download it again"
     )
 
-
+# %% ../nbs/01a_transfer.ipynb #6c425109
 def safe_extract(archive: Path, dest: Path, dataset: str = "?") -> Path:
     """Extract a zip or tar archive into `dest` atomically (into `<dest>.partial`, renamed when complete), refusing
     members that would land outside it."""
