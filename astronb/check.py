@@ -25,7 +25,7 @@ def _committed_bytes(path) -> bytes | None:
     r = subprocess.run(["git", "show", f"HEAD:{rel.as_posix()}"], cwd=root, capture_output=True, timeout=60)
     return r.stdout if r.returncode == 0 else None
 
-
+# %% ../nbs/04a_check.ipynb #79276e81
 def committed_table(path):
     "The version of a results CSV in git's HEAD as a DataFrame of strings, or None when it is not committed."
     import io
@@ -78,7 +78,7 @@ def _keyed(df, keys: list):
     df.index = [" / ".join(r) for r in df[keys].itertuples(index=False)] if keys else [str(i) for i in range(len(df))]
     return df
 
-
+# %% ../nbs/04a_check.ipynb #a240234e
 def _metric_value(old, new, col: str, k: str, other_cpu: bool) -> tuple:
     "(status, committed as shown, fresh) of one metric value, judged against the committed 95% interval beside it."
     a, b = old.at[k, col], new.at[k, col]
@@ -89,7 +89,7 @@ def _metric_value(old, new, col: str, k: str, other_cpu: bool) -> tuple:
     status = _metric_status(a, b, ci, fresh_ci, other_cpu)
     return status, a if status == "ok" else f"{a} [{ci[0]}, {ci[1]}]", b
 
-
+# %% ../nbs/04a_check.ipynb #877d7fb6
 def _column_drift(old, new, col: str, kind: str, other_cpu: bool) -> list:
     "(row, status, committed, fresh) of one column: an exact column's changes, a metric column's every defined value."
     found = []
@@ -102,7 +102,7 @@ def _column_drift(old, new, col: str, kind: str, other_cpu: bool) -> list:
             found.append((k, *_metric_value(old, new, col, k, other_cpu)))
     return found
 
-
+# %% ../nbs/04a_check.ipynb #4d67ab02
 def _table_drift(old, new, rule: dict, other_cpu: bool) -> list:
     "(column, row, status, committed, fresh, kind) for every checked column of two tables with the same rows."
     keys, metric = rule.get("key", []), set(rule.get("metric", []))
@@ -117,7 +117,7 @@ def _table_drift(old, new, rule: dict, other_cpu: bool) -> list:
         found += [(col, k, s, a, b, kind) for k, s, a, b in _column_drift(old, new, col, kind, other_cpu)]
     return found
 
-
+# %% ../nbs/04a_check.ipynb #a7ad44f1
 def _table_found(old, fresh_path, rule: dict, other_cpu: bool) -> list:
     """(column, row, status, committed, fresh, kind) of one table: a violation when nothing is committed or the rows
     differ, else every checked column's values (`_table_drift`)."""
@@ -132,7 +132,7 @@ def _table_found(old, fresh_path, rule: dict, other_cpu: bool) -> list:
         return [("", "", f"violation: rows differ (only committed: {only_old}, only fresh: {only_new})", "", "", "")]
     return _table_drift(old, new, rule, other_cpu)
 
-
+# %% ../nbs/04a_check.ipynb #25700b5f
 def _check_table(study, name, rule, fresh_path, other_cpu: bool = False):
     "The drift rows of one results table: each checked value's status (`_exact_ok`, `_metric_status`)."
     found = _table_found(committed_table(fresh_path), fresh_path, rule, other_cpu)

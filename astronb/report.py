@@ -24,7 +24,7 @@ def _fmt(v, digits):
         return f"{v:.{digits}f}"
     return str(v).replace("|", "\\|")
 
-
+# %% ../nbs/03_report.ipynb #aba7ef1f
 def markdown_table(df: pd.DataFrame, digits: int = 3, index: bool = False) -> str:
     "A GitHub pipe table of `df`."
     d = df.reset_index() if index else df
@@ -54,7 +54,7 @@ def _inline_image(path, max_width: int = 900, max_bytes: int = 250_000):
     im.save(buf, "JPEG", quality=85)
     return buf.getvalue(), "jpeg"
 
-
+# %% ../nbs/03_report.ipynb #d8317c7a
 def _show_png(path):
     """Show the PNG just written in the running notebook (small enough to keep the executed notebook light), whatever
     matplotlib's backend; nothing outside IPython."""
@@ -68,7 +68,7 @@ def _show_png(path):
         data, fmt = _inline_image(path)
         display(Image(data=data, format=fmt))
 
-
+# %% ../nbs/03_report.ipynb #c10d01a8
 class StudyRun:
     "Collects a study's outputs under `results/<study>/` and writes the manifest last."
 
