@@ -21,7 +21,7 @@ def card_path(weights) -> Path:
 # %% ../nbs/08_cards.ipynb #e6c270f8
 CARD_VERSION = 1
 
-
+# %% ../nbs/08_cards.ipynb #227d5ecd
 def _provenance(w: Path) -> dict:
     "What every card records about its weights and the run: format version, file name and SHA-256, time, git, packages."
     return dict(
@@ -33,7 +33,7 @@ def _provenance(w: Path) -> dict:
         packages={k: v for k, v in package_versions().items() if v},
     )
 
-
+# %% ../nbs/08_cards.ipynb #dfab497a
 def write_card(
     weights,
     study: str,
@@ -63,7 +63,7 @@ def write_card(
 # %% ../nbs/08_cards.ipynb #13179c12
 CARD_FIELDS = ("weights", "weights_sha256", "operating_point", "preprocessing")  # what every card must have
 
-
+# %% ../nbs/08_cards.ipynb #61c4d5b7
 def _card_json(p: Path) -> dict:
     "The JSON object of a card file; a ValueError naming the file when it is not one or lacks a `CARD_FIELDS` field."
     try:
@@ -79,7 +79,7 @@ def _card_json(p: Path) -> dict:
             raise ValueError(f"{p}: not a model card (no '{k}' field)")
     return card
 
-
+# %% ../nbs/08_cards.ipynb #2e3f767f
 def _checked_weights(p: Path, card: dict) -> Path:
     "The weights a card describes, beside it; FileNotFoundError when missing, ValueError when the SHA-256 differs."
     w = p.with_name(card["weights"])
@@ -92,7 +92,7 @@ def _checked_weights(p: Path, card: dict) -> Path:
         )
     return w
 
-
+# %% ../nbs/08_cards.ipynb #22dd200e
 def read_card(path) -> tuple:
     """(card dict, weights path) from a card or from the weights it describes. The weights' SHA-256 must match the
     card's; weights without a card give (None, weights path)."""
