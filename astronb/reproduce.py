@@ -29,7 +29,7 @@ def _yaml(p: Path, what: str):
     except yaml.YAMLError as e:
         raise ValueError(f"{p}: invalid YAML ({e})") from None
 
-
+# %% ../nbs/04_reproduce.ipynb #b0785c2a
 def load_params(study: str, scale: str = "smoke") -> dict:
     "Parameters of a study at a scale, from params/<study>/<scale>.yaml."
     return _yaml(paths().params / study / f"{scale}.yaml", f"a '{scale}' parameter file")
@@ -82,7 +82,7 @@ def _portable_outputs(nb):
             if "traceback" in o:
                 o["traceback"] = [portable_text(t) for t in o["traceback"]]
 
-
+# %% ../nbs/04_reproduce.ipynb #3a29a807
 def _published(nb):
     "The notebook without papermill's metadata and timings, absolute paths in its outputs made portable (in place)."
     for c in nb.cells:
@@ -92,7 +92,7 @@ def _published(nb):
     _portable_outputs(nb)  # no absolute path of this machine in a committed result
     return nb
 
-
+# %% ../nbs/04_reproduce.ipynb #28c5b6bd
 def _write_html(nb, html: Path, study: str):
     "The notebook rendered by nbconvert's JupyterLab template, written atomically."
     from nbconvert import HTMLExporter
@@ -104,7 +104,7 @@ def _write_html(nb, html: Path, study: str):
     with atomic_write(html) as f:
         f.write(body)
 
-
+# %% ../nbs/04_reproduce.ipynb #e789dd0c
 def publish_notebook(executed, out_dir, study: str) -> list:
     """Copy an executed study notebook to `out_dir/<study>.ipynb` (papermill's timings dropped, absolute paths in the
     outputs made portable), render `<study>.html` with nbconvert, add both to the manifest; returns their paths."""
@@ -134,7 +134,7 @@ def _seed_stats(values: list) -> dict:
         sd=float(np.std(v[ok], ddof=1)) if ok.sum() > 1 else np.nan,
     )
 
-
+# %% ../nbs/04_reproduce.ipynb #5eaae4e7
 def _seed_rows(name: str, rule: dict, dirs: dict) -> list:
     "One row per metric value of table `name` over the seeds' folders `dirs` (seed -> folder): per-seed values, stats."
     import numpy as np
@@ -152,7 +152,7 @@ def _seed_rows(name: str, rule: dict, dirs: dict) -> list:
             rows.append(dict(table=name, row=row, column=col, **per_seed, **_seed_stats(v)))
     return rows
 
-
+# %% ../nbs/04_reproduce.ipynb #9597884d
 def seed_summary(study: str, seeds, rules: dict | None = None, base=None) -> Path:
     """Mean and sample standard deviation over seeds of every trained-model metric (the `metric` columns of
     outputs.yaml's `check:`), with the per-seed values beside them: `<base>/seeds.csv` and `.md`, added to the
@@ -232,7 +232,7 @@ def _describe_failure(e, nb: Path) -> str:
         return f"{nb}: {where} raised {e.ename}: {e.evalue}\n    cell begins: {first[:120]}"
     return f"{nb}: {type(e).__name__}: {e}"
 
-
+# %% ../nbs/04_reproduce.ipynb #bae4bb08
 def _executed_path(p, out_dir: Path, study: str, scale: str) -> Path:
     """Where papermill writes the executed notebook: build/executed/ and the results folder's path with '_' (starfield,
     full_starfield, full_starfield_seeds_seed_1), or `<study>_<scale>` for a folder outside the results."""
@@ -244,7 +244,7 @@ def _executed_path(p, out_dir: Path, study: str, scale: str) -> Path:
     executed.parent.mkdir(parents=True, exist_ok=True)
     return executed
 
-
+# %% ../nbs/04_reproduce.ipynb #6137ff95
 def _missing_outputs(out_dir: Path, outputs: list, t0: float) -> list:
     """The declared outputs that the run started at `t0` did not (re)write or its manifest does not list;
     'manifest.json' too when the run did not finish (no fresh manifest)."""
@@ -257,7 +257,7 @@ def _missing_outputs(out_dir: Path, outputs: list, t0: float) -> list:
     listed = set(json.loads(man.read_text()).get("outputs", []))
     return missing + [f for f in outputs if f not in listed and f not in missing]
 
-
+# %% ../nbs/04_reproduce.ipynb #0f3ecf07
 def _execute(nb: Path, executed: Path, params: dict, out_dir: Path, options: dict):
     """papermill on `nb` with `params`, the kernel finding `out_dir` in `ASTRONB_STUDY_DIR` (the variable restored
     afterwards); options: papermill's keyword arguments."""
@@ -273,7 +273,7 @@ def _execute(nb: Path, executed: Path, params: dict, out_dir: Path, options: dic
         else:
             os.environ["ASTRONB_STUDY_DIR"] = old
 
-
+# %% ../nbs/04_reproduce.ipynb #cc645fba
 def run_study(
     study: str,
     scale: str = "smoke",
@@ -316,7 +316,7 @@ def _chosen_studies(only) -> list:
         raise ValueError(f"unknown stud{'y' if len(unknown) == 1 else 'ies'} {unknown}; choose from {names}")
     return [s for s in names if s in only]
 
-
+# %% ../nbs/04_reproduce.ipynb #ff96a787
 def _seed_runs(study: str, scale: str, seeds) -> list:
     """(extra parameters, output folder) of each run of a study: one run, or one per seed, the first seed's outputs in
     the study's folder and the others' in seeds/seed_<k>/."""
@@ -326,7 +326,7 @@ def _seed_runs(study: str, scale: str, seeds) -> list:
         ({"seed": k}, None if i == 0 else study_dir(study, scale) / "seeds" / f"seed_{k}") for i, k in enumerate(seeds)
     ]
 
-
+# %% ../nbs/04_reproduce.ipynb #8fe74d31
 def _run_seeds(s: str, scale: str, run) -> StudyResult:
     """All runs of study `s` (`_seed_runs`) through `run(study, extra, out)`, then the seed summary when every seed
     ran; the first failure or one result for the study."""
@@ -345,7 +345,7 @@ def _run_seeds(s: str, scale: str, run) -> StudyResult:
     bad = [r for r in rs if not r.ok]
     return bad[0] if bad else StudyResult(s, True, sum(r.seconds for r in rs), rs[0].executed)
 
-
+# %% ../nbs/04_reproduce.ipynb #1356cc47
 def reproduce(
     scale: str = "smoke", only=None, kernel: str = "python3", log_output: bool = False, progress: bool = True
 ) -> list:
