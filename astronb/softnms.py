@@ -16,7 +16,7 @@ __all__ = ['METHODS', 'CLUSTER_SAMPLE', 'GONE', 'DENSE_DELTA', 'SLOT_BITS', 'SMA
 # %% ../nbs/05_softnms.ipynb #58fa4892
 METHODS = ("gaussian", "linear", "hard")
 
-
+# %% ../nbs/05_softnms.ipynb #949421bd
 def _iou_one_to_many(b, others, off):
     "IoU of box `b` with each row of `others` (float64), with `off`=1 for the legacy pixel convention."
     xx1 = np.maximum(b[0], others[:, 0])
@@ -32,7 +32,7 @@ def _iou_one_to_many(b, others, off):
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(union > 0, inter / union, 0.0)
 
-
+# %% ../nbs/05_softnms.ipynb #113d4425
 def _weights(iou, method, sigma, iou_threshold):
     if method == "gaussian":
         # the C library's scalar exp, as the compiled kernel calls it: NumPy's vectorised exp can differ from it in the
@@ -42,7 +42,7 @@ def _weights(iou, method, sigma, iou_threshold):
         return np.where(iou > iou_threshold, 1.0 - iou, 1.0)
     return np.where(iou > iou_threshold, 0.0, 1.0)
 
-
+# %% ../nbs/05_softnms.ipynb #fdfc7284
 def soft_nms_reference(
     boxes, scores, method="gaussian", sigma=0.5, iou_threshold=0.3, score_threshold=0.001, legacy_plus_one=False
 ):
@@ -74,7 +74,7 @@ def _check_settings(method, sigma, iou_threshold, score_threshold):
     if not (score_threshold >= 0):
         raise ValueError(f"score_threshold must be >= 0, got {score_threshold}")
 
-
+# %% ../nbs/05_softnms.ipynb #9989fbc9
 def _check(boxes, scores, groups=None, data: bool = True):
     """Raise a ValueError naming the first bad array or box; `data=False` checks the shapes only (the values are
     checked inside the compiled call, `_inspect`)."""
@@ -121,7 +121,7 @@ def _sift_down(heap, hpos, cur, idx, k, size):
         hpos[hk] = c
         k = c
 
-
+# %% ../nbs/05_softnms.ipynb #5f0a0001
 @njit(cache=True)
 def _sift_up(heap, hpos, cur, idx, k):
     while k > 0:
@@ -136,7 +136,7 @@ def _sift_up(heap, hpos, cur, idx, k):
         hpos[hk] = p
         k = p
 
-
+# %% ../nbs/05_softnms.ipynb #5f0a0002
 @njit(cache=True)
 def _heap_remove(heap, hpos, cur, idx, k, size):
     "Remove the entry at heap slot k; returns the new size."
@@ -149,7 +149,7 @@ def _heap_remove(heap, hpos, cur, idx, k, size):
         _sift_up(heap, hpos, cur, idx, hpos[moved])
     return size
 
-
+# %% ../nbs/05_softnms.ipynb #5f0a0003
 @njit(cache=True, inline="always")
 def _bisect_x1(b, lo, hi, v, right):
     "First row in [lo, hi) whose x1 is >= v (`right`: > v); rows sorted by x1 (NumPy's searchsorted without a slice)."
@@ -161,14 +161,14 @@ def _bisect_x1(b, lo, hi, v, right):
             hi = mid
     return lo
 
-
+# %% ../nbs/05_softnms.ipynb #5f0a0004
 @njit(cache=True)
 def _heapify(heap, hpos, cur, idx, size):
     "Make heap[:size] a heap (Floyd's bottom-up construction, O(size))."
     for k in range((size - 2) // 2, -1, -1):
         _sift_down(heap, hpos, cur, idx, k, size)
 
-
+# %% ../nbs/05_softnms.ipynb #5f0a0005
 @njit(cache=True)
 def _initial_heap(cur, idx, thr, heap, hpos):
     "Put the boxes scoring at least `thr` in `heap` and heapify it; returns its size."
@@ -181,7 +181,7 @@ def _initial_heap(cur, idx, thr, heap, hpos):
     _heapify(heap, hpos, cur, idx, size)
     return size
 
-
+# %% ../nbs/05_softnms.ipynb #5f0a0006
 @njit(cache=True)
 def _rebuild(heap, hpos, cur, idx, dropped, size):
     "Take the boxes flagged in `dropped` out of the heap and heapify the rest in O(size); returns the new size."
@@ -197,7 +197,7 @@ def _rebuild(heap, hpos, cur, idx, dropped, size):
     _heapify(heap, hpos, cur, idx, m)
     return m
 
-
+# %% ../nbs/05_softnms.ipynb #5f0a0007
 @njit(cache=True)
 def _iou_rows(b, i, j, ai, off):
     "IoU of boxes i and j (`ai`: box i's area), in float64 whatever b's float type; 0 when they do not overlap."
@@ -212,7 +212,7 @@ def _iou_rows(b, i, j, ai, off):
     union = ai + (x2 - x1 + off) * (y2 - y1 + off) - inter
     return inter / union if union > 0 else 0.0
 
-
+# %% ../nbs/05_softnms.ipynb #5f0a0008
 @njit(cache=True)
 def _weight(iou, params):
     "The decay of a box overlapping the selected one by `iou` (Gaussian, linear or hard); -1: no decay."
@@ -222,71 +222,6 @@ def _weight(iou, params):
     if iou <= iou_threshold:
         return -1.0
     return 1.0 - iou if method_id == 1 else 0.0
-
-
-@njit(cache=True)
-def _soft_nms_sweep(b, s, idx, key, start, geom, params):
-    """Sequential soft-NMS on boxes already sorted by (group, strip, x1); `key` = group * nstrip + strip, and the
-    boxes of key k are rows start[k]:start[k + 1]. Returns each box's score at selection (-1: dropped), in sorted
-    order. geom: (off, widest box, tallest box, lowest y1, strip height, number of strips); params: (method id, IoU
-    threshold, sigma, score threshold). The steps of one selection (take the top, find the candidate ranges) stay in
-    the loop: as Numba functions returning tuples they made 100 boxes 37% slower (8.8 -> 12.0 us, measured); the set-up,
-    the rebuild, the IoU and the weight are functions at no cost."""
-    off, wmax, hmax, y0, hstrip, nstrip = geom
-    thr, n = params[3], b.shape[0]
-    cur = s.copy()
-    out = -np.ones(n, np.float64)
-    heap = np.empty(n, np.int64)
-    hpos = -np.ones(n, np.int64)
-    dropped = np.zeros(n, np.bool_)
-    lo_ = np.empty(n + 2, np.int64)
-    hi_ = np.empty(n + 2, np.int64)
-    size = _initial_heap(cur, idx, thr, heap, hpos)
-    while size:
-        i = heap[0]
-        out[i] = cur[i]
-        hpos[i] = -1
-        size -= 1
-        if size:
-            heap[0] = heap[size]
-            hpos[heap[0]] = 0
-            _sift_down(heap, hpos, cur, idx, 0, size)
-        g = key[i] // nstrip
-        margin = 1e-9 * (1.0 + abs(b[i, 0]) + abs(b[i, 2]) + abs(b[i, 1]) + abs(b[i, 3]) + wmax + hmax)
-        s_lo = max(0, int(np.floor((b[i, 1] - hmax - off - margin - y0) / hstrip)))
-        s_hi = min(nstrip - 1, int(np.floor((b[i, 3] + off + margin - y0) / hstrip)))
-        ai = (b[i, 2] - b[i, 0] + off) * (b[i, 3] - b[i, 1] + off)
-        nr = 0
-        total = 0
-        for strip in range(s_lo, s_hi + 1):  # candidate ranges, one per strip
-            r0 = start[g * nstrip + strip]
-            r1 = start[g * nstrip + strip + 1]
-            if r0 == r1:
-                continue
-            lo_[nr] = _bisect_x1(b, r0, r1, b[i, 0] - wmax - off - margin, False)
-            hi_[nr] = _bisect_x1(b, lo_[nr], r1, b[i, 2] + off + margin, True)
-            total += hi_[nr] - lo_[nr]
-            nr += 1
-        batch = total * 4 > size  # many candidates: decay them all, then rebuild the heap in O(size)
-        for r in range(nr):
-            for j in range(lo_[r], hi_[r]):
-                if hpos[j] < 0:
-                    continue  # selected or dropped
-                wt = _weight(_iou_rows(b, i, j, ai, off), params)
-                if wt < 0.0:
-                    continue
-                cur[j] *= wt
-                if batch:
-                    if cur[j] < thr or wt == 0.0:
-                        dropped[j] = True
-                elif cur[j] < thr or wt == 0.0:
-                    size = _heap_remove(heap, hpos, cur, idx, hpos[j], size)
-                    hpos[j] = -1
-                else:
-                    _sift_down(heap, hpos, cur, idx, hpos[j], size)
-        if batch:
-            size = _rebuild(heap, hpos, cur, idx, dropped, size)
-    return out
 
 # %% ../nbs/05_softnms.ipynb #e5f6a002
 @njit(cache=True)
@@ -377,6 +312,71 @@ def _group_ids(g):
             G += 1
         gid[go[k]] = G
     return gid, G + 1
+
+# %% ../nbs/05_softnms.ipynb #5f0a0009
+@njit(cache=True)
+def _soft_nms_sweep(b, s, idx, key, start, geom, params):
+    """Sequential soft-NMS on boxes already sorted by (group, strip, x1); `key` = group * nstrip + strip, and the
+    boxes of key k are rows start[k]:start[k + 1]. Returns each box's score at selection (-1: dropped), in sorted
+    order. geom: (off, widest box, tallest box, lowest y1, strip height, number of strips); params: (method id, IoU
+    threshold, sigma, score threshold). The steps of one selection (take the top, find the candidate ranges) stay in
+    the loop: as Numba functions returning tuples they made 100 boxes 37% slower (8.8 -> 12.0 us, measured); the set-up,
+    the rebuild, the IoU and the weight are functions at no cost."""
+    off, wmax, hmax, y0, hstrip, nstrip = geom
+    thr, n = params[3], b.shape[0]
+    cur = s.copy()
+    out = -np.ones(n, np.float64)
+    heap = np.empty(n, np.int64)
+    hpos = -np.ones(n, np.int64)
+    dropped = np.zeros(n, np.bool_)
+    lo_ = np.empty(n + 2, np.int64)
+    hi_ = np.empty(n + 2, np.int64)
+    size = _initial_heap(cur, idx, thr, heap, hpos)
+    while size:
+        i = heap[0]
+        out[i] = cur[i]
+        hpos[i] = -1
+        size -= 1
+        if size:
+            heap[0] = heap[size]
+            hpos[heap[0]] = 0
+            _sift_down(heap, hpos, cur, idx, 0, size)
+        g = key[i] // nstrip
+        margin = 1e-9 * (1.0 + abs(b[i, 0]) + abs(b[i, 2]) + abs(b[i, 1]) + abs(b[i, 3]) + wmax + hmax)
+        s_lo = max(0, int(np.floor((b[i, 1] - hmax - off - margin - y0) / hstrip)))
+        s_hi = min(nstrip - 1, int(np.floor((b[i, 3] + off + margin - y0) / hstrip)))
+        ai = (b[i, 2] - b[i, 0] + off) * (b[i, 3] - b[i, 1] + off)
+        nr = 0
+        total = 0
+        for strip in range(s_lo, s_hi + 1):  # candidate ranges, one per strip
+            r0 = start[g * nstrip + strip]
+            r1 = start[g * nstrip + strip + 1]
+            if r0 == r1:
+                continue
+            lo_[nr] = _bisect_x1(b, r0, r1, b[i, 0] - wmax - off - margin, False)
+            hi_[nr] = _bisect_x1(b, lo_[nr], r1, b[i, 2] + off + margin, True)
+            total += hi_[nr] - lo_[nr]
+            nr += 1
+        batch = total * 4 > size  # many candidates: decay them all, then rebuild the heap in O(size)
+        for r in range(nr):
+            for j in range(lo_[r], hi_[r]):
+                if hpos[j] < 0:
+                    continue  # selected or dropped
+                wt = _weight(_iou_rows(b, i, j, ai, off), params)
+                if wt < 0.0:
+                    continue
+                cur[j] *= wt
+                if batch:
+                    if cur[j] < thr or wt == 0.0:
+                        dropped[j] = True
+                elif cur[j] < thr or wt == 0.0:
+                    size = _heap_remove(heap, hpos, cur, idx, hpos[j], size)
+                    hpos[j] = -1
+                else:
+                    _sift_down(heap, hpos, cur, idx, hpos[j], size)
+        if batch:
+            size = _rebuild(heap, hpos, cur, idx, dropped, size)
+    return out
 
 # %% ../nbs/05_softnms.ipynb #2c857d6f
 @njit(cache=True)
