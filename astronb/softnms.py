@@ -264,7 +264,7 @@ def _box_ok(a0, a1, a2, a3, si) -> bool:
     finite = ((a0 - a0) == 0.0) & ((a1 - a1) == 0.0) & ((a2 - a2) == 0.0) & ((a3 - a3) == 0.0) & ((si - si) == 0.0)
     return finite & (a0 <= a2) & (a1 <= a3)
 
-
+# %% ../nbs/05_softnms.ipynb #fa390bef
 @njit(cache=True)
 def _inspect(b, s) -> bool:
     """True when every coordinate and score is finite and every box has x1 <= x2 and y1 <= y2 (`_box_ok`), read from
@@ -712,7 +712,7 @@ _METHOD_ID = {"gaussian": 0, "linear": 1, "hard": 2}
 _NO_LOGS = np.zeros(0, np.float64)
 _NUMPY_DTYPE = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16}
 
-
+# %% ../nbs/05_softnms.ipynb #ae261a09
 def _as_numpy(x, dtype):
     """An array of `x` (boxes, scores: float32 or float64, kept as it is when it is one; groups: int64); no copy when
     none is needed."""
@@ -723,7 +723,7 @@ def _as_numpy(x, dtype):
     a = np.asarray(x)
     return a if dtype == np.float64 and a.dtype in (np.float32, np.float64) else a.astype(dtype)
 
-
+# %% ../nbs/05_softnms.ipynb #2edb17a8
 def _arrays(boxes, scores, groups) -> tuple:
     "(boxes (N, 4), scores, groups or None) as contiguous NumPy arrays, an empty box list shaped (0, 4)."
     b = np.ascontiguousarray(_as_numpy(boxes, np.float64))
@@ -732,10 +732,10 @@ def _arrays(boxes, scores, groups) -> tuple:
         b = b.reshape(0, 4)
     return b, s, None if groups is None else np.ascontiguousarray(_as_numpy(groups, np.int64))
 
-
+# %% ../nbs/05_softnms.ipynb #65ee6d2b
 DENSE_LOGS_MIN = 256  # from this many boxes, a Gaussian call computes log(scores) with NumPy for the dense sweep
 
-
+# %% ../nbs/05_softnms.ipynb #70e3ec72
 def _log_scores(b, s, method, one_group, off):
     """log(s) in float64 for a Gaussian call of one group of at least DENSE_LOGS_MIN clustered boxes (`_clustered`),
     which takes the dense sweep (NumPy's SIMD log costs ~1 ns a box, `math.log` in the compiled loop ~4); otherwise an
@@ -745,7 +745,7 @@ def _log_scores(b, s, method, one_group, off):
     with np.errstate(divide="ignore", invalid="ignore"):  # scores <= 0 are never kept: their log is never read
         return np.log(s, dtype=np.float64)
 
-
+# %% ../nbs/05_softnms.ipynb #a33e6c3a
 def _run(boxes, scores, groups, method, sigma, iou_threshold, score_threshold, legacy_plus_one):
     b, s, g = _arrays(boxes, scores, groups)
     _check_settings(method, sigma, iou_threshold, score_threshold)
@@ -761,7 +761,7 @@ def _run(boxes, scores, groups, method, sigma, iou_threshold, score_threshold, l
         _check(b, s, g)  # names the bad box
     return keep, kept
 
-
+# %% ../nbs/05_softnms.ipynb #fc329ae4
 def _wrap(boxes, scores, keep, kept):
     if isinstance(boxes, torch.Tensor):
         dt = scores.dtype if isinstance(scores, torch.Tensor) and scores.is_floating_point() else boxes.dtype
@@ -770,7 +770,7 @@ def _wrap(boxes, scores, keep, kept):
         return (torch.from_numpy(keep).to(boxes.device), torch.from_numpy(kept).to(device=boxes.device, dtype=dt))
     return keep, kept
 
-
+# %% ../nbs/05_softnms.ipynb #284e384e
 def soft_nms(
     boxes, scores, method="gaussian", sigma=0.5, iou_threshold=0.3, score_threshold=0.001, legacy_plus_one=False
 ):
