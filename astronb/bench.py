@@ -54,7 +54,7 @@ def _interleaved_s(fns: dict, repeats: int, number: int = 1) -> dict:
             ts[k].append((time.perf_counter() - t0) / number)
     return {k: float(np.median(v)) for k, v in ts.items()}
 
-
+# %% ../nbs/06_bench.ipynb #34924178
 def _calls_per_sample(fn, target_s: float = 2e-3) -> int:
     """How many calls of `fn` make one timed sample last about `target_s` (as `timeit` does): a single call of a few
     microseconds is below the timer's resolution and the machine's jitter."""
@@ -63,15 +63,15 @@ def _calls_per_sample(fn, target_s: float = 2e-3) -> int:
     fn()
     return max(1, int(target_s / max(time.perf_counter() - t0, 1e-7)))
 
-
+# %% ../nbs/06_bench.ipynb #5f87f586
 def _median_ms(fn, repeats):
     return 1e3 * _interleaved_s({"fn": fn}, repeats)["fn"]
 
-
+# %% ../nbs/06_bench.ipynb #946dd388
 # Gaussian soft-NMS as the starfield detector runs it
 BENCH_SOFTNMS = dict(sigma=0.6, iou_threshold=0.3, score_threshold=0.001)
 
-
+# %% ../nbs/06_bench.ipynb #18016661
 def _softnms_row(case: str, n: int, gen, repeats: int, oracle_max: int) -> dict:
     """One row of `bench_softnms`: ours and torchvision's hard NMS timed alternating on `gen(n)`'s boxes, the oracle
     apart (up to `oracle_max` boxes: it is 10-200x slower)."""
@@ -90,7 +90,7 @@ def _softnms_row(case: str, n: int, gen, repeats: int, oracle_max: int) -> dict:
     ratios = dict(ratio_vs_hard_nms=ours / hard, ratio_vs_oracle=ours / orc)
     return dict(case=case, n=n, kept=kept, softnms_ms=ours, hard_nms_ms=hard, oracle_ms=orc) | ratios
 
-
+# %% ../nbs/06_bench.ipynb #5f902514
 def _softnms_line(r: dict) -> str:
     "One printed row of `bench_softnms`."
     return (
@@ -99,7 +99,7 @@ def _softnms_line(r: dict) -> str:
         f"ours/oracle {r['ratio_vs_oracle']:8.4f}"
     )
 
-
+# %% ../nbs/06_bench.ipynb #5584b331
 def _softnms_footer(repeats: int) -> str:
     "What `bench_softnms` ran: the settings, the threads and how the times were taken."
     sigma, iou_threshold, score_threshold = BENCH_SOFTNMS.values()
@@ -108,7 +108,7 @@ def _softnms_footer(repeats: int) -> str:
         f"{torch.get_num_threads()} torch thread(s); medians of {repeats} samples, ours and torchvision's alternating"
     )
 
-
+# %% ../nbs/06_bench.ipynb #7ea9d670
 def _save_csv(df: pd.DataFrame, out):
     "A benchmark's table as CSV, written atomically."
     from astronb.core import atomic_write
@@ -116,7 +116,7 @@ def _save_csv(df: pd.DataFrame, out):
     with atomic_write(out) as f:
         df.to_csv(f, index=False)
 
-
+# %% ../nbs/06_bench.ipynb #58836905
 def bench_softnms(sizes=(100, 500, 2500, 10000), repeats=7, oracle_max=2500, out=None, verbose=True) -> pd.DataFrame:
     """Time our exact soft-NMS, the sequential oracle and torchvision's hard NMS on the same boxes (`BENCH_SOFTNMS`);
     print the ratios."""
@@ -145,7 +145,7 @@ def _bench_networks(bb: str, weights, fpn_widths) -> tuple:
         return [sf.load_detector(weights[bb])], True
     return [sf.build_detector(bb, fpn_channels=w).eval() for w in fpn_widths], False
 
-
+# %% ../nbs/06_bench.ipynb #9e4b8928
 def _detect_line(row: dict) -> str:
     "One printed row of `bench_detect`."
     return (
@@ -153,7 +153,7 @@ def _detect_line(row: dict) -> str:
         f"sep {row['sep_s_per_frame']:6.3f} s/frame   ratio {row['ratio_network_vs_sep']:7.1f}"
     )
 
-
+# %% ../nbs/06_bench.ipynb #a84f2bdd
 def bench_detect(
     backbones=("resnet18", "resnet50"), frames=3, weights=None, repeats=3, verbose=True, fpn_widths=(128,)
 ) -> pd.DataFrame:
@@ -352,20 +352,20 @@ def _yolo_runtimes(weights, w, runtimes, d) -> dict:
         src["openvino"] = ds.export_yolo(weights, Path(d) / "m_openvino_model", format="openvino")
     return src
 
-
+# %% ../nbs/06_bench.ipynb #4e36aa7d
 def _boxes_catalogue(out) -> pd.DataFrame:
     "A sliced prediction's (boxes, scores, classes) as a catalogue of box centres and classes."
     b, _, c = out
     return pd.DataFrame(dict(x=(b[:, 0] + b[:, 2]) / 2, y=(b[:, 1] + b[:, 3]) / 2, cls=c))
 
-
+# %% ../nbs/06_bench.ipynb #8edfcc8f
 def _yolo_settings(card) -> tuple:
     "(imgsz, conf, tile, overlap) of a YOLO card, Ultralytics' and the dataset's defaults without one."
     pre, op = (card or {}).get("preprocessing", {}), (card or {}).get("operating_point", {})
     imgsz = pre.get("imgsz", 608)
     return imgsz, op.get("conf", 0.25), pre.get("tile", imgsz), pre.get("overlap", 0.25)
 
-
+# %% ../nbs/06_bench.ipynb #4773ddf9
 def _annotate_tables(secs: dict, outs: dict, size, tile: int) -> tuple:
     "(timings, agreement) of `bench_annotate`: seconds and frames per second per runtime, and agreement with torch's."
     from astronb.runtime import catalogue_agreement
@@ -388,7 +388,7 @@ def _annotate_tables(secs: dict, outs: dict, size, tile: int) -> tuple:
     rows = [dict(runtime=k, **catalogue_agreement(ref, _boxes_catalogue(outs[k]))) for k in secs if k != "torch"]
     return timings, pd.DataFrame(rows)
 
-
+# %% ../nbs/06_bench.ipynb #362785ef
 def bench_annotate(
     weights,
     runtimes=("torch", "onnx", "openvino"),
@@ -428,7 +428,7 @@ def _bench_fits(d: Path, frames: int, size: int) -> list:
         write_frame(p, *f)
     return paths
 
-
+# %% ../nbs/06_bench.ipynb #7fc43492
 def bench_workers(weights, workers=(1, 2), frames: int = 8, size: int = 500, verbose: bool = True) -> pd.DataFrame:
     """Frames per second of `survey.run_frames` over the same simulated FITS frames for each worker count, with the
     throughput ratio to the first. weights: a starfield card, checkpoint or .onnx (the card's normalisation and score
