@@ -49,7 +49,7 @@ def tile_image(img: np.ndarray, boxes=(), tile: int = 608, overlap: float = 0.2,
 # %% ../nbs/09_sliced.ipynb #f11e4945
 EDGE_PX = 1.0  # a box within this many pixels of an inner tile edge is a fragment of an object the tile cut
 
-
+# %% ../nbs/09_sliced.ipynb #bcf49be4
 def _in_image(dets: list, image_size) -> tuple:
     "(boxes in image pixels, scores, classes, is-fragment) of all tiles' detections (see `merge_tiles`)."
     W, H = image_size
@@ -72,7 +72,7 @@ def _in_image(dets: list, image_size) -> tuple:
         return None
     return np.concatenate(B), np.concatenate(S), np.concatenate(C), np.concatenate(frag)
 
-
+# %% ../nbs/09_sliced.ipynb #ee1ed6a2
 def _inside_whole(FB, FC, WB, WC, contain: float) -> np.ndarray:
     "Per fragment: lies mostly (`contain` of its area) inside a whole box of its class."
     if not (len(FB) and len(WB)):
@@ -85,7 +85,7 @@ def _inside_whole(FB, FC, WB, WC, contain: float) -> np.ndarray:
     own = np.maximum((FB[:, 2] - FB[:, 0]) * (FB[:, 3] - FB[:, 1]), 1e-12)
     return (((inter / own[:, None]) >= contain) & (FC[:, None] == WC[None, :])).any(1)
 
-
+# %% ../nbs/09_sliced.ipynb #5b97eb0a
 def _touching_groups(FB, FC) -> list:
     "Groups (lists of indices) of fragments of one class that touch or overlap, by union-find over pairs."
     parent = list(range(len(FB)))
@@ -111,14 +111,14 @@ def _touching_groups(FB, FC) -> list:
         groups.setdefault(find(i), []).append(i)
     return list(groups.values())
 
-
+# %% ../nbs/09_sliced.ipynb #ff3d92b8
 def _joined_fragments(FB, FS, FC) -> tuple:
     "(boxes, scores, classes) of the fragments' touching groups, each joined into its union with its best score."
     groups = _touching_groups(FB, FC)
     UB = [np.r_[FB[g, :2].min(0), FB[g, 2:].max(0)] for g in groups]
     return UB, [FS[g].max() for g in groups], [FC[g[0]] for g in groups]
 
-
+# %% ../nbs/09_sliced.ipynb #2682787a
 def merge_tiles(dets: list, image_size, iou=0.5, method="hard", sigma=0.5, contain=0.8, fragments: str = "join"):
     """Merge per-tile detections. `dets`: list of (x0, y0, tile_w, tile_h, boxes (N,4) in tile pixels, scores, classes).
     A box touching an inner tile edge (within `EDGE_PX`) is a fragment. fragments="join": a fragment mostly

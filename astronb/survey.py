@@ -62,7 +62,7 @@ def _parts_done(frames: list, parts_dir) -> dict:
     done = {k: read_part(part_path(parts_dir, k, f), f) for k, f in enumerate(frames)}
     return {k: v for k, v in done.items() if v is not None}
 
-
+# %% ../nbs/09b_survey.ipynb #6c5e4774
 def _on_dask(step, frames: list, todo: list, keep, scheduler: str | None, workers: int):
     """Run `step` on the frames `todo` on Dask (the `scheduler` given, or a local cluster of `workers` processes of one
     thread each), calling `keep(k, result)` as each finishes."""
@@ -80,7 +80,7 @@ def _on_dask(step, frames: list, todo: list, keep, scheduler: str | None, worker
         if cluster is not None:
             cluster.close()
 
-
+# %% ../nbs/09b_survey.ipynb #01c48208
 def run_frames(
     frames, step, parts_dir, workers: int = 1, scheduler: str | None = None, progress: bool = True, log=print
 ) -> tuple:

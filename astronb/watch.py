@@ -87,7 +87,7 @@ def _count_unchanged(state: dict, snap: dict) -> int:
     "How many frames of a snapshot the state already holds with the same size and modification time."
     return sum(1 for n, sig in snap.items() if n in state and (state[n]["size"], state[n]["mtime_ns"]) == tuple(sig))
 
-
+# %% ../nbs/09c_watch.ipynb #ff140f36
 def _frame_status(name: str, sig, state: dict, seen: dict, now: float, settle_s: float) -> str:
     """What one frame of a snapshot is: 'done' (in the state, unchanged), 'new' (first seen, or changed: its clock
     restarts in `seen`), 'settling' (unchanged for less than `settle_s`, or empty) or 'ready'."""
@@ -99,7 +99,7 @@ def _frame_status(name: str, sig, state: dict, seen: dict, now: float, settle_s:
         return "new"
     return "settling" if now - seen[name][1] < settle_s or sig[0] == 0 else "ready"
 
-
+# %% ../nbs/09c_watch.ipynb #5cbfaee3
 def watch_folder(
     folder,
     process,
