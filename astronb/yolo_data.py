@@ -34,7 +34,7 @@ def _add_gauss(img, x, y, sig, flux, color):
     g = flux * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * sig * sig))
     img[y0:y1, x0:x1] += g[..., None] * color
 
-
+# %% ../nbs/10a_yolo_data.ipynb #1dca05bb
 def _draw_sky(img, rng):
     "A sky gradient in a random direction, slightly blue or neutral (added to the float RGB `img` in place)."
     height, width = img.shape[:2]
@@ -42,7 +42,7 @@ def _draw_sky(img, rng):
     sky = 0.08 + 0.05 * (rng.uniform(-1, 1) * gx + rng.uniform(-1, 1) * gy)
     img += sky[..., None] * np.array([1.0, 0.95, 1.05 + rng.uniform(0, 0.2)], np.float32)
 
-
+# %% ../nbs/10a_yolo_data.ipynb #5312b889
 def _draw_stars(img, rng, seeing, star_density):
     "Poisson-many field stars of Pareto brightness and slightly varied colour, Gaussian of width `seeing`."
     height, width = img.shape[:2]
@@ -50,7 +50,7 @@ def _draw_stars(img, rng, seeing, star_density):
         col = np.array([1.0, rng.uniform(0.8, 1.0), rng.uniform(0.6, 1.1)], np.float32)
         _add_gauss(img, rng.uniform(0, width), rng.uniform(0, height), seeing, rng.pareto(1.5) * 0.08 + 0.03, col)
 
-
+# %% ../nbs/10a_yolo_data.ipynb #11b9a674
 def _galaxy(img, rng, grid, size, centre, seeing):
     "An inclined exponential disc with a bulge: (profile, colour, box enclosing the inclined disc with 10% margin)."
     (yy, xx), (cx, cy) = grid, centre
@@ -66,7 +66,7 @@ def _galaxy(img, rng, grid, size, centre, seeing):
     box = (cx - ext_u / 2 * 1.1, cy - ext_v / 2 * 1.1, cx + ext_u / 2 * 1.1, cy + ext_v / 2 * 1.1)
     return prof, np.array([1.0, 0.9, 0.75], np.float32), box
 
-
+# %% ../nbs/10a_yolo_data.ipynb #fedd477e
 def _nebula(img, rng, grid, size, centre, seeing):
     "Six overlapping Gaussian clouds, red (emission) or blue (reflection): (profile, colour, square box of `size`)."
     (yy, xx), (cx, cy) = grid, centre
@@ -78,7 +78,7 @@ def _nebula(img, rng, grid, size, centre, seeing):
     col = np.array([1.0, 0.35, 0.45], np.float32) if rng.random() < 0.6 else np.array([0.4, 0.8, 1.0], np.float32)
     return prof, col, (cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2)
 
-
+# %% ../nbs/10a_yolo_data.ipynb #4932208c
 def _cluster(img, rng, grid, size, centre, seeing):
     "25-60 stars drawn into `img` around the centre: (an empty profile, colour, square box of `size`)."
     cx, cy = centre
@@ -88,10 +88,10 @@ def _cluster(img, rng, grid, size, centre, seeing):
         _add_gauss(img, cx + ox, cy + oy, seeing, rng.uniform(0.15, 0.6), col)
     return np.zeros(grid[0].shape, np.float32), col, (cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2)
 
-
+# %% ../nbs/10a_yolo_data.ipynb #11b6abf0
 _DEEP_SKY_OBJECTS = {"galaxy": _galaxy, "nebula": _nebula, "cluster": _cluster}
 
-
+# %% ../nbs/10a_yolo_data.ipynb #181f434d
 def _draw_object(img, rng, seeing, max_size):
     "One deep-sky object of a random kind, size and place added to `img`: its (x1, y1, x2, y2, kind) in pixels."
     height, width = img.shape[:2]
@@ -103,7 +103,7 @@ def _draw_object(img, rng, seeing, max_size):
     x1, y1, x2, y2 = np.clip(box, 0, [width, height, width, height])
     return float(x1), float(y1), float(x2), float(y2), str(kind)
 
-
+# %% ../nbs/10a_yolo_data.ipynb #b456361f
 def synthetic_frame(width=608, height=608, n_objects=(1, 4), seed=0, star_density=4e-3, max_size=None):
     "An RGB smart-telescope-like frame (uint8) and its deep-sky-object boxes in pixels (x1, y1, x2, y2, kind)."
     rng = np.random.default_rng(seed)
@@ -179,7 +179,7 @@ def _label_candidates(img: Path, root: Path):
         yield root.joinpath(*parts[:i], "labels", *parts[i + 1 :]).with_suffix(".txt")
     yield img.with_suffix(".txt")
 
-
+# %% ../nbs/10a_yolo_data.ipynb #db44222e
 def find_pairs(root):
     "(pairs [(image, label or None)], issues): every image with its label file; orphan labels are issues."
     root = Path(root)
@@ -218,7 +218,7 @@ def _label_line_issue(s: str, n_classes: int) -> str | None:
         return "width and height must be positive"
     return None
 
-
+# %% ../nbs/10a_yolo_data.ipynb #833d56d9
 def validate_label_file(path, n_classes: int = 1) -> tuple:
     """(lines, issues): the valid label lines, and an Issue for each bad line (five numbers, known class, in [0, 1],
     positive size, no duplicate)."""
@@ -270,7 +270,7 @@ def _link(src: Path, dst: Path):
     except OSError:
         shutil.copy2(src, dst)
 
-
+# %% ../nbs/10a_yolo_data.ipynb #45ce9f05
 def _valid_rows(src: Path, n_classes: int) -> tuple:
     "(rows, issues): the images under `src` with a valid image and label file, and their label lines; the rest told."
     pairs, issues = find_pairs(src)
@@ -288,7 +288,7 @@ def _valid_rows(src: Path, n_classes: int) -> tuple:
         rows.append(dict(image=str(im.relative_to(src)), label=label, boxes=len(lines), lines=lines))
     return rows, issues
 
-
+# %% ../nbs/10a_yolo_data.ipynb #433e4225
 def _split_counts(n: int, split) -> tuple:
     "(train, val) counts of `n` images split by the `split` fractions; from 3 images on, val and test get one at least."
     n_tr, n_va = int(round(split[0] * n)), int(round(split[1] * n))
@@ -297,7 +297,7 @@ def _split_counts(n: int, split) -> tuple:
         n_va = max(1, min(n_va, n - n_tr - 1))
     return n_tr, n_va
 
-
+# %% ../nbs/10a_yolo_data.ipynb #5ebb955f
 def _new_split(df: pd.DataFrame, split, seed: int, fraction: float, split_path: Path) -> pd.DataFrame:
     "A seeded split of `df` (of a `fraction` of it, 3 images at least), recorded atomically in `split_path`."
     order = np.random.default_rng(seed).permutation(len(df))
@@ -310,7 +310,7 @@ def _new_split(df: pd.DataFrame, split, seed: int, fraction: float, split_path: 
         df[["image", "label", "split", "boxes"]].to_csv(f, index=False)
     return df
 
-
+# %% ../nbs/10a_yolo_data.ipynb #d3182a49
 def _recorded_split(df: pd.DataFrame, split_path: Path, src: Path, issues: list) -> pd.DataFrame:
     "`df` split as `split_path` records it; an image it does not list is added to `issues` and left out."
     prev = pd.read_csv(split_path, keep_default_na=False)
@@ -321,7 +321,7 @@ def _recorded_split(df: pd.DataFrame, split_path: Path, src: Path, issues: list)
         raise ValueError(f"{split_path}: none of its images is in {src}; delete it to make a new split")
     return df
 
-
+# %% ../nbs/10a_yolo_data.ipynb #d7ff87d4
 def _lay_out(df: pd.DataFrame, src: Path, out: Path, issues: list, names) -> Path:
     """Ultralytics' layout under `out`: images/<split>/ (links to the originals), labels/<split>/ (the valid lines),
     issues.csv, and data.yaml, whose path is returned."""
@@ -341,7 +341,7 @@ def _lay_out(df: pd.DataFrame, src: Path, out: Path, issues: list, names) -> Pat
         yaml.safe_dump(dict(path=str(out.resolve()), **splits, names=dict(enumerate(names))), f, sort_keys=False)
     return yml
 
-
+# %% ../nbs/10a_yolo_data.ipynb #8d577645
 def prepare_dataset(
     src,
     out,
