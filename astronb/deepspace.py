@@ -63,7 +63,7 @@ def _yolo():
 
     return YOLO
 
-
+# %% ../nbs/10_deepspace.ipynb #964fee13
 def _finished(run_dir: Path, epochs: int) -> bool:
     res = run_dir / "results.csv"
     if not (run_dir / "weights" / "best.pt").exists() or not res.exists():
@@ -74,7 +74,7 @@ def _finished(run_dir: Path, epochs: int) -> bool:
     except Exception:
         return False
 
-
+# %% ../nbs/10_deepspace.ipynb #8392c39d
 def _resumed(last: Path, args: dict) -> bool:
     "Resume the interrupted run whose checkpoint is `last`; False when there is none or it cannot be resumed."
     if not last.exists():
@@ -86,7 +86,7 @@ def _resumed(last: Path, args: dict) -> bool:
         print(f"[astronb] cannot resume {last} ({e}); training from the start")
         return False
 
-
+# %% ../nbs/10_deepspace.ipynb #948c4ee2
 def train_yolo(data_yaml, model="yolov8n.yaml", project="runs/deepspace", name=None, **overrides) -> Path:
     """Train (or resume, or reuse a finished) YOLO run with Ultralytics; returns the path of its best weights.
     data_yaml: the dataset file of `prepare_dataset`; model: an architecture `.yaml` (from scratch) or `.pt` weights;
@@ -189,7 +189,7 @@ def _operating_conf(weights, data_yaml, conf, val_split: str, **kw) -> tuple:
     mv = yolo_val(weights, data_yaml, val_split, **kw)[0]
     return max_f1_conf(mv), val_split, dict(val_map50=float(mv.box.map50), val_map50_95=float(mv.box.map))
 
-
+# %% ../nbs/10_deepspace.ipynb #205758cc
 def _rates(counts: np.ndarray) -> dict:
     "Precision and recall with Wilson intervals from the per-image (detections, true boxes, matched) `counts`."
     from astronb.metrics import wilson
@@ -201,7 +201,7 @@ def _rates(counts: np.ndarray) -> dict:
         out |= {name: k / n if n else float("nan"), f"{name}_lo": float(lo), f"{name}_hi": float(hi)}
     return out
 
-
+# %% ../nbs/10_deepspace.ipynb #670d4a43
 def _curves(box) -> dict:
     "The class-mean precision-recall and F1-confidence curves of an Ultralytics validation's `box` metrics."
     px = np.asarray(box.px)
@@ -213,7 +213,7 @@ def _curves(box) -> dict:
         recall=px.tolist(), precision=mean(box.prec_values).tolist(), conf=px.tolist(), f1=mean(box.f1_curve).tolist()
     )
 
-
+# %% ../nbs/10_deepspace.ipynb #ee145182
 def evaluate_yolo(weights, data_yaml, conf=None, n_boot: int = 1000, seed: int = 0, **val) -> dict:
     """Test metrics of a trained model at an operating confidence chosen on the 'val' split (or the given `conf`), with
     intervals: Wilson for precision and recall, bootstrap (`n_boot` resamples, `seed`) over the 'test' images for F1,
@@ -292,7 +292,7 @@ def _export_copy(w: Path, folder: Path, format: str, imgsz: int, dynamic: bool) 
     torch.set_num_threads(threads)  # Ultralytics' CPU setup leaves the caller with cores - 1 threads
     return Path(got)
 
-
+# %% ../nbs/10_deepspace.ipynb #f44ce28c
 def _install_folder(got: Path, folder: Path) -> Path:
     "Copy the exported folder `got` to `folder`, which appears whole or not at all; returns the model's .xml in it."
     tmp = folder.with_name(f".{folder.name}.tmp")
@@ -302,7 +302,7 @@ def _install_folder(got: Path, folder: Path) -> Path:
     tmp.rename(folder)
     return next(folder.glob("*.xml"))
 
-
+# %% ../nbs/10_deepspace.ipynb #22b25ce9
 def _place_export(got: Path, w: Path, out, format: str) -> Path:
     """Put Ultralytics' export `got` of the weights `w` in place, atomically: the .onnx at `out` (default beside the
     weights), the OpenVINO folder at `out` (default `<stem>_openvino_model/` beside them); returns its model file."""
@@ -314,7 +314,7 @@ def _place_export(got: Path, w: Path, out, format: str) -> Path:
         return out
     return _install_folder(got, Path(out) if out else w.parent / f"{w.name.split('.')[0]}_openvino_model")
 
-
+# %% ../nbs/10_deepspace.ipynb #9e4a5abb
 def export_yolo(weights, out=None, dynamic: bool = True, format: str = "onnx") -> Path:
     """Export trained YOLO weights (a .pt file or its card) with Ultralytics' own exporter, for `annotate` on ONNX
     Runtime (format 'onnx': returns the .onnx path, default `<stem>_onnx.onnx` beside the weights) or on OpenVINO
@@ -353,7 +353,7 @@ def _openvino_f32(model, xml: Path, imgsz: int, device):
     )
     be.ov_compiled_model = be.compile_model(ov.Core().read_model(str(xml)))
 
-
+# %% ../nbs/10_deepspace.ipynb #0f842c07
 def yolo_predictor(weights, imgsz=608, conf=0.25, device="cpu"):
     "A `predict(rgb uint8 array) -> (boxes, scores, classes)` function for a YOLO weights file."
     if not Path(weights).is_file():  # Ultralytics would try to download an unknown name from the internet
@@ -398,7 +398,7 @@ def _box_table(image: str, b, s, c, names) -> pd.DataFrame:
         | dict(confidence=s, class_id=c, class_name=named)
     )
 
-
+# %% ../nbs/10_deepspace.ipynb #723eb411
 def _write_annotation(df: pd.DataFrame, rgb: np.ndarray, stem: Path):
     """Write a frame's detections `df` as `<stem>.csv`, YOLO `<stem>.txt` (with confidences), a DS9 `<stem>.reg` and
     the picture `rgb` with its boxes drawn, `<stem>.png`; each file atomically."""
@@ -412,7 +412,7 @@ def _write_annotation(df: pd.DataFrame, rgb: np.ndarray, stem: Path):
     ann = draw_boxes(rgb, b, s, list(df.class_name))
     atomic_save(stem.with_suffix(".png"), lambda q: Image.fromarray(ann).save(q, format="PNG"))
 
-
+# %% ../nbs/10_deepspace.ipynb #277c8f47
 def annotator(weights, out_dir, imgsz=None, conf=None, device="cpu", tile=None, overlap=None, merge="hard"):
     """A function `annotate_one(path) -> DataFrame` that detects on one image (sliced when larger than the model input)
     and writes <stem>.png, <stem>.csv and <stem>.txt into `out_dir`; the model is loaded once. `weights`: a .pt
