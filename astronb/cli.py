@@ -89,11 +89,11 @@ def _report_left_out(msg):
     "A frame left out of a live session, on standard error at once."
     print(f"left out: {msg}", file=sys.stderr, flush=True)
 
-
+# %% ../nbs/99_cli.ipynb #76e67d7f
 def _log_now(msg):
     print(msg, flush=True)
 
-
+# %% ../nbs/99_cli.ipynb #40b3fa70
 def run_watch_session(a, process, suffixes, state_path, session) -> int:
     "A live session over `a.watch` (`watch_folder`), ended by a signal or `a.idle`; its summary line and exit status."
     from astronb.watch import stop_on_signals, watch_folder
@@ -193,13 +193,6 @@ def main(argv=None) -> int:
         return 2
 
 # %% ../nbs/99_cli.ipynb #da183799
-@verb
-def _parser_datasets(sub):
-    "The options of `astronb datasets`."
-    s = sub.add_parser("datasets", help="list the registered datasets")
-    s.set_defaults(fn=_cmd_datasets)
-
-
 def _cmd_datasets(a):
     from astronb.data import REGISTRY
 
@@ -208,18 +201,14 @@ def _cmd_datasets(a):
         print(f"{d.name:15s} {src:22s} {d.licence:30s} {d.title}")
     return 0
 
-# %% ../nbs/99_cli.ipynb #61bc7dfe
+# %% ../nbs/99_cli.ipynb #ff93a24c
 @verb
-def _parser_download(sub):
-    "The options of `astronb download`."
-    s = sub.add_parser("download", help="download (or verify from a mirror) registered datasets")
-    s.add_argument("names", nargs="*", help="dataset names (see `astronb datasets`)")
-    s.add_argument("--all", action="store_true", help="every registered dataset")
-    s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)")
-    s.add_argument("--quiet", action="store_true", help="no progress bars")
-    s.set_defaults(fn=_cmd_download)
+def _parser_datasets(sub):
+    "The options of `astronb datasets`."
+    s = sub.add_parser("datasets", help="list the registered datasets")
+    s.set_defaults(fn=_cmd_datasets)
 
-
+# %% ../nbs/99_cli.ipynb #61bc7dfe
 def _cmd_download(a):
     from astronb.data import DataError, REGISTRY, fetch
 
@@ -238,24 +227,18 @@ def _cmd_download(a):
             status = 2
     return status
 
-# %% ../nbs/99_cli.ipynb #c63b6d3d
+# %% ../nbs/99_cli.ipynb #7115ca33
 @verb
-def _parser_reproduce(sub):
-    "The options of `astronb reproduce`."
-    s = sub.add_parser("reproduce", help="execute the study notebooks with papermill")
-    s.add_argument("--params", default="smoke", help="parameter scale: smoke (CI, CPU) or full (the papers' scale)")
-    s.add_argument("--only", nargs="+", metavar="STUDY", help="run only these studies")
-    s.add_argument("--kernel", default="python3", help="Jupyter kernel that runs the notebooks (default: python3)")
-    s.add_argument("--verbose", action="store_true", help="stream cell output")
-    s.add_argument(
-        "--check",
-        action="store_true",
-        help="then compare with the committed results (params/<study>/outputs.yaml 'check:'); "
-        "exit 1 on an exact column that changed or a metric outside its committed 95%% interval",
-    )
-    s.set_defaults(fn=_cmd_reproduce)
+def _parser_download(sub):
+    "The options of `astronb download`."
+    s = sub.add_parser("download", help="download (or verify from a mirror) registered datasets")
+    s.add_argument("names", nargs="*", help="dataset names (see `astronb datasets`)")
+    s.add_argument("--all", action="store_true", help="every registered dataset")
+    s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)")
+    s.add_argument("--quiet", action="store_true", help="no progress bars")
+    s.set_defaults(fn=_cmd_download)
 
-
+# %% ../nbs/99_cli.ipynb #c63b6d3d
 def _drift_summary(drift):
     "Per study and table: how many values agree, drifted (another CPU) or violate, or 'unchecked'."
 
@@ -267,7 +250,7 @@ def _drift_summary(drift):
 
     return drift.groupby(["study", "table"]).status.agg(counts)
 
-
+# %% ../nbs/99_cli.ipynb #8be6ea56
 def _check_reproduced(studies) -> int:
     "`reproduce --check`: fresh results against the committed ones (all rows in build/drift.csv); 1 on a violation."
     from astronb.check import check
@@ -287,7 +270,7 @@ def _check_reproduced(studies) -> int:
     )
     return 0
 
-
+# %% ../nbs/99_cli.ipynb #d840a319
 def _cmd_reproduce(a):
     from astronb.reproduce import reproduce
 
@@ -306,6 +289,23 @@ def _cmd_reproduce(a):
         return _check_reproduced([r.study for r in results])
     return 1 if bad else 0
 
+# %% ../nbs/99_cli.ipynb #e5022377
+@verb
+def _parser_reproduce(sub):
+    "The options of `astronb reproduce`."
+    s = sub.add_parser("reproduce", help="execute the study notebooks with papermill")
+    s.add_argument("--params", default="smoke", help="parameter scale: smoke (CI, CPU) or full (the papers' scale)")
+    s.add_argument("--only", nargs="+", metavar="STUDY", help="run only these studies")
+    s.add_argument("--kernel", default="python3", help="Jupyter kernel that runs the notebooks (default: python3)")
+    s.add_argument("--verbose", action="store_true", help="stream cell output")
+    s.add_argument(
+        "--check",
+        action="store_true",
+        help="then compare with the committed results (params/<study>/outputs.yaml 'check:'); "
+        "exit 1 on an exact column that changed or a metric outside its committed 95%% interval",
+    )
+    s.set_defaults(fn=_cmd_reproduce)
+
 # %% ../nbs/99_cli.ipynb #2fb91a5d
 def _bench_args_softnms(g):
     "The options of `astronb bench softnms` (an argument group)."
@@ -323,7 +323,7 @@ def _bench_args_softnms(g):
         help="largest size also run through the slow reference (default: 2500)",
     )
 
-
+# %% ../nbs/99_cli.ipynb #0724beaf
 def _bench_args_detect(g):
     "The options of `astronb bench detect` (an argument group)."
     g.add_argument("--backbones", nargs="+", default=["resnet18", "resnet50"], help="backbones to time")
@@ -369,7 +369,99 @@ def _bench_args_detect(g):
         help="frames per second of `astronb detect --workers N` for these N (e.g. --workers 1 2), and the ratio",
     )
 
+# %% ../nbs/99_cli.ipynb #e6f30660
+def _bench_softnms(a) -> int:
+    from astronb.bench import bench_softnms
 
+    bench_softnms(sizes=a.sizes, repeats=a.repeats, oracle_max=a.oracle_max, out=a.out)
+    return 0
+
+# %% ../nbs/99_cli.ipynb #defbefe6
+def _bench_annotate(a) -> int:
+    from astronb.bench import bench_annotate
+
+    if not a.weights or len(a.weights) != 1:
+        raise UsageError("bench annotate times one YOLO model: pass --weights CARD")
+    rts = list(dict.fromkeys("onnx" if r == "onnxruntime" else r for r in a.runtime or ["torch", "onnx", "openvino"]))
+    try:
+        t, agr = bench_annotate(
+            a.weights[0], ["torch"] + [r for r in rts if r != "torch"], tuple(a.frame_size), min(a.repeats, 3)
+        )
+    except (FileNotFoundError, ValueError) as e:
+        raise UsageError(e) from e
+    if a.out:
+        t.merge(agr, on="runtime", how="left").to_csv(a.out, index=False)
+    return 0
+
+# %% ../nbs/99_cli.ipynb #144de466
+def _bench_runtimes(a):
+    "`bench detect --runtime`: one detector on each runtime, per frame size; the cost per megapixel for several sizes."
+    import pandas as pd
+    from astronb import bench
+
+    rts = list(dict.fromkeys("onnxruntime" if r == "onnx" else r for r in a.runtime))
+    if rts == ["torch"]:
+        raise UsageError("--runtime compares eager torch with onnx and/or openvino")
+    parts = [
+        bench.bench_runtimes(
+            a.weights[0], a.onnx, a.frames, n, min(a.repeats, 3), peak_rss=a.peak_rss, runtimes=rts, views=a.views
+        )
+        for n in a.size
+    ]
+    df, agr = (pd.concat([p[i].assign(size_px=n) for p, n in zip(parts, a.size)]) for i in (0, 1))
+    if len(a.size) > 1:
+        df["s_per_megapixel"] = df.s_per_frame / (df.size_px**2 / 1e6)
+        print("cost against frame area:\n" + df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if a.out:
+        df.merge(agr, on=["runtime", "views", "size_px"], how="left").to_csv(a.out, index=False)
+
+# %% ../nbs/99_cli.ipynb #972f6962
+def _bench_workers(a):
+    "`bench detect --workers`: one detector's throughput on Dask clusters of each size."
+    from astronb import bench
+
+    df = bench.bench_workers(a.weights[0], a.workers, max(a.frames, 2 * max(a.workers)), a.size[0])
+    if a.out:
+        df.to_csv(a.out if not a.runtime else a.out.replace(".csv", "_workers.csv"), index=False)
+
+# %% ../nbs/99_cli.ipynb #9186af25
+def _bench_one_detector(a) -> int:
+    if not a.weights or len(a.weights) != 1 or "=" in a.weights[0]:
+        raise UsageError(
+            "--runtime and --workers time one trained detector: pass --weights CARD (a starfield card, "
+            "checkpoint or .onnx)",
+        )
+    try:
+        if a.runtime:
+            _bench_runtimes(a)
+        if a.workers:
+            _bench_workers(a)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        raise UsageError(e) from e
+    return 0
+
+# %% ../nbs/99_cli.ipynb #7e58158b
+def _bench_backbones(a) -> int:
+    from astronb.bench import bench_detect
+
+    w = dict(x.split("=", 1) for x in (a.weights or []))
+    df = bench_detect(a.backbones, a.frames, w or None, min(a.repeats, 3), fpn_widths=a.fpn)
+    print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if a.out:
+        df.to_csv(a.out, index=False)
+    return 0
+
+# %% ../nbs/99_cli.ipynb #b3344078
+def _cmd_bench(a):
+    if a.what == "detect" and (a.runtime or a.workers):
+        return _bench_one_detector(a)
+    run = dict(softnms=_bench_softnms, annotate=_bench_annotate, detect=_bench_backbones).get(a.what)
+    if run is None:
+        print(f"unknown benchmark {a.what!r}", file=sys.stderr)
+        return 2
+    return run(a)
+
+# %% ../nbs/99_cli.ipynb #3c23095f
 @verb
 def _parser_bench(sub):
     "The options of `astronb bench`: those every benchmark takes, then one group per benchmark."
@@ -402,98 +494,6 @@ def _parser_bench(sub):
         help="the synthetic frame's width and height in px (default: 3096 2080, a smart telescope's)",
     )
     s.set_defaults(fn=_cmd_bench)
-
-
-def _bench_softnms(a) -> int:
-    from astronb.bench import bench_softnms
-
-    bench_softnms(sizes=a.sizes, repeats=a.repeats, oracle_max=a.oracle_max, out=a.out)
-    return 0
-
-
-def _bench_annotate(a) -> int:
-    from astronb.bench import bench_annotate
-
-    if not a.weights or len(a.weights) != 1:
-        raise UsageError("bench annotate times one YOLO model: pass --weights CARD")
-    rts = list(dict.fromkeys("onnx" if r == "onnxruntime" else r for r in a.runtime or ["torch", "onnx", "openvino"]))
-    try:
-        t, agr = bench_annotate(
-            a.weights[0], ["torch"] + [r for r in rts if r != "torch"], tuple(a.frame_size), min(a.repeats, 3)
-        )
-    except (FileNotFoundError, ValueError) as e:
-        raise UsageError(e) from e
-    if a.out:
-        t.merge(agr, on="runtime", how="left").to_csv(a.out, index=False)
-    return 0
-
-
-def _bench_runtimes(a):
-    "`bench detect --runtime`: one detector on each runtime, per frame size; the cost per megapixel for several sizes."
-    import pandas as pd
-    from astronb import bench
-
-    rts = list(dict.fromkeys("onnxruntime" if r == "onnx" else r for r in a.runtime))
-    if rts == ["torch"]:
-        raise UsageError("--runtime compares eager torch with onnx and/or openvino")
-    parts = [
-        bench.bench_runtimes(
-            a.weights[0], a.onnx, a.frames, n, min(a.repeats, 3), peak_rss=a.peak_rss, runtimes=rts, views=a.views
-        )
-        for n in a.size
-    ]
-    df, agr = (pd.concat([p[i].assign(size_px=n) for p, n in zip(parts, a.size)]) for i in (0, 1))
-    if len(a.size) > 1:
-        df["s_per_megapixel"] = df.s_per_frame / (df.size_px**2 / 1e6)
-        print("cost against frame area:\n" + df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    if a.out:
-        df.merge(agr, on=["runtime", "views", "size_px"], how="left").to_csv(a.out, index=False)
-
-
-def _bench_workers(a):
-    "`bench detect --workers`: one detector's throughput on Dask clusters of each size."
-    from astronb import bench
-
-    df = bench.bench_workers(a.weights[0], a.workers, max(a.frames, 2 * max(a.workers)), a.size[0])
-    if a.out:
-        df.to_csv(a.out if not a.runtime else a.out.replace(".csv", "_workers.csv"), index=False)
-
-
-def _bench_one_detector(a) -> int:
-    if not a.weights or len(a.weights) != 1 or "=" in a.weights[0]:
-        raise UsageError(
-            "--runtime and --workers time one trained detector: pass --weights CARD (a starfield card, "
-            "checkpoint or .onnx)",
-        )
-    try:
-        if a.runtime:
-            _bench_runtimes(a)
-        if a.workers:
-            _bench_workers(a)
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        raise UsageError(e) from e
-    return 0
-
-
-def _bench_backbones(a) -> int:
-    from astronb.bench import bench_detect
-
-    w = dict(x.split("=", 1) for x in (a.weights or []))
-    df = bench_detect(a.backbones, a.frames, w or None, min(a.repeats, 3), fpn_widths=a.fpn)
-    print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    if a.out:
-        df.to_csv(a.out, index=False)
-    return 0
-
-
-def _cmd_bench(a):
-    if a.what == "detect" and (a.runtime or a.workers):
-        return _bench_one_detector(a)
-    run = dict(softnms=_bench_softnms, annotate=_bench_annotate, detect=_bench_backbones).get(a.what)
-    if run is None:
-        print(f"unknown benchmark {a.what!r}", file=sys.stderr)
-        return 2
-    return run(a)
 
 # %% ../nbs/99_cli.ipynb #62c61fe2
 if __name__ == "__main__":
