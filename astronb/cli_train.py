@@ -13,6 +13,56 @@ from .cli import VIEW_CHOICES, UsageError, positive_float, positive_int, unit_in
 __all__ = ['NO_FRAMES']
 
 # %% ../nbs/99a_cli_train.ipynb #43ac485b
+def _image_boxes(p, a):
+    """The labelled boxes (x1, y1, x2, y2, class) of image `p` from its YOLO label file (in --labels, else beside it),
+    none without one; a UsageError names the first bad image or label line."""
+    import numpy as np
+    from PIL import Image
+    from astronb.yolo_data import from_yolo, validate_image, validate_label_file
+
+    bad = validate_image(p)
+    if bad:
+        raise UsageError(f"{bad}")
+    lab = (Path(a.labels) / f"{p.stem}.txt") if a.labels else p.with_suffix(".txt")
+    if not lab.exists():
+        return np.zeros((0, 4))
+    lines, issues = validate_label_file(lab, a.classes)
+    if issues:
+        raise UsageError(f"{issues[0]}")
+    W, H = Image.open(p).size
+    boxes, cls = from_yolo(lines, W, H)
+    return np.c_[boxes, cls]
+
+# %% ../nbs/99a_cli_train.ipynb #be0c254d
+def _write_tile(out: Path, stem: str, patch, labels: list):
+    "One tile: its PNG in out/images and its YOLO label lines in out/labels, each written atomically."
+    from PIL import Image
+    from astronb.core import atomic_save, atomic_write
+
+    atomic_save(out / "images" / f"{stem}.png", lambda q: Image.fromarray(patch).save(q, format="PNG"))
+    with atomic_write(out / "labels" / f"{stem}.txt") as f:
+        f.write("".join(line + "\n" for line in labels))
+
+# %% ../nbs/99a_cli_train.ipynb #57fcc773
+def _cmd_tile(a):
+    import numpy as np
+    from PIL import Image
+    from astronb.core import progress_bar
+    from astronb.yolo_data import to_yolo
+    from astronb.sliced import tile_image
+
+    out, n = Path(a.out), 0
+    for p in progress_bar(list(map(Path, a.images)), "images"):
+        boxes = _image_boxes(p, a)
+        rgb = np.asarray(Image.open(p).convert("RGB"))
+        for x0, y0, patch, bb, keep in tile_image(rgb, boxes, a.size, a.overlap, a.min_visible):
+            labels = [to_yolo([b], a.size, a.size, int(boxes[k, 4]))[0] for b, k in zip(bb, keep)]
+            _write_tile(out, f"{p.stem}_x{x0}_y{y0}", patch, labels)
+            n += 1
+    print(f"{n} tile(s) of {a.size}x{a.size} written to {out}/images and {out}/labels")
+    return 0
+
+# %% ../nbs/99a_cli_train.ipynb #965ac441
 @verb
 def _parser_tile(sub):
     "The options of `astronb tile`."
@@ -42,56 +92,6 @@ def _parser_tile(sub):
         help="number of classes; a label outside 0..classes-1 is reported (default: 1)",
     )
     s.set_defaults(fn=_cmd_tile)
-
-
-def _image_boxes(p, a):
-    """The labelled boxes (x1, y1, x2, y2, class) of image `p` from its YOLO label file (in --labels, else beside it),
-    none without one; a UsageError names the first bad image or label line."""
-    import numpy as np
-    from PIL import Image
-    from astronb.yolo_data import from_yolo, validate_image, validate_label_file
-
-    bad = validate_image(p)
-    if bad:
-        raise UsageError(f"{bad}")
-    lab = (Path(a.labels) / f"{p.stem}.txt") if a.labels else p.with_suffix(".txt")
-    if not lab.exists():
-        return np.zeros((0, 4))
-    lines, issues = validate_label_file(lab, a.classes)
-    if issues:
-        raise UsageError(f"{issues[0]}")
-    W, H = Image.open(p).size
-    boxes, cls = from_yolo(lines, W, H)
-    return np.c_[boxes, cls]
-
-
-def _write_tile(out: Path, stem: str, patch, labels: list):
-    "One tile: its PNG in out/images and its YOLO label lines in out/labels, each written atomically."
-    from PIL import Image
-    from astronb.core import atomic_save, atomic_write
-
-    atomic_save(out / "images" / f"{stem}.png", lambda q: Image.fromarray(patch).save(q, format="PNG"))
-    with atomic_write(out / "labels" / f"{stem}.txt") as f:
-        f.write("".join(line + "\n" for line in labels))
-
-
-def _cmd_tile(a):
-    import numpy as np
-    from PIL import Image
-    from astronb.core import progress_bar
-    from astronb.yolo_data import to_yolo
-    from astronb.sliced import tile_image
-
-    out, n = Path(a.out), 0
-    for p in progress_bar(list(map(Path, a.images)), "images"):
-        boxes = _image_boxes(p, a)
-        rgb = np.asarray(Image.open(p).convert("RGB"))
-        for x0, y0, patch, bb, keep in tile_image(rgb, boxes, a.size, a.overlap, a.min_visible):
-            labels = [to_yolo([b], a.size, a.size, int(boxes[k, 4]))[0] for b, k in zip(bb, keep)]
-            _write_tile(out, f"{p.stem}_x{x0}_y{y0}", patch, labels)
-            n += 1
-    print(f"{n} tile(s) of {a.size}x{a.size} written to {out}/images and {out}/labels")
-    return 0
 
 # %% ../nbs/99a_cli_train.ipynb #a1b2c302
 def _alert_labels(index, labels: str) -> tuple:
@@ -132,7 +132,7 @@ def _labelled_alerts(a, left: list) -> tuple:
     y, ok, source = _alert_labels(cs.index, a.labels)
     return cs.subset(ok.nonzero()[0]), y[ok], source, features
 
-
+# %% ../nbs/99a_cli_train.ipynb #8c5a93d2
 def _oof_rates(gt, y) -> dict:
     "Out-of-fold recall and precision of gated trees `gt` on their training labels `y`, with Wilson intervals."
     from astronb.metrics import wilson
@@ -148,7 +148,7 @@ def _oof_rates(gt, y) -> dict:
         precision_hi=float(p_hi),
     )
 
-
+# %% ../nbs/99a_cli_train.ipynb #5b6e4a59
 def _gated_card(a, gt, oof: dict, out, features, data: dict):
     "Save the trees of `gt` to `out` with their card (settings, out-of-fold rates, training data); the card's path."
     from astronb import asteroids as ast, regimes as rg
@@ -164,7 +164,7 @@ def _gated_card(a, gt, oof: dict, out, features, data: dict):
     arch, pre = fields["architecture"], fields["preprocessing"]
     return write_card(weights, "asteroids", arch, pre, op, test, training_data=data, params=params, **about)
 
-
+# %% ../nbs/99a_cli_train.ipynb #ba9f6874
 def _training_scores(card, cs, y, gt, out):
     "The training alerts as `classify` scores them with the new card, beside the model: its path."
     from astronb import asteroids as ast
@@ -177,13 +177,13 @@ def _training_scores(card, cs, y, gt, out):
         table[cols].to_csv(f, index=False)
     return scores
 
-
+# %% ../nbs/99a_cli_train.ipynb #33f584ce
 def _print_left_out(left: list):
     "Each input left out, on one line of standard error."
     for m in left:
         print(f"left out: {' '.join(str(m).split())}", file=sys.stderr)
 
-
+# %% ../nbs/99a_cli_train.ipynb #005c03d5
 def _gated_summary(y, gt, r: dict, card, scores) -> str:
     "What `astronb train asteroids` tells at the end: the data, the gate, the threshold and the out-of-fold rates."
     return (
@@ -194,7 +194,7 @@ def _gated_summary(y, gt, r: dict, card, scores) -> str:
         f"training alerts as classify scores them: {scores}"
     )
 
-
+# %% ../nbs/99a_cli_train.ipynb #f2533bf7
 def _train_asteroids(a) -> int:
     from astronb import asteroids as ast, regimes as rg
 
@@ -232,7 +232,7 @@ def _train_args_asteroids(g):
         "carry the label or name the night are refused",
     )
 
-
+# %% ../nbs/99a_cli_train.ipynb #09030e4f
 def _train_args_starfield(g):
     "The options of `astronb train starfield` (an argument group)."
     g.add_argument("--frames", nargs="+", help="FITS training frames, each with its truth list (.list) beside it")
@@ -262,7 +262,7 @@ def _train_args_starfield(g):
     g.add_argument("--norm", default="asinh", choices=["asinh", "paper"], help="frame normalisation (default: asinh)")
     g.add_argument("--ckpt", help="checkpoint written as it trains and resumed from (default: OUT with suffix .ckpt)")
 
-
+# %% ../nbs/99a_cli_train.ipynb #fa1881b8
 def _train_args_deepspace(g):
     "The options of `astronb train deepspace` (an argument group)."
     g.add_argument("--data", help="an Ultralytics data.yaml (default: prepare --source)")
@@ -286,7 +286,133 @@ def _train_args_deepspace(g):
     g.add_argument("--project", default="runs/deepspace", help="Ultralytics project folder (default: runs/deepspace)")
     g.add_argument("--name", help="run name inside the project (default: Ultralytics' train, train2, ...)")
 
+# %% ../nbs/99a_cli_train.ipynb #e31b2737
+def _frames_with_truth(files) -> list:
+    "(image, truth list) of each FITS frame, its truth list the .list beside it (as `astronb simulate` writes)."
+    from astronb.io import read_fits_image, read_truth_list
 
+    out = []
+    for f in map(Path, files):
+        if not f.with_suffix(".list").is_file():
+            raise FileNotFoundError(
+                f"{f.with_suffix('.list')}: the truth list of {f} is missing (lines of code x y mag, as `astronb "
+                "simulate` writes)"
+            )
+        out.append((read_fits_image(f)[0], read_truth_list(f.with_suffix(".list"))))
+    return out
+
+# %% ../nbs/99a_cli_train.ipynb #c2841f40
+def _fit_starfield(a, train: list, ckpt):
+    "(model, history): a new detector of --backbone trained on the (image, truth) pairs `train` as the options say."
+    import torch
+    from astronb import starfield as sf
+
+    torch.manual_seed(a.seed)
+    model = sf.build_detector(a.backbone)
+    crops = sf.CropTraining(steps=a.steps, crop=a.crop, batch=a.batch or 4, lr=a.lr, seed=a.seed)
+    frames = [sf.make_frame(i, t, a.norm) for i, t in train]
+    return model, sf.train_detector(model, frames, crops, ckpt=ckpt, progress=sys.stderr.isatty(), log=print)
+
+# %% ../nbs/99a_cli_train.ipynb #093fe26c
+def _starfield_card(a, model, out, val):
+    "The card of a detector trained by `astronb train starfield`: its score cut chosen on the validation frames."
+    from astronb import starfield as sf
+    from astronb.cards import write_card
+    from astronb.core import file_digest
+
+    thr, _ = sf.choose_score_threshold(model, val, a.norm, views=a.views)
+    card = write_card(
+        out,
+        "starfield",
+        sf.detector_config(model.state_dict()) | dict(nms="soft (gaussian, sigma 0.6)", classes=sf.CLASSES),
+        dict(input="one single-band FITS frame at its native pixel scale", normalisation=a.norm, channels=3),
+        dict(
+            score_min=thr,
+            views=a.views,
+            chosen_on=f"best F1 on the validation frames {', '.join(Path(f).name for f in a.val)}, with {a.views} "
+            "test-time view(s)",
+        ),
+        dict(
+            note="none: `astronb train` keeps no test frames; score the model on yours with `astronb detect` and "
+            "their truth lists"
+        ),
+        training_data={Path(f).name: file_digest(f) for f in a.frames},
+        params={k: v for k, v in vars(a).items() if k != "fn"},
+    )
+    print(f"model card {card} (score cut {thr:.2f} for {a.views} view(s), chosen on the validation frames)")
+    return card
+
+# %% ../nbs/99a_cli_train.ipynb #656d379e
+NO_FRAMES = "pass --frames: FITS frames with their truth lists (a .list beside each, as `astronb simulate` writes)"
+
+# %% ../nbs/99a_cli_train.ipynb #dd5f9df6
+def _save_starfield(a, model, hist, out, ckpt, val):
+    "Rank 0's products: the weights, a line on the training and, with validation frames, the card."
+    import torch
+    from astronb.core import atomic_save
+
+    atomic_save(out, lambda p: torch.save(model.state_dict(), p))
+    print(f"{len(hist)} steps, last loss {hist[-1]:.4f}; weights {out} (checkpoint to resume from: {ckpt})")
+    if val:
+        _starfield_card(a, model, out, val)
+
+# %% ../nbs/99a_cli_train.ipynb #9e658368
+def _train_starfield(a):
+    from astronb import starfield as sf
+    from astronb.io import FormatError
+
+    if not a.frames:
+        raise UsageError(NO_FRAMES)
+    out = Path(a.out or "detector.pt")
+    ckpt = Path(a.ckpt) if a.ckpt else out.with_suffix(".ckpt")
+    try:
+        train, val = _frames_with_truth(a.frames), _frames_with_truth(a.val or [])
+        model, hist = _fit_starfield(a, train, ckpt)
+    except (FormatError, FileNotFoundError, ValueError) as e:
+        raise UsageError(e) from e
+    if sf.ddp_rank_world()[0]:
+        return 0  # under torchrun, rank 0 writes the products
+    _save_starfield(a, model, hist, out, ckpt, val)
+    return 0
+
+# %% ../nbs/99a_cli_train.ipynb #3b63af15
+def _deepspace_data(a):
+    "The dataset YAML to train YOLO on: --data, else the study's data step run now (its issues reported)."
+    from astronb import deepspace as ds
+
+    if a.data:
+        return Path(a.data)
+    prep, _, _ = ds.prepare_data(a.source, a.n_images, a.seed, a.fraction, a.mirror)  # the study's data step
+    for i in prep.issues:
+        print(f"reported: {i}", file=sys.stderr)
+    return prep.data_yaml
+
+# %% ../nbs/99a_cli_train.ipynb #88a472b3
+def _yolo_summary(best, card, ev: dict) -> str:
+    "What `astronb train deepspace` tells at the end: the weights, the card's operating point, the test scores."
+    return (
+        f"best weights: {best}\nmodel card: {card} (operating confidence {ev['conf']:.3f}, chosen on the "
+        f"{ev['conf_chosen_on']} split)\ntest: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in ev.items() if isinstance(v, float))
+    )
+
+# %% ../nbs/99a_cli_train.ipynb #79957fe0
+def _cmd_train(a):
+    from astronb import deepspace as ds
+
+    if a.study == "starfield":
+        return _train_starfield(a)
+    if a.study == "asteroids":
+        return _train_asteroids(a)
+    data_yaml = _deepspace_data(a)
+    run = dict(imgsz=a.imgsz, batch=a.batch or 16, device=a.device, seed=a.seed)
+    best = ds.train_yolo(data_yaml, a.model or "yolov8n.yaml", epochs=a.epochs, project=a.project, name=a.name, **run)
+    ev = ds.evaluate_yolo(best, data_yaml, **run)
+    card = ds.write_yolo_card(best, ev, a.imgsz, params={k: v for k, v in vars(a).items() if k != "fn"})
+    print(_yolo_summary(best, card, ev))
+    return 0
+
+# %% ../nbs/99a_cli_train.ipynb #5082040b
 @verb
 def _parser_train(sub):
     "The options of `astronb train`: those every study takes, then one group per study."
@@ -318,129 +444,3 @@ def _parser_train(sub):
     _train_args_starfield(s.add_argument_group("starfield (the Faster R-CNN)"))
     _train_args_asteroids(s.add_argument_group("asteroids (the gated trees)"))
     s.set_defaults(fn=_cmd_train)
-
-
-def _frames_with_truth(files) -> list:
-    "(image, truth list) of each FITS frame, its truth list the .list beside it (as `astronb simulate` writes)."
-    from astronb.io import read_fits_image, read_truth_list
-
-    out = []
-    for f in map(Path, files):
-        if not f.with_suffix(".list").is_file():
-            raise FileNotFoundError(
-                f"{f.with_suffix('.list')}: the truth list of {f} is missing (lines of code x y mag, as `astronb "
-                "simulate` writes)"
-            )
-        out.append((read_fits_image(f)[0], read_truth_list(f.with_suffix(".list"))))
-    return out
-
-
-def _starfield_card(a, model, out, val):
-    "The card of a detector trained by `astronb train starfield`: its score cut chosen on the validation frames."
-    from astronb import starfield as sf
-    from astronb.cards import write_card
-    from astronb.core import file_digest
-
-    thr, _ = sf.choose_score_threshold(model, val, a.norm, views=a.views)
-    card = write_card(
-        out,
-        "starfield",
-        sf.detector_config(model.state_dict()) | dict(nms="soft (gaussian, sigma 0.6)", classes=sf.CLASSES),
-        dict(input="one single-band FITS frame at its native pixel scale", normalisation=a.norm, channels=3),
-        dict(
-            score_min=thr,
-            views=a.views,
-            chosen_on=f"best F1 on the validation frames {', '.join(Path(f).name for f in a.val)}, with {a.views} "
-            "test-time view(s)",
-        ),
-        dict(
-            note="none: `astronb train` keeps no test frames; score the model on yours with `astronb detect` and "
-            "their truth lists"
-        ),
-        training_data={Path(f).name: file_digest(f) for f in a.frames},
-        params={k: v for k, v in vars(a).items() if k != "fn"},
-    )
-    print(f"model card {card} (score cut {thr:.2f} for {a.views} view(s), chosen on the validation frames)")
-    return card
-
-
-NO_FRAMES = "pass --frames: FITS frames with their truth lists (a .list beside each, as `astronb simulate` writes)"
-
-
-def _fit_starfield(a, train: list, ckpt):
-    "(model, history): a new detector of --backbone trained on the (image, truth) pairs `train` as the options say."
-    import torch
-    from astronb import starfield as sf
-
-    torch.manual_seed(a.seed)
-    model = sf.build_detector(a.backbone)
-    crops = sf.CropTraining(steps=a.steps, crop=a.crop, batch=a.batch or 4, lr=a.lr, seed=a.seed)
-    frames = [sf.make_frame(i, t, a.norm) for i, t in train]
-    return model, sf.train_detector(model, frames, crops, ckpt=ckpt, progress=sys.stderr.isatty(), log=print)
-
-
-def _save_starfield(a, model, hist, out, ckpt, val):
-    "Rank 0's products: the weights, a line on the training and, with validation frames, the card."
-    import torch
-    from astronb.core import atomic_save
-
-    atomic_save(out, lambda p: torch.save(model.state_dict(), p))
-    print(f"{len(hist)} steps, last loss {hist[-1]:.4f}; weights {out} (checkpoint to resume from: {ckpt})")
-    if val:
-        _starfield_card(a, model, out, val)
-
-
-def _train_starfield(a):
-    from astronb import starfield as sf
-    from astronb.io import FormatError
-
-    if not a.frames:
-        raise UsageError(NO_FRAMES)
-    out = Path(a.out or "detector.pt")
-    ckpt = Path(a.ckpt) if a.ckpt else out.with_suffix(".ckpt")
-    try:
-        train, val = _frames_with_truth(a.frames), _frames_with_truth(a.val or [])
-        model, hist = _fit_starfield(a, train, ckpt)
-    except (FormatError, FileNotFoundError, ValueError) as e:
-        raise UsageError(e) from e
-    if sf.ddp_rank_world()[0]:
-        return 0  # under torchrun, rank 0 writes the products
-    _save_starfield(a, model, hist, out, ckpt, val)
-    return 0
-
-
-def _deepspace_data(a):
-    "The dataset YAML to train YOLO on: --data, else the study's data step run now (its issues reported)."
-    from astronb import deepspace as ds
-
-    if a.data:
-        return Path(a.data)
-    prep, _, _ = ds.prepare_data(a.source, a.n_images, a.seed, a.fraction, a.mirror)  # the study's data step
-    for i in prep.issues:
-        print(f"reported: {i}", file=sys.stderr)
-    return prep.data_yaml
-
-
-def _yolo_summary(best, card, ev: dict) -> str:
-    "What `astronb train deepspace` tells at the end: the weights, the card's operating point, the test scores."
-    return (
-        f"best weights: {best}\nmodel card: {card} (operating confidence {ev['conf']:.3f}, chosen on the "
-        f"{ev['conf_chosen_on']} split)\ntest: "
-        + ", ".join(f"{k} {v:.3f}" for k, v in ev.items() if isinstance(v, float))
-    )
-
-
-def _cmd_train(a):
-    from astronb import deepspace as ds
-
-    if a.study == "starfield":
-        return _train_starfield(a)
-    if a.study == "asteroids":
-        return _train_asteroids(a)
-    data_yaml = _deepspace_data(a)
-    run = dict(imgsz=a.imgsz, batch=a.batch or 16, device=a.device, seed=a.seed)
-    best = ds.train_yolo(data_yaml, a.model or "yolov8n.yaml", epochs=a.epochs, project=a.project, name=a.name, **run)
-    ev = ds.evaluate_yolo(best, data_yaml, **run)
-    card = ds.write_yolo_card(best, ev, a.imgsz, params={k: v for k, v in vars(a).items() if k != "fn"})
-    print(_yolo_summary(best, card, ev))
-    return 0
