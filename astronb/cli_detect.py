@@ -23,6 +23,53 @@ from astronb.cli import (
 __all__ = []
 
 # %% ../nbs/99b_cli_detect.ipynb #a5118e44
+def _annotate_settings(a) -> dict:
+    "The annotation settings of `astronb annotate` (each None: the card's)."
+    return dict(imgsz=a.imgsz, conf=a.conf, device=a.device, tile=a.tile, overlap=a.overlap)
+
+# %% ../nbs/99b_cli_detect.ipynb #c226e027
+def _watch_annotate(a) -> int:
+    "`annotate --watch`: each new image annotated as in a batch run; session.csv holds every detection so far."
+    import pandas as pd
+    from astronb.core import atomic_write
+    from astronb.deepspace import annotator
+
+    out = Path(a.out)
+    try:
+        one = annotator(a.weights, out, **_annotate_settings(a))
+    except (ValueError, FileNotFoundError) as e:
+        raise UsageError(e) from e
+    session = out / "session.csv"
+    rows = [pd.read_csv(session)] if session.exists() else []
+
+    def process(path):
+        df = one(path)
+        rows.append(df)
+        with atomic_write(session) as f:
+            pd.concat(rows, ignore_index=True).to_csv(f, index=False)
+        return f"{len(df)} detection(s)"
+
+    return run_watch_session(a, process, IMAGE_SUFFIXES, out / "watch_state.json", session)
+
+# %% ../nbs/99b_cli_detect.ipynb #c0bbc4cd
+def _cmd_annotate(a):
+    from astronb.deepspace import annotate
+
+    if a.watch:
+        return _watch_annotate(a)
+    if not a.images:
+        raise UsageError("pass images to annotate, or --watch DIR for a live session")
+    left = []
+    try:
+        df = annotate(a.images, a.weights, a.out, **_annotate_settings(a), report=left.append)
+    except (ValueError, FileNotFoundError) as e:
+        for m in left:
+            print(f"left out: {' '.join(str(m).split())}", file=sys.stderr)
+        raise UsageError(e) from e
+    n = len(a.images) - len(left)
+    return finish(n, left, f"{len(df)} detection(s) in {n} image(s); annotated PNG, CSV and YOLO txt in {a.out}")
+
+# %% ../nbs/99b_cli_detect.ipynb #a7b22159
 @verb
 def _parser_annotate(sub):
     "The options of `astronb annotate`."
@@ -55,53 +102,6 @@ def _parser_annotate(sub):
     add_watch_options(s, "image")
     s.set_defaults(fn=_cmd_annotate)
 
-
-def _annotate_settings(a) -> dict:
-    "The annotation settings of `astronb annotate` (each None: the card's)."
-    return dict(imgsz=a.imgsz, conf=a.conf, device=a.device, tile=a.tile, overlap=a.overlap)
-
-
-def _watch_annotate(a) -> int:
-    "`annotate --watch`: each new image annotated as in a batch run; session.csv holds every detection so far."
-    import pandas as pd
-    from astronb.core import atomic_write
-    from astronb.deepspace import annotator
-
-    out = Path(a.out)
-    try:
-        one = annotator(a.weights, out, **_annotate_settings(a))
-    except (ValueError, FileNotFoundError) as e:
-        raise UsageError(e) from e
-    session = out / "session.csv"
-    rows = [pd.read_csv(session)] if session.exists() else []
-
-    def process(path):
-        df = one(path)
-        rows.append(df)
-        with atomic_write(session) as f:
-            pd.concat(rows, ignore_index=True).to_csv(f, index=False)
-        return f"{len(df)} detection(s)"
-
-    return run_watch_session(a, process, IMAGE_SUFFIXES, out / "watch_state.json", session)
-
-
-def _cmd_annotate(a):
-    from astronb.deepspace import annotate
-
-    if a.watch:
-        return _watch_annotate(a)
-    if not a.images:
-        raise UsageError("pass images to annotate, or --watch DIR for a live session")
-    left = []
-    try:
-        df = annotate(a.images, a.weights, a.out, **_annotate_settings(a), report=left.append)
-    except (ValueError, FileNotFoundError) as e:
-        for m in left:
-            print(f"left out: {' '.join(str(m).split())}", file=sys.stderr)
-        raise UsageError(e) from e
-    n = len(a.images) - len(left)
-    return finish(n, left, f"{len(df)} detection(s) in {n} image(s); annotated PNG, CSV and YOLO txt in {a.out}")
-
 # %% ../nbs/99b_cli_detect.ipynb #fe8ae832
 def _classify_model_options(s):
     "The model options of `astronb classify`: its card or weights, and what the card does not say."
@@ -129,7 +129,7 @@ def _classify_model_options(s):
         help="asteroid when score >= this, 0-1 (default: the card's, chosen on validation alerts, else 0.5)",
     )
 
-
+# %% ../nbs/99b_cli_detect.ipynb #0ae11c16
 def _classify_survey_options(s):
     "The options of `astronb classify` for many files at once (Dask)."
     g = s.add_argument_group("many files")
@@ -146,22 +146,7 @@ def _classify_survey_options(s):
         "cluster",
     )
 
-
-@verb
-def _parser_classify(sub):
-    "The options of `astronb classify`, in groups."
-    s = sub.add_parser("classify", help="asteroid or not: score cutout sets, FITS:detections pairs or ZTF alerts")
-    s.add_argument(
-        "items",
-        nargs="+",
-        help="ZTF alerts (.avro packets, Parquet tables), cutout sets (.npy) or frame.fits:detections.csv",
-    )
-    s.add_argument("--out", default="scores.csv", help="output CSV, one row per alert or cutout (default: scores.csv)")
-    _classify_model_options(s)
-    _classify_survey_options(s)
-    s.set_defaults(fn=_cmd_classify)
-
-
+# %% ../nbs/99b_cli_detect.ipynb #004fca81
 def _files_only(items: list):
     "A ValueError when an item is not a file: --workers scores alert files, Parquet partitions and cutout sets."
     pairs = [i for i in items if not Path(i).is_file()]
@@ -171,7 +156,7 @@ def _files_only(items: list):
             "score frame:detections pairs without it"
         )
 
-
+# %% ../nbs/99b_cli_detect.ipynb #48d2d3e8
 def _classify_on_dask(a, left: list):
     """Survey mode (--workers > 1 or --scheduler): each file scored on Dask, its part kept in OUT.parts/ and reused on a
     re-run; what was left out is appended to `left`. Returns all files' scores."""
@@ -189,7 +174,19 @@ def _classify_on_dask(a, left: list):
         left += [n.removeprefix("left out: ") for n in i.get("notes", [])] + ([i["error"]] if i.get("error") else [])
     return pd.concat([p for p in parts if p is not None and len(p)] or [pd.DataFrame()], ignore_index=True)
 
+# %% ../nbs/99b_cli_detect.ipynb #83e99215
+def _classify_summary(df, out) -> str:
+    "One line: how many alerts were scored in each regime, flagged, and decided by the physical gate."
+    regimes = df.regime.value_counts().to_dict() if "regime" in df else {}
+    split = f" ({', '.join(f'{k}: {v}' for k, v in regimes.items())})" if regimes else ""
+    gated = int((df.reason != "").sum()) if "reason" in df else 0
+    return (
+        f"{len(df)} cutout(s) scored{split}, {int(df.asteroid.sum())} flagged as asteroids"
+        + (f", {gated} decided by the physical gate (see 'reason')" if gated else "")
+        + f"; written to {out}"
+    )
 
+# %% ../nbs/99b_cli_detect.ipynb #96612c06
 def _cmd_classify(a):
     from astronb.asteroids import classify_items
     from astronb.core import atomic_write
@@ -214,19 +211,63 @@ def _cmd_classify(a):
         raise UsageError(e) from e
     return finish(len(df), left, _classify_summary(df, a.out) if len(df) else "")
 
-
-def _classify_summary(df, out) -> str:
-    "One line: how many alerts were scored in each regime, flagged, and decided by the physical gate."
-    regimes = df.regime.value_counts().to_dict() if "regime" in df else {}
-    split = f" ({', '.join(f'{k}: {v}' for k, v in regimes.items())})" if regimes else ""
-    gated = int((df.reason != "").sum()) if "reason" in df else 0
-    return (
-        f"{len(df)} cutout(s) scored{split}, {int(df.asteroid.sum())} flagged as asteroids"
-        + (f", {gated} decided by the physical gate (see 'reason')" if gated else "")
-        + f"; written to {out}"
+# %% ../nbs/99b_cli_detect.ipynb #5c60db1d
+@verb
+def _parser_classify(sub):
+    "The options of `astronb classify`, in groups."
+    s = sub.add_parser("classify", help="asteroid or not: score cutout sets, FITS:detections pairs or ZTF alerts")
+    s.add_argument(
+        "items",
+        nargs="+",
+        help="ZTF alerts (.avro packets, Parquet tables), cutout sets (.npy) or frame.fits:detections.csv",
     )
+    s.add_argument("--out", default="scores.csv", help="output CSV, one row per alert or cutout (default: scores.csv)")
+    _classify_model_options(s)
+    _classify_survey_options(s)
+    s.set_defaults(fn=_cmd_classify)
 
 # %% ../nbs/99b_cli_detect.ipynb #82b1e475
+def _export_starfield(a):
+    "A starfield detector's export: float32 ONNX, or int8 for OpenVINO with --int8 (refused below --min-agreement)."
+    if not a.int8:
+        from astronb.runtime import export_detector
+
+        return export_detector(a.weights, a.out, opset=a.opset)
+    from astronb.quantize import export_int8
+
+    out, agr = export_int8(a.weights, a.out, min_agreement=a.min_agreement)
+    print(f"int8 agrees with the float model on {agr['agree']} of {agr['compared']} detections ({agr['fraction']:.1%})")
+    return out
+
+# %% ../nbs/99b_cli_detect.ipynb #adefdd22
+def _export(a, study):
+    "The export of `a.weights` for its study: ONNX (or int8) for a starfield detector, ONNX or OpenVINO for YOLO."
+    if study == "starfield":
+        return _export_starfield(a)
+    if a.int8:
+        raise UsageError("--int8 is for a starfield detector; a YOLO model exports with --format onnx or openvino")
+    if study == "deepspace":
+        from astronb.deepspace import export_yolo
+
+        return export_yolo(a.weights, a.out, format=a.format)
+    raise UsageError(
+        f"{a.weights} has no card saying which study's model it is: pass --study starfield or --study deepspace"
+    )
+
+# %% ../nbs/99b_cli_detect.ipynb #3c5f86b5
+def _cmd_export(a):
+    from astronb.cards import read_card, card_path
+
+    try:
+        card, _ = read_card(a.weights)
+        out = _export(a, a.study or (card or {}).get("study"))
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        raise UsageError(e) from e
+    said = f", with its card {card_path(out)}" if card else " (the source has no card, so neither has the export)"
+    print(f"{out} written{said}")
+    return 0
+
+# %% ../nbs/99b_cli_detect.ipynb #9de05a64
 @verb
 def _parser_export(sub):
     "The options of `astronb export`."
@@ -260,44 +301,3 @@ def _parser_export(sub):
         "--min-agreement", type=float, default=0.99, help="--int8: the agreement it must reach (default: 0.99)"
     )
     s.set_defaults(fn=_cmd_export)
-
-
-def _export_starfield(a):
-    "A starfield detector's export: float32 ONNX, or int8 for OpenVINO with --int8 (refused below --min-agreement)."
-    if not a.int8:
-        from astronb.runtime import export_detector
-
-        return export_detector(a.weights, a.out, opset=a.opset)
-    from astronb.quantize import export_int8
-
-    out, agr = export_int8(a.weights, a.out, min_agreement=a.min_agreement)
-    print(f"int8 agrees with the float model on {agr['agree']} of {agr['compared']} detections ({agr['fraction']:.1%})")
-    return out
-
-
-def _export(a, study):
-    "The export of `a.weights` for its study: ONNX (or int8) for a starfield detector, ONNX or OpenVINO for YOLO."
-    if study == "starfield":
-        return _export_starfield(a)
-    if a.int8:
-        raise UsageError("--int8 is for a starfield detector; a YOLO model exports with --format onnx or openvino")
-    if study == "deepspace":
-        from astronb.deepspace import export_yolo
-
-        return export_yolo(a.weights, a.out, format=a.format)
-    raise UsageError(
-        f"{a.weights} has no card saying which study's model it is: pass --study starfield or --study deepspace"
-    )
-
-
-def _cmd_export(a):
-    from astronb.cards import read_card, card_path
-
-    try:
-        card, _ = read_card(a.weights)
-        out = _export(a, a.study or (card or {}).get("study"))
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
-        raise UsageError(e) from e
-    said = f", with its card {card_path(out)}" if card else " (the source has no card, so neither has the export)"
-    print(f"{out} written{said}")
-    return 0
