@@ -25,6 +25,33 @@ from astronb.cli import (
 __all__ = ['CARD_PROVENANCE']
 
 # %% ../nbs/99c_cli_catalogue.ipynb #af324dbd
+def _calibrated_config(mirror):
+    "A SimConfig calibrated on the two real WFSAT frames and their truth lists (`calibrate`)."
+    from astronb import starfield as sf
+    from astronb.data import fetch
+    from astronb.io import read_fits_image, read_truth_list
+
+    wf = fetch("wfsat", mirror=mirror, progress=False).files
+    frames = [read_fits_image(wf[f"{n}.fits"])[0] for n in (242, 244)]
+    return sf.calibrate(frames, [read_truth_list(wf[f"{n}.list"]) for n in (242, 244)])[0]
+
+# %% ../nbs/99c_cli_catalogue.ipynb #374c9ed5
+def _cmd_simulate(a):
+    from astronb import starfield as sf
+
+    cfg = _calibrated_config(a.mirror) if a.calibrate else sf.SimConfig()
+    cfg.size = a.size
+    if a.galaxy_fraction is not None:  # e.g. galaxy-rich frames to train a classifier (see the starfield study)
+        if not 0 <= a.galaxy_fraction <= 1:
+            raise UsageError(f"--galaxy-fraction must be between 0 and 1, got {a.galaxy_fraction}")
+        cfg.galaxy_fraction = a.galaxy_fraction
+    for i in range(a.n):
+        img, tr, pr = sf.simulate_frame(cfg, seed=a.seed + i)
+        sf.write_frame(Path(a.out) / f"sim_{a.seed + i:05d}.fits", img, tr, pr)
+    print(f"{a.n} frame(s) ({a.size}x{a.size}) with .list truth files written to {a.out}")
+    return 0
+
+# %% ../nbs/99c_cli_catalogue.ipynb #575e87a7
 @verb
 def _parser_simulate(sub):
     "The options of `astronb simulate`."
@@ -46,33 +73,6 @@ def _parser_simulate(sub):
     )
     s.add_argument("--mirror", help="folder mirroring the public files (default: $ASTRONB_DATA_MIRROR)")
     s.set_defaults(fn=_cmd_simulate)
-
-
-def _calibrated_config(mirror):
-    "A SimConfig calibrated on the two real WFSAT frames and their truth lists (`calibrate`)."
-    from astronb import starfield as sf
-    from astronb.data import fetch
-    from astronb.io import read_fits_image, read_truth_list
-
-    wf = fetch("wfsat", mirror=mirror, progress=False).files
-    frames = [read_fits_image(wf[f"{n}.fits"])[0] for n in (242, 244)]
-    return sf.calibrate(frames, [read_truth_list(wf[f"{n}.list"]) for n in (242, 244)])[0]
-
-
-def _cmd_simulate(a):
-    from astronb import starfield as sf
-
-    cfg = _calibrated_config(a.mirror) if a.calibrate else sf.SimConfig()
-    cfg.size = a.size
-    if a.galaxy_fraction is not None:  # e.g. galaxy-rich frames to train a classifier (see the starfield study)
-        if not 0 <= a.galaxy_fraction <= 1:
-            raise UsageError(f"--galaxy-fraction must be between 0 and 1, got {a.galaxy_fraction}")
-        cfg.galaxy_fraction = a.galaxy_fraction
-    for i in range(a.n):
-        img, tr, pr = sf.simulate_frame(cfg, seed=a.seed + i)
-        sf.write_frame(Path(a.out) / f"sim_{a.seed + i:05d}.fits", img, tr, pr)
-    print(f"{a.n} frame(s) ({a.size}x{a.size}) with .list truth files written to {a.out}")
-    return 0
 
 # %% ../nbs/99c_cli_catalogue.ipynb #3ee4f7f1
 def _detect_model_options(s):
@@ -105,7 +105,7 @@ def _detect_model_options(s):
         "detect`)",
     )
 
-
+# %% ../nbs/99c_cli_catalogue.ipynb #a8a6056e
 def _detect_baseline_options(s):
     g = s.add_argument_group("a classical extractor instead")
     g.add_argument("--baseline", choices=["sep", "sextractor"], help="run a classical extractor instead of the network")
@@ -122,7 +122,7 @@ def _detect_baseline_options(s):
         help="baselines: minimum connected pixels above the threshold (default: 5)",
     )
 
-
+# %% ../nbs/99c_cli_catalogue.ipynb #6cbe0fe8
 def _detect_output_options(s):
     g = s.add_argument_group("the catalogue")
     g.add_argument(
@@ -144,7 +144,7 @@ def _detect_output_options(s):
         help="also write a DS9 region file beside the catalogue (OUT with suffix .reg)",
     )
 
-
+# %% ../nbs/99c_cli_catalogue.ipynb #f7e02434
 def _detect_scale_options(s):
     g = s.add_argument_group("many frames")
     g.add_argument(
@@ -160,20 +160,21 @@ def _detect_scale_options(s):
         "cluster",
     )
 
+# %% ../nbs/99c_cli_catalogue.ipynb #7a5e4937
+def _views_of(a, card):
+    """Set `a.views` to the views the network runs with (`--views`, else the card's); a note on stderr when they differ
+    from the card's and its score cut is still used, since that cut was chosen for the card's views."""
+    from astronb import starfield as sf
 
-@verb
-def _parser_detect(sub):
-    "The options of `astronb detect`, in groups."
-    s = sub.add_parser(
-        "detect", help="detect and classify stars and galaxies in FITS frames (network, sep or SExtractor)"
-    )
-    s.add_argument("frames", nargs="*", help="FITS frames (first image HDU; blanks and any size handled)")
-    for add in (_detect_model_options, _detect_baseline_options, _detect_output_options, _detect_scale_options):
-        add(s)
-    add_watch_options(s, "FITS frame")
-    s.set_defaults(fn=_cmd_detect)
+    own = sf.card_views(card)
+    a.views = sf.card_views(card, a.views)
+    if a.views != own and a.score_min is None and card and "score_min" in card.get("operating_point", {}):
+        print(
+            f"note: the card's score cut was chosen for {own} view(s), not {a.views}; pass --score-min to set one",
+            file=sys.stderr,
+        )
 
-
+# %% ../nbs/99c_cli_catalogue.ipynb #7e361455
 def _detector(a) -> tuple:
     """(card, weights, normalisation, score cut) of `astronb detect`: none for a baseline, else the network of
     `--weights` or the study's default, opened once here so that a file that is not a model is a usage error before
@@ -194,21 +195,7 @@ def _detector(a) -> tuple:
     _views_of(a, card)
     return (card, weights, *sf.card_settings(card, a.norm, a.score_min))
 
-
-def _views_of(a, card):
-    """Set `a.views` to the views the network runs with (`--views`, else the card's); a note on stderr when they differ
-    from the card's and its score cut is still used, since that cut was chosen for the card's views."""
-    from astronb import starfield as sf
-
-    own = sf.card_views(card)
-    a.views = sf.card_views(card, a.views)
-    if a.views != own and a.score_min is None and card and "score_min" in card.get("operating_point", {}):
-        print(
-            f"note: the card's score cut was chosen for {own} view(s), not {a.views}; pass --score-min to set one",
-            file=sys.stderr,
-        )
-
-
+# %% ../nbs/99c_cli_catalogue.ipynb #0d77d72d
 def _catalogues(a, step) -> tuple:
     "(catalogues, frame infos) of `a.frames`: serially, or on Dask (`--workers`, `--scheduler`; resumable parts)."
     from astronb.survey import guarded, run_frames
@@ -221,7 +208,26 @@ def _catalogues(a, step) -> tuple:
 
     return tuple(zip(*[guarded(step, f) for f in progress_bar(a.frames, "frames")]))
 
+# %% ../nbs/99c_cli_catalogue.ipynb #349e042e
+def _flux_unit(bunit: str) -> str:
+    "The frame's BUNIT when astropy understands it, else ADU."
+    import astropy.units as u
 
+    try:
+        return str(u.Unit(bunit, parse_strict="raise")) if bunit.strip() else "adu"
+    except ValueError:
+        return "adu"
+
+# %% ../nbs/99c_cli_catalogue.ipynb #4fb1318e
+def _units(frames) -> dict:
+    "Catalogue units: the frames' common BUNIT when astropy understands it, else ADU."
+    return (
+        {"flux": "adu"}
+        if len({fr["flux_unit"] for fr in frames}) != 1
+        else {"flux": _flux_unit(frames[0]["flux_unit"])}
+    )
+
+# %% ../nbs/99c_cli_catalogue.ipynb #71f87c9b
 def _write_detections(a, cats: list, frames: list, meta: dict):
     "The catalogue of every frame read, to --out (a region file only for .reg/.crtf), with --regions beside it."
     import pandas as pd
@@ -236,7 +242,38 @@ def _write_detections(a, cats: list, frames: list, meta: dict):
         write_regions(cat, Path(a.out).with_suffix(".reg"))
     return len(cat)
 
+# %% ../nbs/99c_cli_catalogue.ipynb #7580dafa
+CARD_PROVENANCE = ("study", "architecture", "preprocessing", "operating_point", "fine_tuned_on", "git")  # kept in meta
 
+# %% ../nbs/99c_cli_catalogue.ipynb #a943a179
+def _method_meta(a, card, norm, score_min) -> dict:
+    "The detection method and its settings: a classical extractor's thresholds, or the network's weights and card."
+
+    if a.baseline:
+        flux = "sep's isophotal flux" if a.baseline == "sep" else "SExtractor's FLUX_AUTO"
+        return dict(method=a.baseline, thresh_sigma=a.thresh, minarea_px=a.minarea, flux=flux)
+    return dict(
+        method="network",
+        weights=str(Path(a.weights).resolve()),
+        normalisation=norm,
+        score_min=score_min,
+        views=a.views,
+        flux="background-subtracted sum in a 3 px radius aperture (sep.sum_circle)",
+        card={k: card[k] for k in CARD_PROVENANCE if k in card} if card else None,
+    )
+
+# %% ../nbs/99c_cli_catalogue.ipynb #9a5f0f63
+def _detect_meta(a, card, norm, score_min, frames, version) -> dict:
+    "The catalogue's provenance: the command, each frame, and the method with its settings."
+    return dict(
+        astronb_version=version,
+        command="astronb detect",
+        frames=frames,
+        **_method_meta(a, card, norm, score_min),
+        columns="x, y: 1-based pixel centre (FITS convention); mag = zero_point - 2.5 log10(flux)",
+    )
+
+# %% ../nbs/99c_cli_catalogue.ipynb #f7d7ef44
 def _cmd_detect(a):
     from astronb import starfield as sf, __version__
 
@@ -255,55 +292,18 @@ def _cmd_detect(a):
     n = _write_detections(a, cats, frames, meta) if frames else 0
     return finish(len(frames), left, f"{n} source(s) in {len(frames)} frame(s) written to {a.out}")
 
-
-CARD_PROVENANCE = ("study", "architecture", "preprocessing", "operating_point", "fine_tuned_on", "git")  # kept in meta
-
-
-def _method_meta(a, card, norm, score_min) -> dict:
-    "The detection method and its settings: a classical extractor's thresholds, or the network's weights and card."
-
-    if a.baseline:
-        flux = "sep's isophotal flux" if a.baseline == "sep" else "SExtractor's FLUX_AUTO"
-        return dict(method=a.baseline, thresh_sigma=a.thresh, minarea_px=a.minarea, flux=flux)
-    return dict(
-        method="network",
-        weights=str(Path(a.weights).resolve()),
-        normalisation=norm,
-        score_min=score_min,
-        views=a.views,
-        flux="background-subtracted sum in a 3 px radius aperture (sep.sum_circle)",
-        card={k: card[k] for k in CARD_PROVENANCE if k in card} if card else None,
+# %% ../nbs/99c_cli_catalogue.ipynb #613e2ccb
+@verb
+def _parser_detect(sub):
+    "The options of `astronb detect`, in groups."
+    s = sub.add_parser(
+        "detect", help="detect and classify stars and galaxies in FITS frames (network, sep or SExtractor)"
     )
-
-
-def _detect_meta(a, card, norm, score_min, frames, version) -> dict:
-    "The catalogue's provenance: the command, each frame, and the method with its settings."
-    return dict(
-        astronb_version=version,
-        command="astronb detect",
-        frames=frames,
-        **_method_meta(a, card, norm, score_min),
-        columns="x, y: 1-based pixel centre (FITS convention); mag = zero_point - 2.5 log10(flux)",
-    )
-
-
-def _units(frames) -> dict:
-    "Catalogue units: the frames' common BUNIT when astropy understands it, else ADU."
-    return (
-        {"flux": "adu"}
-        if len({fr["flux_unit"] for fr in frames}) != 1
-        else {"flux": _flux_unit(frames[0]["flux_unit"])}
-    )
-
-
-def _flux_unit(bunit: str) -> str:
-    "The frame's BUNIT when astropy understands it, else ADU."
-    import astropy.units as u
-
-    try:
-        return str(u.Unit(bunit, parse_strict="raise")) if bunit.strip() else "adu"
-    except ValueError:
-        return "adu"
+    s.add_argument("frames", nargs="*", help="FITS frames (first image HDU; blanks and any size handled)")
+    for add in (_detect_model_options, _detect_baseline_options, _detect_output_options, _detect_scale_options):
+        add(s)
+    add_watch_options(s, "FITS frame")
+    s.set_defaults(fn=_cmd_detect)
 
 # %% ../nbs/99c_cli_catalogue.ipynb #3ee4f7f3
 def _session_so_far(out, state_path) -> tuple:
