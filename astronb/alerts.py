@@ -50,7 +50,7 @@ FORBIDDEN_FEATURES = (
     "objectId",
 )
 
-
+# %% ../nbs/20b_alerts.ipynb #818653ed
 def check_features(columns) -> list:
     "The feature names, or a ValueError naming any that leaks the label or the night/field (`FORBIDDEN_FEATURES`)."
     cols = [str(c) for c in columns]

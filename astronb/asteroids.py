@@ -233,7 +233,7 @@ def score_cutouts(clf: dict, cs: CutoutSet) -> np.ndarray:
 # %% ../nbs/20_asteroids.ipynb #b7c2e4a1
 SCORE_COLUMNS = ("source", "candid", "objectId", "score", "asteroid", "regime", "reason", "crossmatch_valid")  # first
 
-
+# %% ../nbs/20_asteroids.ipynb #2688508f
 def score_table(clf: dict, cs: CutoutSet) -> pd.DataFrame:
     """`cs.index` with the decision: `model_score` (the model's own), `regime` (`regimes.regime`), `reason` (why the
     card's gate decided, '' where the model did), `score` (0 where the gate decided) and `asteroid` (score >=

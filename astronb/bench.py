@@ -238,7 +238,7 @@ def _agreement(frames: int, run: tuple, ref_cats, cats) -> dict:
 # %% ../nbs/06_bench.ipynb #784f2c77
 _SEP_RUN = ("sep", 1)  # sep's key among the timed (runtime, views): it reads the frame once
 
-
+# %% ../nbs/06_bench.ipynb #a1c400dd
 def _runtime_row(run: tuple, secs: dict, cats: dict, frames: int, size: int) -> dict:
     """One timing row of run (runtime, views): seconds per frame, ratios to eager torch with the same views (sep's: to
     torch with the first views timed) and to sep, detections, threads."""

@@ -38,7 +38,7 @@ def committed_table(path):
 EXACT_RTOL = 1e-9  # numbers in exact columns: a CPU's rounding changes the last bits (3e-16 measured, Intel vs AMD)
 MAX_DRIFT_SHARE = 0.05  # on another CPU, the share of a study's metrics allowed outside both runs' 95% intervals
 
-
+# %% ../nbs/04a_check.ipynb #c5696d39
 def _exact_ok(a: str, b: str) -> bool:
     "Two values of an exact column agree: the same text, or numbers equal to `EXACT_RTOL`."
     if a == b:

@@ -118,7 +118,7 @@ _VERBS = {}  # name of the parser function -> the function, in the order of firs
 # their verbs register themselves when they are imported
 VERB_MODULES = ("astronb.cli_train", "astronb.cli_detect", "astronb.cli_catalogue")
 
-
+# %% ../nbs/99_cli.ipynb #9e33de50
 def verb(add_parser):
     """Register `add_parser(subparsers)`, the function that adds one verb and its options to the `astronb` parser. A
     function registered again under its name (a notebook cell run twice, a module reloaded) replaces the earlier one."""
@@ -149,7 +149,7 @@ NATIVE_NOISE = re.compile(
     r"|This TensorFlow binary is optimized|TF-TRT Warning|computation placer already registered))"
 )
 
-
+# %% ../nbs/99_cli.ipynb #62ca4972
 def quiet_native_logs(pattern=NATIVE_NOISE):
     """Drop the lines of native libraries' log noise (`pattern`) from this process's standard error, and from the
     processes it starts; returns a function that restores it. Everything else passes through."""

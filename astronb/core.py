@@ -192,7 +192,7 @@ STACK = (
     "nbdev",
 )
 
-
+# %% ../nbs/00_core.ipynb #23a00d8c
 def package_versions(names=STACK) -> dict:
     "Installed versions of the stack (None for what is not installed)."
     out = {}

@@ -133,7 +133,7 @@ def cutouts_from_fits(
 # %% ../nbs/20a_cutouts.ipynb #e39210f0
 TRAIL_SAMPLES = 9  # points along a trailed source's track, summed into its image
 
-
+# %% ../nbs/20a_cutouts.ipynb #651fd4a8
 def _psf(size, x, y, fwhm, flux, trail=0.0, angle=0.0):
     "A Gaussian source of total `flux` at (x, y), trailed over `trail` px at `angle` (a moving object's streak)."
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)

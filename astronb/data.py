@@ -137,7 +137,7 @@ DATASETS = [  # every dataset astronb knows, declared once
     ),
 ]
 
-
+# %% ../nbs/01_data.ipynb #e24c3328
 def _declare(ds: list) -> dict:
     "The registry: each dataset by name, with the files its registry table lists."
     for d in ds:
@@ -145,13 +145,13 @@ def _declare(ds: list) -> dict:
             d.files = _registry_files(d.name, d.url_pattern)
     return {d.name: d for d in ds}
 
-
+# %% ../nbs/01_data.ipynb #2dc58fce
 REGISTRY = _declare(DATASETS)
 
 # %% ../nbs/01_data.ipynb #72742e60
 MIRROR_FOLDERS = {"sep-testdata": "sep"}
 
-
+# %% ../nbs/01_data.ipynb #611b4b91
 def mirror_dir(mirror=None) -> Path | None:
     "The mirror folder in use, from the argument or `ASTRONB_DATA_MIRROR`; None means the network."
     m = mirror or os.environ.get("ASTRONB_DATA_MIRROR")

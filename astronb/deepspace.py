@@ -240,7 +240,7 @@ YOLO_INPUT = (
     "RGB image; frames larger than a tile are cut into overlapping tiles, each resized to imgsz (sliced inference)"
 )
 
-
+# %% ../nbs/10_deepspace.ipynb #085a7870
 def write_yolo_card(
     weights,
     ev: dict,

@@ -67,7 +67,7 @@ def detect_sep(
 # %% ../nbs/09a_extract.ipynb #3a04cca4
 APERTURE_RADIUS = 3.0  # px: the catalogues' aperture photometry, about one seeing FWHM (2.4-3.2 px on the WFSAT frames)
 
-
+# %% ../nbs/09a_extract.ipynb #d9c83865
 def aperture_flux(img, x, y, r: float = APERTURE_RADIUS) -> np.ndarray:
     "Background-subtracted flux (image units) in a circular aperture of radius `r` px (sep.sum_circle; x, y 1-based)."
     import sep
@@ -186,7 +186,7 @@ def frame_stats(img, saturation: float = 65535) -> dict:
 _CONV = "CONV NORM\n# 3x3 ``all-ground'' convolution mask with FWHM = 2 pixels.\n1 2 1\n2 4 2\n1 2 1\n"
 _PARAMS = "NUMBER\nX_IMAGE\nY_IMAGE\nFLUX_AUTO\nMAG_AUTO\nFLUX_RADIUS\nFLAGS\n"
 
-
+# %% ../nbs/09a_extract.ipynb #4e11800e
 def sextractor_binary():
     "Path of the SExtractor executable, or None."
     for n in ("source-extractor", "sextractor", "sex"):

@@ -186,7 +186,7 @@ def write_catalogue(df: pd.DataFrame, path, meta: dict | None = None, units: dic
 # %% ../nbs/02_io.ipynb #2e325caf
 _DS9_PROPERTY = re.compile(r"""\w+=(?:\{[^}]*\}|"[^"]*"|'[^']*'|\S+)""")  # key=value, key={text with spaces}, ...
 
-
+# %% ../nbs/02_io.ipynb #6b60df97
 def write_region_file(regions, path) -> Path:
     """Write `regions` (a `regions.Regions`) atomically as DS9 (.reg) or CRTF (.crtf), by the file's extension. The DS9
     `global` line's properties are written in sorted order: `regions` gathers them in a set, so their order otherwise
@@ -208,7 +208,7 @@ def write_region_file(regions, path) -> Path:
 # %% ../nbs/02_io.ipynb #b1c2d3e1
 REGION_COLOURS = {"star": "green", "galaxy": "red"}  # any other class (a YOLO class name): cyan
 
-
+# %% ../nbs/02_io.ipynb #e3fac2db
 def write_regions(cat: pd.DataFrame, path, radius_px: float = 4.0, radius_arcsec: float = 3.0) -> Path:
     "Write a catalogue (x, y 1-based; optional ra, dec, cls, score) as DS9 (.reg) or CRTF (.crtf) circles, atomically."
     import astropy.units as u

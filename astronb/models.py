@@ -80,7 +80,7 @@ EXPERIMENTS = {
     3: "bottleneck layer, base unfrozen from a named layer",
 }
 
-
+# %% ../nbs/20c_models.ipynb #9091213a
 def find_layer(model, name: str):
     "A layer by its keras.applications name; 'add_k' means the (k+1)-th Add layer (Keras renumbers unnamed layers)."
     import re

@@ -31,7 +31,7 @@ class FeatureNet(torch.nn.Module):
 # %% ../nbs/30d_quantize.ipynb #4b1066d9
 FEATURE_NAMES = [f"{kind}{i}" for kind in ("fpn", "objectness", "deltas") for i in range(5)]
 
-
+# %% ../nbs/30d_quantize.ipynb #94fafa0b
 class RoiNet(torch.nn.Module):
     """The rest of a `RawDetector`: image and `FeatureNet`'s fifteen maps -> proposals, class logits, box regressions.
     The image gives the padded size (anchors) and the frame's size (clipping)."""
@@ -84,7 +84,7 @@ def merge_graphs(features, rois):
 # %% ../nbs/30d_quantize.ipynb #ea902c7c
 FLOAT_LAYERS = [".*cls_logits.*", ".*bbox_pred.*"]  # the RPN head's output convolutions, kept in float32
 
-
+# %% ../nbs/30d_quantize.ipynb #9997fcbd
 def quantize_features(features, images: list):
     """`split_graphs`' FeatureNet quantised to int8 by NNCF, calibrated on `images` ((1, 3, H, W) float32 arrays,
     normalised): weights symmetric per channel, activations asymmetric (MIXED preset), `FLOAT_LAYERS` in float32."""

@@ -62,7 +62,7 @@ def history_rule(F: pd.DataFrame) -> np.ndarray:
 # %% ../nbs/20d_regimes.ipynb #f2450591
 ROID_SGSCORE, ROID_PS1_ARCSEC, ROID_PAIR_DAYS = 0.76, 5.0, 30 / 1440  # Fink's asteroid catcher's constants
 
-
+# %% ../nbs/20d_regimes.ipynb #bceeadba
 def roid_catcher(F: pd.DataFrame) -> np.ndarray:
     """Fink's asteroid catcher without the cross-match step (1 = probable asteroid): see the text above for its four
     cuts."""
@@ -118,7 +118,7 @@ COUNTERFACTUALS = {
     "off the ecliptic": dict(ecl_lat_abs=60.0),
 }
 
-
+# %% ../nbs/20d_regimes.ipynb #0af807d1
 def counterfactual(index: pd.DataFrame, kind: str) -> pd.DataFrame:
     "A copy of `index` (feature table or cutout index with `feat_` columns) with one of `COUNTERFACTUALS` applied."
     if kind not in COUNTERFACTUALS:

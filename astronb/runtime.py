@@ -125,7 +125,7 @@ def test_image(shape=(320, 288), n: int = 40, seed: int = 0) -> np.ndarray:
 # %% ../nbs/30c_runtime.ipynb #8dd0d8092fe74a7c96281538738b07e2
 RAW_OUTPUTS = ["proposals", "class_logits", "box_regression"]  # what `RawDetector` returns, by name in the ONNX file
 
-
+# %% ../nbs/30c_runtime.ipynb #18e94f05
 def trace_onnx(module, args: tuple, inputs: list, outputs: list, dynamic: dict, opset: int = 17):
     "The ONNX model (a ModelProto) of `module` traced on `args`, with these input and output names and dynamic axes."
     import onnx
@@ -241,7 +241,7 @@ def export_detector(weights, out=None, opset: int = 17, check: bool = True) -> P
 # %% ../nbs/30c_runtime.ipynb #d9e0f002
 OPENVINO_CONFIG = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}  # one frame at a time, fp32
 
-
+# %% ../nbs/30c_runtime.ipynb #5b2041ca
 class OpenVinoDetector(OnnxDetector):
     """A starfield detector exported by `export_detector`, run with OpenVINO on the CPU in float32; otherwise like
     `OnnxDetector` (same call, same post-processing from the file's metadata). threads: OpenVINO's inference threads
@@ -270,7 +270,7 @@ class OpenVinoDetector(OnnxDetector):
 # %% ../nbs/30c_runtime.ipynb #d9e0f003
 RUNTIMES = ("torch", "onnxruntime", "openvino")
 
-
+# %% ../nbs/30c_runtime.ipynb #ea0ffd22
 def default_runtime() -> str:
     "The runtime an `.onnx` file runs on by default: OpenVINO when it is installed, else ONNX Runtime."
     import importlib.util

@@ -392,7 +392,7 @@ def _exact_now(b, j, v, t, sel, sel_area, nsel, off, sigma):
 # %% ../nbs/05_softnms.ipynb #d18982b0
 CLUSTER_SAMPLE = 64  # boxes that `_clustered` measures: every (n // 64)-th
 
-
+# %% ../nbs/05_softnms.ipynb #fc08fa05
 @njit(cache=True)
 def _clustered(b, off) -> bool:
     """True when the boxes lie within a region at most three of the widest boxes wide and three of the tallest tall,
@@ -412,7 +412,7 @@ GONE = -1e300  # the log score of a dropped or selected box in the dense sweep: 
 DENSE_DELTA = 1e-9
 SLOT_BITS = 20  # the low bits of `_order_key` that carry a slot: the dense sweep takes up to 2**20 boxes
 
-
+# %% ../nbs/05_softnms.ipynb #4b50ed55
 @njit(cache=True)
 def _dense_setup(b, s, logs, thr, off):
     """(rows, log scores, coordinates and areas in float64 as 5 contiguous rows x1, y1, x2, y2, area) of the boxes
@@ -590,7 +590,7 @@ def _find(parent, i):
 # %% ../nbs/05_softnms.ipynb #1366a4f1
 SMALL_COMPONENT = 64  # the largest component the plain loop takes; O(k^2) per component
 
-
+# %% ../nbs/05_softnms.ipynb #c15752f2
 @njit(cache=True)
 def _components(b, key, start, geom, params):
     """(the component of each box, its lowest row; True) for boxes sorted by (group, strip, x1) as for
