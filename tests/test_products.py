@@ -65,6 +65,26 @@ def test_detect_by_default_runs_the_shipped_model_and_reproduces_its_row(tmp_pat
     assert (sum(v["n_det"] for v in s), sum(v["matched"] for v in s)) == (row.n_det, row.matched)
 
 
+def test_the_shipped_detector_does_not_depend_on_the_frame_units(shared_mirror, tmp_path):
+    """Another camera's frame differs by a gain and a sky level. The shipped default's catalogue of a real frame is the
+    same after the frame is multiplied by 3 and 500 ADU are added: the network sees the frame in units of its own
+    background and noise, so nothing it does leans on the development frames' absolute levels."""
+    from astropy.io import fits
+    from astronb.io import read_fits_image
+    from astronb.runtime import catalogue_agreement
+
+    card = card_of("starfield", "default")
+    frame = shared_mirror / "wfsat" / "242.fits"
+    fits.writeto(tmp_path / "scaled.fits", (3 * read_fits_image(frame)[0] + 500).astype(np.float32))
+    cats = []
+    for f in (frame, tmp_path / "scaled.fits"):
+        r = run("detect", f, "--weights", card, "--out", tmp_path / f"{f.stem}.csv")
+        assert r.returncode == 0, r.stderr[-2000:]
+        cats.append(pd.read_csv(tmp_path / f"{f.stem}.csv"))
+    agr = catalogue_agreement(*cats)  # the same source within 0.5 px and the same class, over the larger catalogue
+    assert len(cats[0]) > 100 and abs(len(cats[0]) - len(cats[1])) <= 1 and agr["fraction"] >= 0.99, agr
+
+
 def classify_the_test_alerts(shared_mirror, tmp_path, key):
     """(card, the study's test scores of model `key`, what `astronb classify` with the card alone writes for those
     alerts)."""
