@@ -10,22 +10,27 @@ variants, so each change is read against its control.
 
     python experiments/starfield_folds.py build/starfield/<run>/sim_<sim>/models ... --variants shipped offset
 
-Variants: shipped, winpos, offset, cuts, clean, mix, selftrain, steps, tta (each seed on its own) and ensemble (the
-seeds together). `--edges` adds the recall of the list entries within 5 px of the frame's edge and of the others, for
-the fold models, SExtractor and sep. The fine-tuning variants take about 20 s per model on 2 CPU cores; the whole set
-about 25 minutes for three smoke seeds. Needs the data mirror (`ASTRONB_DATA_MIRROR`) and the `source-extractor`
-binary.
+Variants: shipped, winpos, offset, cuts, clean, mix, selftrain, steps, tta, seeing, simseeing (each seed on its
+own) and ensemble (the seeds together). `--edges` adds the recall of the list entries within 5 px of the frame's edge
+and of the others, for the fold models, SExtractor and sep. The fine-tuning variants take about 20 s per model on 2
+CPU cores (`seeing` about 3 minutes per seed; `simseeing` trains a simulated-only model again, about 7 minutes per
+seed); the whole set about 55 minutes for three smoke seeds. Needs the data mirror (`ASTRONB_DATA_MIRROR`) and the
+`source-extractor` binary.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
+from astropy.io import fits
+from scipy.ndimage import gaussian_filter
 
 from astronb import starfield as sf
 from astronb.cards import read_card
@@ -37,6 +42,10 @@ from astronb.runtime import load_detector
 FRAMES = (242, 244)
 RADII = (1.5, 4.0)
 GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)  # the study's score grid
+SEEING = (1.3, 1.6)  # test frames' Gaussian-equivalent FWHM made this many times wider (`worse_seeing`)
+COPIES = (1.2, 1.4, 1.7, 2.0)  # worse-seeing copies of the fine-tuning frame tried in the fine-tuning
+VIEWS = 8  # the smoke study's test-time views (params/starfield/smoke.yaml), for fold models whose card predates them
+WIDE_SEEING = 1.8  # simulated training seeing drawn up to this many times the real frames' median FWHM (study: 1.15)
 
 
 @dataclass
@@ -85,6 +94,9 @@ class Seed:
     def cut(self, ft: int) -> float:
         return self.cards[f"ft{ft}"][0]["operating_point"]["score_min"]
 
+    def views(self, ft: int) -> int:
+        return self.cards[f"ft{ft}"][0]["operating_point"].get("views", 1)
+
 
 def xy(d) -> np.ndarray:
     return d[["x", "y"]].to_numpy(float)
@@ -101,29 +113,32 @@ def test_frame(ft: int) -> int:
 
 
 def ratios(real: Real, det, test: int) -> tuple:
-    "F1 ratio against the SExtractor binary on the test frame, at each radius."
-    return tuple(f1(det, real.truth[test], r) / f1(real.sextractor[test], real.truth[test], r) for r in RADII)
+    """F1 ratio against the SExtractor binary on the test frame, at each radius; `det` is a catalogue, or a pair
+    (catalogue, SExtractor's catalogue of the same changed frame) for a variant that changes the test frame."""
+    det, sex = det if isinstance(det, tuple) else (det, real.sextractor[test])
+    return tuple(f1(det, real.truth[test], r) / f1(sex, real.truth[test], r) for r in RADII)
 
 
-def detect(real: Real, model, n: int, cut: float) -> pd.DataFrame:
-    return sf.detect_frame(model, real.image[n], "asinh", score_min=cut)
+def detect(real: Real, model, n: int, cut: float, views: int = 1) -> pd.DataFrame:
+    return sf.detect_frame(model, real.image[n], "asinh", score_min=cut, views=views)
 
 
 def fine_tuned(seed: Seed, frames: list, start: str = "sim", train_seed: int | None = None, **change):
-    """The study's fine-tuning on `frames`: from the seed's `start` model (the simulated-only one), its fine-tuning
+    """The study's fine-tuning on `frames`: from the seed's `start` model (a name: the simulated-only one by default;
+    or a model, copied), its fine-tuning
     steps, crops and lr / 4, and the run's seed unless `train_seed` is given; `change` replaces any of them
     (`sf.CropTraining`'s fields)."""
     p = seed.params
-    model = seed.model(start)
+    model = seed.model(start) if isinstance(start, str) else copy.deepcopy(start)
     cfg = sf.CropTraining(steps=p["finetune_steps"], crop=p["crop"], batch=p["batch"], lr=p["lr"] / 4, seed=p["seed"])
     cfg = replace(cfg, **change, **({} if train_seed is None else {"seed": train_seed}))
     sf.train_detector(model, frames, cfg, progress=False)
     return model
 
 
-def fold_cut(real: Real, model, ft: int) -> float:
-    "The folds' rule: the cut with the best F1 on the fine-tuning frame, matched within 4 px."
-    return sf.choose_score_threshold(model, [(real.image[ft], real.truth[ft])], "asinh", radius=4.0)[0]
+def fold_cut(real: Real, model, ft: int, views: int = 1) -> float:
+    "The folds' rule: the cut with the best F1 on the fine-tuning frame, matched within 4 px, with `views`."
+    return sf.choose_score_threshold(model, [(real.image[ft], real.truth[ft])], "asinh", GRID, 4.0, views)[0]
 
 
 def refit_fold(real: Real, seed: Seed, ft: int, frames: list, **change) -> pd.DataFrame:
@@ -137,8 +152,8 @@ def real_frame(real: Real, n: int, truth=None):
 
 
 def shipped(real: Real, seed: Seed, ft: int) -> dict:
-    "The fold model as the study saved it, at its card's cut."
-    return {"as shipped": detect(real, seed.model(f"ft{ft}"), test_frame(ft), seed.cut(ft))}
+    "The fold model as the study saved it, at its card's cut and with its card's test-time views."
+    return {"as shipped": detect(real, seed.model(f"ft{ft}"), test_frame(ft), seed.cut(ft), seed.views(ft))}
 
 
 def winpos(real: Real, seed: Seed, ft: int) -> dict:
@@ -291,6 +306,89 @@ def tta(real: Real, seed: Seed, ft: int) -> dict:
     return out
 
 
+def worse_seeing(img, factor: float, seed: int = 7) -> np.ndarray:
+    """The frame as a night `factor` times worse would show it: convolved with the Gaussian that widens the frame's
+    seeing FWHM (`sf.frame_stats`, taken as Gaussian) by `factor`, then white noise added to bring sep's background rms
+    back to the frame's (the blur smooths the noise away). The sources stay where the truth list puts them."""
+    st = sf.frame_stats(img)
+    sky, rms = st["background"], st["background_rms"]
+    x = gaussian_filter(np.asarray(img, float) - sky, np.sqrt(factor**2 - 1) * st["fwhm_px"] / 2.3548) + sky
+    left = sf.detect_sep(x).attrs["rms"]
+    return x + np.random.default_rng(seed).normal(0, np.sqrt(max(rms**2 - left**2, 0.0)), x.shape)
+
+
+def sextractor_of(img) -> pd.DataFrame:
+    "The SExtractor binary (the study's settings) on an image that is not a file."
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "frame.fits"
+        fits.writeto(path, np.asarray(img, np.float32))
+        return sf.detect_sextractor(path)
+
+
+def at_seeing(real: Real, models: dict, ft: int) -> dict:
+    """Each model (label -> model) on the fold's test frame as it is and in each worse seeing of `SEEING`, with the
+    study's `VIEWS`, cut by the folds' rule on the fine-tuning frame as it is (for the study's fold models, their
+    card's cut when the card has those views); each catalogue paired with SExtractor's of the same frame."""
+    n = test_frame(ft)
+    cuts = {label: fold_cut(real, m, ft, VIEWS) for label, m in models.items()}
+    out = {}
+    for factor in (1.0, *SEEING):
+        img = real.image[n] if factor == 1 else worse_seeing(real.image[n], factor)
+        sex = real.sextractor[n] if factor == 1 else sextractor_of(img)
+        for label, model in models.items():
+            out[f"{label}, test seeing x{factor:g}"] = (
+                sf.detect_frame(model, img, "asinh", cuts[label], views=VIEWS),
+                sex,
+            )
+    return out
+
+
+def seeing(real: Real, seed: Seed, ft: int) -> dict:
+    """The fold model on its test frame in worse seeing (`at_seeing`), and the fold's fine-tuning redone with copies
+    of the fine-tuning frame in worse seeing (`COPIES`) beside it."""
+    copies = [sf.make_frame(worse_seeing(real.image[ft], k, seed=3), real.truth[ft]) for k in COPIES]
+    models = {
+        "the fold model": seed.model(f"ft{ft}"),
+        "fine-tuned with the copies": fine_tuned(seed, [real_frame(real, ft), *copies]),
+    }
+    return at_seeing(real, models, ft)
+
+
+def wider_seeing_model(real: Real, seed: Seed):
+    """The seed's simulated-only model trained again as the study trains it (its calibrated simulator, training frames,
+    steps, crops and galaxy prior), on frames whose seeing FWHM is drawn up to `WIDE_SEEING` times the real frames'
+    median instead of 1.15 times; about 5 minutes at smoke scale on 2 CPU cores."""
+    p = seed.params
+    cfg, stats = sf.calibrate([real.image[n] for n in FRAMES], [real.truth[n] for n in FRAMES])
+    gf = p["train_galaxy_fraction"] or cfg.galaxy_fraction
+    wide = replace(cfg, galaxy_fraction=gf, fwhm=(cfg.fwhm[0], WIDE_SEEING * float(stats.fwhm_px.median())))
+    frames = [
+        sf.make_frame(*sf.simulate_frame(wide, seed=p["seed"] * 1000 + i)[:2], p["norm"])
+        for i in range(p["n_train_frames"])
+    ]
+    torch.manual_seed(p["seed"])
+    model = sf.build_detector(p["backbone"], p["pretrained_backbone"])
+    crops = sf.CropTraining(steps=p["steps"], crop=p["crop"], batch=p["batch"], lr=p["lr"], seed=p["seed"])
+    sf.train_detector(model, frames, crops, progress=False)
+    sf.set_galaxy_prior(model, gf, cfg.galaxy_fraction)
+    return model
+
+
+_WIDER = {}  # models folder -> its wider-seeing simulated-only model, trained once for both folds
+
+
+def simseeing(real: Real, seed: Seed, ft: int) -> dict:
+    """The fold's fine-tuning redone from a simulated-only model trained on a wider range of seeing
+    (`wider_seeing_model`), beside the fold model, both on the test frame in worse seeing too (`at_seeing`)."""
+    if seed.models not in _WIDER:
+        _WIDER[seed.models] = wider_seeing_model(real, seed)
+    models = {
+        "the fold model": seed.model(f"ft{ft}"),
+        f"simulated seeing up to x{WIDE_SEEING:g}": fine_tuned(seed, [real_frame(real, ft)], start=_WIDER[seed.models]),
+    }
+    return at_seeing(real, models, ft)
+
+
 PER_SEED = dict(
     shipped=shipped,
     winpos=winpos,
@@ -301,6 +399,8 @@ PER_SEED = dict(
     selftrain=selftrain,
     steps=steps,
     tta=tta,
+    seeing=seeing,
+    simseeing=simseeing,
 )
 
 
