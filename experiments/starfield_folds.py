@@ -309,12 +309,15 @@ def tta(real: Real, seed: Seed, ft: int) -> dict:
 def worse_seeing(img, factor: float, seed: int = 7) -> np.ndarray:
     """The frame as a night `factor` times worse would show it: convolved with the Gaussian that widens the frame's
     seeing FWHM (`sf.frame_stats`, taken as Gaussian) by `factor`, then white noise added to bring sep's background rms
-    back to the frame's (the blur smooths the noise away). The sources stay where the truth list puts them."""
+    back to the frame's (the blur smooths the noise away; the noise's level is corrected twice, since sep's clipped rms
+    is not additive on the blurred frame). The sources stay where the truth list puts them."""
     st = sf.frame_stats(img)
     sky, rms = st["background"], st["background_rms"]
     x = gaussian_filter(np.asarray(img, float) - sky, np.sqrt(factor**2 - 1) * st["fwhm_px"] / 2.3548) + sky
-    left = sf.detect_sep(x).attrs["rms"]
-    return x + np.random.default_rng(seed).normal(0, np.sqrt(max(rms**2 - left**2, 0.0)), x.shape)
+    noise, var = np.random.default_rng(seed).normal(0, 1, x.shape), 0.0
+    for _ in range(3):
+        var = max(var + rms**2 - sf.detect_sep(x + np.sqrt(var) * noise).attrs["rms"] ** 2, 0.0)
+    return x + np.sqrt(var) * noise
 
 
 def sextractor_of(img) -> pd.DataFrame:

@@ -45,3 +45,28 @@ def test_found_is_one_to_one():
     det = pd.DataFrame(dict(x=[10.6], y=[10.0]))
     f = folds.found(det, truth, 1.5)
     assert f.sum() == 1 and not f[2]
+
+
+def test_worse_seeing_widens_the_psf_and_keeps_the_noise_and_the_positions(shared_mirror):
+    from astronb import starfield as sf
+
+    wfsat = shared_mirror / "wfsat"
+    img, truth = folds.read_fits_image(wfsat / "242.fits")[0], folds.read_truth_list(wfsat / "242.list")
+    worse = folds.worse_seeing(img, 1.5)
+    before, after = sf.frame_stats(img), sf.frame_stats(worse)
+    assert 1.3 < after["fwhm_px"] / before["fwhm_px"] < 1.7
+    assert abs(after["background_rms"] / before["background_rms"] - 1) < 0.01  # the noise brought back
+    near = {}
+    for name, frame in (("before", img), ("after", worse)):
+        det = sf.detect_sep(frame)
+        m = folds.match_points(folds.xy(det), folds.xy(truth), 2.0)
+        near[name] = np.median(folds.xy(det)[m[:, 0]] - folds.xy(truth)[m[:, 1]], axis=0)
+    assert np.all(np.abs(near["after"] - near["before"]) < 0.2)  # the sources stay where they were
+
+
+def test_ratios_take_the_changed_frames_own_sextractor_catalogue():
+    truth = pd.DataFrame(dict(x=[10.0, 30.0, 50.0, 70.0], y=[10.0, 30.0, 50.0, 70.0], code=100))
+    half, all_ = truth.iloc[:2], truth
+    real = folds.Real({242: None}, {242: truth}, {242: half}, {242: half})
+    assert np.allclose(folds.ratios(real, all_, 242), 1.5)  # F1 1 against the frame's own SExtractor's 2/3
+    assert np.allclose(folds.ratios(real, (all_, all_), 242), 1.0)  # against the changed frame's catalogue
