@@ -13,8 +13,8 @@ variants, so each change is read against its control.
 Variants: shipped, winpos, offset, cuts, clean, mix, selftrain, steps, tta, seeing, simseeing (each seed on its
 own) and ensemble (the seeds together). `--edges` adds the recall of the list entries within 5 px of the frame's edge
 and of the others, for the fold models, SExtractor and sep. The fine-tuning variants take about 20 s per model on 2
-CPU cores (`seeing` about 3 minutes per seed; `simseeing` trains a simulated-only model again, about 7 minutes per
-seed); the whole set about 55 minutes for three smoke seeds. Needs the data mirror (`ASTRONB_DATA_MIRROR`) and the
+CPU cores (`seeing` about 3 minutes per seed; `simseeing` trains a simulated-only model again, about 5 minutes per
+seed); the whole set about 50 minutes for three smoke seeds. Needs the data mirror (`ASTRONB_DATA_MIRROR`) and the
 `source-extractor` binary.
 """
 
@@ -124,10 +124,9 @@ def detect(real: Real, model, n: int, cut: float, views: int = 1) -> pd.DataFram
 
 
 def fine_tuned(seed: Seed, frames: list, start: str = "sim", train_seed: int | None = None, **change):
-    """The study's fine-tuning on `frames`: from the seed's `start` model (a name: the simulated-only one by default;
-    or a model, copied), its fine-tuning
-    steps, crops and lr / 4, and the run's seed unless `train_seed` is given; `change` replaces any of them
-    (`sf.CropTraining`'s fields)."""
+    """The study's fine-tuning on `frames`: from `start` (the name of one of the seed's models, the simulated-only one
+    by default, or a model, which is copied), with the seed's fine-tuning steps, crops and lr / 4, and the run's seed
+    unless `train_seed` is given; `change` replaces any of them (`sf.CropTraining`'s fields)."""
     p = seed.params
     model = seed.model(start) if isinstance(start, str) else copy.deepcopy(start)
     cfg = sf.CropTraining(steps=p["finetune_steps"], crop=p["crop"], batch=p["batch"], lr=p["lr"] / 4, seed=p["seed"])
@@ -309,8 +308,9 @@ def tta(real: Real, seed: Seed, ft: int) -> dict:
 def worse_seeing(img, factor: float, seed: int = 7) -> np.ndarray:
     """The frame as a night `factor` times worse would show it: convolved with the Gaussian that widens the frame's
     seeing FWHM (`sf.frame_stats`, taken as Gaussian) by `factor`, then white noise added to bring sep's background rms
-    back to the frame's (the blur smooths the noise away; the noise's level is corrected twice, since sep's clipped rms
-    is not additive on the blurred frame). The sources stay where the truth list puts them."""
+    back to the frame's (the blur smooths the noise away; the added level is set, then corrected twice, since sep's
+    clipped rms is not additive on the blurred frame: within 0.2% of the frame's). The sources stay where the truth
+    list puts them."""
     st = sf.frame_stats(img)
     sky, rms = st["background"], st["background_rms"]
     x = gaussian_filter(np.asarray(img, float) - sky, np.sqrt(factor**2 - 1) * st["fwhm_px"] / 2.3548) + sky
@@ -330,8 +330,9 @@ def sextractor_of(img) -> pd.DataFrame:
 
 def at_seeing(real: Real, models: dict, ft: int) -> dict:
     """Each model (label -> model) on the fold's test frame as it is and in each worse seeing of `SEEING`, with the
-    study's `VIEWS`, cut by the folds' rule on the fine-tuning frame as it is (for the study's fold models, their
-    card's cut when the card has those views); each catalogue paired with SExtractor's of the same frame."""
+    study's `VIEWS`, cut by the folds' rule on the fine-tuning frame as it is (on the study's fold models the rule
+    gives their card's cut when the card has those views); each catalogue paired with SExtractor's of the same
+    frame."""
     n = test_frame(ft)
     cuts = {label: fold_cut(real, m, ft, VIEWS) for label, m in models.items()}
     out = {}
@@ -371,7 +372,9 @@ def wider_seeing_model(real: Real, seed: Seed):
     ]
     torch.manual_seed(p["seed"])
     model = sf.build_detector(p["backbone"], p["pretrained_backbone"])
-    crops = sf.CropTraining(steps=p["steps"], crop=p["crop"], batch=p["batch"], lr=p["lr"], seed=p["seed"])
+    crops = sf.CropTraining(
+        steps=p["steps"], crop=p["crop"], batch=p["batch"], lr=p["lr"], seed=p["seed"], galaxy_crops=p["galaxy_crops"]
+    )
     sf.train_detector(model, frames, crops, progress=False)
     sf.set_galaxy_prior(model, gf, cfg.galaxy_fraction)
     return model
