@@ -56,6 +56,7 @@ class Real:
     truth: dict
     sextractor: dict
     sep: dict
+    worse: dict = field(default_factory=dict, repr=False)  # (frame, factor) -> (image, SExtractor's catalogue)
 
     @classmethod
     def load(cls) -> Real:
@@ -64,6 +65,16 @@ class Real:
         truth = {n: read_truth_list(wf[f"{n}.list"]) for n in FRAMES}
         sex = {n: sf.detect_sextractor(wf[f"{n}.fits"]) for n in FRAMES}
         return cls(image, truth, sex, {n: sf.detect_sep(image[n]) for n in FRAMES})
+
+    def in_seeing(self, n: int, factor: float) -> tuple:
+        """Frame `n` in seeing `factor` times worse (`worse_seeing`) and SExtractor's catalogue of it, made once for
+        every seed and variant; factor 1 is the frame as it is."""
+        if factor == 1:
+            return self.image[n], self.sextractor[n]
+        if (n, factor) not in self.worse:
+            img = worse_seeing(self.image[n], factor)
+            self.worse[n, factor] = img, sextractor_of(img)
+        return self.worse[n, factor]
 
 
 @dataclass
@@ -337,8 +348,7 @@ def at_seeing(real: Real, models: dict, ft: int) -> dict:
     cuts = {label: fold_cut(real, m, ft, VIEWS) for label, m in models.items()}
     out = {}
     for factor in (1.0, *SEEING):
-        img = real.image[n] if factor == 1 else worse_seeing(real.image[n], factor)
-        sex = real.sextractor[n] if factor == 1 else sextractor_of(img)
+        img, sex = real.in_seeing(n, factor)
         for label, model in models.items():
             out[f"{label}, test seeing x{factor:g}"] = (
                 sf.detect_frame(model, img, "asinh", cuts[label], views=VIEWS),
