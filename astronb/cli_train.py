@@ -10,7 +10,7 @@ from pathlib import Path
 from .cli import VIEW_CHOICES, UsageError, positive_float, positive_int, unit_interval, verb
 
 # %% auto #0
-__all__ = ['NO_FRAMES']
+__all__ = ['NEW_DETECTOR', 'FINE_TUNING', 'NO_FRAMES']
 
 # %% ../nbs/99a_cli_train.ipynb #43ac485b
 def _image_boxes(p, a):
@@ -251,15 +251,30 @@ def _train_args_starfield(g):
         "folds)",
     )
     g.add_argument(
-        "--backbone",
-        default="resnet50",
-        choices=["resnet18", "resnet50"],
-        help="ResNet depth (default: resnet50, the paper's)",
+        "--weights",
+        help="fine-tune this detector instead of training a new one: a model card (.card.json) or checkpoint, or "
+        "'default' / 'sim' for the starfield study's default model (fine-tuned on its real frames) or its "
+        "simulated-only one; the steps, learning rate, crop, batch and normalisation below then default to the "
+        "study's fine-tuning, read from the card (its finetune_steps, lr / 4, crop, batch)",
     )
-    g.add_argument("--steps", type=positive_int, default=200, help="optimiser steps (default: 200)")
-    g.add_argument("--crop", type=positive_int, default=160, help="training crop side in px (default: 160)")
-    g.add_argument("--lr", type=positive_float, default=0.01, help="SGD learning rate (default: 0.01)")
-    g.add_argument("--norm", default="asinh", choices=["asinh", "paper"], help="frame normalisation (default: asinh)")
+    g.add_argument(
+        "--radius",
+        type=positive_float,
+        default=1.5,
+        help="match radius (px) of the F1 that chooses the score cut (default: 1.5, the paper's; the study uses 4 "
+        "on the WFSAT lists, whose positions are whole pixels)",
+    )
+    g.add_argument(
+        "--backbone",
+        choices=["resnet18", "resnet50"],
+        help="ResNet depth of a new detector (default: resnet50, the paper's; with --weights, the card's)",
+    )
+    g.add_argument("--steps", type=positive_int, help="optimiser steps (default: 200; with --weights, the study's)")
+    g.add_argument("--crop", type=positive_int, help="training crop side in px (default: 160; with --weights, 128)")
+    g.add_argument("--lr", type=positive_float, help="SGD learning rate (default: 0.01; with --weights, the study's)")
+    g.add_argument(
+        "--norm", choices=["asinh", "paper"], help="frame normalisation (default: asinh; with --weights, the card's)"
+    )
     g.add_argument("--ckpt", help="checkpoint written as it trains and resumed from (default: OUT with suffix .ckpt)")
 
 # %% ../nbs/99a_cli_train.ipynb #fa1881b8
@@ -302,25 +317,31 @@ def _frames_with_truth(files) -> list:
     return out
 
 # %% ../nbs/99a_cli_train.ipynb #c2841f40
-def _fit_starfield(a, train: list, ckpt):
-    "(model, history): a new detector of --backbone trained on the (image, truth) pairs `train` as the options say."
+def _fit_starfield(a, train: list, ckpt, start: dict | None = None):
+    """(model, history): a detector trained on the (image, truth) pairs `train` as the options say: a new one of
+    --backbone, or the one whose state dict is `start`, fine-tuned (the study's fold models are made the same way)."""
     import torch
     from astronb import starfield as sf
 
     torch.manual_seed(a.seed)
-    model = sf.build_detector(a.backbone)
+    model = sf.build_detector(**(sf.detector_config(start) if start else dict(backbone=a.backbone)))
+    if start:
+        model.load_state_dict(start)
     crops = sf.CropTraining(steps=a.steps, crop=a.crop, batch=a.batch or 4, lr=a.lr, seed=a.seed)
     frames = [sf.make_frame(i, t, a.norm) for i, t in train]
     return model, sf.train_detector(model, frames, crops, ckpt=ckpt, progress=sys.stderr.isatty(), log=print)
 
 # %% ../nbs/99a_cli_train.ipynb #093fe26c
-def _starfield_card(a, model, out, val):
-    "The card of a detector trained by `astronb train starfield`: its score cut chosen on the validation frames."
+def _starfield_card(a, model, out, frames: list, source: dict | None = None):
+    """The card of a detector trained by `astronb train starfield`: its score cut the best F1 within --radius px on
+    `frames` (the validation frames, else, fine-tuning, the fine-tuning frames: the study's folds' rule); `source`:
+    the card of the detector it was fine-tuned from."""
     from astronb import starfield as sf
     from astronb.cards import write_card
     from astronb.core import file_digest
 
-    thr, _ = sf.choose_score_threshold(model, val, a.norm, views=a.views)
+    thr, _ = sf.choose_score_threshold(model, frames, a.norm, radius=a.radius, views=a.views)
+    on = f"the validation frames {', '.join(Path(f).name for f in a.val)}" if a.val else "its fine-tuning frames"
     card = write_card(
         out,
         "starfield",
@@ -329,8 +350,8 @@ def _starfield_card(a, model, out, val):
         dict(
             score_min=thr,
             views=a.views,
-            chosen_on=f"best F1 on the validation frames {', '.join(Path(f).name for f in a.val)}, with {a.views} "
-            "test-time view(s)",
+            chosen_on=f"best F1 within {a.radius:g} px on {on}, with {a.views} test-time view(s)",
+            galaxy_odds=float(model.roi_heads.galaxy_odds),
         ),
         dict(
             note="none: `astronb train` keeps no test frames; score the model on yours with `astronb detect` and "
@@ -338,23 +359,89 @@ def _starfield_card(a, model, out, val):
         ),
         training_data={Path(f).name: file_digest(f) for f in a.frames},
         params={k: v for k, v in vars(a).items() if k != "fn"},
+        **(_fine_tuned(a, source) if a.weights else {}),
     )
-    print(f"model card {card} (score cut {thr:.2f} for {a.views} view(s), chosen on the validation frames)")
+    print(f"model card {card} (score cut {thr:.2f} for {a.views} view(s), chosen on {on})")
     return card
+
+# %% ../nbs/99a_cli_train.ipynb #4fd371fc
+NEW_DETECTOR = dict(backbone="resnet50", steps=200, crop=160, lr=0.01, norm="asinh")  # `train starfield`, no --weights
+
+# %% ../nbs/99a_cli_train.ipynb #53a73007
+FINE_TUNING = dict(steps=80, crop=128, batch=4, lr=0.005, norm="asinh")  # with --weights: the smoke study's fine-tuning
+
+# %% ../nbs/99a_cli_train.ipynb #4e457b48
+def _fine_tuning_defaults(card: dict | None) -> dict:
+    """How the detector a card describes is fine-tuned: the study's way for one of the study's cards (its params'
+    finetune_steps, crop and batch, and lr / 4, the study's fine-tuning rate), else `FINE_TUNING`; in the card's own
+    normalisation."""
+    c = card or {}
+    p = c.get("params", {}) if "finetune_steps" in c.get("params", {}) else {}  # another card's lr is no guide
+    got = dict(steps=p.get("finetune_steps"), crop=p.get("crop"), batch=p.get("batch"))
+    got |= dict(lr=p["lr"] / 4 if "lr" in p else None, norm=c.get("preprocessing", {}).get("normalisation"))
+    return FINE_TUNING | {k: v for k, v in got.items() if v is not None}
+
+# %% ../nbs/99a_cli_train.ipynb #93c5f773
+def _source_detector(a) -> tuple:
+    """(card, state dict) of the detector that --weights names (a card, a checkpoint, or 'default' / 'sim': the
+    starfield study's models in its manifest), its SHA-256 checked against its card before it loads; (None, None)
+    without --weights."""
+    from astronb import starfield as sf
+    from astronb.cards import read_card, study_model
+
+    if not a.weights:
+        return None, None
+    w = (
+        study_model("starfield", a.weights)
+        if a.weights in ("default", "sim") and not Path(a.weights).exists()
+        else a.weights
+    )
+    card, weights = read_card(w)
+    return card, sf.load_detector(weights).state_dict()
+
+# %% ../nbs/99a_cli_train.ipynb #300c7f7f
+def _starfield_settings(a, card: dict | None, state: dict | None):
+    """`a` with the options left unset filled in: a new detector's (`NEW_DETECTOR`), or, fine-tuning the detector in
+    `state`, the study's fine-tuning of it (`_fine_tuning_defaults`) and its own backbone (another --backbone is a
+    UsageError)."""
+    from astronb import starfield as sf
+
+    base = NEW_DETECTOR
+    if state is not None:
+        base = _fine_tuning_defaults(card) | dict(backbone=sf.detector_config(state)["backbone"])
+        if a.backbone not in (None, base["backbone"]):
+            raise UsageError(
+                f"--backbone {a.backbone}: {a.weights} is a {base['backbone']} detector, and fine-tuning keeps it; "
+                "leave --backbone out"
+            )
+    for k, v in base.items():
+        if getattr(a, k, None) is None:
+            setattr(a, k, v)
+    return a
+
+# %% ../nbs/99a_cli_train.ipynb #22abf0f8
+def _fine_tuned(a, source: dict | None) -> dict:
+    "What a fine-tuned detector's card says of where it came from: the detector it started from, the frames since."
+    src = dict(weights=str(a.weights))
+    if source:
+        src |= dict(model=source["weights"], weights_sha256=source["weights_sha256"])
+        src |= dict(fine_tuned_on=source.get("fine_tuned_on"))
+    return dict(fine_tuned_from=src, fine_tuned_on="frames " + ", ".join(Path(f).name for f in a.frames))
 
 # %% ../nbs/99a_cli_train.ipynb #656d379e
 NO_FRAMES = "pass --frames: FITS frames with their truth lists (a .list beside each, as `astronb simulate` writes)"
 
 # %% ../nbs/99a_cli_train.ipynb #dd5f9df6
-def _save_starfield(a, model, hist, out, ckpt, val):
-    "Rank 0's products: the weights, a line on the training and, with validation frames, the card."
+def _save_starfield(a, model, hist, out, ckpt, cut_on: list, source: dict | None = None):
+    """Rank 0's products: the weights, a line on the training and, with frames to choose its score cut on (`cut_on`:
+    validation frames, or a fine-tuned detector's own frames), the card."""
     import torch
     from astronb.core import atomic_save
 
     atomic_save(out, lambda p: torch.save(model.state_dict(), p))
     print(f"{len(hist)} steps, last loss {hist[-1]:.4f}; weights {out} (checkpoint to resume from: {ckpt})")
-    if val:
-        _starfield_card(a, model, out, val)
+    if cut_on:
+        _starfield_card(a, model, out, cut_on, source)
 
 # %% ../nbs/99a_cli_train.ipynb #9e658368
 def _train_starfield(a):
@@ -366,13 +453,15 @@ def _train_starfield(a):
     out = Path(a.out or "detector.pt")
     ckpt = Path(a.ckpt) if a.ckpt else out.with_suffix(".ckpt")
     try:
+        source, start = _source_detector(a)  # --weights: fine-tune it
+        a = _starfield_settings(a, source, start)
         train, val = _frames_with_truth(a.frames), _frames_with_truth(a.val or [])
-        model, hist = _fit_starfield(a, train, ckpt)
+        model, hist = _fit_starfield(a, train, ckpt, start)
     except (FormatError, FileNotFoundError, ValueError) as e:
         raise UsageError(e) from e
     if sf.ddp_rank_world()[0]:
         return 0  # under torchrun, rank 0 writes the products
-    _save_starfield(a, model, hist, out, ckpt, val)
+    _save_starfield(a, model, hist, out, ckpt, val or (train if start else []), source)
     return 0
 
 # %% ../nbs/99a_cli_train.ipynb #3b63af15

@@ -85,6 +85,26 @@ def test_the_shipped_detector_does_not_depend_on_the_frame_units(shared_mirror, 
     assert len(cats[0]) > 100 and abs(len(cats[0]) - len(cats[1])) <= 1 and agr["fraction"] >= 0.99, agr
 
 
+def test_fine_tuning_with_train_remakes_the_study_s_fold_model(shared_mirror, tmp_path):
+    """A user fine-tunes the study's simulated-only detector on a labelled frame of theirs with `astronb train
+    starfield --weights CARD`, the steps, learning rate (lr / 4), crop and batch read from the card: on real frame 242
+    with the study's seed this is fold A's fine-tuning, so the weights are the fold model's to the bit, and the score
+    cut chosen on the frame within 4 px (the study's radius for these lists) with 8 views is the fold model's cut."""
+    sim, fold = card_of("starfield", "sim"), card_of("starfield", "ft242")
+    seed = json.loads(sim.read_text())["params"]["seed"]
+    frame, out = shared_mirror / "wfsat" / "242.fits", tmp_path / "ft.pt"
+    r = run("train", "starfield", "--weights", sim, "--frames", frame, "--radius", 4, "--seed", seed, "--out", out)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got, want = json.loads((tmp_path / "ft.card.json").read_text()), json.loads(fold.read_text())
+    assert sf.parameters_digest(sf.load_detector(out)) == sf.parameters_digest(
+        sf.load_detector(fold.with_name(want["weights"]))
+    )
+    assert [got["operating_point"][k] for k in ("score_min", "views")] == [
+        want["operating_point"][k] for k in ("score_min", "views")
+    ]
+    assert got["fine_tuned_from"]["weights_sha256"] == json.loads(sim.read_text())["weights_sha256"]
+
+
 def classify_the_test_alerts(shared_mirror, tmp_path, key):
     """(card, the study's test scores of model `key`, what `astronb classify` with the card alone writes for those
     alerts)."""
