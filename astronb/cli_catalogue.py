@@ -273,13 +273,20 @@ def _detect_meta(a, card, norm, score_min, frames, version) -> dict:
         columns="x, y: 1-based pixel centre (FITS convention); mag = zero_point - 2.5 log10(flux)",
     )
 
+# %% ../nbs/99c_cli_catalogue.ipynb #cc1550bb
+def _warn_frames(infos: list):
+    "Each frame's warning (`starfield.seeing_warning`: worse seeing than its model was checked in) on stderr."
+    for i in infos:
+        if i.get("warning"):
+            print(f"warning: {' '.join(i['warning'].split())}", file=sys.stderr)
+
 # %% ../nbs/99c_cli_catalogue.ipynb #f7d7ef44
 def _cmd_detect(a):
     from astronb import starfield as sf, __version__
 
     card, weights, norm, score_min = _detector(a)
     settings = dict(norm=norm, score_min=score_min, views=a.views or 1, thresh=a.thresh, minarea=a.minarea)
-    settings |= dict(zero_point=a.zero_point)
+    settings |= dict(zero_point=a.zero_point, domain=(card or {}).get("domain"))  # the seeing it was checked in
     step = partial(sf.catalogue_frame, baseline=a.baseline, weights=weights, runtime=a.runtime, **settings)
     if a.watch:
         return _watch_detect(a, step, card, norm, score_min)
@@ -288,6 +295,7 @@ def _cmd_detect(a):
     cats, infos = _catalogues(a, step)
     frames = [i for c, i in zip(cats, infos) if c is not None]
     left = [i["error"] for c, i in zip(cats, infos) if c is None]
+    _warn_frames(frames)
     meta = _detect_meta(a, card, norm, score_min, frames, __version__)
     n = _write_detections(a, cats, frames, meta) if frames else 0
     return finish(len(frames), left, f"{n} source(s) in {len(frames)} frame(s) written to {a.out}")
@@ -341,6 +349,7 @@ def _watch_detect(a, step, card, norm, score_min) -> int:
 
     def process(path):
         cat, info = step(str(path))
+        _warn_frames([info])
         stem = Path(path).name.split(".")[0]
         write_catalogue(
             cat,

@@ -332,10 +332,11 @@ def _fit_starfield(a, train: list, ckpt, start: dict | None = None):
     return model, sf.train_detector(model, frames, crops, ckpt=ckpt, progress=sys.stderr.isatty(), log=print)
 
 # %% ../nbs/99a_cli_train.ipynb #093fe26c
-def _starfield_card(a, model, out, frames: list, source: dict | None = None):
+def _starfield_card(a, model, out, frames: list, train: list, source: dict | None = None):
     """The card of a detector trained by `astronb train starfield`: its score cut the best F1 within --radius px on
-    `frames` (the validation frames, else, fine-tuning, the fine-tuning frames: the study's folds' rule); `source`:
-    the card of the detector it was fine-tuned from."""
+    `frames` (the validation frames, else, fine-tuning, the fine-tuning frames: the study's folds' rule); its seeing
+    domain that of the frames it was trained on, `train` (`starfield.seeing_domain`); `source`: the card of the detector
+    it was fine-tuned from."""
     from astronb import starfield as sf
     from astronb.cards import write_card
     from astronb.core import file_digest
@@ -359,6 +360,7 @@ def _starfield_card(a, model, out, frames: list, source: dict | None = None):
         ),
         training_data={Path(f).name: file_digest(f) for f in a.frames},
         params={k: v for k, v in vars(a).items() if k != "fn"},
+        domain=sf.seeing_domain([sf.frame_seeing(img) for img, _ in train]),
         **(_fine_tuned(a, source) if a.weights else {}),
     )
     print(f"model card {card} (score cut {thr:.2f} for {a.views} view(s), chosen on {on})")
@@ -432,16 +434,17 @@ def _fine_tuned(a, source: dict | None) -> dict:
 NO_FRAMES = "pass --frames: FITS frames with their truth lists (a .list beside each, as `astronb simulate` writes)"
 
 # %% ../nbs/99a_cli_train.ipynb #dd5f9df6
-def _save_starfield(a, model, hist, out, ckpt, cut_on: list, source: dict | None = None):
+def _save_starfield(a, model, hist, out, ckpt, cut_on: list, train: list, source: dict | None = None):
     """Rank 0's products: the weights, a line on the training and, with frames to choose its score cut on (`cut_on`:
-    validation frames, or a fine-tuned detector's own frames), the card."""
+    validation frames, or a fine-tuned detector's own frames), the card (`_starfield_card`; `train`: the frames it was
+    trained on)."""
     import torch
     from astronb.core import atomic_save
 
     atomic_save(out, lambda p: torch.save(model.state_dict(), p))
     print(f"{len(hist)} steps, last loss {hist[-1]:.4f}; weights {out} (checkpoint to resume from: {ckpt})")
     if cut_on:
-        _starfield_card(a, model, out, cut_on, source)
+        _starfield_card(a, model, out, cut_on, train, source)
 
 # %% ../nbs/99a_cli_train.ipynb #9e658368
 def _train_starfield(a):
@@ -461,7 +464,7 @@ def _train_starfield(a):
         raise UsageError(e) from e
     if sf.ddp_rank_world()[0]:
         return 0  # under torchrun, rank 0 writes the products
-    _save_starfield(a, model, hist, out, ckpt, val or (train if start else []), source)
+    _save_starfield(a, model, hist, out, ckpt, val or (train if start else []), train, source)
     return 0
 
 # %% ../nbs/99a_cli_train.ipynb #3b63af15

@@ -31,10 +31,11 @@ from .scoring import truth_list_anatomy, list_match_radius, snap_to_catalogue
 
 # %% auto #0
 __all__ = ['SGD_MOMENTUM', 'WEIGHT_DECAY', 'GRAD_CLIP', 'WARMUP_FRACTION', 'WARMUP_MAX_STEPS', 'DECAY_FROM', 'DECAY_FACTOR',
-           'VIEWS', 'VIEW_SCORE_MIN', 'ZERO_POINT_KEYS', 'Frame', 'make_frame', 'random_crop', 'TrainHistory',
-           'ddp_rank_world', 'parameters_digest', 'CropTraining', 'lr_at', 'train_detector', 'box_centres',
-           'frame_view', 'from_view', 'merge_detections', 'detect_frame', 'add_radec', 'cached_detector',
-           'catalogue_frame', 'card_settings', 'card_views', 'choose_score_threshold']
+           'VIEWS', 'VIEW_SCORE_MIN', 'ZERO_POINT_KEYS', 'SEEING_CHECKED', 'Frame', 'make_frame', 'random_crop',
+           'TrainHistory', 'ddp_rank_world', 'parameters_digest', 'CropTraining', 'lr_at', 'train_detector',
+           'box_centres', 'frame_view', 'from_view', 'merge_detections', 'detect_frame', 'add_radec', 'cached_detector',
+           'seeing_domain', 'frame_seeing', 'seeing_warning', 'catalogue_frame', 'card_settings', 'card_views',
+           'choose_score_threshold']
 
 # %% ../nbs/30_starfield.ipynb #60c8a3d2
 @dataclass
@@ -529,6 +530,54 @@ def cached_detector(weights: str, runtime: str | None = None):
 # %% ../nbs/30_starfield.ipynb #cfbe7a51
 ZERO_POINT_KEYS = ("MAGZPT", "MAGZP", "MAGZERO", "ZEROPT", "ZP")
 
+# %% ../nbs/30_starfield.ipynb #2dd91b60
+# how much worse than its fitting frames' seeing (FWHM by `psf_fwhm`, both) a frame was when the fine-tuned network was
+# last checked against SExtractor: the two real frames blurred 1.6x measure 1.72x and 1.77x their own 2.8 px, and the
+# margin held (experiments/starfield_folds.py --variants seeing; README, "Tried on the folds")
+SEEING_CHECKED = 1.7
+
+# %% ../nbs/30_starfield.ipynb #6328430a
+def seeing_domain(fwhms) -> dict:
+    """What a detector's card says of the seeing it can be trusted in, from the seeing FWHMs (px, `psf_fwhm`) of the
+    frames it was fitted on: their range, and the worst seeing checked (`SEEING_CHECKED` times their worst)."""
+    f = np.asarray([v for v in fwhms if v == v], float)  # frames without enough stars to measure are left out
+    if not len(f):
+        return {}
+    return dict(
+        seeing_fwhm_px=[round(float(f.min()), 2), round(float(f.max()), 2)],
+        seeing_fwhm_px_max=round(float(SEEING_CHECKED * f.max()), 2),
+        basis=f"the seeing of the frames it was fitted on; {SEEING_CHECKED}x their worst is as far as the starfield "
+        "study checked its margin over SExtractor",
+    )
+
+# %% ../nbs/30_starfield.ipynb #f4d2aa24
+def frame_seeing(img) -> float:
+    "A frame's seeing FWHM (px): the median of `psf_fwhm`'s Moffat fits to isolated stars; NaN with fewer than 3."
+    fw = psf_fwhm(img)
+    return float(np.median(fw)) if len(fw) >= 3 else float("nan")
+
+# %% ../nbs/30_starfield.ipynb #ff73888d
+def seeing_warning(fwhm: float, domain: dict | None) -> str | None:
+    """What to tell a user whose frame's seeing `fwhm` (px) is worse than the card's `domain` (`seeing_domain`) was
+    checked for; None inside it, or when either is unknown."""
+    worst = (domain or {}).get("seeing_fwhm_px_max")
+    if worst is None or not fwhm == fwhm or fwhm <= worst:
+        return None
+    lo, hi = domain["seeing_fwhm_px"]
+    return (
+        f"seeing FWHM {fwhm:.1f} px, worse than the {worst:.1f} px up to which this model was checked (fitted on "
+        f"{lo:.1f}-{hi:.1f} px): broadened faint sources may be missed; compare `--baseline sextractor` on this "
+        "frame, or fine-tune on labelled frames of this seeing (`astronb train starfield --weights <card> --frames "
+        "...`)"
+    )
+
+# %% ../nbs/30_starfield.ipynb #5d9e34ee
+def _seeing_info(name: str, img, domain: dict) -> dict:
+    "A frame's seeing for its catalogue's provenance, and a warning naming the frame when it is worse than `domain`."
+    fwhm = frame_seeing(img)
+    w = seeing_warning(fwhm, domain)
+    return dict(seeing_fwhm_px=round(fwhm, 2) if fwhm == fwhm else None) | (dict(warning=f"{name}: {w}") if w else {})
+
 # %% ../nbs/30_starfield.ipynb #c2a5e001
 def _frame_sources(frame, img, hdr, baseline, settings: dict):
     """x, y, flux (and the network's columns) of one frame's sources: sep, SExtractor or the network (settings: weights,
@@ -573,13 +622,15 @@ def catalogue_frame(
     zero_point: float | None = None,
     runtime: str | None = None,
     views: int = 1,
+    domain: dict | None = None,
 ) -> tuple:
     """(catalogue, info) of one FITS frame. baseline: None (the network in `weights`, a checkpoint or an exported .onnx,
     run on `runtime`: 'openvino' or 'onnxruntime' for an .onnx, default `runtime.default_runtime()`), "sep" or
     "sextractor"; norm, score_min, views: the network's normalisation, score cut and test-time views (`detect_frame`);
     thresh, minarea: the baselines' threshold (background sigmas) and minimum area (pixels); zero_point: magnitude of a
-    source of flux 1 (None: the header's, else instrumental). info: the frame's path, SHA-256, zero point and flux
-    unit, for the catalogue's provenance."""
+    source of flux 1 (None: the header's, else instrumental); domain: the network's card's `domain` (`seeing_domain`).
+    info: the frame's path, SHA-256, zero point and flux unit, for the catalogue's provenance; with a domain, the
+    frame's seeing and, when it is worse than the domain was checked for, a `warning` naming the frame."""
     from astronb.core import file_digest
 
     img, hdr = read_frame(frame)  # one 2-D plane with data, else a FormatError naming the file
@@ -593,7 +644,7 @@ def catalogue_frame(
     info |= dict(
         zero_point=zp if zp is not None else "none: instrumental magnitudes", flux_unit=str(hdr.get("BUNIT", "adu"))
     )
-    return c, info
+    return c, info | (_seeing_info(Path(frame).name, img, domain) if baseline is None and domain else {})
 
 # %% ../nbs/30_starfield.ipynb #6d7ef4c0
 def card_settings(card: dict | None, norm: str | None = None, score_min: float | None = None) -> tuple:

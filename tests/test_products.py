@@ -85,6 +85,35 @@ def test_the_shipped_detector_does_not_depend_on_the_frame_units(shared_mirror, 
     assert len(cats[0]) > 100 and abs(len(cats[0]) - len(cats[1])) <= 1 and agr["fraction"] >= 0.99, agr
 
 
+def test_detect_warns_on_a_frame_of_worse_seeing_than_its_card_was_checked_in(shared_mirror, tmp_path):
+    """The shipped card says in what seeing it was checked (its fine-tuning frames' FWHM, and 1.7x the worst of them,
+    as far as the study measured its margin over SExtractor). `detect` measures each frame's seeing, keeps it in the
+    catalogue's provenance, and warns, naming the frame and what to do, on a frame blurred to about 2.3x worse seeing;
+    the real frame itself passes without a word."""
+    from astropy.io import fits
+    from scipy.ndimage import gaussian_filter
+    from astronb.io import read_fits_image
+
+    card = card_of("starfield", "default")
+    dom = json.loads(card.read_text())["domain"]
+    assert dom["seeing_fwhm_px"][0] > 2.5 and np.isclose(
+        dom["seeing_fwhm_px_max"], 1.7 * dom["seeing_fwhm_px"][1], atol=0.01
+    )
+    frame = shared_mirror / "wfsat" / "242.fits"
+    img = read_fits_image(frame)[0]
+    sky = np.median(img)
+    noise = np.random.default_rng(0).normal(0, 30, img.shape)
+    fits.writeto(tmp_path / "blurred.fits", (gaussian_filter(img - sky, 2.5) + sky + noise).astype(np.float32))
+    r = run("detect", frame, tmp_path / "blurred.fits", "--weights", card, "--out", tmp_path / "c.ecsv")
+    assert r.returncode == 0, r.stderr[-2000:]
+    warned = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warned) == 1 and warned[0].startswith("warning: blurred.fits: seeing FWHM"), r.stderr[-2000:]
+    assert "--baseline sextractor" in warned[0] and "astronb train starfield --weights" in warned[0]
+    seen = {Path(f["path"]).name: f for f in Table.read(tmp_path / "c.ecsv").meta["frames"]}
+    assert seen["242.fits"]["seeing_fwhm_px"] < dom["seeing_fwhm_px_max"] and "warning" not in seen["242.fits"]
+    assert seen["blurred.fits"]["seeing_fwhm_px"] > dom["seeing_fwhm_px_max"] and "warning" in seen["blurred.fits"]
+
+
 def test_fine_tuning_with_train_remakes_the_study_s_fold_model(shared_mirror, tmp_path):
     """A user fine-tunes the study's simulated-only detector on a labelled frame of theirs with `astronb train
     starfield --weights CARD`, the steps, learning rate (lr / 4), crop and batch read from the card: on real frame 242
