@@ -96,7 +96,8 @@ def _detect_model_options(s):
         type=int,
         choices=VIEW_CHOICES,
         help="test-time views: 1, or the frame's 4 quarter turns, or those and their mirror images (8), merged by "
-        "position; N views take N times as long (default: the card's, chosen with its score cut, else 1)",
+        "position; N views take N times as long (default: the card's, else 1; the card's score cut for N views when "
+        "it holds one)",
     )
     g.add_argument(
         "--runtime",
@@ -163,12 +164,19 @@ def _detect_scale_options(s):
 # %% ../nbs/99c_cli_catalogue.ipynb #7a5e4937
 def _views_of(a, card):
     """Set `a.views` to the views the network runs with (`--views`, else the card's); a note on stderr when they differ
-    from the card's and its score cut is still used, since that cut was chosen for the card's views."""
+    from the card's and the card has no cut chosen for them (`score_min_by_views`), since its own cut was chosen for its
+    own views."""
     from astronb import starfield as sf
 
     own = sf.card_views(card)
     a.views = sf.card_views(card, a.views)
-    if a.views != own and a.score_min is None and card and "score_min" in card.get("operating_point", {}):
+    op = (card or {}).get("operating_point", {})
+    if (
+        a.views != own
+        and a.score_min is None
+        and "score_min" in op
+        and str(a.views) not in op.get("score_min_by_views", {})
+    ):
         print(
             f"note: the card's score cut was chosen for {own} view(s), not {a.views}; pass --score-min to set one",
             file=sys.stderr,
@@ -193,7 +201,7 @@ def _detector(a) -> tuple:
     except (FormatError, FileNotFoundError, RuntimeError, ValueError) as e:
         raise UsageError(e) from e
     _views_of(a, card)
-    return (card, weights, *sf.card_settings(card, a.norm, a.score_min))
+    return (card, weights, *sf.card_settings(card, a.norm, a.score_min, a.views))
 
 # %% ../nbs/99c_cli_catalogue.ipynb #0d77d72d
 def _catalogues(a, step) -> tuple:

@@ -341,7 +341,11 @@ def _starfield_card(a, model, out, frames: list, train: list, source: dict | Non
     from astronb.cards import write_card
     from astronb.core import file_digest
 
-    thr, _ = sf.choose_score_threshold(model, frames, a.norm, radius=a.radius, views=a.views)
+    cuts = {  # for each number of test-time views, so that `detect --views` runs at a cut chosen for them
+        v: sf.choose_score_threshold(model, frames, a.norm, radius=a.radius, views=v)[0]
+        for v in sorted({*VIEW_CHOICES, a.views})
+    }
+    thr = cuts[a.views]
     on = f"the validation frames {', '.join(Path(f).name for f in a.val)}" if a.val else "its fine-tuning frames"
     card = write_card(
         out,
@@ -353,6 +357,7 @@ def _starfield_card(a, model, out, frames: list, train: list, source: dict | Non
             views=a.views,
             chosen_on=f"best F1 within {a.radius:g} px on {on}, with {a.views} test-time view(s)",
             galaxy_odds=float(model.roi_heads.galaxy_odds),
+            score_min_by_views={str(v): c for v, c in cuts.items()},
         ),
         dict(
             note="none: `astronb train` keeps no test frames; score the model on yours with `astronb detect` and "

@@ -647,19 +647,24 @@ def catalogue_frame(
     return c, info | (_seeing_info(Path(frame).name, img, domain) if baseline is None and domain else {})
 
 # %% ../nbs/30_starfield.ipynb #6d7ef4c0
-def card_settings(card: dict | None, norm: str | None = None, score_min: float | None = None) -> tuple:
-    """(normalisation, score cut) to run a detector with: the arguments when given, else its model card's, else asinh
-    and 0.5."""
-    c = card or {}
+def card_settings(
+    card: dict | None, norm: str | None = None, score_min: float | None = None, views: int | None = None
+) -> tuple:
+    """(normalisation, score cut) to run a detector with: the arguments when given, else its model card's (the cut
+    chosen for `views` test-time views when the card has one, `operating_point.score_min_by_views`), else asinh and
+    0.5."""
+    op = (card or {}).get("operating_point", {})
+    cut = op.get("score_min_by_views", {}).get(str(views), op.get("score_min", 0.5))
     return (
-        norm or c.get("preprocessing", {}).get("normalisation", "asinh"),
-        score_min if score_min is not None else c.get("operating_point", {}).get("score_min", 0.5),
+        norm or (card or {}).get("preprocessing", {}).get("normalisation", "asinh"),
+        score_min if score_min is not None else cut,
     )
 
 # %% ../nbs/30_starfield.ipynb #b9ecf75f
 def card_views(card: dict | None, views: int | None = None) -> int:
     """The test-time views (`detect_frame`) to run a detector with: the argument when given, else its model card's
-    (`operating_point.views`, chosen with its score cut), else 1. A card's cut holds only for its own views."""
+    (`operating_point.views`, chosen with its score cut), else 1. A card's cut holds only for the views it was chosen
+    for (`card_settings`)."""
     return views if views is not None else int((card or {}).get("operating_point", {}).get("views", 1))
 
 # %% ../nbs/30_starfield.ipynb #725328fb

@@ -85,6 +85,20 @@ def test_the_shipped_detector_does_not_depend_on_the_frame_units(shared_mirror, 
     assert len(cats[0]) > 100 and abs(len(cats[0]) - len(cats[1])) <= 1 and agr["fraction"] >= 0.99, agr
 
 
+def test_detect_with_fewer_views_runs_at_the_card_s_cut_for_them(shared_mirror, tmp_path):
+    """The study chooses the shipped model's cut for 1, 4 and 8 test-time views on its fine-tuning frames, by the same
+    rule; `detect --views N` then runs at the cut for N views, with no note asking for --score-min."""
+    card = card_of("starfield", "default")
+    cuts = json.loads(card.read_text())["operating_point"]["score_min_by_views"]
+    assert set(cuts) == {"1", "4", "8"} and all(0 < c < 1 for c in cuts.values())
+    for v in (1, 4):
+        out = tmp_path / f"v{v}.ecsv"
+        r = run("detect", shared_mirror / "wfsat" / "242.fits", "--weights", card, "--views", v, "--out", out)
+        assert r.returncode == 0 and "note:" not in r.stderr, r.stderr[-2000:]
+        meta = Table.read(out).meta
+        assert (meta["views"], meta["score_min"]) == (v, cuts[str(v)])
+
+
 def test_detect_warns_on_a_frame_of_worse_seeing_than_its_card_was_checked_in(shared_mirror, tmp_path):
     """The shipped card says in what seeing it was checked (its fine-tuning frames' FWHM, and 1.7x the worst of them,
     as far as the study measured its margin over SExtractor). `detect` measures each frame's seeing, keeps it in the
