@@ -239,7 +239,8 @@ def _train_args_starfield(g):
     g.add_argument(
         "--val",
         nargs="+",
-        help="validation frames (with .list) on which the score cut is chosen; then a card is written",
+        help="validation frames (with .list) on which the score cut is chosen; then a card is written (with --weights "
+        "a card is always written, its cut chosen here or else on the fine-tuning frames, as the study's folds do)",
     )
     g.add_argument(
         "--views",
@@ -270,7 +271,9 @@ def _train_args_starfield(g):
         help="ResNet depth of a new detector (default: resnet50, the paper's; with --weights, the card's)",
     )
     g.add_argument("--steps", type=positive_int, help="optimiser steps (default: 200; with --weights, the study's)")
-    g.add_argument("--crop", type=positive_int, help="training crop side in px (default: 160; with --weights, 128)")
+    g.add_argument(
+        "--crop", type=positive_int, help="training crop side in px (default: 160; with --weights, the study's)"
+    )
     g.add_argument("--lr", type=positive_float, help="SGD learning rate (default: 0.01; with --weights, the study's)")
     g.add_argument(
         "--norm", choices=["asinh", "paper"], help="frame normalisation (default: asinh; with --weights, the card's)"
