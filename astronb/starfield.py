@@ -566,7 +566,7 @@ def seeing_warning(fwhm: float, domain: dict | None) -> str | None:
     lo, hi = domain["seeing_fwhm_px"]
     return (
         f"seeing FWHM {fwhm:.1f} px, worse than the {worst:.1f} px up to which this model was checked (fitted on "
-        f"{lo:.1f}-{hi:.1f} px): broadened faint sources may be missed; compare `--baseline sextractor` on this "
+        f"{lo:.2f}-{hi:.2f} px): broadened faint sources may be missed; compare `--baseline sextractor` on this "
         "frame, or fine-tune on labelled frames of this seeing (`astronb train starfield --weights <card> --frames "
         "...`)"
     )
