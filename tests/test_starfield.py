@@ -135,6 +135,38 @@ def test_training_checkpoint_resumes(tmp_path):
         sf.train_detector(c, frames, sf.CropTraining(steps=8, crop=96, batch=1), ckpt=ck, progress=False)
 
 
+def test_fine_tuning_refuses_what_it_cannot_start_from_and_records_what_it_did(tmp_path):
+    """`train starfield --weights` stops before any training, exit 2 and the file named, on a card that is not there,
+    on 'default' before the study has made one (and says how to make it), and on a --backbone other than the weights';
+    from a bare checkpoint it fine-tunes, chooses the cut on its own frame and writes a card naming what it started
+    from, with the seeing it was fitted on."""
+    r = run("simulate", "starfield", "--n", 1, "--size", 160, "--out", tmp_path)
+    assert r.returncode == 0, r.stderr
+    frame = sorted(tmp_path.glob("*.fits"))[0]
+    small = ["--crop", 64, "--batch", 1, "--steps", 1]
+    r = run("train", "starfield", "--frames", frame, "--backbone", "resnet18", *small, "--out", tmp_path / "new.pt")
+    assert r.returncode == 0 and not (tmp_path / "new.card.json").exists(), r.stderr[-2000:]  # no --val: no card
+    for weights, says in (
+        (tmp_path / "none.card.json", "none.card.json not found"),
+        ("default", "astronb reproduce --only starfield"),
+    ):
+        r = run("train", "starfield", "--frames", frame, "--weights", weights, *small, "--out", tmp_path / "x.pt")
+        assert r.returncode == 2 and says in r.stderr and not (tmp_path / "x.pt").exists(), r.stderr[-2000:]
+    r = run("train", "starfield", "--frames", frame, "--weights", tmp_path / "new.pt", "--backbone", "resnet50")
+    assert r.returncode == 2 and "is a resnet18 detector" in r.stderr, r.stderr[-2000:]
+    r = run(
+        "train", "starfield", "--frames", frame, "--weights", tmp_path / "new.pt", *small, "--out", tmp_path / "ft.pt"
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    card = json.loads((tmp_path / "ft.card.json").read_text())
+    assert (
+        card["fine_tuned_from"] == {"weights": str(tmp_path / "new.pt")}
+        and card["fine_tuned_on"] == f"frames {frame.name}"
+    )
+    assert "its fine-tuning frames" in card["operating_point"]["chosen_on"] and card["params"]["lr"] == 0.005
+    assert set(card["operating_point"]["score_min_by_views"]) == {"1", "4", "8"} and "domain" in card
+
+
 def test_training_twice_gives_identical_weights():
     "Same machine, same numbers: a short training run twice from the same seed gives byte-identical weights."
     import io
