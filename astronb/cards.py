@@ -140,11 +140,12 @@ def export_path(weights, out=None, suffix: str = ".onnx") -> Path:
 
 # %% ../nbs/08_cards.ipynb #b9ab7111
 def write_export_card(out, card: dict, source, **architecture) -> Path:
-    """The card of `out`, an export of `source` described by `card`: the same preprocessing, operating point and test
-    metrics, with `architecture` added (runtime, opset...)."""
+    """The card of `out`, an export of `source` described by `card`: the same preprocessing, operating point, test
+    metrics, fine-tuning record and seeing domain, with `architecture` added (runtime, opset...)."""
     arch = card.get("architecture", {}) | architecture
     arch |= dict(exported_from=Path(source).name, exported_from_sha256=card["weights_sha256"])
     kept = (card["preprocessing"], card["operating_point"], card.get("test_metrics", {}))
     provenance = dict(training_data=card.get("training_data"), params=card.get("params"))
+    provenance |= {k: card[k] for k in ("fine_tuned_on", "fine_tuned_from", "domain") if k in card}
     note = "test_metrics were measured with the model this file was exported from"
     return write_card(out, card.get("study", ""), arch, *kept, **provenance, note=note)

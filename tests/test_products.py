@@ -296,17 +296,19 @@ def test_annotate_with_the_card_reproduces_the_whole_frame(tmp_path):
 
 def test_the_onnx_export_of_the_starfield_model_gives_the_same_catalogue(shared_mirror, tmp_path):
     """`astronb export` of the study's detector, then `detect` with the export's card alone: the catalogue of the
-    real test frame agrees with the eager model's."""
+    real test frame agrees with the eager model's, and the export's card keeps the operating point (cuts per views),
+    what it was fine-tuned on and the seeing it was checked in."""
     from astronb.runtime import catalogue_agreement
 
     card = card_of("starfield", "ft242")
     r = run("export", card, "--out", tmp_path / "ft242_onnx.onnx")
     assert r.returncode == 0, r.stderr[-2000:]
-    exported = json.loads((tmp_path / "ft242_onnx.card.json").read_text())
+    exported, source = json.loads((tmp_path / "ft242_onnx.card.json").read_text()), json.loads(Path(card).read_text())
     assert (
         exported["architecture"]["runtime"] == "onnxruntime"
-        and exported["operating_point"] == json.loads(Path(card).read_text())["operating_point"]
+        and exported["operating_point"] == source["operating_point"]
     )
+    assert exported["domain"] == source["domain"] and exported["fine_tuned_on"] == source["fine_tuned_on"]
     frame = shared_mirror / "wfsat" / "244.fits"
     for w, out in ((card, "torch.csv"), (tmp_path / "ft242_onnx.card.json", "onnx.csv")):
         r = run("detect", frame, "--weights", w, "--out", tmp_path / out)
