@@ -13,7 +13,7 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['SEP_COLUMNS', 'APERTURE_RADIUS', 'SEXTRACTOR_MISSING', 'sep_input', 'detect_sep', 'aperture_flux', 'aperture_mag',
-           'psf_fwhm', 'noise_correlation', 'frame_stats', 'sextractor_binary', 'detect_sextractor']
+           'psf_fwhm', 'noise_correlation', 'seeing_fwhm', 'frame_stats', 'sextractor_binary', 'detect_sextractor']
 
 # %% ../nbs/09a_extract.ipynb #405097ce
 def sep_input(img):
@@ -157,6 +157,11 @@ def noise_correlation(img, lag: int = 2) -> float:
 
     return float(np.mean([corr(r[:, :-lag], r[:, lag:]), corr(r[:-lag, :], r[lag:, :])]))
 
+# %% ../nbs/09a_extract.ipynb #a4ba84a7
+def seeing_fwhm(fwhms) -> float:
+    "A frame's seeing FWHM (px) from its stars' fits (`psf_fwhm`): their median; NaN with fewer than 3 stars."
+    return float(np.median(fwhms)) if len(fwhms) >= 3 else float("nan")
+
 # %% ../nbs/09a_extract.ipynb #4676b819
 def frame_stats(img, saturation: float = 65535) -> dict:
     """Background level and RMS, seeing FWHM (px, Moffat fits) and its 2 r50 estimate, noise correlation and number of
@@ -174,7 +179,7 @@ def frame_stats(img, saturation: float = 65535) -> dict:
     return dict(
         background=det.attrs["back"],
         background_rms=det.attrs["rms"],
-        fwhm_px=float(np.median(fw)) if len(fw) >= 3 else float("nan"),
+        fwhm_px=seeing_fwhm(fw),
         fwhm_stars=len(fw),
         fwhm_2r50_px=float(np.median(2 * det.r50[ok])) if ok.sum() >= 3 else float("nan"),
         noise_corr=noise_correlation(img),

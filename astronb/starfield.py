@@ -22,7 +22,7 @@ import torch
 
 # the starfield pipeline in one namespace for the study and the CLI (`sf.<name>`); each is defined in its own module
 from .extract import sep_input, detect_sep, aperture_flux, aperture_mag, psf_fwhm, noise_correlation, frame_stats
-from .extract import sextractor_binary, detect_sextractor
+from .extract import sextractor_binary, detect_sextractor, seeing_fwhm
 from .simulator import SimConfig, sample_magnitudes, simulate_frame, write_frame, calibrate
 from .detector import normalise_frame, build_detector, SourceRoIHeads, prior_odds, set_galaxy_prior
 from .detector import detector_config, fill_state, load_detector, truth_boxes, CLASSES, HALF
@@ -552,9 +552,8 @@ def seeing_domain(fwhms) -> dict:
 
 # %% ../nbs/30_starfield.ipynb #f4d2aa24
 def frame_seeing(img) -> float:
-    "A frame's seeing FWHM (px): the median of `psf_fwhm`'s Moffat fits to isolated stars; NaN with fewer than 3."
-    fw = psf_fwhm(img)
-    return float(np.median(fw)) if len(fw) >= 3 else float("nan")
+    "A frame's seeing FWHM (px) as `frame_stats` measures it (`seeing_fwhm` of `psf_fwhm`), alone."
+    return seeing_fwhm(psf_fwhm(img))
 
 # %% ../nbs/30_starfield.ipynb #ff73888d
 def seeing_warning(fwhm: float, domain: dict | None) -> str | None:
