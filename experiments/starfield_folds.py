@@ -30,11 +30,11 @@ import numpy as np
 import pandas as pd
 import torch
 from astropy.io import fits
-from scipy.ndimage import gaussian_filter
 
 from astronb import starfield as sf
 from astronb.cards import read_card
 from astronb.data import default_mirror, fetch
+from astronb.extract import worse_seeing
 from astronb.io import read_fits_image, read_truth_list
 from astronb.metrics import match_points, with_wilson
 from astronb.runtime import load_detector
@@ -314,21 +314,6 @@ def tta(real: Real, seed: Seed, ft: int) -> dict:
         cut, _ = sf.choose_score_threshold(model, [(real.image[ft], real.truth[ft])], "asinh", GRID, 4.0, views)
         out[label] = sf.detect_frame(model, real.image[test_frame(ft)], "asinh", score_min=cut, views=views)
     return out
-
-
-def worse_seeing(img, factor: float, seed: int = 7) -> np.ndarray:
-    """The frame as a night `factor` times worse would show it: convolved with the Gaussian that widens the frame's
-    seeing FWHM (`sf.frame_stats`, taken as Gaussian) by `factor`, then white noise added to bring sep's background rms
-    back to the frame's (the blur smooths the noise away; the added level is set, then corrected twice, since sep's
-    clipped rms is not additive on the blurred frame: within 0.2% of the frame's). The sources stay where the truth
-    list puts them."""
-    st = sf.frame_stats(img)
-    sky, rms = st["background"], st["background_rms"]
-    x = gaussian_filter(np.asarray(img, float) - sky, np.sqrt(factor**2 - 1) * st["fwhm_px"] / 2.3548) + sky
-    noise, var = np.random.default_rng(seed).normal(0, 1, x.shape), 0.0
-    for _ in range(3):
-        var = max(var + rms**2 - sf.detect_sep(x + np.sqrt(var) * noise).attrs["rms"] ** 2, 0.0)
-    return x + np.sqrt(var) * noise
 
 
 def sextractor_of(img) -> pd.DataFrame:
