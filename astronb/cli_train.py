@@ -259,6 +259,15 @@ def _train_args_starfield(g):
         "study's fine-tuning, read from the card (its finetune_steps, lr / 4, crop, batch)",
     )
     g.add_argument(
+        "--seeing-copies",
+        nargs="+",
+        type=positive_float,
+        metavar="FACTOR",
+        help="also train on a copy of each frame in FACTOR times worse seeing (blurred, its noise put back, the same "
+        "truth list: `extract.worse_seeing`), for a survey whose nights are worse than its labelled frames'; the "
+        "starfield study measured 1.2 1.4 1.7 2 (README, 'Tried on the folds')",
+    )
+    g.add_argument(
         "--radius",
         type=positive_float,
         default=1.5,
@@ -331,7 +340,7 @@ def _fit_starfield(a, train: list, ckpt, start: dict | None = None):
     if start:
         model.load_state_dict(start)
     crops = sf.CropTraining(steps=a.steps, crop=a.crop, batch=a.batch or 4, lr=a.lr, seed=a.seed)
-    frames = [sf.make_frame(i, t, a.norm) for i, t in train]
+    frames = [sf.make_frame(i, t, a.norm) for i, t in sf.with_seeing_copies(train, a.seeing_copies or ())]
     return model, sf.train_detector(model, frames, crops, ckpt=ckpt, progress=sys.stderr.isatty(), log=print)
 
 # %% ../nbs/99a_cli_train.ipynb #093fe26c
@@ -436,7 +445,10 @@ def _fine_tuned(a, source: dict | None) -> dict:
     if source:
         src |= dict(model=source["weights"], weights_sha256=source["weights_sha256"])
         src |= dict(fine_tuned_on=source.get("fine_tuned_on"))
-    return dict(fine_tuned_from=src, fine_tuned_on="frames " + ", ".join(Path(f).name for f in a.frames))
+    on = "frames " + ", ".join(Path(f).name for f in a.frames)
+    if a.seeing_copies:
+        on += ", with copies in " + ", ".join(f"{k:g}x" for k in a.seeing_copies) + " worse seeing"
+    return dict(fine_tuned_from=src, fine_tuned_on=on)
 
 # %% ../nbs/99a_cli_train.ipynb #656d379e
 NO_FRAMES = "pass --frames: FITS frames with their truth lists (a .list beside each, as `astronb simulate` writes)"

@@ -22,7 +22,7 @@ import torch
 
 # the starfield pipeline in one namespace for the study and the CLI (`sf.<name>`); each is defined in its own module
 from .extract import sep_input, detect_sep, aperture_flux, aperture_mag, psf_fwhm, noise_correlation, frame_stats
-from .extract import sextractor_binary, detect_sextractor, seeing_fwhm
+from .extract import sextractor_binary, detect_sextractor, seeing_fwhm, worse_seeing
 from .simulator import SimConfig, sample_magnitudes, simulate_frame, write_frame, calibrate
 from .detector import normalise_frame, build_detector, SourceRoIHeads, prior_odds, set_galaxy_prior
 from .detector import detector_config, fill_state, load_detector, truth_boxes, CLASSES, HALF
@@ -31,11 +31,11 @@ from .scoring import truth_list_anatomy, list_match_radius, snap_to_catalogue
 
 # %% auto #0
 __all__ = ['SGD_MOMENTUM', 'WEIGHT_DECAY', 'GRAD_CLIP', 'WARMUP_FRACTION', 'WARMUP_MAX_STEPS', 'DECAY_FROM', 'DECAY_FACTOR',
-           'VIEWS', 'VIEW_SCORE_MIN', 'ZERO_POINT_KEYS', 'SEEING_CHECKED', 'Frame', 'make_frame', 'random_crop',
-           'TrainHistory', 'ddp_rank_world', 'parameters_digest', 'CropTraining', 'lr_at', 'train_detector',
-           'box_centres', 'frame_view', 'from_view', 'merge_detections', 'detect_frame', 'add_radec', 'cached_detector',
-           'seeing_domain', 'frame_seeing', 'seeing_warning', 'catalogue_frame', 'card_settings', 'card_views',
-           'choose_score_threshold']
+           'VIEWS', 'VIEW_SCORE_MIN', 'ZERO_POINT_KEYS', 'SEEING_CHECKED', 'COPY_NOISE_SEED', 'Frame', 'make_frame',
+           'random_crop', 'TrainHistory', 'ddp_rank_world', 'parameters_digest', 'CropTraining', 'lr_at',
+           'train_detector', 'box_centres', 'frame_view', 'from_view', 'merge_detections', 'detect_frame', 'add_radec',
+           'cached_detector', 'seeing_domain', 'frame_seeing', 'seeing_warning', 'with_seeing_copies',
+           'catalogue_frame', 'card_settings', 'card_views', 'choose_score_threshold']
 
 # %% ../nbs/30_starfield.ipynb #60c8a3d2
 @dataclass
@@ -576,6 +576,16 @@ def _seeing_info(name: str, img, domain: dict) -> dict:
     fwhm = frame_seeing(img)
     w = seeing_warning(fwhm, domain)
     return dict(seeing_fwhm_px=round(fwhm, 2) if fwhm == fwhm else None) | (dict(warning=f"{name}: {w}") if w else {})
+
+# %% ../nbs/30_starfield.ipynb #f9663485
+COPY_NOISE_SEED = 3  # the noise of the worse-seeing copies the study's fold measurement fine-tuned on
+
+# %% ../nbs/30_starfield.ipynb #b87c877d
+def with_seeing_copies(pairs: list, factors=(), seed: int = COPY_NOISE_SEED) -> list:
+    """The (image, truth list) pairs to train on, followed by each pair's copies in each of `factors` times worse
+    seeing (`extract.worse_seeing`: blurred, the noise put back, the same truth list): fine-tuning for a survey whose
+    nights are worse than its labelled frames' (`astronb train starfield --seeing-copies`)."""
+    return [*pairs, *((worse_seeing(img, k, seed=seed), truth) for img, truth in pairs for k in factors)]
 
 # %% ../nbs/30_starfield.ipynb #c2a5e001
 def _frame_sources(frame, img, hdr, baseline, settings: dict):

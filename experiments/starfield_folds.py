@@ -344,11 +344,12 @@ def at_seeing(real: Real, models: dict, ft: int) -> dict:
 
 def seeing(real: Real, seed: Seed, ft: int) -> dict:
     """The fold model on its test frame in worse seeing (`at_seeing`), and the fold's fine-tuning redone with copies
-    of the fine-tuning frame in worse seeing (`COPIES`) beside it."""
-    copies = [sf.make_frame(worse_seeing(real.image[ft], k, seed=3), real.truth[ft]) for k in COPIES]
+    of the fine-tuning frame in worse seeing (`COPIES`) beside it (`sf.with_seeing_copies`, as `astronb train starfield
+    --seeing-copies` makes them)."""
+    frames = [sf.make_frame(i, t) for i, t in sf.with_seeing_copies([(real.image[ft], real.truth[ft])], COPIES)]
     models = {
         "the fold model": seed.model(f"ft{ft}"),
-        "fine-tuned with the copies": fine_tuned(seed, [real_frame(real, ft), *copies]),
+        "fine-tuned with the copies": fine_tuned(seed, frames),
     }
     return at_seeing(real, models, ft)
 
