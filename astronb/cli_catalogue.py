@@ -100,6 +100,15 @@ def _detect_model_options(s):
         "it holds one)",
     )
     g.add_argument(
+        "--fallback",
+        choices=["auto", "sextractor", "sep", "none"],
+        default="auto",
+        help="run this classical extractor (at --thresh, --minarea) instead of the network on a frame of worse "
+        "seeing than the card says it was checked in (its `domain`), where the starfield study found the network "
+        "well below SExtractor; auto: SExtractor when installed, else sep; none: the network everywhere, with a "
+        "warning (default: auto)",
+    )
+    g.add_argument(
         "--runtime",
         choices=["onnxruntime", "openvino"],
         help="an .onnx --weights runs on this (default: openvino when installed: the fastest on a CPU, see `bench "
@@ -203,6 +212,29 @@ def _detector(a) -> tuple:
     _views_of(a, card)
     return (card, weights, *sf.card_settings(card, a.norm, a.score_min, a.views))
 
+# %% ../nbs/99c_cli_catalogue.ipynb #b77817c6
+def _fallback(a) -> str | None:
+    """The classical extractor that `detect` runs instead of the network on a frame of worse seeing than its card's
+    domain (`--fallback`; auto: SExtractor when installed, else sep); None with --fallback none or a --baseline."""
+    from astronb.extract import SEXTRACTOR_MISSING, sextractor_binary
+
+    if a.baseline or a.fallback == "none":
+        return None
+    if a.fallback == "auto":
+        return "sextractor" if sextractor_binary() else "sep"
+    if a.fallback == "sextractor" and not sextractor_binary():
+        raise UsageError(f"--fallback sextractor: {SEXTRACTOR_MISSING}; or pass --fallback sep")
+    return a.fallback
+
+# %% ../nbs/99c_cli_catalogue.ipynb #65cd7809
+def _fallback_meta(a) -> dict | None:
+    "What a network catalogue's provenance says of `--fallback`: the extractor, its settings and when it ran."
+    fb = _fallback(a)
+    if fb is None:
+        return None
+    on = "frames of worse seeing than the card's domain.seeing_fwhm_px_max (each with method in frames)"
+    return dict(method=fb, thresh_sigma=a.thresh, minarea_px=a.minarea, on=on)
+
 # %% ../nbs/99c_cli_catalogue.ipynb #0d77d72d
 def _catalogues(a, step) -> tuple:
     "(catalogues, frame infos) of `a.frames`: serially, or on Dask (`--workers`, `--scheduler`; resumable parts)."
@@ -255,7 +287,8 @@ CARD_PROVENANCE = ("study", "architecture", "preprocessing", "operating_point", 
 
 # %% ../nbs/99c_cli_catalogue.ipynb #a943a179
 def _method_meta(a, card, norm, score_min) -> dict:
-    "The detection method and its settings: a classical extractor's thresholds, or the network's weights and card."
+    """The detection method and its settings: a classical extractor's thresholds, or the network's weights and card,
+    and the extractor that replaced it on frames of worse seeing (each such frame's `method` in `frames`)."""
 
     if a.baseline:
         flux = "sep's isophotal flux" if a.baseline == "sep" else "SExtractor's FLUX_AUTO"
@@ -267,6 +300,7 @@ def _method_meta(a, card, norm, score_min) -> dict:
         score_min=score_min,
         views=a.views,
         flux="background-subtracted sum in a 3 px radius aperture (sep.sum_circle)",
+        fallback=_fallback_meta(a),
         card={k: card[k] for k in CARD_PROVENANCE if k in card} if card else None,
     )
 
@@ -294,7 +328,7 @@ def _cmd_detect(a):
 
     card, weights, norm, score_min = _detector(a)
     settings = dict(norm=norm, score_min=score_min, views=a.views or 1, thresh=a.thresh, minarea=a.minarea)
-    settings |= dict(zero_point=a.zero_point, domain=(card or {}).get("domain"))  # the seeing it was checked in
+    settings |= dict(zero_point=a.zero_point, domain=(card or {}).get("domain"), fallback=_fallback(a))
     step = partial(sf.catalogue_frame, baseline=a.baseline, weights=weights, runtime=a.runtime, **settings)
     if a.watch:
         return _watch_detect(a, step, card, norm, score_min)

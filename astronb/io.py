@@ -219,10 +219,12 @@ def write_regions(cat: pd.DataFrame, path, radius_px: float = 4.0, radius_arcsec
     sky = {"ra", "dec"} <= set(cat.columns)
     out = []
     for r in cat.itertuples(index=False):
-        cls = str(getattr(r, "cls", "source"))
+        cls = getattr(r, "cls", None)
+        cls = cls if isinstance(cls, str) else "source"  # no class: a classical extractor's (`detect --fallback`)
         meta = RegionMeta(text=cls)
-        if hasattr(r, "score"):
-            meta["tag"] = [f"score={float(r.score):.4f}"]
+        score = getattr(r, "score", None)
+        if score is not None and score == score:  # NaN: a classical extractor's row
+            meta["tag"] = [f"score={float(score):.4f}"]
         visual = RegionVisual(color=REGION_COLOURS.get(cls, "cyan"))
         if sky:
             centre = SkyCoord(float(r.ra) * u.deg, float(r.dec) * u.deg, frame="icrs")

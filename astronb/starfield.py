@@ -31,10 +31,10 @@ from .scoring import truth_list_anatomy, list_match_radius, snap_to_catalogue
 
 # %% auto #0
 __all__ = ['SGD_MOMENTUM', 'WEIGHT_DECAY', 'GRAD_CLIP', 'WARMUP_FRACTION', 'WARMUP_MAX_STEPS', 'DECAY_FROM', 'DECAY_FACTOR',
-           'VIEWS', 'VIEW_SCORE_MIN', 'ZERO_POINT_KEYS', 'SEEING_CHECKED', 'COPY_NOISE_SEED', 'Frame', 'make_frame',
-           'random_crop', 'TrainHistory', 'ddp_rank_world', 'parameters_digest', 'CropTraining', 'lr_at',
-           'train_detector', 'box_centres', 'frame_view', 'from_view', 'merge_detections', 'detect_frame', 'add_radec',
-           'cached_detector', 'seeing_domain', 'frame_seeing', 'seeing_warning', 'with_seeing_copies',
+           'VIEWS', 'VIEW_SCORE_MIN', 'ZERO_POINT_KEYS', 'SEEING_CHECKED', 'SEEING_FALLBACK_NAMES', 'COPY_NOISE_SEED',
+           'Frame', 'make_frame', 'random_crop', 'TrainHistory', 'ddp_rank_world', 'parameters_digest', 'CropTraining',
+           'lr_at', 'train_detector', 'box_centres', 'frame_view', 'from_view', 'merge_detections', 'detect_frame',
+           'add_radec', 'cached_detector', 'seeing_domain', 'frame_seeing', 'seeing_warning', 'with_seeing_copies',
            'catalogue_frame', 'card_settings', 'card_views', 'choose_score_threshold']
 
 # %% ../nbs/30_starfield.ipynb #60c8a3d2
@@ -555,26 +555,39 @@ def frame_seeing(img) -> float:
     "A frame's seeing FWHM (px) as `frame_stats` measures it (`seeing_fwhm` of `psf_fwhm`), alone."
     return seeing_fwhm(psf_fwhm(img))
 
+# %% ../nbs/30_starfield.ipynb #29838fae
+# the classical extractors that `catalogue_frame` may run instead of the network on a frame of worse seeing than its
+# card was checked in: there the fold models fell to 0.78 of SExtractor's F1 and 0.90 of sep's (test frames 2x worse,
+# 1.5 px), and to 0.18 and 0.22 at 2.5x (experiments/starfield_folds.py --variants seeing; README)
+SEEING_FALLBACK_NAMES = dict(sextractor="SExtractor", sep="sep")
+
 # %% ../nbs/30_starfield.ipynb #ff73888d
-def seeing_warning(fwhm: float, domain: dict | None) -> str | None:
+def seeing_warning(fwhm: float, domain: dict | None, fallback: str | None = None) -> str | None:
     """What to tell a user whose frame's seeing `fwhm` (px) is worse than the card's `domain` (`seeing_domain`) was
-    checked for; None inside it, or when either is unknown."""
+    checked for; None inside it, or when either is unknown. `fallback`: the classical extractor ('sep' or
+    'sextractor') that extracts such a frame instead of the network (`catalogue_frame`)."""
     worst = (domain or {}).get("seeing_fwhm_px_max")
     if worst is None or not fwhm == fwhm or fwhm <= worst:
         return None
     lo, hi = domain["seeing_fwhm_px"]
+    what = (
+        f"extracted with {SEEING_FALLBACK_NAMES[fallback]} instead, which the starfield study found better in such "
+        "seeing (`--fallback none` keeps the network)"
+        if fallback
+        else "broadened faint sources may be missed; compare `--baseline sextractor` on this frame"
+    )
     return (
         f"seeing FWHM {fwhm:.1f} px, worse than the {worst:.1f} px up to which this model was checked (fitted on "
-        f"{lo:.2f}-{hi:.2f} px): broadened faint sources may be missed; compare `--baseline sextractor` on this "
-        "frame, or fine-tune on labelled frames of this seeing (`astronb train starfield --weights <card> --frames "
-        "...`)"
+        f"{lo:.2f}-{hi:.2f} px): {what}, or fine-tune on labelled frames of this seeing (`astronb train starfield "
+        "--weights <card> --frames ...`)"
     )
 
 # %% ../nbs/30_starfield.ipynb #5d9e34ee
-def _seeing_info(name: str, img, domain: dict) -> dict:
-    "A frame's seeing for its catalogue's provenance, and a warning naming the frame when it is worse than `domain`."
+def _seeing_info(name: str, img, domain: dict, fallback: str | None = None) -> dict:
+    """A frame's seeing for its catalogue's provenance, and a warning naming the frame when it is worse than `domain`
+    (saying that `fallback` extracts it instead, when there is one)."""
     fwhm = frame_seeing(img)
-    w = seeing_warning(fwhm, domain)
+    w = seeing_warning(fwhm, domain, fallback)
     return dict(seeing_fwhm_px=round(fwhm, 2) if fwhm == fwhm else None) | (dict(warning=f"{name}: {w}") if w else {})
 
 # %% ../nbs/30_starfield.ipynb #f9663485
@@ -632,20 +645,25 @@ def catalogue_frame(
     runtime: str | None = None,
     views: int = 1,
     domain: dict | None = None,
+    fallback: str | None = None,
 ) -> tuple:
     """(catalogue, info) of one FITS frame. baseline: None (the network in `weights`, a checkpoint or an exported .onnx,
     run on `runtime`: 'openvino' or 'onnxruntime' for an .onnx, default `runtime.default_runtime()`), "sep" or
     "sextractor"; norm, score_min, views: the network's normalisation, score cut and test-time views (`detect_frame`);
     thresh, minarea: the baselines' threshold (background sigmas) and minimum area (pixels); zero_point: magnitude of a
-    source of flux 1 (None: the header's, else instrumental); domain: the network's card's `domain` (`seeing_domain`).
-    info: the frame's path, SHA-256, zero point and flux unit, for the catalogue's provenance; with a domain, the
-    frame's seeing and, when it is worse than the domain was checked for, a `warning` naming the frame."""
+    source of flux 1 (None: the header's, else instrumental); domain: the network's card's `domain` (`seeing_domain`);
+    fallback: 'sep' or 'sextractor', run instead of the network on a frame of worse seeing than the domain was checked
+    for (`SEEING_FALLBACK_NAMES`). info: the frame's path, SHA-256, zero point and flux unit, for the catalogue's
+    provenance; with a domain, the frame's seeing and, when it is worse than the domain was checked for, a `warning`
+    naming the frame, and the `method` that extracted it when the fallback did."""
     from astronb.core import file_digest
 
     img, hdr = read_frame(frame)  # one 2-D plane with data, else a FormatError naming the file
+    seeing = _seeing_info(Path(frame).name, img, domain, fallback) if baseline is None and domain else {}
+    method = fallback if fallback and "warning" in seeing else baseline
     settings = dict(weights=weights, runtime=runtime, norm=norm, score_min=score_min, views=views)
     settings |= dict(thresh=thresh, minarea=minarea)
-    c = _frame_sources(frame, img, hdr, baseline, settings)
+    c = _frame_sources(frame, img, hdr, method, settings)
     zp = zero_point if zero_point is not None else next((float(hdr[k]) for k in ZERO_POINT_KEYS if k in hdr), None)
     c = _with_magnitudes(c, zp)
     c.insert(0, "frame", Path(frame).name)
@@ -653,7 +671,7 @@ def catalogue_frame(
     info |= dict(
         zero_point=zp if zp is not None else "none: instrumental magnitudes", flux_unit=str(hdr.get("BUNIT", "adu"))
     )
-    return c, info | (_seeing_info(Path(frame).name, img, domain) if baseline is None and domain else {})
+    return c, info | seeing | (dict(method=method) if method != baseline else {})
 
 # %% ../nbs/30_starfield.ipynb #6d7ef4c0
 def card_settings(

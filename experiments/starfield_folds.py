@@ -13,7 +13,7 @@ variants, so each change is read against its control.
 Variants: shipped, winpos, offset, cuts, clean, mix, selftrain, steps, tta, seeing, simseeing (each seed on its
 own) and ensemble (the seeds together). `--edges` adds the recall of the list entries within 5 px of the frame's edge
 and of the others, for the fold models, SExtractor and sep. The fine-tuning variants take about 20 s per model on 2
-CPU cores (`seeing` about 3 minutes per seed; `simseeing` trains a simulated-only model again, about 5 minutes per
+CPU cores (`seeing` about 4 minutes per seed; `simseeing` trains a simulated-only model again, about 5 minutes per
 seed); the whole set about 50 minutes for three smoke seeds. Needs the data mirror (`ASTRONB_DATA_MIRROR`) and the
 `source-extractor` binary.
 """
@@ -42,7 +42,7 @@ from astronb.runtime import load_detector
 FRAMES = (242, 244)
 RADII = (1.5, 4.0)
 GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)  # the study's score grid
-SEEING = (1.3, 1.6)  # test frames' Gaussian-equivalent FWHM made this many times wider (`worse_seeing`)
+SEEING = (1.3, 1.6, 2.0, 2.5)  # test frames' Gaussian-equivalent FWHM made this many times wider (`worse_seeing`)
 COPIES = (1.2, 1.4, 1.7, 2.0)  # worse-seeing copies of the fine-tuning frame tried in the fine-tuning
 VIEWS = 8  # the smoke study's test-time views (params/starfield/smoke.yaml), for fold models whose card predates them
 WIDE_SEEING = 1.8  # simulated training seeing drawn up to this many times the real frames' median FWHM (study: 1.15)

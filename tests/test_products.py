@@ -99,11 +99,13 @@ def test_detect_with_fewer_views_runs_at_the_card_s_cut_for_them(shared_mirror, 
         assert (meta["views"], meta["score_min"]) == (v, cuts[str(v)])
 
 
-def test_detect_warns_on_a_frame_of_worse_seeing_than_its_card_was_checked_in(shared_mirror, tmp_path):
+def test_detect_hands_a_frame_of_worse_seeing_than_its_card_was_checked_in_to_sextractor(shared_mirror, tmp_path):
     """The shipped card says in what seeing it was checked (its fine-tuning frames' FWHM, and 1.7x the worst of them,
-    as far as the study measured its margin over SExtractor). `detect` measures each frame's seeing, keeps it in the
-    catalogue's provenance, and warns, naming the frame and what to do, on the frame in 2x worse seeing
-    (`extract.worse_seeing`; its measured FWHM 2.3x); the real frame itself passes without a word."""
+    as far as the study measured its margin over SExtractor). `detect` measures each frame's seeing and keeps it in the
+    catalogue's provenance. On the frame in 2x worse seeing (`extract.worse_seeing`; its measured FWHM 2.3x), where
+    the study's fold models fell to 0.78 of SExtractor's F1, it warns, naming the frame, and by default that frame's
+    sources are SExtractor's (`--fallback`), as `--baseline sextractor` gives them, the frame's `method` saying so;
+    the real frame itself passes without a word, from the network. `--fallback none` keeps the network there."""
     from astropy.io import fits
     from astronb.extract import worse_seeing
     from astronb.io import read_fits_image
@@ -113,16 +115,33 @@ def test_detect_warns_on_a_frame_of_worse_seeing_than_its_card_was_checked_in(sh
     assert dom["seeing_fwhm_px"][0] > 2.5 and np.isclose(
         dom["seeing_fwhm_px_max"], 1.7 * dom["seeing_fwhm_px"][1], atol=0.01
     )
-    frame = shared_mirror / "wfsat" / "242.fits"
-    fits.writeto(tmp_path / "blurred.fits", worse_seeing(read_fits_image(frame)[0], 2.0).astype(np.float32))
-    r = run("detect", frame, tmp_path / "blurred.fits", "--weights", card, "--out", tmp_path / "c.ecsv")
-    assert r.returncode == 0, r.stderr[-2000:]
-    warned = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
-    assert len(warned) == 1 and warned[0].startswith("warning: blurred.fits: seeing FWHM"), r.stderr[-2000:]
-    assert "--baseline sextractor" in warned[0] and "astronb train starfield --weights" in warned[0]
-    seen = {Path(f["path"]).name: f for f in Table.read(tmp_path / "c.ecsv").meta["frames"]}
+    frame, worse = shared_mirror / "wfsat" / "242.fits", tmp_path / "blurred.fits"
+    fits.writeto(worse, worse_seeing(read_fits_image(frame)[0], 2.0).astype(np.float32))
+    said = {}
+    for fallback in ("auto", "none"):
+        out = tmp_path / f"{fallback}.ecsv"
+        r = run("detect", frame, worse, "--weights", card, "--fallback", fallback, "--out", out)
+        assert r.returncode == 0, r.stderr[-2000:]
+        said[fallback] = [line for line in r.stderr.splitlines() if line.startswith("warning:")]
+        assert len(said[fallback]) == 1 and said[fallback][0].startswith("warning: blurred.fits: seeing FWHM")
+        assert "astronb train starfield --weights" in said[fallback][0], r.stderr[-2000:]
+    assert "extracted with SExtractor instead" in said["auto"][0] and "--baseline sextractor" in said["none"][0]
+    t = Table.read(tmp_path / "auto.ecsv")
+    seen = {Path(f["path"]).name: f for f in t.meta["frames"]}
     assert seen["242.fits"]["seeing_fwhm_px"] < dom["seeing_fwhm_px_max"] and "warning" not in seen["242.fits"]
-    assert seen["blurred.fits"]["seeing_fwhm_px"] > dom["seeing_fwhm_px_max"] and "warning" in seen["blurred.fits"]
+    assert seen["blurred.fits"]["seeing_fwhm_px"] > dom["seeing_fwhm_px_max"] and "method" not in seen["242.fits"]
+    assert seen["blurred.fits"]["method"] == t.meta["fallback"]["method"] == "sextractor"
+    r = run("detect", worse, "--baseline", "sextractor", "--out", tmp_path / "sex.ecsv")
+    assert r.returncode == 0, r.stderr[-2000:]
+    got, want = t.to_pandas(), Table.read(tmp_path / "sex.ecsv").to_pandas()
+    cols = ["x", "y", "flux"]
+    assert (
+        np.allclose(got[got.frame == "blurred.fits"][cols], want[cols])
+        and got[got.frame == "blurred.fits"].score.isna().all()
+    )
+    none = Table.read(tmp_path / "none.ecsv").to_pandas()  # the network on both frames
+    assert (none.frame == "blurred.fits").any() and none.score.notna().all()
+    assert np.array_equal(none[none.frame == "242.fits"][cols], got[got.frame == "242.fits"][cols])
 
 
 def test_fine_tuning_with_train_remakes_the_study_s_fold_model(shared_mirror, tmp_path):
