@@ -283,12 +283,21 @@ def _write_detections(a, cats: list, frames: list, meta: dict):
     return len(cat)
 
 # %% ../nbs/99c_cli_catalogue.ipynb #7580dafa
-CARD_PROVENANCE = ("study", "architecture", "preprocessing", "operating_point", "fine_tuned_on", "git")  # kept in meta
+CARD_PROVENANCE = (
+    "study",
+    "architecture",
+    "preprocessing",
+    "operating_point",
+    "fine_tuned_on",
+    "domain",
+    "git",
+)  # kept in meta
 
 # %% ../nbs/99c_cli_catalogue.ipynb #a943a179
 def _method_meta(a, card, norm, score_min) -> dict:
     """The detection method and its settings: a classical extractor's thresholds, or the network's weights and card,
-    and the extractor that replaced it on frames of worse seeing (each such frame's `method` in `frames`)."""
+    and, for a card that says in what seeing it was checked, the extractor that replaces it on frames of worse seeing
+    (each such frame's `method` in `frames`)."""
 
     if a.baseline:
         flux = "sep's isophotal flux" if a.baseline == "sep" else "SExtractor's FLUX_AUTO"
@@ -300,7 +309,7 @@ def _method_meta(a, card, norm, score_min) -> dict:
         score_min=score_min,
         views=a.views,
         flux="background-subtracted sum in a 3 px radius aperture (sep.sum_circle)",
-        fallback=_fallback_meta(a),
+        fallback=_fallback_meta(a) if (card or {}).get("domain") else None,  # no seeing checked: nothing to leave
         card={k: card[k] for k in CARD_PROVENANCE if k in card} if card else None,
     )
 

@@ -558,7 +558,7 @@ def frame_seeing(img) -> float:
 # %% ../nbs/30_starfield.ipynb #29838fae
 # the classical extractors that `catalogue_frame` may run instead of the network on a frame of worse seeing than its
 # card was checked in: there the fold models fell to 0.78 of SExtractor's F1 and 0.90 of sep's (test frames 2x worse,
-# 1.5 px), and to 0.18 and 0.22 at 2.5x (experiments/starfield_folds.py --variants seeing; README)
+# 1.5 px), and to 0.18 and 0.22 at 2.5x (experiments/starfield_seeing_baselines.py; README, "Tried on the folds")
 SEEING_FALLBACK_NAMES = dict(sextractor="SExtractor", sep="sep")
 
 # %% ../nbs/30_starfield.ipynb #ff73888d
