@@ -138,9 +138,8 @@ def test_training_checkpoint_resumes(tmp_path):
 def test_fine_tuning_refuses_what_it_cannot_start_from_and_records_what_it_did(tmp_path):
     """`train starfield --weights` stops before any training, exit 2 and the file named, on a card that is not there,
     on 'default' before the study has made one (and says how to make it), on a --backbone other than the weights' and
-    on a --seeing-copies factor that would sharpen the frame;
-    from a bare checkpoint it fine-tunes, chooses the cut on its own frame and writes a card naming what it started
-    from, with the seeing it was fitted on."""
+    on a --seeing-copies factor that would sharpen the frame; from a bare checkpoint it fine-tunes, chooses the cut on
+    its own frame and writes a card naming what it started from, with the seeing it was fitted on."""
     r = run("simulate", "starfield", "--n", 1, "--size", 160, "--out", tmp_path)
     assert r.returncode == 0, r.stderr
     frame = sorted(tmp_path.glob("*.fits"))[0]
@@ -155,8 +154,10 @@ def test_fine_tuning_refuses_what_it_cannot_start_from_and_records_what_it_did(t
         assert r.returncode == 2 and says in r.stderr and not (tmp_path / "x.pt").exists(), r.stderr[-2000:]
     r = run("train", "starfield", "--frames", frame, "--weights", tmp_path / "new.pt", "--backbone", "resnet50")
     assert r.returncode == 2 and "is a resnet18 detector" in r.stderr, r.stderr[-2000:]
-    r = run("train", "starfield", "--frames", frame, "--weights", tmp_path / "new.pt", "--seeing-copies", 0.5, *small)
+    copies = ["--seeing-copies", 1.5, 0.5, "--out", tmp_path / "y.pt"]
+    r = run("train", "starfield", "--frames", frame, "--weights", tmp_path / "new.pt", *copies, *small)
     assert r.returncode == 2 and "seeing factor 0.5" in r.stderr and "factor >= 1" in r.stderr, r.stderr[-2000:]
+    assert not (tmp_path / "y.pt").exists() and not (tmp_path / "y.ckpt").exists()
     r = run(
         "train", "starfield", "--frames", frame, "--weights", tmp_path / "new.pt", *small, "--out", tmp_path / "ft.pt"
     )
