@@ -15,7 +15,7 @@ from scipy.ndimage import gaussian_filter
 # %% auto #0
 __all__ = ['SEP_COLUMNS', 'APERTURE_RADIUS', 'SEXTRACTOR_MISSING', 'sep_input', 'detect_sep', 'aperture_flux', 'aperture_mag',
            'psf_fwhm', 'noise_correlation', 'seeing_fwhm', 'frame_stats', 'worse_seeing', 'sextractor_binary',
-           'detect_sextractor']
+           'SExtractorError', 'detect_sextractor', 'sextractor_on_image']
 
 # %% ../nbs/09a_extract.ipynb #405097ce
 def sep_input(img):
@@ -226,6 +226,11 @@ SEXTRACTOR_MISSING = (
     "`brew install sextractor` (macOS) or `conda install -c conda-forge astromatic-source-extractor`"
 )
 
+# %% ../nbs/09a_extract.ipynb #e0f5cf8c
+class SExtractorError(OSError):
+    """SExtractor ran but could not process a frame (the message ends with its own words): a failure of that frame,
+    like an unreadable file, so a run over many frames reports it and goes on (`survey.guarded`)."""
+
 # %% ../nbs/09a_extract.ipynb #c8e5c0001
 def _sextractor_args(d: Path, thresh: float, minarea: int, extra: dict | None) -> dict:
     "SExtractor's command-line settings: our parameter and filter files in `d`, the thresholds, then `extra`."
@@ -239,8 +244,10 @@ def _sextractor_args(d: Path, thresh: float, minarea: int, extra: dict | None) -
     return files | quiet | detection | (extra or {})
 
 # %% ../nbs/09a_extract.ipynb #c8e5c0002
-def detect_sextractor(fits_path, thresh: float = 1.5, minarea: int = 5, extra: dict | None = None) -> pd.DataFrame:
-    "Run SExtractor on a FITS file; x, y 1-based."
+def detect_sextractor(
+    fits_path, thresh: float = 1.5, minarea: int = 5, extra: dict | None = None, name=None
+) -> pd.DataFrame:
+    "Run SExtractor on a FITS file; x, y 1-based. `name`: the frame its errors name (default: the file)."
     from astronb.io import read_sextractor_catalog
 
     exe = sextractor_binary()
@@ -252,6 +259,18 @@ def detect_sextractor(fits_path, thresh: float = 1.5, minarea: int = 5, extra: d
         cmd = [exe, str(Path(fits_path).resolve())] + [a for k, v in args.items() for a in (f"-{k}", str(v))]
         r = subprocess.run(cmd, cwd=d, capture_output=True, text=True, timeout=600)
         if r.returncode != 0 or not (d / "out.cat").exists():
-            raise RuntimeError(f"SExtractor failed on {fits_path}: {r.stderr.strip()[-500:]}")
+            raise SExtractorError(f"SExtractor failed on {name or fits_path}: {r.stderr.strip()[-500:]}")
         cat = read_sextractor_catalog(d / "out.cat")
     return cat.rename(columns={"X_IMAGE": "x", "Y_IMAGE": "y", "FLUX_AUTO": "flux"})
+
+# %% ../nbs/09a_extract.ipynb #53017336
+def sextractor_on_image(img, thresh: float = 1.5, minarea: int = 5, name=None) -> pd.DataFrame:
+    """`detect_sextractor` on an image in memory, first written to a temporary plain FITS file (float32): SExtractor
+    then reads the very plane that sep and the network read (`io.read_frame`), also from a tile-compressed, gzipped or
+    multi-extension file, which it cannot open or reads otherwise. `name`: the frame its errors name."""
+    from astropy.io import fits
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "frame.fits"
+        fits.writeto(path, np.asarray(img, np.float32))
+        return detect_sextractor(path, thresh, minarea, name=name or "an image in memory")

@@ -22,7 +22,7 @@ import torch
 
 # the starfield pipeline in one namespace for the study and the CLI (`sf.<name>`); each is defined in its own module
 from .extract import sep_input, detect_sep, aperture_flux, aperture_mag, psf_fwhm, noise_correlation, frame_stats
-from .extract import sextractor_binary, detect_sextractor, seeing_fwhm, worse_seeing
+from .extract import sextractor_binary, detect_sextractor, sextractor_on_image, seeing_fwhm, worse_seeing
 from .simulator import SimConfig, sample_magnitudes, simulate_frame, write_frame, calibrate
 from .detector import normalise_frame, build_detector, SourceRoIHeads, prior_odds, set_galaxy_prior
 from .detector import detector_config, fill_state, load_detector, truth_boxes, CLASSES, HALF
@@ -608,7 +608,7 @@ def _frame_sources(frame, img, hdr, baseline, settings: dict):
     if baseline == "sep":
         c = detect_sep(img, s["thresh"], s["minarea"])[["x", "y", "flux"]]
     elif baseline == "sextractor":
-        c = detect_sextractor(frame, s["thresh"], s["minarea"])[["x", "y", "flux"]]
+        c = sextractor_on_image(img, s["thresh"], s["minarea"], name=frame)[["x", "y", "flux"]]  # the plane read
     elif baseline is None:
         c = detect_frame(
             cached_detector(str(s["weights"]), s["runtime"]),

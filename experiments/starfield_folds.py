@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import argparse
 import copy
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from astropy.io import fits
 
 from astronb import starfield as sf
 from astronb.cards import read_card
@@ -73,7 +71,7 @@ class Real:
             return self.image[n], self.sextractor[n]
         if (n, factor) not in self.worse:
             img = worse_seeing(self.image[n], factor)
-            self.worse[n, factor] = img, sextractor_of(img)
+            self.worse[n, factor] = img, sf.sextractor_on_image(img)
         return self.worse[n, factor]
 
 
@@ -314,14 +312,6 @@ def tta(real: Real, seed: Seed, ft: int) -> dict:
         cut, _ = sf.choose_score_threshold(model, [(real.image[ft], real.truth[ft])], "asinh", GRID, 4.0, views)
         out[label] = sf.detect_frame(model, real.image[test_frame(ft)], "asinh", score_min=cut, views=views)
     return out
-
-
-def sextractor_of(img) -> pd.DataFrame:
-    "The SExtractor binary (the study's settings) on an image that is not a file."
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "frame.fits"
-        fits.writeto(path, np.asarray(img, np.float32))
-        return sf.detect_sextractor(path)
 
 
 def at_seeing(real: Real, models: dict, ft: int) -> dict:

@@ -93,7 +93,8 @@ def test_fits_robustness(tmp_path):
         read_truth_list(tmp_path / "missing.list")
 
 
-def test_sextractor_and_sep_on_the_real_frames(shared_mirror):
+def need_sextractor():
+    "Skip without the SExtractor binary, unless CI requires it (ASTRONB_REQUIRE_SEXTRACTOR=1)."
     if sf.sextractor_binary() is None:
         if os.environ.get("ASTRONB_REQUIRE_SEXTRACTOR") == "1":
             pytest.fail("SExtractor is not installed: apt-get install source-extractor")
@@ -101,12 +102,37 @@ def test_sextractor_and_sep_on_the_real_frames(shared_mirror):
             "SExtractor is not installed (optional: apt-get install source-extractor); "
             "CI sets ASTRONB_REQUIRE_SEXTRACTOR=1 and runs this"
         )
+
+
+def test_sextractor_and_sep_on_the_real_frames(shared_mirror):
+    need_sextractor()
     f = shared_mirror / "wfsat" / "242.fits"
     tr = read_truth_list(shared_mirror / "wfsat" / "242.list")
     sx = sf.score_frame(sf.detect_sextractor(f), tr)
     sp = sf.score_frame(sf.detect_sep(read_fits_image(f)[0]), tr)
     # the data description: the authors' SExtractor catalogue recovers about 0.35-0.43 of the listed objects at 1.5 px
     assert 0.3 < sx["recall"] < 0.6 and 0.2 < sp["recall"] < 0.6
+
+
+def test_sextractor_reads_the_frame_the_network_reads(shared_mirror, tmp_path):
+    """`detect --baseline sextractor` (and the network's fallback) runs SExtractor on the plane `read_frame` reads, so a
+    tile-compressed, a gzipped and a multi-extension copy of a frame (the first two SExtractor cannot open itself) give
+    the frame's own catalogue, in one run, each under its own name."""
+    need_sextractor()
+    img, hdr = read_fits_image(shared_mirror / "wfsat" / "242.fits")
+    data = img.astype(np.float32)
+    fits.writeto(tmp_path / "plain.fits", data)
+    fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, compression_type="RICE_1", quantize_level=0)]).writeto(
+        tmp_path / "rice.fits"
+    )
+    fits.writeto(tmp_path / "gz.fits.gz", data)
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data), fits.ImageHDU(data[::-1])]).writeto(tmp_path / "mef.fits")
+    names = ["plain.fits", "rice.fits", "gz.fits.gz", "mef.fits"]
+    r = run("detect", *[tmp_path / n for n in names], "--baseline", "sextractor", "--out", tmp_path / "c.csv")
+    assert r.returncode == 0, r.stderr[-2000:]
+    cat = pd.read_csv(tmp_path / "c.csv")
+    per = {n: cat[cat.frame == n][["x", "y", "flux"]].to_numpy() for n in names}
+    assert len(per["plain.fits"]) > 100 and all(np.array_equal(per[n], per["plain.fits"]) for n in names)
 
 
 def test_training_checkpoint_resumes(tmp_path):
