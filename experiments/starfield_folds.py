@@ -10,12 +10,12 @@ variants, so each change is read against its control.
 
     python experiments/starfield_folds.py build/starfield/<run>/sim_<sim>/models ... --variants shipped offset
 
-Variants: shipped, winpos, offset, cuts, clean, mix, selftrain, steps, tta, seeing, simseeing (each seed on its
-own) and ensemble (the seeds together). `--edges` adds the recall of the list entries within 5 px of the frame's edge
-and of the others, for the fold models, SExtractor and sep. The fine-tuning variants take about 20 s per model on 2
-CPU cores (`seeing` about 4 minutes per seed; `simseeing` trains a simulated-only model again, about 5 minutes per
-seed); the whole set about 50 minutes for three smoke seeds. Needs the data mirror (`ASTRONB_DATA_MIRROR`) and the
-`source-extractor` binary.
+Variants: shipped, winpos, offset, cuts, clean, mix, selftrain, steps, tta, seeing, seeingcut, simseeing (each seed
+on its own) and ensemble (the seeds together). `--edges` adds the recall of the list entries within 5 px of the
+frame's edge and of the others, for the fold models, SExtractor and sep. The fine-tuning variants take about 20 s per
+model on 2 CPU cores (`seeing` about 4 minutes per seed, `seeingcut` about 1; `simseeing` trains a simulated-only
+model again, about 5 minutes per seed); the whole set about 55 minutes for three smoke seeds. Needs the data mirror
+(`ASTRONB_DATA_MIRROR`) and the `source-extractor` binary.
 """
 
 from __future__ import annotations
@@ -344,6 +344,20 @@ def seeing(real: Real, seed: Seed, ft: int) -> dict:
     return at_seeing(real, models, ft)
 
 
+def seeingcut(real: Real, seed: Seed, ft: int) -> dict:
+    """The fold model on its test frame in each worse seeing of `SEEING`, at the fold's cut and at a cut matched to
+    that seeing: the folds' rule on the fine-tuning frame made as much worse (`worse_seeing`, the copies' noise)."""
+    n, model = test_frame(ft), seed.model(f"ft{ft}")
+    cut, out = fold_cut(real, model, ft, VIEWS), {}
+    for factor in SEEING:
+        img, sex = real.in_seeing(n, factor)
+        worse_ft = [(worse_seeing(real.image[ft], factor, seed=sf.COPY_NOISE_SEED), real.truth[ft])]
+        matched = sf.choose_score_threshold(model, worse_ft, "asinh", GRID, 4.0, VIEWS)[0]
+        for label, c in (("the fold's cut", cut), ("the cut chosen in that seeing", matched)):
+            out[f"{label}, test seeing x{factor:g}"] = (sf.detect_frame(model, img, "asinh", c, views=VIEWS), sex)
+    return out
+
+
 def wider_seeing_model(real: Real, seed: Seed):
     """The seed's simulated-only model trained again as the study trains it (its calibrated simulator, training frames,
     steps, crops and galaxy prior), on frames whose seeing FWHM is drawn up to `WIDE_SEEING` times the real frames'
@@ -392,6 +406,7 @@ PER_SEED = dict(
     steps=steps,
     tta=tta,
     seeing=seeing,
+    seeingcut=seeingcut,
     simseeing=simseeing,
 )
 
