@@ -13,7 +13,6 @@ needs the data mirror (`ASTRONB_DATA_MIRROR`) and the `source-extractor` binary.
 
 import argparse
 import json
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -36,18 +35,16 @@ def calibrated():
     return sf.calibrate(frames, [read_truth_list(wf[f"{n}.list"]) for n in (242, 244)])[0]
 
 
-def frame_rows(model, op: dict, cfg, fwhm: float, seed: int, folder: Path) -> list:
+def frame_rows(model, op: dict, cfg, fwhm: float, seed: int) -> list:
     "F1 of the network and of SExtractor on one simulated frame of seeing `fwhm`, at each radius."
-    img, truth, par = sf.simulate_frame(replace(cfg, fwhm=(fwhm, fwhm)), seed=seed)
-    path = folder / f"fwhm{fwhm:g}_{seed}.fits"
-    sf.write_frame(path, img, truth, par)
+    img, truth, _ = sf.simulate_frame(replace(cfg, fwhm=(fwhm, fwhm)), seed=seed)
     net = sf.detect_frame(model, img, "asinh", op["score_min"], views=op.get("views", 1))
-    sex, seen = sf.detect_sextractor(path), sf.frame_seeing(img)
-    return [
-        dict(fwhm=fwhm, measured=seen, radius=r, network=sf.score_frame(net, truth, r)["f1"],
-             sextractor=sf.score_frame(sex, truth, r)["f1"])
-        for r in RADII
-    ]  # fmt: skip
+    sex, seen = sf.sextractor_on_image(img), sf.frame_seeing(img)
+    rows = []
+    for r in RADII:
+        f1 = {m: sf.score_frame(c, truth, r)["f1"] for m, c in (("network", net), ("sextractor", sex))}
+        rows.append(dict(fwhm=fwhm, measured=seen, radius=r, **f1))
+    return rows
 
 
 def main(argv=None):
@@ -60,13 +57,9 @@ def main(argv=None):
     man = json.loads((ROOT / "results" / "starfield" / "manifest.json").read_text())
     card, weights = read_card(a.card or ROOT / man["models"]["default"])
     model, cfg = sf.load_detector(weights), calibrated()
-    with tempfile.TemporaryDirectory() as d:
-        rows = [
-            r
-            for f in a.fwhm
-            for s in range(a.frames)
-            for r in frame_rows(model, card["operating_point"], cfg, f, 9000 + s, Path(d))
-        ]
+    rows = [
+        r for f in a.fwhm for s in range(a.frames) for r in frame_rows(model, card["operating_point"], cfg, f, 9000 + s)
+    ]
     df = pd.DataFrame(rows).assign(ratio=lambda t: t.network / t.sextractor)
     out = df.groupby(["fwhm", "radius"]).agg(
         measured=("measured", "mean"),
