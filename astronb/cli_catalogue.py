@@ -235,6 +235,14 @@ def _fallback_meta(a) -> dict | None:
     on = "frames of worse seeing than the card's domain.seeing_fwhm_px_max (each with method in frames)"
     return dict(method=fb, thresh_sigma=a.thresh, minarea_px=a.minarea, on=on)
 
+# %% ../nbs/99c_cli_catalogue.ipynb #10185d26023b46108eb7d9f57d49d2b3
+def _seeing_cuts(a, card) -> list | None:
+    """The card's score cuts by seeing (`operating_point.score_min_by_seeing`, `starfield.seeing_cuts`) that cut the
+    network on each frame by its measured seeing; None for a baseline, a --score-min, or a card without them."""
+    if a.baseline or a.score_min is not None:
+        return None
+    return (card or {}).get("operating_point", {}).get("score_min_by_seeing") or None
+
 # %% ../nbs/99c_cli_catalogue.ipynb #0d77d72d
 def _catalogues(a, step) -> tuple:
     "(catalogues, frame infos) of `a.frames`: serially, or on Dask (`--workers`, `--scheduler`; resumable parts)."
@@ -297,7 +305,8 @@ CARD_PROVENANCE = (
 def _method_meta(a, card, norm, score_min) -> dict:
     """The detection method and its settings: a classical extractor's thresholds, or the network's weights and card,
     and, for a card that says in what seeing it was checked, the extractor that replaces it on frames of worse seeing
-    (each such frame's `method` in `frames`)."""
+    (each such frame's `method` in `frames`); with the card's cuts by seeing, `score_min` is its cut in its own
+    seeing and each frame's own is in `frames`."""
 
     if a.baseline:
         flux = "sep's isophotal flux" if a.baseline == "sep" else "SExtractor's FLUX_AUTO"
@@ -307,6 +316,7 @@ def _method_meta(a, card, norm, score_min) -> dict:
         weights=str(Path(a.weights).resolve()),
         normalisation=norm,
         score_min=score_min,
+        score_min_by_seeing=bool(_seeing_cuts(a, card)),  # each frame's cut, by its seeing, in `frames`
         views=a.views,
         flux="background-subtracted sum in a 3 px radius aperture (sep.sum_circle)",
         fallback=_fallback_meta(a) if (card or {}).get("domain") else None,  # no seeing checked: nothing to leave
@@ -338,6 +348,7 @@ def _cmd_detect(a):
     card, weights, norm, score_min = _detector(a)
     settings = dict(norm=norm, score_min=score_min, views=a.views or 1, thresh=a.thresh, minarea=a.minarea)
     settings |= dict(zero_point=a.zero_point, domain=(card or {}).get("domain"), fallback=_fallback(a))
+    settings |= dict(score_min_by_seeing=_seeing_cuts(a, card))
     step = partial(sf.catalogue_frame, baseline=a.baseline, weights=weights, runtime=a.runtime, **settings)
     if a.watch:
         return _watch_detect(a, step, card, norm, score_min)

@@ -347,8 +347,9 @@ def _fit_starfield(a, train: list, ckpt, start: dict | None = None):
 def _starfield_card(a, model, out, frames: list, train: list, source: dict | None = None):
     """The card of a detector trained by `astronb train starfield`: its score cut the best F1 within --radius px on
     `frames` (the validation frames, else, fine-tuning, the fine-tuning frames: the study's folds' rule); its seeing
-    domain that of the frames it was trained on, `train` (`starfield.seeing_domain`); `source`: the card of the detector
-    it was fine-tuned from."""
+    domain that of the frames it was trained on, `train` (`starfield.seeing_domain`), with cuts chosen the same way on
+    `frames` made worse (`starfield.seeing_cuts`) for `detect` to pick by each frame's seeing; `source`: the card of
+    the detector it was fine-tuned from."""
     from astronb import starfield as sf
     from astronb.cards import write_card
     from astronb.core import file_digest
@@ -370,6 +371,7 @@ def _starfield_card(a, model, out, frames: list, train: list, source: dict | Non
             chosen_on=f"best F1 within {a.radius:g} px on {on}, with {a.views} test-time view(s)",
             galaxy_odds=float(model.roi_heads.galaxy_odds),
             score_min_by_views={str(v): c for v, c in cuts.items()},
+            score_min_by_seeing=sf.seeing_cuts(model, frames, a.norm, a.radius, sorted(cuts)),
         ),
         dict(
             note="none: `astronb train` keeps no test frames; score the model on yours with `astronb detect` and "

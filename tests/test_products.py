@@ -100,10 +100,11 @@ def test_detect_with_fewer_views_runs_at_the_card_s_cut_for_them(shared_mirror, 
 
 
 def test_detect_hands_a_frame_of_worse_seeing_than_its_card_was_checked_in_to_sextractor(shared_mirror, tmp_path):
-    """The shipped card says in what seeing it was checked (its fine-tuning frames' FWHM, and 1.7x the worst of them,
-    as far as the study measured its margin over SExtractor). `detect` measures each frame's seeing and keeps it in the
-    catalogue's provenance. On the frame in 2x worse seeing (`extract.worse_seeing`; its measured FWHM 2.3x), where
-    the study's fold models fell to 0.78 of SExtractor's F1, it warns, naming the frame, and by default that frame's
+    """The shipped card says in what seeing it was checked (its fine-tuning frames' FWHM, and `SEEING_CHECKED` (1.8)
+    times the worst of them, as far as the study measured its margin over SExtractor). `detect` measures each frame's
+    seeing and keeps it in the catalogue's provenance. On the frame in 2x worse seeing (`extract.worse_seeing`; its
+    measured FWHM 2.3x), where the study's fold models fell to 0.78 of SExtractor's F1 (1.05 at the cut chosen in that
+    seeing: level), it warns, naming the frame, and by default that frame's
     sources are SExtractor's (`--fallback`), as `--baseline sextractor` gives them, the frame's `method` saying so;
     the real frame itself passes without a word, from the network. `--fallback none` keeps the network there."""
     from astropy.io import fits
@@ -113,7 +114,7 @@ def test_detect_hands_a_frame_of_worse_seeing_than_its_card_was_checked_in_to_se
     card = card_of("starfield", "default")
     dom = json.loads(card.read_text())["domain"]
     assert dom["seeing_fwhm_px"][0] > 2.5 and np.isclose(
-        dom["seeing_fwhm_px_max"], 1.7 * dom["seeing_fwhm_px"][1], atol=0.01
+        dom["seeing_fwhm_px_max"], sf.SEEING_CHECKED * dom["seeing_fwhm_px"][1], atol=0.01
     )
     frame, worse = shared_mirror / "wfsat" / "242.fits", tmp_path / "blurred.fits"
     fits.writeto(worse, worse_seeing(read_fits_image(frame)[0], 2.0).astype(np.float32))
@@ -144,12 +145,49 @@ def test_detect_hands_a_frame_of_worse_seeing_than_its_card_was_checked_in_to_se
     assert np.array_equal(none[none.frame == "242.fits"][cols], got[got.frame == "242.fits"][cols])
 
 
+def test_detect_cuts_a_frame_of_worse_seeing_at_the_card_s_cut_for_that_seeing(shared_mirror, tmp_path):
+    """Worse seeing lowers the network's scores, so the shipped card also carries the cut chosen on its fine-tuning
+    frames made 1.3, 1.6 and 2 times worse (`operating_point.score_min_by_seeing`). `detect` measures each frame's
+    seeing and cuts it at the row nearest: real frame 242 at the card's own cut, 242 in 1.6x worse seeing (measured
+    about 5.0 px, inside the checked seeing) at the 1.6x row's, which is lower, each frame's cut in the catalogue's
+    provenance; that frame's catalogue is the one `--score-min` at that cut gives. A --score-min of the user's rules
+    every frame."""
+    from astropy.io import fits
+    from astronb.extract import worse_seeing
+    from astronb.io import read_fits_image
+
+    card = card_of("starfield", "default")
+    op = json.loads(card.read_text())["operating_point"]
+    rows = {r["factor"]: r for r in op["score_min_by_seeing"]}
+    views = str(op["views"])
+    assert list(rows) == [1.0, *sf.SEEING_CUT_FACTORS] and rows[1.0]["score_min_by_views"] == op["score_min_by_views"]
+    assert rows[1.6]["score_min_by_views"][views] < rows[1.0]["score_min_by_views"][views]
+    frame, worse = shared_mirror / "wfsat" / "242.fits", tmp_path / "worse.fits"
+    fits.writeto(worse, worse_seeing(read_fits_image(frame)[0], 1.6).astype(np.float32))
+    r = run("detect", frame, worse, "--out", tmp_path / "c.ecsv", "--weights", card)
+    assert r.returncode == 0 and "warning:" not in r.stderr, r.stderr[-2000:]
+    t = Table.read(tmp_path / "c.ecsv")
+    seen = {Path(f["path"]).name: f for f in t.meta["frames"]}
+    assert t.meta["score_min_by_seeing"] and "method" not in seen["worse.fits"]  # the network, at each frame's cut
+    assert seen["242.fits"]["score_min"] == rows[1.0]["score_min_by_views"][views]
+    assert seen["worse.fits"]["score_min"] == rows[1.6]["score_min_by_views"][views]
+    got = t.to_pandas()
+    got = got[got.frame == "worse.fits"].reset_index(drop=True)
+    cut = rows[1.6]["score_min_by_views"][views]
+    r = run("detect", worse, "--weights", card, "--score-min", cut, "--out", tmp_path / "fixed.ecsv")
+    assert r.returncode == 0, r.stderr[-2000:]
+    fixed = Table.read(tmp_path / "fixed.ecsv")
+    assert not fixed.meta["score_min_by_seeing"] and "score_min" not in fixed.meta["frames"][0]
+    cols = ["x", "y", "score"]
+    assert np.array_equal(got[cols].to_numpy(), fixed.to_pandas()[cols].to_numpy()) and got.score.min() >= cut
+
+
 def test_fine_tuning_with_train_remakes_the_study_s_fold_model(shared_mirror, tmp_path):
     """A user fine-tunes the study's simulated-only detector on a labelled frame of theirs with `astronb train
     starfield --weights CARD`, the steps, learning rate (lr / 4), crop and batch read from the card: on real frame 242
     with the study's seed this is fold A's fine-tuning, so the weights are the fold model's to the bit, and the score
     cuts chosen on the frame within 4 px (the study's radius for these lists), for 8 views and for 1 and 4, are the fold
-    model's."""
+    model's; its cuts by seeing start from them."""
     sim, fold = card_of("starfield", "sim"), card_of("starfield", "ft242")
     seed = json.loads(sim.read_text())["params"]["seed"]
     frame, out = shared_mirror / "wfsat" / "242.fits", tmp_path / "ft.pt"
@@ -162,6 +200,10 @@ def test_fine_tuning_with_train_remakes_the_study_s_fold_model(shared_mirror, tm
     keys = ("score_min", "views", "score_min_by_views")
     assert [got["operating_point"][k] for k in keys] == [want["operating_point"][k] for k in keys]
     assert got["fine_tuned_from"]["weights_sha256"] == json.loads(sim.read_text())["weights_sha256"]
+    by_seeing = got["operating_point"]["score_min_by_seeing"]  # the same rule on copies of the frame 1.3-2x worse
+    assert [r["factor"] for r in by_seeing] == [1.0, *sf.SEEING_CUT_FACTORS]
+    assert by_seeing[0]["score_min_by_views"] == want["operating_point"]["score_min_by_views"]
+    assert by_seeing[0]["seeing_fwhm_px"] == want["domain"]["seeing_fwhm_px"][1] < by_seeing[1]["seeing_fwhm_px"]
 
 
 def classify_the_test_alerts(shared_mirror, tmp_path, key):
