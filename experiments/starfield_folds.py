@@ -10,12 +10,12 @@ variants, so each change is read against its control.
 
     python experiments/starfield_folds.py build/starfield/<run>/sim_<sim>/models ... --variants shipped offset
 
-Variants: shipped, winpos, offset, cuts, clean, mix, selftrain, steps, tta, seeing, seeingcut, simseeing (each seed
-on its own) and ensemble (the seeds together). `--edges` adds the recall of the list entries within 5 px of the
-frame's edge and of the others, for the fold models, SExtractor and sep. The fine-tuning variants take about 20 s per
-model on 2 CPU cores (`seeing` about 4 minutes per seed, `seeingcut` about 1; `simseeing` trains a simulated-only
-model again, about 5 minutes per seed); the whole set about 55 minutes for three smoke seeds. Needs the data mirror
-(`ASTRONB_DATA_MIRROR`) and the `source-extractor` binary.
+Variants: shipped, winpos, offset, cuts, clean, mix, selftrain, steps, tta, seeing, seeingcut, seeingpick, simseeing
+(each seed on its own) and ensemble (the seeds together). `--edges` adds the recall of the list entries within 5 px
+of the frame's edge and of the others, for the fold models, SExtractor and sep. The fine-tuning variants take about
+20 s per model on 2 CPU cores (`seeing` about 4 minutes per seed, `seeingcut` and `seeingpick` about 1; `simseeing`
+trains a simulated-only model again, about 5 minutes per seed); the whole set about 55 minutes for three smoke
+seeds. Needs the data mirror (`ASTRONB_DATA_MIRROR`) and the `source-extractor` binary.
 """
 
 from __future__ import annotations
@@ -383,6 +383,22 @@ def wider_seeing_model(real: Real, seed: Seed):
 _WIDER = {}  # models folder -> its wider-seeing simulated-only model, trained once for both folds
 
 
+def seeingpick(real: Real, seed: Seed, ft: int) -> dict:
+    """The fold model on its test frame as it is and in each worse seeing of `SEEING`, at the fold's cut and cut as
+    `astronb detect` cuts it with a card's cuts by seeing: `sf.seeing_cuts` on the fine-tuning frame (within 4 px, the
+    study's views), then the row nearest the test frame's measured seeing (`sf.seeing_score_min`). Frames beyond the
+    card's checked seeing go to SExtractor in `detect`; here the network runs on them, as with `--fallback none`."""
+    n, model = test_frame(ft), seed.model(f"ft{ft}")
+    rows = sf.seeing_cuts(model, [(real.image[ft], real.truth[ft])], "asinh", 4.0, (VIEWS,), grid=GRID)
+    cut, out = fold_cut(real, model, ft, VIEWS), {}
+    for factor in (1.0, *SEEING):
+        img, sex = real.in_seeing(n, factor)
+        picked = sf.seeing_score_min(rows, sf.frame_seeing(img), VIEWS, cut)
+        for label, c in (("the fold's cut", cut), ("the card's cut for the frame's measured seeing", picked)):
+            out[f"{label}, test seeing x{factor:g}"] = (sf.detect_frame(model, img, "asinh", c, views=VIEWS), sex)
+    return out
+
+
 def simseeing(real: Real, seed: Seed, ft: int) -> dict:
     """The fold's fine-tuning redone from a simulated-only model trained on a wider range of seeing
     (`wider_seeing_model`), beside the fold model, both on the test frame in worse seeing too (`at_seeing`)."""
@@ -407,6 +423,7 @@ PER_SEED = dict(
     tta=tta,
     seeing=seeing,
     seeingcut=seeingcut,
+    seeingpick=seeingpick,
     simseeing=simseeing,
 )
 
