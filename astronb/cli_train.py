@@ -358,7 +358,7 @@ def _starfield_card(a, model, out, frames: list, train: list, source: dict | Non
         v: sf.choose_score_threshold(model, frames, a.norm, radius=a.radius, views=v)[0]
         for v in sorted({*VIEW_CHOICES, a.views})
     }
-    thr = cuts[a.views]
+    thr, by_views = cuts[a.views], {str(v): c for v, c in cuts.items()}
     on = f"the validation frames {', '.join(Path(f).name for f in a.val)}" if a.val else "its fine-tuning frames"
     card = write_card(
         out,
@@ -370,8 +370,8 @@ def _starfield_card(a, model, out, frames: list, train: list, source: dict | Non
             views=a.views,
             chosen_on=f"best F1 within {a.radius:g} px on {on}, with {a.views} test-time view(s)",
             galaxy_odds=float(model.roi_heads.galaxy_odds),
-            score_min_by_views={str(v): c for v, c in cuts.items()},
-            score_min_by_seeing=sf.seeing_cuts(model, frames, a.norm, a.radius, sorted(cuts)),
+            score_min_by_views=by_views,
+            score_min_by_seeing=sf.seeing_cuts(model, frames, a.norm, a.radius, sorted(cuts), own=by_views),
         ),
         dict(
             note="none: `astronb train` keeps no test frames; score the model on yours with `astronb detect` and "

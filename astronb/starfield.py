@@ -755,19 +755,24 @@ def seeing_cuts(
     views=(1, 4, 8),
     factors=SEEING_CUT_FACTORS,
     seed: int = COPY_NOISE_SEED,
+    own: dict | None = None,
     **kw,
 ) -> list:
     """A score cut for each seeing, for `operating_point.score_min_by_seeing` (`seeing_score_min` picks one by a
     frame's measured seeing): `choose_score_threshold` (within `radius` px, for each number of `views`) on the labelled
     `frames` [(image, truth), ...] as they are and on copies of them `factors` times worse (`extract.worse_seeing`
     with `seed`, the same truth lists), each row with the frames' mean measured seeing (`frame_seeing`); no rows when
-    the frames' seeing cannot be measured (too few stars). kw: passed to `choose_score_threshold` (grid)."""
+    the frames' seeing cannot be measured (too few stars). own: the cuts by views (str(views) -> cut) already chosen on
+    the frames as they are, kept instead of being chosen again. kw: passed to `choose_score_threshold` (grid)."""
     rows = []
     for k in (1.0, *factors):
         at = frames if k == 1 else [(worse_seeing(im, k, seed=seed), tr) for im, tr in frames]
         fwhm = [f for f in map(frame_seeing, (im for im, _ in at)) if f == f]
         if not fwhm:  # too few stars to measure (then `worse_seeing` cannot blur by the seeing either)
             return rows
-        cuts = {str(v): choose_score_threshold(model, at, norm, radius=radius, views=v, **kw)[0] for v in views}
+        if k == 1 and own is not None:
+            cuts = own
+        else:
+            cuts = {str(v): choose_score_threshold(model, at, norm, radius=radius, views=v, **kw)[0] for v in views}
         rows.append(dict(factor=k, seeing_fwhm_px=round(float(np.mean(fwhm)), 2), score_min_by_views=cuts))
     return rows
