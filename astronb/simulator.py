@@ -34,14 +34,26 @@ class SimConfig:
     cosmic_rays: int = 6
     noise_corr: float = 0.0  # fraction of the noise variance in a smooth component (real frames: about 0.2)
     noise_corr_scale: float = 3.0  # px, Gaussian sigma of that component
+    psf_axis_ratio: tuple = (1.0, 1.0)  # minor / major FWHM of the PSF, drawn per frame at a random angle (1: round)
 
 # %% ../nbs/30a_simulator.ipynb #51e563aa
 def _moffat(r2, fwhm, beta):
     alpha = fwhm / (2 * math.sqrt(2 ** (1 / beta) - 1))
     return (beta - 1) / (math.pi * alpha**2) * (1 + r2 / alpha**2) ** (-beta)
 
+# %% ../nbs/30a_simulator.ipynb #57792ffb
+def _psf_r2(dx, dy, q: float = 1.0, angle: float = 0.0):
+    """The squared radius `_moffat` takes, for offsets (dx, dy) from the centre of a PSF of axis ratio `q` (minor /
+    major FWHM) whose major axis lies at `angle` (radians from +x): its FWHM is `fwhm / sqrt(q)` along the major axis
+    and `fwhm * sqrt(q)` across it, so their geometric mean and the total flux are the round PSF's."""
+    if q == 1:
+        return dx**2 + dy**2  # the round PSF's, to the last bit
+    u = dx * math.cos(angle) + dy * math.sin(angle)
+    v = -dx * math.sin(angle) + dy * math.cos(angle)
+    return u**2 * q + v**2 / q
+
 # %% ../nbs/30a_simulator.ipynb #e4a2c0001
-def _sersic_stamp(n, re, q, theta, fwhm, beta, half):
+def _sersic_stamp(n, re, q, theta, psf: tuple, half):
     from scipy.special import gammaincinv
     from scipy.signal import fftconvolve
 
@@ -50,8 +62,8 @@ def _sersic_stamp(n, re, q, theta, fwhm, beta, half):
     u = xx * math.cos(theta) + yy * math.sin(theta)
     v = (-xx * math.sin(theta) + yy * math.cos(theta)) / q
     prof = np.exp(-bn * ((np.hypot(u, v) / re) ** (1 / n) - 1))
-    psf = _moffat(xx**2 + yy**2, fwhm, beta)
-    out = np.clip(fftconvolve(prof, psf / psf.sum(), mode="same"), 0, None)
+    kernel = _moffat(_psf_r2(xx, yy, *psf[2:]), *psf[:2])
+    out = np.clip(fftconvolve(prof, kernel / kernel.sum(), mode="same"), 0, None)
     return out / out.sum()
 
 # %% ../nbs/30a_simulator.ipynb #e4a2c0002
@@ -64,14 +76,15 @@ def sample_magnitudes(rng, n, mag_range=(10, 24), slope=0.3):
 def _galaxy_stamp(rng, psf: tuple, half: int):
     "A Sersic galaxy of random index, size, axis ratio and angle seen through `psf`: a (2 half + 1)² stamp."
     return _sersic_stamp(
-        rng.uniform(0.5, 4.0), rng.uniform(1.5, 4.0), rng.uniform(0.3, 1.0), rng.uniform(0, np.pi), *psf, half
+        rng.uniform(0.5, 4.0), rng.uniform(1.5, 4.0), rng.uniform(0.3, 1.0), rng.uniform(0, np.pi), psf, half
     )
 
 # %% ../nbs/30a_simulator.ipynb #e4a2d0001
 def _paint_sources(model, rng, cfg: SimConfig, sources, psf):
     """Add each source's flux to `model` (in place): sources = (x, y, magnitude, is_galaxy) arrays, psf = (FWHM, Moffat
-    beta). Galaxies draw their Sersic shape from `rng`, stars are Moffat profiles at their sub-pixel position."""
-    S, half = model.shape[0], int(max(8, 4 * psf[0]))
+    beta, axis ratio, major-axis angle; `_psf_r2`). Galaxies draw their Sersic shape from `rng`, stars are Moffat
+    profiles at their sub-pixel position."""
+    S, half = model.shape[0], int(max(8, 4 * psf[0] / math.sqrt(psf[2])))
     for x, y, m, g in zip(*sources):
         flux = 10 ** (-0.4 * (m - cfg.zero_point))
         ix, iy = int(x), int(y)
@@ -82,7 +95,7 @@ def _paint_sources(model, rng, cfg: SimConfig, sources, psf):
             model[y0:y1, x0:x1] += flux * st[sy0 : sy0 + (y1 - y0), sx0 : sx0 + (x1 - x0)]
         else:
             yy, xx = np.mgrid[y0:y1, x0:x1] + 0.5
-            model[y0:y1, x0:x1] += flux * _moffat((xx - x) ** 2 + (yy - y) ** 2, *psf)
+            model[y0:y1, x0:x1] += flux * _moffat(_psf_r2(xx - x, yy - y, *psf[2:]), *psf[:2])
 
 # %% ../nbs/30a_simulator.ipynb #e4a2d0002
 def _observe(model, rng, cfg: SimConfig):
@@ -125,8 +138,11 @@ def _truth_table(xs, ys, mags, gal) -> pd.DataFrame:
 
 # %% ../nbs/30a_simulator.ipynb #e4a2d0005
 def simulate_frame(cfg: SimConfig = SimConfig(), seed: int = 0):
-    "(int32 image, truth DataFrame code/x/y (1-based)/mag/cls, frame parameters)."
+    """(int32 image, truth DataFrame code/x/y (1-based)/mag/cls, frame parameters). The PSF's shape (`psf_axis_ratio`,
+    a random angle) is drawn from its own generator, so round frames are the same with or without it."""
     rng = np.random.default_rng(seed)
+    shape = np.random.default_rng([seed, 1])
+    q, angle = float(shape.uniform(*cfg.psf_axis_ratio)), float(shape.uniform(0, np.pi))
     S = cfg.size
     sky, fwhm, beta = rng.uniform(*cfg.sky), rng.uniform(*cfg.fwhm), rng.uniform(*cfg.beta)
     model = np.full((S, S), sky, np.float64)
@@ -134,11 +150,15 @@ def simulate_frame(cfg: SimConfig = SimConfig(), seed: int = 0):
     mags = sample_magnitudes(rng, n, cfg.mag_range, cfg.slope)
     gal = rng.random(n) < cfg.galaxy_fraction
     xs, ys = rng.uniform(0, S, n), rng.uniform(0, S, n)  # continuous positions; pixel i spans [i, i+1)
-    _paint_sources(model, rng, cfg, (xs, ys, mags, gal), (fwhm, beta))
+    _paint_sources(model, rng, cfg, (xs, ys, mags, gal), (fwhm, beta, q, angle))
     img = _observe(model, rng, cfg)
     _add_artefacts(img, rng, cfg)
     img = np.clip(np.round(img), 0, cfg.saturation).astype(np.int32)
-    return img, _truth_table(xs, ys, mags, gal), dict(sky=sky, fwhm=fwhm, beta=beta, n_sources=int(n))
+    return (
+        img,
+        _truth_table(xs, ys, mags, gal),
+        dict(sky=sky, fwhm=fwhm, beta=beta, axis_ratio=q, theta=angle, n_sources=int(n)),
+    )
 
 # %% ../nbs/30a_simulator.ipynb #48a59a64
 def write_frame(path, img, truth, params=None):
