@@ -10,12 +10,13 @@ variants, so each change is read against its control.
 
     python experiments/starfield_folds.py build/starfield/<run>/sim_<sim>/models ... --variants shipped offset
 
-Variants: shipped, winpos, offset, cuts, clean, mix, selftrain, steps, tta, seeing, seeingcut, seeingpick, simseeing
-(each seed on its own) and ensemble (the seeds together). `--edges` adds the recall of the list entries within 5 px
-of the frame's edge and of the others, for the fold models, SExtractor and sep. The fine-tuning variants take about
-20 s per model on 2 CPU cores (`seeing` about 4 minutes per seed, `seeingcut` and `seeingpick` about 1; `simseeing`
-trains a simulated-only model again, about 5 minutes per seed); the whole set about 55 minutes for three smoke
-seeds. Needs the data mirror (`ASTRONB_DATA_MIRROR`) and the `source-extractor` binary.
+Variants: shipped, winpos, offset, cuts, clean, mix, selftrain, steps, tta, seeing, seeingcut, seeingpick, simseeing,
+smear, simshape (each seed on its own) and ensemble (the seeds together). `--edges` adds the recall of the list
+entries within 5 px of the frame's edge and of the others, for the fold models, SExtractor and sep. The fine-tuning
+variants take about 20 s per model on 2 CPU cores (`seeing` about 4 minutes per seed, `seeingcut` and `seeingpick`
+about 1, `smear` about 4; `simseeing` and `simshape` train a simulated-only model again, about 5 minutes per seed);
+the whole set about 70 minutes for three smoke seeds. Needs the data mirror (`ASTRONB_DATA_MIRROR`) and the
+`source-extractor` binary.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import torch
 from astronb import starfield as sf
 from astronb.cards import read_card
 from astronb.data import default_mirror, fetch
-from astronb.extract import worse_seeing
+from astronb.extract import detect_sep, frame_stats, worse_seeing
 from astronb.io import read_fits_image, read_truth_list
 from astronb.metrics import match_points, with_wilson
 from astronb.runtime import load_detector
@@ -43,6 +44,8 @@ GRID = np.round(np.arange(0.05, 0.96, 0.05), 2)  # the study's score grid
 SEEING = (1.3, 1.6, 2.0, 2.5)  # test frames' Gaussian-equivalent FWHM made this many times wider (`worse_seeing`)
 COPIES = (1.2, 1.4, 1.7, 2.0)  # worse-seeing copies of the fine-tuning frame tried in the fine-tuning
 VIEWS = 8  # the smoke study's test-time views (params/starfield/smoke.yaml), for fold models whose card predates them
+SMEAR = ((1.6, 0), (1.6, 45), (1.6, 90), (1.6, 135), (2.0, 60))  # (FWHM factor along one direction, its angle, deg)
+SHAPES = (0.45, 1.0)  # simulated PSF axis ratios (minor / major FWHM) tried; the real frames': 0.63 and 0.67
 WIDE_SEEING = 1.8  # simulated training seeing drawn up to this many times the real frames' median FWHM (study: 1.15)
 
 
@@ -55,6 +58,7 @@ class Real:
     sextractor: dict
     sep: dict
     worse: dict = field(default_factory=dict, repr=False)  # (frame, factor) -> (image, SExtractor's catalogue)
+    smear: dict = field(default_factory=dict, repr=False)  # (frame, factor, angle) -> (image, SExtractor's catalogue)
 
     @classmethod
     def load(cls) -> Real:
@@ -73,6 +77,31 @@ class Real:
             img = worse_seeing(self.image[n], factor)
             self.worse[n, factor] = img, sf.sextractor_on_image(img)
         return self.worse[n, factor]
+
+    def smeared(self, n: int, factor: float, angle: float) -> tuple:
+        "Frame `n` through a PSF smeared along one direction (`smeared`) and SExtractor's catalogue of it, made once."
+        if (n, factor, angle) not in self.smear:
+            img = smeared(self.image[n], factor, angle)
+            self.smear[n, factor, angle] = img, sf.sextractor_on_image(img)
+        return self.smear[n, factor, angle]
+
+
+def smeared(img, factor: float, angle: float, seed: int = 7) -> np.ndarray:
+    """The frame through a PSF smeared along one direction (a guiding error, wind shake, the coma of a wide field's
+    corners): convolved with a Gaussian along `angle` (degrees from +x) that widens the seeing FWHM `factor` times in
+    that direction only (0.2 px across it, integrated over the pixels), then white noise added to bring sep's
+    background RMS back to the frame's, as `worse_seeing` does for a round blur."""
+    from astropy.convolution import Gaussian2DKernel
+    from scipy.signal import fftconvolve
+
+    st = frame_stats(img)
+    sky, rms = st["background"], st["background_rms"]
+    k = Gaussian2DKernel(np.sqrt(factor**2 - 1) * st["fwhm_px"] / 2.3548, 0.2, np.radians(angle), mode="integrate")
+    x = fftconvolve(np.asarray(img, float) - sky, k.array / k.array.sum(), mode="same") + sky
+    noise, var = np.random.default_rng(seed).normal(0, 1, x.shape), 0.0
+    for _ in range(3):
+        var = max(var + rms**2 - detect_sep(x + np.sqrt(var) * noise).attrs["rms"] ** 2, 0.0)
+    return x + np.sqrt(var) * noise
 
 
 @dataclass
@@ -314,22 +343,30 @@ def tta(real: Real, seed: Seed, ft: int) -> dict:
     return out
 
 
-def at_seeing(real: Real, models: dict, ft: int) -> dict:
-    """Each model (label -> model) on the fold's test frame as it is and in each worse seeing of `SEEING`, with the
-    study's `VIEWS`, cut by the folds' rule on the fine-tuning frame as it is (on the study's fold models the rule
-    gives their card's cut when the card has those views); each catalogue paired with SExtractor's of the same
-    frame."""
-    n = test_frame(ft)
+def on_test_frames(real: Real, models: dict, ft: int, frames: dict) -> dict:
+    """Each model (label -> model) on each version of the fold's test frame (`frames`: label -> (image, SExtractor's
+    catalogue of it)), with the study's `VIEWS`, cut by the folds' rule on the fine-tuning frame as it is (on the
+    study's fold models the rule gives their card's cut when the card has those views); each catalogue paired with
+    SExtractor's of the same frame."""
     cuts = {label: fold_cut(real, m, ft, VIEWS) for label, m in models.items()}
-    out = {}
-    for factor in (1.0, *SEEING):
-        img, sex = real.in_seeing(n, factor)
-        for label, model in models.items():
-            out[f"{label}, test seeing x{factor:g}"] = (
-                sf.detect_frame(model, img, "asinh", cuts[label], views=VIEWS),
-                sex,
-            )
-    return out
+    return {
+        f"{label}, {name}": (sf.detect_frame(model, img, "asinh", cuts[label], views=VIEWS), sex)
+        for name, (img, sex) in frames.items()
+        for label, model in models.items()
+    }
+
+
+def at_seeing(real: Real, models: dict, ft: int) -> dict:
+    "`on_test_frames`: the test frame as it is and in each worse seeing of `SEEING`."
+    n = test_frame(ft)
+    return on_test_frames(real, models, ft, {f"test seeing x{f:g}": real.in_seeing(n, f) for f in (1.0, *SEEING)})
+
+
+def at_smear(real: Real, models: dict, ft: int) -> dict:
+    "`on_test_frames`: the test frame as it is and through each smeared PSF of `SMEAR`."
+    n = test_frame(ft)
+    smeared = {f"PSF x{f:g} along {a} deg": real.smeared(n, f, a) for f, a in SMEAR}
+    return on_test_frames(real, models, ft, {"test frame as it is": real.in_seeing(n, 1.0)} | smeared)
 
 
 def seeing(real: Real, seed: Seed, ft: int) -> dict:
@@ -358,16 +395,16 @@ def seeingcut(real: Real, seed: Seed, ft: int) -> dict:
     return out
 
 
-def wider_seeing_model(real: Real, seed: Seed):
+def sim_model(real: Real, seed: Seed, change):
     """The seed's simulated-only model trained again as the study trains it (its calibrated simulator, training frames,
-    steps, crops and galaxy prior), on frames whose seeing FWHM is drawn up to `WIDE_SEEING` times the real frames'
-    median instead of 1.15 times; about 5 minutes at smoke scale on 2 CPU cores."""
+    steps, crops and galaxy prior), on frames simulated with `change(config, real frames' stats)` instead of the
+    calibrated config; about 5 minutes at smoke scale on 2 CPU cores."""
     p = seed.params
     cfg, stats = sf.calibrate([real.image[n] for n in FRAMES], [real.truth[n] for n in FRAMES])
     gf = p["train_galaxy_fraction"] or cfg.galaxy_fraction
-    wide = replace(cfg, galaxy_fraction=gf, fwhm=(cfg.fwhm[0], WIDE_SEEING * float(stats.fwhm_px.median())))
+    sim = change(replace(cfg, galaxy_fraction=gf), stats)
     frames = [
-        sf.make_frame(*sf.simulate_frame(wide, seed=p["seed"] * 1000 + i)[:2], p["norm"])
+        sf.make_frame(*sf.simulate_frame(sim, seed=p["seed"] * 1000 + i)[:2], p["norm"])
         for i in range(p["n_train_frames"])
     ]
     torch.manual_seed(p["seed"])
@@ -380,7 +417,24 @@ def wider_seeing_model(real: Real, seed: Seed):
     return model
 
 
-_WIDER = {}  # models folder -> its wider-seeing simulated-only model, trained once for both folds
+def wider_seeing_model(real: Real, seed: Seed):
+    "`sim_model` with the training seeing FWHM drawn up to `WIDE_SEEING` times the real frames' median (study: 1.15)."
+    return sim_model(real, seed, lambda c, st: replace(c, fwhm=(c.fwhm[0], WIDE_SEEING * float(st.fwhm_px.median()))))
+
+
+def shaped_psf_model(real: Real, seed: Seed):
+    "`sim_model` with elongated PSFs: axis ratio drawn in `SHAPES` at a random angle per frame (study: round)."
+    return sim_model(real, seed, lambda c, st: replace(c, psf_axis_ratio=SHAPES))
+
+
+_RETRAINED = {}  # (models folder, kind) -> its retrained simulated-only model, trained once for both folds
+
+
+def retrained(real: Real, seed: Seed, make) -> torch.nn.Module:
+    "The seed's simulated-only model retrained by `make` (`wider_seeing_model`, `shaped_psf_model`), once per seed."
+    if (seed.models, make) not in _RETRAINED:
+        _RETRAINED[seed.models, make] = make(real, seed)
+    return _RETRAINED[seed.models, make]
 
 
 def seeingpick(real: Real, seed: Seed, ft: int) -> dict:
@@ -399,16 +453,46 @@ def seeingpick(real: Real, seed: Seed, ft: int) -> dict:
     return out
 
 
+def smear(real: Real, seed: Seed, ft: int) -> dict:
+    """The fold model on its test frame as it is and through a PSF smeared along one direction (`SMEAR`), at the fold's
+    cut and at the card's cut for the frame's measured seeing (as `seeingpick`), with the study's views, each catalogue
+    paired with SExtractor's of the same frame: does the margin hold for a PSF of another shape than the two frames'
+    (axis ratio 0.63 and 0.67, major axes at -17 and -28 degrees)?"""
+    n, model = test_frame(ft), seed.model(f"ft{ft}")
+    rows = sf.seeing_cuts(model, [(real.image[ft], real.truth[ft])], "asinh", 4.0, (VIEWS,), grid=GRID)
+    cut = fold_cut(real, model, ft, VIEWS)
+    out = {}
+    for factor, angle in ((1.0, 0), *SMEAR):
+        img, sex = real.smeared(n, factor, angle) if factor > 1 else real.in_seeing(n, 1.0)
+        picked = sf.seeing_score_min(rows, sf.frame_seeing(img), VIEWS, cut)
+        for label, c in (("the fold's cut", cut), ("the card's cut for the frame's measured seeing", picked)):
+            out[f"{label}, PSF x{factor:g} along {angle} deg"] = (
+                sf.detect_frame(model, img, "asinh", c, views=VIEWS),
+                sex,
+            )
+    return out
+
+
 def simseeing(real: Real, seed: Seed, ft: int) -> dict:
     """The fold's fine-tuning redone from a simulated-only model trained on a wider range of seeing
     (`wider_seeing_model`), beside the fold model, both on the test frame in worse seeing too (`at_seeing`)."""
-    if seed.models not in _WIDER:
-        _WIDER[seed.models] = wider_seeing_model(real, seed)
+    start = retrained(real, seed, wider_seeing_model)
     models = {
         "the fold model": seed.model(f"ft{ft}"),
-        f"simulated seeing up to x{WIDE_SEEING:g}": fine_tuned(seed, [real_frame(real, ft)], start=_WIDER[seed.models]),
+        f"simulated seeing up to x{WIDE_SEEING:g}": fine_tuned(seed, [real_frame(real, ft)], start=start),
     }
     return at_seeing(real, models, ft)
+
+
+def simshape(real: Real, seed: Seed, ft: int) -> dict:
+    """The fold's fine-tuning redone from a simulated-only model trained on elongated PSFs (`shaped_psf_model`), beside
+    the fold model, both on the test frame as it is and through the smeared PSFs of `at_smear`."""
+    start = retrained(real, seed, shaped_psf_model)
+    models = {
+        "the fold model": seed.model(f"ft{ft}"),
+        f"simulated PSF axis ratio {SHAPES[0]:g}-{SHAPES[1]:g}": fine_tuned(seed, [real_frame(real, ft)], start=start),
+    }
+    return at_smear(real, models, ft)
 
 
 PER_SEED = dict(
@@ -425,6 +509,8 @@ PER_SEED = dict(
     seeingcut=seeingcut,
     seeingpick=seeingpick,
     simseeing=simseeing,
+    smear=smear,
+    simshape=simshape,
 )
 
 

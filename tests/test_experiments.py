@@ -70,3 +70,26 @@ def test_ratios_take_the_changed_frames_own_sextractor_catalogue():
     real = folds.Real({242: None}, {242: truth}, {242: half}, {242: half})
     assert np.allclose(folds.ratios(real, all_, 242), 1.5)  # F1 1 against the frame's own SExtractor's 2/3
     assert np.allclose(folds.ratios(real, (all_, all_), 242), 1.0)  # against the changed frame's catalogue
+
+
+def _psf_moments(img, det) -> np.ndarray:
+    "Second moments (xx, yy) of the summed background-subtracted stamps of the 20 brightest unsaturated sources."
+    keep = det[(det.peak < 30000) & det.x.between(10, img.shape[1] - 11) & det.y.between(10, img.shape[0] - 11)]
+    yy, xx = np.mgrid[-6:7, -6:7]
+    stack = sum(
+        img[int(round(r.y0)) - 6 : int(round(r.y0)) + 7, int(round(r.x0)) - 6 : int(round(r.x0)) + 7]
+        for r in keep.nlargest(20, "flux").itertuples()
+    )
+    stack = np.clip(stack - np.median(stack), 0, None) * (xx**2 + yy**2 <= 36)
+    return np.array([(stack * xx**2).sum(), (stack * yy**2).sum()]) / stack.sum()
+
+
+def test_smeared_stretches_the_psf_along_its_angle_only_and_keeps_the_noise(shared_mirror):
+    from astronb import starfield as sf
+
+    img = folds.read_fits_image(shared_mirror / "wfsat" / "242.fits")[0]
+    det = sf.detect_sep(img)
+    smeared = folds.smeared(img, 1.6, 0)
+    grow = _psf_moments(smeared, det) - _psf_moments(img, det)
+    assert grow[0] > 1.0 and abs(grow[1]) < 0.25 * grow[0]  # wider along x (angle 0), about as wide along y
+    assert abs(sf.detect_sep(smeared).attrs["rms"] / det.attrs["rms"] - 1) < 0.01  # the noise brought back
