@@ -356,17 +356,27 @@ def on_test_frames(real: Real, models: dict, ft: int, frames: dict) -> dict:
     }
 
 
-def at_seeing(real: Real, models: dict, ft: int) -> dict:
-    "`on_test_frames`: the test frame as it is and in each worse seeing of `SEEING`."
+def seeing_frames(real: Real, ft: int) -> dict:
+    "The fold's test frame as it is and in each worse seeing of `SEEING`: label -> (image, SExtractor's catalogue)."
     n = test_frame(ft)
-    return on_test_frames(real, models, ft, {f"test seeing x{f:g}": real.in_seeing(n, f) for f in (1.0, *SEEING)})
+    return {f"test seeing x{f:g}": real.in_seeing(n, f) for f in (1.0, *SEEING)}
+
+
+def smear_frames(real: Real, ft: int) -> dict:
+    "The fold's test frame as it is and through each smeared PSF of `SMEAR`: label -> (image, SExtractor's catalogue)."
+    n = test_frame(ft)
+    smeared = {f"PSF x{f:g} along {a} deg": real.smeared(n, f, a) for f, a in SMEAR}
+    return {"test frame as it is": real.in_seeing(n, 1.0)} | smeared
+
+
+def at_seeing(real: Real, models: dict, ft: int) -> dict:
+    "`on_test_frames` on `seeing_frames`."
+    return on_test_frames(real, models, ft, seeing_frames(real, ft))
 
 
 def at_smear(real: Real, models: dict, ft: int) -> dict:
-    "`on_test_frames`: the test frame as it is and through each smeared PSF of `SMEAR`."
-    n = test_frame(ft)
-    smeared = {f"PSF x{f:g} along {a} deg": real.smeared(n, f, a) for f, a in SMEAR}
-    return on_test_frames(real, models, ft, {"test frame as it is": real.in_seeing(n, 1.0)} | smeared)
+    "`on_test_frames` on `smear_frames`."
+    return on_test_frames(real, models, ft, smear_frames(real, ft))
 
 
 def seeing(real: Real, seed: Seed, ft: int) -> dict:
@@ -437,40 +447,31 @@ def retrained(real: Real, seed: Seed, make) -> torch.nn.Module:
     return _RETRAINED[seed.models, make]
 
 
-def seeingpick(real: Real, seed: Seed, ft: int) -> dict:
-    """The fold model on its test frame as it is and in each worse seeing of `SEEING`, at the fold's cut and cut as
-    `astronb detect` cuts it with a card's cuts by seeing: `sf.seeing_cuts` on the fine-tuning frame (within 4 px, the
-    study's views), then the row nearest the test frame's measured seeing (`sf.seeing_score_min`). Frames beyond the
-    card's checked seeing go to SExtractor in `detect`; here the network runs on them, as with `--fallback none`."""
-    n, model = test_frame(ft), seed.model(f"ft{ft}")
+def card_cuts(real: Real, seed: Seed, ft: int, frames: dict) -> dict:
+    """The fold model on each version of its test frame (`frames`: label -> (image, SExtractor's catalogue)), at the
+    fold's cut and cut as `astronb detect` cuts it with a card's cuts by seeing: `sf.seeing_cuts` on the fine-tuning
+    frame (within 4 px, the study's views), then the row nearest the frame's measured seeing (`sf.seeing_score_min`);
+    each catalogue paired with SExtractor's of the same frame."""
+    model = seed.model(f"ft{ft}")
     rows = sf.seeing_cuts(model, [(real.image[ft], real.truth[ft])], "asinh", 4.0, (VIEWS,), grid=GRID)
     cut, out = fold_cut(real, model, ft, VIEWS), {}
-    for factor in (1.0, *SEEING):
-        img, sex = real.in_seeing(n, factor)
+    for name, (img, sex) in frames.items():
         picked = sf.seeing_score_min(rows, sf.frame_seeing(img), VIEWS, cut)
         for label, c in (("the fold's cut", cut), ("the card's cut for the frame's measured seeing", picked)):
-            out[f"{label}, test seeing x{factor:g}"] = (sf.detect_frame(model, img, "asinh", c, views=VIEWS), sex)
+            out[f"{label}, {name}"] = (sf.detect_frame(model, img, "asinh", c, views=VIEWS), sex)
     return out
+
+
+def seeingpick(real: Real, seed: Seed, ft: int) -> dict:
+    """`card_cuts` on `seeing_frames`. Frames beyond the card's checked seeing go to SExtractor in `detect`; here the
+    network runs on them, as with `--fallback none`."""
+    return card_cuts(real, seed, ft, seeing_frames(real, ft))
 
 
 def smear(real: Real, seed: Seed, ft: int) -> dict:
-    """The fold model on its test frame as it is and through a PSF smeared along one direction (`SMEAR`), at the fold's
-    cut and at the card's cut for the frame's measured seeing (as `seeingpick`), with the study's views, each catalogue
-    paired with SExtractor's of the same frame: does the margin hold for a PSF of another shape than the two frames'
-    (axis ratio 0.63 and 0.67, major axes at -17 and -28 degrees)?"""
-    n, model = test_frame(ft), seed.model(f"ft{ft}")
-    rows = sf.seeing_cuts(model, [(real.image[ft], real.truth[ft])], "asinh", 4.0, (VIEWS,), grid=GRID)
-    cut = fold_cut(real, model, ft, VIEWS)
-    out = {}
-    for factor, angle in ((1.0, 0), *SMEAR):
-        img, sex = real.smeared(n, factor, angle) if factor > 1 else real.in_seeing(n, 1.0)
-        picked = sf.seeing_score_min(rows, sf.frame_seeing(img), VIEWS, cut)
-        for label, c in (("the fold's cut", cut), ("the card's cut for the frame's measured seeing", picked)):
-            out[f"{label}, PSF x{factor:g} along {angle} deg"] = (
-                sf.detect_frame(model, img, "asinh", c, views=VIEWS),
-                sex,
-            )
-    return out
+    """`card_cuts` on `smear_frames`: does the margin hold for a PSF of another shape than the two frames' (axis ratio
+    0.63 and 0.67, major axes at -17 and -28 degrees)?"""
+    return card_cuts(real, seed, ft, smear_frames(real, ft))
 
 
 def simseeing(real: Real, seed: Seed, ft: int) -> dict:
